@@ -1,0 +1,44 @@
+# pegbot — `make run` and `make test` set everything up from a fresh clone.
+# Python comes from the machine (3.11+; never downloaded). uv comes from PATH, or is installed with
+# pip into the project venv. Dependencies come from the committed uv.lock.
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+VENV := .venv
+VPY := $(VENV)/bin/python
+UV := $(shell command -v uv 2>/dev/null || echo $(VENV)/bin/uv)
+export UV_PYTHON_DOWNLOADS := never
+
+.PHONY: setup run test bench lint typecheck sample clean
+
+$(VPY):
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "pegbot needs Python >= 3.11, found " + sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(VPY)
+	@command -v uv >/dev/null 2>&1 || [ -x $(VENV)/bin/uv ] || $(VPY) -m pip install -q uv
+	$(UV) sync --frozen --inexact --python $(VPY)
+	@touch $@
+
+setup: $(VENV)/.synced
+
+run: setup
+	$(VENV)/bin/pegbot run --config config/default.toml
+
+test: setup
+	$(VENV)/bin/pytest
+
+bench: setup
+	$(VPY) -m bench.run
+
+lint: setup
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+# Regenerate the bundled sample feed (a fixed seed: the output is identical every time).
+sample: setup
+	$(VENV)/bin/pegbot synth --scenario launch-premium --days 7 --seed 7 --out data/sample --overwrite
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,327 @@
+"""Configuration: pydantic-settings models, TOML files, environment overrides, secret references.
+
+A config file is TOML (see config/*.toml and docs/config.md). Environment variables override it
+with the ``PEGBOT_`` prefix and ``__`` as the nested delimiter, e.g.
+``PEGBOT_RISK__MAX_ORDER_NOTIONAL_USD=5000``. Secrets never live in TOML: a config names where a
+secret comes from (``{ env = "NAME" }`` or ``{ file = "/path" }``) and ``resolve_secret`` reads it
+into a ``SecretStr``. ``load_config`` raises ``ConfigError`` with one line per problem.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from bot.errors import ConfigError
+from bot.model import IssuerModel
+
+ENV_PREFIX = "PEGBOT_"
+ENV_DELIMITER = "__"
+
+
+class Strict(BaseModel):
+    """Every section rejects unknown keys, so a typo is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(Strict):
+    """Where a secret comes from: an environment variable or a file. Never the secret itself."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of env or file")
+        return self
+
+    def describe(self) -> str:
+        return f"env:{self.env}" if self.env else f"file:{self.file}"
+
+
+class VenueConfig(Strict):
+    """A venue: broker (underlying shares), exchange (token order book) or pool (AMM)."""
+
+    kind: Literal["broker", "exchange", "pool"]
+    entry_latency_ms: float = Field(50.0, ge=0, description="order entry leg latency")
+    response_latency_ms: float = Field(50.0, ge=0, description="venue answer leg latency")
+    # broker
+    commission_per_share_usd: Decimal = Field(Decimal(0), ge=0)
+    sec_fee_bps: Decimal = Field(Decimal("0.278"), ge=0, description="SEC fee on sells, bps")
+    taf_per_share_usd: Decimal = Field(Decimal("0.000166"), ge=0, description="FINRA TAF, sells")
+    taf_max_usd: Decimal = Field(Decimal("8.30"), ge=0)
+    overnight_enabled: bool = False
+    # exchange
+    maker_fee_bps: Decimal = Decimal(0)
+    taker_fee_bps: Decimal = Field(Decimal(10), ge=0)
+    fill_model: Literal["queue", "intensity"] = "queue"
+    intensity_a: float = Field(1.0, gt=0, description="fills/s at zero distance: A in A*exp(-k*d)")
+    intensity_k: float = Field(0.5, gt=0, description="decay per bps of distance from the top")
+    # pool
+    gas_per_swap: int = Field(150_000, ge=0)
+    base_fee_gwei: float = Field(20.0, ge=0)
+    priority_fee_gwei: float = Field(0.05, ge=0)
+    eth_usd: float = Field(3000.0, gt=0)
+    # real connectors (later issues) name their credentials here
+    api_key: SecretRef | None = None
+    api_secret: SecretRef | None = None
+
+
+class IssuerConfig(Strict):
+    """An issuer's primary market (DOMAIN.md: three models)."""
+
+    model: IssuerModel
+    fee_flat_usd: Decimal = Field(Decimal(0), ge=0)
+    fee_bps: Decimal = Field(Decimal(0), ge=0)
+    min_notional_usd: Decimal = Field(Decimal(0), ge=0)
+    accept_sessions: str = Field("always", description="when requests are accepted")
+    execute_sessions: str = Field("regular", description="when requests are priced/executed")
+    weekend_session: bool = False
+    latency_s: float = Field(60.0, ge=0, description="mean time from executable to priced")
+    latency_jitter_s: float = Field(30.0, ge=0, description="std-dev of that time")
+    settle_s: float = Field(600.0, ge=0, description="time from priced to tokens/cash delivered")
+    deliver_to: str = Field("", description="venue whose inventory minted tokens land in")
+    quote_valid_s: float = Field(30.0, gt=0, description="firm_quote: quote lifetime")
+    api_key: SecretRef | None = None
+
+
+class MultiplierConfig(Strict):
+    at: datetime
+    value: Decimal = Field(gt=0)
+
+
+class TokenConfig(Strict):
+    """A tokenized stock and where it trades."""
+
+    underlying: str
+    issuer: str
+    venues: list[str] = Field(min_length=1)
+    chain: str = "ethereum"
+    contract: str = ""
+    decimals: int = Field(18, ge=0, le=36)
+    multipliers: list[MultiplierConfig] = Field(default_factory=list)
+
+
+class StockConfig(Strict):
+    broker: str
+
+
+class InventoryBand(Strict):
+    target: Decimal = Field(Decimal(0), ge=0, description="token inventory to hold, in tokens")
+    band: Decimal = Field(Decimal(0), ge=0, description="tolerated distance before rebalancing")
+
+
+class StrategyConfig(Strict):
+    """Parameters of strategies/mint_redeem.py (docs/config.md explains each)."""
+
+    name: Literal["mint_redeem"] = "mint_redeem"
+    min_edge_bps: float = Field(15.0, ge=0)
+    min_edge_usd: float = Field(5.0, ge=0)
+    max_qty: float = Field(500.0, gt=0, description="largest size evaluated, tokens")
+    ladder_steps: int = Field(12, ge=1, le=200)
+    funding_rate_apy: float = Field(0.05, ge=0)
+    annual_vol: float = Field(0.30, gt=0, description="underlying vol for the basis risk premium")
+    risk_premium_sigmas: float = Field(1.0, ge=0)
+    gap_vol_multiple: float = Field(2.0, ge=0, description="extra vol per closed hour vs open")
+    overnight_hedge: bool = False
+    unhedged_risk_budget_usd: float = Field(0.0, ge=0)
+    multiplier_window_s: float = Field(3600.0, ge=0)
+    cooldown_s: float = Field(5.0, ge=0, description="min time between actions per token")
+    max_quote_age_s: float = Field(30.0, gt=0, description="older data is stale: stand aside")
+    hedge_slippage_bps: float = Field(10.0, ge=0, description="limit price band for DAY limits")
+    inventory: dict[str, InventoryBand] = Field(default_factory=dict)
+    ignore_settlement: bool = Field(False, description="naive variant for comparisons only")
+
+
+class RiskConfig(Strict):
+    max_order_notional_usd: Decimal = Field(Decimal(50_000), gt=0)
+    max_position_usd: Decimal = Field(Decimal(200_000), gt=0)
+    collar_bps: Decimal = Field(Decimal(500), gt=0)
+
+
+class BacktestConfig(Strict):
+    feed: Path = Path("data/sample")
+    seed: int = 7
+    initial_cash_usd: dict[str, Decimal] = Field(default_factory=dict)
+    initial_tokens: dict[str, Decimal] = Field(
+        default_factory=dict, description="'venue:token' -> quantity"
+    )
+    sample_interval_s: float = Field(300.0, gt=0, description="report sampling period")
+
+
+class RunConfig(Strict):
+    speed: float = Field(2000.0, gt=0, description="sim seconds per wall second")
+    health_host: str = "127.0.0.1"
+    health_port: int = Field(8787, ge=0, le=65535)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    heartbeat_s: float = Field(60.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """The whole configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter=ENV_DELIMITER,
+        extra="forbid",
+        frozen=True,
+    )
+
+    stocks: dict[str, StockConfig] = Field(default_factory=dict)
+    tokens: dict[str, TokenConfig] = Field(default_factory=dict)
+    venues: dict[str, VenueConfig] = Field(default_factory=dict)
+    issuers: dict[str, IssuerConfig] = Field(default_factory=dict)
+    strategy: StrategyConfig = StrategyConfig()
+    risk: RiskConfig = RiskConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    run: RunConfig = RunConfig()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # environment over file (init); no dotenv, no secrets dir: secrets are referenced
+        return (env_settings, init_settings)
+
+
+def _cross_check(s: Settings) -> list[str]:
+    problems: list[str] = []
+    for sym, stock in s.stocks.items():
+        v = s.venues.get(stock.broker)
+        if v is None:
+            problems.append(f"stocks.{sym}.broker: unknown venue '{stock.broker}'")
+        elif v.kind != "broker":
+            problems.append(f"stocks.{sym}.broker: venue '{stock.broker}' is a {v.kind}, not a broker")
+    for sym, tok in s.tokens.items():
+        if tok.underlying not in s.stocks:
+            problems.append(f"tokens.{sym}.underlying: unknown stock '{tok.underlying}'")
+        if tok.issuer not in s.issuers:
+            problems.append(f"tokens.{sym}.issuer: unknown issuer '{tok.issuer}'")
+        for venue in tok.venues:
+            v = s.venues.get(venue)
+            if v is None:
+                problems.append(f"tokens.{sym}.venues: unknown venue '{venue}'")
+            elif v.kind == "broker":
+                problems.append(f"tokens.{sym}.venues: '{venue}' is a broker, not a token venue")
+    for name, iss in s.issuers.items():
+        if iss.deliver_to and iss.deliver_to not in s.venues:
+            problems.append(f"issuers.{name}.deliver_to: unknown venue '{iss.deliver_to}'")
+    for key in s.strategy.inventory:
+        if key not in s.venues:
+            problems.append(f"strategy.inventory.{key}: unknown venue '{key}'")
+    for key in s.backtest.initial_cash_usd:
+        if key not in s.venues and key not in s.issuers:
+            problems.append(f"backtest.initial_cash_usd.{key}: unknown venue or issuer '{key}'")
+    for key in s.backtest.initial_tokens:
+        venue, _, token = key.partition(":")
+        if venue not in s.venues or token not in s.tokens:
+            problems.append(f"backtest.initial_tokens.{key}: expected 'venue:token' of known names")
+    return problems
+
+
+def _format_validation_error(exc: ValidationError) -> list[str]:
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            lines.append(f"{loc}: unknown key")
+        elif kind == "missing":
+            lines.append(f"{loc}: required key is missing")
+        else:
+            msg = err["msg"]
+            lines.append(f"{loc}: {msg}")
+    return lines
+
+
+def load_config(path: Path, environ: dict[str, str] | None = None) -> Settings:
+    """Read a TOML config, apply environment overrides, validate everything.
+
+    Raises ConfigError listing every problem (one line each, naming the key).
+    """
+    if not path.is_file():
+        raise ConfigError([f"config file {path} does not exist"])
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    saved = None
+    if environ is not None:
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(environ)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
+    finally:
+        if saved is not None:
+            os.environ.clear()
+            os.environ.update(saved)
+    problems = _cross_check(settings)
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def resolve_secret(ref: SecretRef, what: str) -> SecretStr:
+    """Read a referenced secret. The error names the reference, never the value."""
+    if ref.env is not None:
+        value = os.environ.get(ref.env)
+        if not value:
+            raise ConfigError([f"{what}: secret environment variable {ref.env} is not set"])
+        return SecretStr(value)
+    assert ref.file is not None
+    try:
+        return SecretStr(ref.file.read_text().strip())
+    except OSError:
+        raise ConfigError([f"{what}: secret file {ref.file} cannot be read"]) from None
+
+
+def secret_refs(s: Settings) -> list[tuple[str, SecretRef]]:
+    """Every secret reference in the config with its key path."""
+    refs: list[tuple[str, SecretRef]] = []
+    for name, v in s.venues.items():
+        for field_name in ("api_key", "api_secret"):
+            ref = getattr(v, field_name)
+            if ref is not None:
+                refs.append((f"venues.{name}.{field_name}", ref))
+    for name, i in s.issuers.items():
+        if i.api_key is not None:
+            refs.append((f"issuers.{name}.api_key", i.api_key))
+    return refs
+
+
+def render_effective(s: Settings) -> tuple[str, list[str]]:
+    """The effective config as JSON text with every secret shown only as its reference, and
+    the problems found resolving secret references (a referenced secret that is missing)."""
+    import json
+
+    problems: list[str] = []
+    for key, ref in secret_refs(s):
+        try:
+            resolve_secret(ref, key)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    data = s.model_dump(mode="json")
+    for key, ref in secret_refs(s):
+        node: Any = data
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = f"<secret from {ref.describe()}>"
+    return json.dumps(data, indent=2, sort_keys=True), problems

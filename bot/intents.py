@@ -1,0 +1,49 @@
+"""What a strategy may ask for. Intents are plain data; risk checks them, the executor acts.
+
+A strategy never calls a venue: it returns these, and learns the outcome from fills and updates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bot.model import LegRole, OrderType, RequestKind, Side, TimeInForce
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    """Place an order at a broker or exchange, or swap on a pool (market order, worst price)."""
+
+    venue: str
+    instrument: str
+    side: Side
+    qty: Decimal
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+    tif: TimeInForce = TimeInForce.DAY
+    extended_hours: bool = False
+    role: LegRole = LegRole.TOKEN
+    group_id: str = ""
+    reference_price: float = 0.0  # fair value the order was priced against, for the collar
+
+
+@dataclass(frozen=True, slots=True)
+class CancelOrder:
+    venue: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMintRedeem:
+    """Ask the issuer to mint (pay cash, receive tokens) or redeem (return tokens, receive cash)."""
+
+    issuer: str
+    token: str
+    kind: RequestKind
+    qty: Decimal
+    group_id: str = ""
+    reference_price: float = 0.0
+
+
+Intent = PlaceOrder | CancelOrder | RequestMintRedeem

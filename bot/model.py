@@ -1,0 +1,245 @@
+"""The domain model: instruments, venues, orders, fills, mint and redeem requests.
+
+Money is exact: quantities, prices, cash and fees in the ledger are ``Decimal``; on-chain amounts
+are ``int`` base units (see docs/adr/0001-exact-money.md). Floats appear only in market-data
+signal math (``bot.market``). This module holds plain data; it performs no I/O and reads no clock.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import IntEnum, StrEnum
+
+
+class Side(IntEnum):
+    """Order side. The integer is the sign of the position change."""
+
+    BUY = 1
+    SELL = -1
+
+    @property
+    def opposite(self) -> Side:
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(StrEnum):
+    MARKET = "market"
+    LIMIT = "limit"
+
+
+class TimeInForce(StrEnum):
+    DAY = "day"
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
+    OPG = "opg"
+    CLS = "cls"
+
+
+class OrderState(StrEnum):
+    """Lifecycle of an order at any venue. UNKNOWN = outcome not yet learned; never 'failed'."""
+
+    PENDING_SUBMIT = "pending_submit"  # journaled, not yet acknowledged
+    ACCEPTED = "accepted"
+    PARTIALLY_FILLED = "partially_filled"
+    PENDING_CANCEL = "pending_cancel"
+    FILLED = "filled"
+    CANCELED = "canceled"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_ORDER_STATES
+
+
+_TERMINAL_ORDER_STATES = frozenset(
+    {OrderState.FILLED, OrderState.CANCELED, OrderState.EXPIRED, OrderState.REJECTED}
+)
+
+
+class VenueKind(StrEnum):
+    BROKER = "broker"  # the underlying shares (Alpaca)
+    EXCHANGE = "exchange"  # a central limit order book listing the token (Kraken, Bybit)
+    POOL = "pool"  # an AMM pool holding the token (Uniswap v2/v3)
+    ISSUER = "issuer"  # the primary market: mint and redeem
+
+
+class IssuerModel(StrEnum):
+    """The three issuer models of DOMAIN.md."""
+
+    FIRM_QUOTE = "firm_quote"  # signed quote, atomic settlement (Ondo)
+    BROKER_ORDER = "broker_order"  # order filled at the broker's execution price (Dinari)
+    DELAYED_REQUEST = "delayed_request"  # request executed later at market (Backed xStocks)
+
+
+class RequestKind(StrEnum):
+    MINT = "mint"
+    REDEEM = "redeem"
+
+
+class RequestState(StrEnum):
+    """Lifecycle of a mint or redeem request."""
+
+    PENDING_SUBMIT = "pending_submit"
+    ACCEPTED = "accepted"  # the issuer has it; not priced yet
+    PRICED = "priced"  # price fixed; cash moved; tokens not yet delivered (mint) / cash not yet paid
+    SETTLED = "settled"  # tokens (mint) or cash (redeem) delivered
+    REJECTED = "rejected"
+    CANCELED = "canceled"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RequestState.SETTLED, RequestState.REJECTED, RequestState.CANCELED)
+
+
+class LegRole(StrEnum):
+    """Why an order exists: lets the ledger attribute PnL and a user read the trade."""
+
+    TOKEN = "token"  # sell/buy the token against the premium/discount
+    HEDGE = "hedge"  # broker leg that holds exposure flat while the issuer leg settles
+    UNWIND = "unwind"  # closes the hedge once the issuer leg is priced
+    REBALANCE = "rebalance"  # inventory management
+    QUOTE = "quote"  # market-making quote
+
+
+@dataclass(frozen=True, slots=True)
+class Stock:
+    symbol: str
+    currency: str = "USD"
+
+
+@dataclass(frozen=True, slots=True)
+class MultiplierStep:
+    """From ``effective_ns`` on, one token is worth ``multiplier`` shares."""
+
+    effective_ns: int
+    multiplier: Decimal
+
+
+@dataclass(slots=True)
+class TokenizedStock:
+    """A token backed by shares of ``underlying`` held by ``issuer``."""
+
+    symbol: str
+    underlying: str
+    issuer: str
+    chain: str = "ethereum"
+    contract: str = ""
+    decimals: int = 18
+    multipliers: list[MultiplierStep] = field(
+        default_factory=lambda: [MultiplierStep(0, Decimal(1))]
+    )
+
+    def multiplier_at(self, ts_ns: int) -> Decimal:
+        """The multiplier in force at ``ts_ns`` (steps are sorted by effective time)."""
+        idx = bisect_right([s.effective_ns for s in self.multipliers], ts_ns) - 1
+        return self.multipliers[max(idx, 0)].multiplier
+
+    def schedule_multiplier(self, effective_ns: int, multiplier: Decimal) -> None:
+        steps = [s for s in self.multipliers if s.effective_ns != effective_ns]
+        steps.append(MultiplierStep(effective_ns, multiplier))
+        steps.sort(key=lambda s: s.effective_ns)
+        self.multipliers = steps
+
+
+@dataclass(slots=True)
+class Order:
+    """An order at a broker, exchange or pool (a swap is a market order with a worst price)."""
+
+    client_id: str
+    venue: str
+    instrument: str
+    side: Side
+    qty: Decimal
+    order_type: OrderType
+    limit_price: Decimal | None = None  # for a swap: the worst acceptable price (min out)
+    tif: TimeInForce = TimeInForce.DAY
+    extended_hours: bool = False
+    role: LegRole = LegRole.TOKEN
+    group_id: str = ""  # ties the legs of one arbitrage together
+    created_ns: int = 0
+    state: OrderState = OrderState.PENDING_SUBMIT
+    filled_qty: Decimal = Decimal(0)
+    avg_price: Decimal = Decimal(0)
+    venue_order_id: str = ""
+    reason: str = ""  # rejection or cancel reason
+    reference_price: float = 0.0  # fair value / mid when decided: hedge slippage is measured to it
+
+    @property
+    def remaining(self) -> Decimal:
+        return self.qty - self.filled_qty
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One execution. ``fee_usd`` is the venue fee (commission, regulatory, exchange, pool fee is
+    inside the price); ``gas_usd`` the chain cost. ``trade_id`` makes application idempotent."""
+
+    venue: str
+    instrument: str
+    client_id: str
+    trade_id: str
+    side: Side
+    qty: Decimal
+    price: Decimal
+    ts_ns: int
+    fee_usd: Decimal = Decimal(0)
+    gas_usd: Decimal = Decimal(0)
+    role: LegRole = LegRole.TOKEN
+    group_id: str = ""
+    liquidity: str = "taker"  # "maker" or "taker"
+
+
+@dataclass(frozen=True, slots=True)
+class OrderUpdate:
+    """A venue's answer about an order (not a fill)."""
+
+    venue: str
+    client_id: str
+    state: OrderState
+    ts_ns: int
+    venue_order_id: str = ""
+    reason: str = ""
+
+
+@dataclass(slots=True)
+class MintRedeemRequest:
+    """A primary-market request. ``qty`` is in tokens; cash is USD (or USDC at par)."""
+
+    request_id: str
+    issuer: str
+    token: str
+    kind: RequestKind
+    qty: Decimal
+    requested_ns: int
+    group_id: str = ""
+    state: RequestState = RequestState.PENDING_SUBMIT
+    price: Decimal = Decimal(0)  # per token, set when priced
+    fee_usd: Decimal = Decimal(0)
+    priced_ns: int = 0
+    settled_ns: int = 0
+    reason: str = ""
+
+    @property
+    def cash_usd(self) -> Decimal:
+        """Cash the request moves once priced: paid for a mint, received for a redeem."""
+        gross = self.price * self.qty
+        return gross + self.fee_usd if self.kind is RequestKind.MINT else gross - self.fee_usd
+
+
+@dataclass(frozen=True, slots=True)
+class RequestUpdate:
+    """An issuer's answer about a mint or redeem request."""
+
+    issuer: str
+    request_id: str
+    state: RequestState
+    ts_ns: int
+    price: Decimal = Decimal(0)
+    fee_usd: Decimal = Decimal(0)
+    reason: str = ""
