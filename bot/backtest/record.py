@@ -1,0 +1,67 @@
+"""What a run keeps for its report: periodic samples, trade markers, decisions, the summary.
+
+Samples are taken on a simulated-clock timer (``backtest.sample_interval_s``), so memory grows
+with simulated time / interval, not with the number of events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from strategies.base import Decision
+
+
+@dataclass(slots=True)
+class Sample:
+    """The state of one token and the book-keeping at one instant."""
+
+    ts_ns: int
+    token: str
+    session: str  # MarketSession name at ts
+    fair_value: float  # underlying mid x multiplier (nan when unknown)
+    token_prices: dict[str, float]  # venue -> token mid (or pool price)
+    premium_bps: dict[str, float]  # venue -> (token price / fair value - 1) x 1e4
+    pnl: dict[str, float]  # component -> USD (total, realized, unrealized, spread_captured, ...)
+    inventory: dict[str, float]  # "venue:instrument" -> quantity
+    cash: dict[str, float]  # venue -> USD
+    in_flight_mints: float  # tokens being minted
+    in_flight_redeems: float  # tokens being redeemed
+
+
+@dataclass(frozen=True, slots=True)
+class TradeMark:
+    """A fill, for markers on the price chart and the trade table."""
+
+    ts_ns: int
+    venue: str
+    instrument: str
+    side: int  # +1 buy, -1 sell
+    qty: float
+    price: float
+    role: str
+    group_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequestMark:
+    ts_ns: int
+    issuer: str
+    token: str
+    kind: str  # mint / redeem
+    state: str
+    qty: float
+    price: float
+    request_id: str
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """Everything a report needs. ``summary`` is what summary.json holds."""
+
+    config_name: str
+    samples: list[Sample] = field(default_factory=list)
+    trades: list[TradeMark] = field(default_factory=list)
+    requests: list[RequestMark] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
