@@ -1,0 +1,324 @@
+"""The ledger: cash and positions per venue, in-flight mint/redeem requests, and PnL.
+
+Exact Decimal throughout (``bot.ledger.exact``): no float ever enters a balance. Cash is USD per
+account, where an account is a venue (broker, exchange, pool wallet) or an issuer (the account
+that pays for mints and receives redemptions); USDC is counted at par with USD.
+
+Who calls what (the engine is the only writer; strategies read it through ``LedgerView``):
+- ``deposit_cash`` / ``deposit_position`` at start: contributions, not PnL.
+- ``apply_fill`` for every fill; idempotent by (venue, trade_id).
+- ``track_request`` when a mint/redeem is submitted, ``apply_request_update`` for every issuer
+  update; idempotent by (request_id, state) and tolerant of skipped states.
+- ``accrue_funding`` on a timer: interest on capital locked in in-flight requests.
+- ``equity`` / ``pnl`` / ``snapshot`` for reports.
+
+The ledger performs no I/O, reads no clock (times come from the fills and updates) and never
+rejects what a venue says happened: validation of intents is ``bot.risk``'s job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from decimal import Decimal
+
+from bot.ledger.exact import ZERO, exact, from_float, funding_charge
+from bot.ledger.positions import Positions
+from bot.ledger.reports import InFlightSummary, LedgerSnapshot, PnlBreakdown, VenueBalances
+from bot.ledger.requests import STAGE, FundingLock, TrackedRequest
+from bot.model import Fill, LegRole, MintRedeemRequest, RequestState, RequestUpdate
+
+_HEDGE_ROLES = (LegRole.HEDGE, LegRole.UNWIND)
+
+
+class Ledger:
+    """Balances and PnL of the whole book. Implements ``strategies.base.LedgerView``."""
+
+    def __init__(self) -> None:
+        self._cash: dict[str, Decimal] = {}
+        self._positions = Positions()
+        self._contributions = ZERO
+        self._realized_trading = ZERO  # closed quantity at average cost, before costs
+        self._venue_fees = ZERO
+        self._gas = ZERO
+        self._issuer_fees = ZERO
+        self._hedge_slippage = ZERO
+        self._funding = ZERO
+        self._seen_fills: set[tuple[str, str]] = set()
+        self._requests: dict[str, TrackedRequest] = {}  # not yet terminal
+        self._finished: dict[str, RequestState] = {}  # terminal: later updates are stale
+        self._locks: list[FundingLock] = []
+
+    # -- LedgerView -------------------------------------------------------------------------
+
+    def position(self, venue: str, instrument: str) -> Decimal:
+        """Signed quantity of ``instrument`` held at ``venue`` (tokens in flight excluded)."""
+        return self._positions.qty(venue, instrument)
+
+    def cash(self, venue: str) -> Decimal:
+        """USD (USDC at par) at a venue or issuer account."""
+        return self._cash.get(venue, ZERO)
+
+    def in_flight(self, token: str) -> list[MintRedeemRequest]:
+        """Copies of the non-terminal requests for ``token``, oldest first; ``state`` is the
+        furthest stage the ledger has applied (PENDING_SUBMIT until the issuer answers)."""
+        return [replace(t.request) for t in self._requests.values() if t.request.token == token]
+
+    # -- contributions ----------------------------------------------------------------------
+
+    @property
+    def contributions(self) -> Decimal:
+        """Capital put in (cash plus positions at their deposit price), the zero of PnL."""
+        return self._contributions
+
+    def deposit_cash(self, account: str, amount: Decimal) -> None:
+        """Add starting cash to a venue or issuer account (negative = withdrawal)."""
+        with exact():
+            self._cash[account] = self.cash(account) + amount
+            self._contributions += amount
+
+    def deposit_position(self, venue: str, instrument: str, qty: Decimal, price: Decimal) -> None:
+        """Add a starting position valued at ``price`` (its cost basis and its contribution)."""
+        with exact():
+            self._contributions += qty * price
+            self._realized_trading += self._positions.trade((venue, instrument), qty, price)
+
+    # -- fills ------------------------------------------------------------------------------
+
+    def apply_fill(self, fill: Fill, reference_price: float = 0.0) -> bool:
+        """Apply one execution; False (and no change) if (venue, trade_id) was applied before.
+
+        Position moves by side x qty; the venue's cash by -(side x qty x price) - fee - gas.
+        ``reference_price`` (the order's fair value when decided) measures hedge slippage for
+        HEDGE and UNWIND fills: side x (price - reference) x qty, positive = cost.
+        """
+        key = (fill.venue, fill.trade_id)
+        if key in self._seen_fills:
+            return False
+        if fill.qty <= 0 or fill.price < 0:
+            raise ValueError(
+                f"fill {fill.venue}/{fill.trade_id}: qty {fill.qty} price {fill.price}"
+            )
+        with exact():
+            dq = fill.qty * fill.side
+            self._realized_trading += self._positions.trade(
+                (fill.venue, fill.instrument), dq, fill.price
+            )
+            self._cash[fill.venue] = self.cash(fill.venue) - dq * fill.price - fill.fee_usd
+            self._cash[fill.venue] -= fill.gas_usd
+            self._venue_fees += fill.fee_usd
+            self._gas += fill.gas_usd
+            if fill.role in _HEDGE_ROLES and reference_price > 0:
+                self._hedge_slippage += dq * (fill.price - from_float(reference_price))
+        self._seen_fills.add(key)
+        return True
+
+    # -- mint / redeem ----------------------------------------------------------------------
+
+    def track_request(self, request: MintRedeemRequest, venue: str) -> bool:
+        """Start tracking a submitted request (no balance moves). ``venue``: where minted tokens
+        will land, or where redeemed tokens are taken from. False if already known."""
+        rid = request.request_id
+        if rid in self._requests or rid in self._finished:
+            return False
+        copy = replace(
+            request, state=RequestState.PENDING_SUBMIT, price=ZERO, fee_usd=ZERO, reason=""
+        )
+        self._requests[rid] = TrackedRequest(copy, venue)
+        return True
+
+    def apply_request_update(
+        self, request: MintRedeemRequest, update: RequestUpdate, venue: str
+    ) -> bool:
+        """Apply an issuer update; False (and no change) if it is stale or a duplicate.
+
+        MINT: PRICED debits the issuer account price x qty + fee and the tokens are in flight;
+        SETTLED credits them to ``venue``. REDEEM: ACCEPTED takes the tokens from ``venue`` (in
+        flight to the issuer); PRICED makes price x qty - fee receivable; SETTLED credits it to
+        the issuer account. Skipped states are applied in order (a SETTLED mint that was never
+        seen PRICED is priced first). REJECTED/CANCELED returns whatever is in flight, refunds
+        issuer fees and undoes a priced redeem's PnL. Price and fee come from the update when
+        it carries a price, else from ``request``. ``venue`` is recorded on first sight and
+        ignored afterwards. UNKNOWN and PENDING_SUBMIT only start tracking.
+        """
+        rid = request.request_id
+        if update.request_id != rid:
+            raise ValueError(f"update for {update.request_id} applied to request {rid}")
+        if rid in self._finished:
+            return False
+        if STAGE[update.state] == 0:
+            return self.track_request(request, venue)
+        self.track_request(request, venue)
+        tracked = self._requests[rid]
+        if STAGE[update.state] <= tracked.stage:
+            return False
+        price, fee = (
+            (update.price, update.fee_usd) if update.price > 0 else (request.price, request.fee_usd)
+        )
+        terminal_failure = update.state in (RequestState.REJECTED, RequestState.CANCELED)
+        needs_price = tracked.stage < STAGE[RequestState.PRICED] and not terminal_failure
+        if needs_price and update.state is not RequestState.ACCEPTED and price <= 0:
+            raise ValueError(f"request {rid}: {update.state} without a price")
+        with exact():
+            if terminal_failure:
+                self._unwind(tracked, update)
+            else:
+                for step in (RequestState.ACCEPTED, RequestState.PRICED, RequestState.SETTLED):
+                    if tracked.stage < STAGE[step] <= STAGE[update.state]:
+                        self._advance(tracked, step, update.ts_ns, price, fee)
+        if tracked.request.state.is_terminal:
+            del self._requests[rid]
+            self._finished[rid] = tracked.request.state
+        return True
+
+    def _advance(
+        self, t: TrackedRequest, step: RequestState, ts_ns: int, price: Decimal, fee: Decimal
+    ) -> None:
+        req = t.request
+        key = (t.venue, req.token)
+        if step is RequestState.ACCEPTED and not t.is_mint:
+            t.tokens = req.qty
+            t.basis = self._positions.release(key, req.qty)
+            self._lock(t, t.basis, ts_ns)
+        elif step is RequestState.PRICED:
+            req.price, req.fee_usd, req.priced_ns = price, fee, ts_ns
+            self._issuer_fees += fee
+            if t.is_mint:
+                t.tokens, t.basis = req.qty, price * req.qty
+                t.cash = t.basis + fee
+                self._cash[req.issuer] = self.cash(req.issuer) - t.cash
+            else:
+                self._realized_trading += price * req.qty - t.basis
+                t.cash = price * req.qty - fee
+            self._lock(t, t.cash, ts_ns)
+        elif step is RequestState.SETTLED:
+            req.settled_ns = ts_ns
+            if t.is_mint:
+                self._realized_trading += self._positions.receive(key, t.tokens, t.basis)
+            else:
+                self._cash[req.issuer] = self.cash(req.issuer) + t.cash
+            self._lock(t, None, ts_ns)
+        req.state = step
+
+    def _unwind(self, t: TrackedRequest, update: RequestUpdate) -> None:
+        req = t.request
+        priced = t.stage >= STAGE[RequestState.PRICED]
+        if priced:
+            self._issuer_fees -= req.fee_usd
+        if t.is_mint and priced:
+            self._cash[req.issuer] = self.cash(req.issuer) + t.cash
+        elif not t.is_mint and t.stage >= STAGE[RequestState.ACCEPTED]:
+            if priced:
+                self._realized_trading -= req.price * req.qty - t.basis
+            key = (t.venue, req.token)
+            self._realized_trading += self._positions.receive(key, t.tokens, t.basis)
+        self._lock(t, None, update.ts_ns)
+        req.state, req.reason = update.state, update.reason
+
+    def _lock(self, t: TrackedRequest, notional: Decimal | None, ts_ns: int) -> None:
+        """End the request's current funding lock at ``ts_ns``; open one at ``notional`` if it
+        is positive (a redeem whose fee exceeds its proceeds locks nothing: we owe, not lend)."""
+        if t.lock is not None:
+            t.lock.end_ns = ts_ns
+            t.lock = None
+        if notional is not None and notional > 0:
+            t.lock = FundingLock(t.request.issuer, notional, ts_ns)
+            self._locks.append(t.lock)
+
+    # -- funding ----------------------------------------------------------------------------
+
+    def accrue_funding(self, now_ns: int, rate_apy: Decimal | float) -> Decimal:
+        """Charge funding on locked capital up to ``now_ns``; returns the amount charged.
+
+        Locked capital: the cash paid for a priced mint until it settles; the cost basis of
+        redeemed tokens until priced, then the receivable until settled. Each lock accrues
+        notional x rate x dt / 365 days from where the previous call left it (a lock that ended
+        between calls is charged up to its end), each charge rounded to ``FUNDING_QUANTUM``,
+        and debited from the cash of the request's issuer account: that account funds the
+        primary market. Component ``funding``. A float rate is read as its shortest repr.
+        """
+        rate = rate_apy if isinstance(rate_apy, Decimal) else from_float(rate_apy)
+        charged = ZERO
+        with exact():
+            for lock in self._locks:
+                upto = now_ns if lock.end_ns is None else min(lock.end_ns, now_ns)
+                if upto <= lock.funded_to_ns:
+                    continue
+                charge = funding_charge(lock.notional, rate, upto - lock.funded_to_ns)
+                lock.funded_to_ns = upto
+                self._cash[lock.account] = self.cash(lock.account) - charge
+                self._funding += charge
+                charged += charge
+        self._locks = [lock for lock in self._locks if not lock.done]
+        return charged
+
+    # -- valuation --------------------------------------------------------------------------
+
+    def equity(self, marks: Mapping[str, Decimal]) -> Decimal:
+        """Cash + positions at marks + in-flight tokens at marks + in-flight receivables.
+
+        ``marks`` maps instrument -> USD price; one is needed for every non-zero holding
+        (``ValueError`` names the first one missing).
+        """
+        with exact():
+            total = sum(self._cash.values(), ZERO)
+            for (_, instrument), qty, _ in self._positions.items():
+                if qty:
+                    total += qty * _mark(marks, instrument)
+            for t in self._requests.values():
+                if t.owned_tokens:
+                    total += t.owned_tokens * _mark(marks, t.request.token)
+                total += t.receivable
+            return total
+
+    def pnl(self, marks: Mapping[str, Decimal]) -> PnlBreakdown:
+        """PnL at ``marks`` with its realized/unrealized split and cost components."""
+        with exact():
+            total = self.equity(marks) - self._contributions
+            unrealized = ZERO
+            for (_, instrument), qty, basis in self._positions.items():
+                if qty:
+                    unrealized += qty * _mark(marks, instrument) - basis
+            for t in self._requests.values():
+                if t.owned_tokens:
+                    unrealized += t.owned_tokens * _mark(marks, t.request.token) - t.owned_basis
+            costs = self._venue_fees + self._gas + self._issuer_fees + self._funding
+            return PnlBreakdown(
+                total=total,
+                realized=self._realized_trading - costs,
+                unrealized=unrealized,
+                spread_captured=total + costs + self._hedge_slippage,
+                venue_fees=self._venue_fees,
+                gas=self._gas,
+                issuer_fees=self._issuer_fees,
+                hedge_slippage=self._hedge_slippage,
+                funding=self._funding,
+            )
+
+    def snapshot(self) -> LedgerSnapshot:
+        """Cash and non-zero positions per venue/account; in-flight mints and redeems per token."""
+        venues: dict[str, VenueBalances] = {}
+        for account, cash in self._cash.items():
+            venues[account] = VenueBalances(cash, {})
+        for (venue, instrument), qty, _ in self._positions.items():
+            if qty:
+                venues.setdefault(venue, VenueBalances(ZERO, {})).positions[instrument] = qty
+        mints: dict[str, InFlightSummary] = {}
+        redeems: dict[str, InFlightSummary] = {}
+        with exact():
+            for t in self._requests.values():
+                book = mints if t.is_mint else redeems
+                token = t.request.token
+                prev = book.get(token, InFlightSummary(0, ZERO, ZERO))
+                cash = t.cash if t.stage >= STAGE[RequestState.PRICED] else ZERO
+                book[token] = InFlightSummary(
+                    prev.count + 1, prev.qty + t.request.qty, prev.cash + cash
+                )
+        return LedgerSnapshot(venues, mints, redeems)
+
+
+def _mark(marks: Mapping[str, Decimal], instrument: str) -> Decimal:
+    mark = marks.get(instrument)
+    if mark is None:
+        raise ValueError(f"no mark for {instrument}")
+    return mark

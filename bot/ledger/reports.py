@@ -1,0 +1,66 @@
+"""What the ledger reports: the PnL breakdown and a balance snapshot. Plain frozen data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PnlBreakdown:
+    """PnL at a set of marks, in USD, all exact.
+
+    ``total`` = equity - contributions = ``realized`` + ``unrealized``.
+    ``unrealized`` = positions and in-flight tokens at the marks minus their cost basis.
+    ``realized`` = PnL of closed quantity (average cost) minus every cost paid so far.
+
+    The cost components are positive numbers for costs (a rebate makes ``venue_fees`` negative):
+    ``venue_fees`` (sum of fills' fee_usd), ``gas`` (sum of fills' gas_usd), ``issuer_fees``
+    (mint/redeem fees of priced requests), ``funding`` (interest on capital locked in
+    in-flight requests), ``hedge_slippage`` (HEDGE/UNWIND fills against their reference price:
+    side x (price - reference) x qty; it is inside the fill prices, not a separate cash flow).
+
+    ``spread_captured`` is the residual ``total + venue_fees + gas + issuer_fees +
+    hedge_slippage + funding``: the gross trading result before all those costs, i.e. what the
+    trades would have made with free execution and hedges filled at their reference prices.
+    """
+
+    total: Decimal
+    realized: Decimal
+    unrealized: Decimal
+    spread_captured: Decimal
+    venue_fees: Decimal
+    gas: Decimal
+    issuer_fees: Decimal
+    hedge_slippage: Decimal
+    funding: Decimal
+
+    def as_dict(self) -> dict[str, Decimal]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class VenueBalances:
+    """Cash (USD, USDC at par) and non-zero positions at one venue or issuer account."""
+
+    cash: Decimal
+    positions: dict[str, Decimal]
+
+
+@dataclass(frozen=True, slots=True)
+class InFlightSummary:
+    """In-flight requests of one kind for one token. ``cash`` is what they moved or will move:
+    paid for mints that are priced, receivable for redeems that are priced."""
+
+    count: int
+    qty: Decimal
+    cash: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerSnapshot:
+    """Balances for reports: per venue/account, and in-flight mints and redeems per token."""
+
+    venues: dict[str, VenueBalances]
+    mints: dict[str, InFlightSummary]
+    redeems: dict[str, InFlightSummary]

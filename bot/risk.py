@@ -1,0 +1,179 @@
+"""Pre-trade risk: every intent passes ``RiskEngine.check`` before the executor may act on it.
+
+Checks, in order (the first failure is the verdict):
+1. kill switch: while engaged only risk-reducing orders pass (an order that moves its venue
+   position toward zero without crossing it) and cancels; mint/redeem requests are blocked, since
+   a request commits capital for a settlement window and cannot be taken back.
+2. fair value: the intent's ``reference_price``, else ``mark(instrument)``; without one an order
+   is rejected ("no fair value to collar against") and a request cannot be valued.
+3. price collar: a limit price (or a swap's worst price) farther than ``collar_bps`` from fair
+   value is rejected; exactly at the band passes.
+4. order notional: qty x price <= ``max_order_notional_usd`` (price = limit price, else fair value).
+5. position: |exposure after| x price <= ``max_position_usd`` for the instrument at that venue.
+   For a token, exposure counts in-flight requests: unsettled mints (their tokens will land
+   here; with ``mint_venues`` known only those whose issuer delivers to this venue) and
+   accepted, unpriced redeems (their tokens left the venue but their price is not fixed, so
+   their risk is still ours). A mint is checked at its issuer's delivery venue; a redeem only
+   reduces exposure and skips this check.
+
+Reads only what it is given (a ``LedgerView`` and a mark function); performs no I/O, reads no
+clock and changes nothing but its own kill-switch flag and rejection counter.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Context, Decimal, localcontext
+
+from bot.config import RiskConfig
+from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem
+from bot.model import MintRedeemRequest, RequestKind, RequestState
+from strategies.base import LedgerView
+
+MarkFn = Callable[[str], Decimal | None]
+"""Fair value of an instrument in USD, or None when unknown."""
+
+_BPS = Decimal(10_000)
+_ZERO = Decimal(0)
+_PRECISE = Context(prec=60)  # limits compare exactly: "at the limit passes, one cent over fails"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskVerdict:
+    """``ok``, or a one-line ``reason`` and a stable ``code`` (the key of ``rejections``)."""
+
+    ok: bool
+    reason: str = ""
+    code: str = ""
+
+
+PASS = RiskVerdict(True)
+
+
+def _no_mark(instrument: str) -> Decimal | None:
+    return None
+
+
+class RiskEngine:
+    """Pre-trade checks against ``RiskConfig``, a kill switch and a count of rejections.
+
+    ``mint_venues`` maps issuer -> the venue its minted tokens land in (``IssuerConfig.deliver_to``);
+    without it a mint's landing venue is unknown and every in-flight mint counts everywhere.
+    ``rejections`` counts rejections by ``RiskVerdict.code`` for the backtest summary.
+    """
+
+    def __init__(self, config: RiskConfig, *, mint_venues: Mapping[str, str] | None = None) -> None:
+        self.config = config
+        self.mint_venues: dict[str, str] = dict(mint_venues or {})
+        self.rejections: Counter[str] = Counter()
+        self._kill_reason: str | None = None
+
+    @property
+    def kill_switch(self) -> bool:
+        return self._kill_reason is not None
+
+    def engage_kill_switch(self, reason: str) -> None:
+        """Block everything except cancels and risk-reducing orders until released."""
+        self._kill_reason = reason or "engaged"
+
+    def release_kill_switch(self) -> None:
+        self._kill_reason = None
+
+    def check(self, intent: Intent, ledger: LedgerView, mark: MarkFn = _no_mark) -> RiskVerdict:
+        """The verdict for one intent; a rejection is counted in ``rejections``."""
+        if isinstance(intent, CancelOrder):
+            return PASS
+        with localcontext(_PRECISE):
+            if isinstance(intent, PlaceOrder):
+                verdict = self._check_order(intent, ledger, mark)
+            else:
+                verdict = self._check_request(intent, ledger, mark)
+        if not verdict.ok:
+            self.rejections[verdict.code] += 1
+        return verdict
+
+    def _check_order(self, o: PlaceOrder, ledger: LedgerView, mark: MarkFn) -> RiskVerdict:
+        held = ledger.position(o.venue, o.instrument)
+        if self._kill_reason is not None and not _reduces(held, o):
+            return _reject("kill_switch", f"kill switch ({self._kill_reason}): only risk-reducing")
+        fair = _fair_value(o.reference_price, mark, o.instrument)
+        if fair is None:
+            return _reject("no_fair_value", "no fair value to collar against")
+        if o.limit_price is not None:
+            band = fair * self.config.collar_bps / _BPS
+            if abs(o.limit_price - fair) > band:
+                return _reject(
+                    "price_collar",
+                    f"limit {o.limit_price} outside fair value {fair} "
+                    f"+/- {self.config.collar_bps} bps",
+                )
+        price = o.limit_price if o.limit_price is not None else fair
+        verdict = self._check_notional(o.qty, price)
+        if not verdict.ok:
+            return verdict
+        exposure = held + self._in_flight_exposure(ledger, o.venue, o.instrument)
+        return self._check_position(o.instrument, o.venue, exposure + o.side * o.qty, price)
+
+    def _check_request(self, r: RequestMintRedeem, ledger: LedgerView, mark: MarkFn) -> RiskVerdict:
+        if self._kill_reason is not None:
+            return _reject("kill_switch", f"kill switch ({self._kill_reason}): no {r.kind}")
+        fair = _fair_value(r.reference_price, mark, r.token)
+        if fair is None:
+            return _reject("no_fair_value", f"no fair value to value the {r.kind} request")
+        verdict = self._check_notional(r.qty, fair)
+        if not verdict.ok or r.kind is RequestKind.REDEEM:
+            return verdict
+        venue = self.mint_venues.get(r.issuer)
+        held = ledger.position(venue, r.token) if venue else _ZERO
+        exposure = held + self._in_flight_exposure(ledger, venue, r.token)
+        return self._check_position(r.token, venue or r.issuer, exposure + r.qty, fair)
+
+    def _check_notional(self, qty: Decimal, price: Decimal) -> RiskVerdict:
+        notional = qty * price
+        limit = self.config.max_order_notional_usd
+        if notional > limit:
+            return _reject("max_order_notional", f"order notional {notional} > max {limit} USD")
+        return PASS
+
+    def _check_position(
+        self, instrument: str, venue: str, after: Decimal, price: Decimal
+    ) -> RiskVerdict:
+        value = abs(after) * price
+        limit = self.config.max_position_usd
+        if value > limit:
+            return _reject(
+                "max_position",
+                f"position {instrument}@{venue} would be {after} ({value} USD) > max {limit} USD",
+            )
+        return PASS
+
+    def _in_flight_exposure(self, ledger: LedgerView, venue: str | None, token: str) -> Decimal:
+        total = _ZERO
+        for req in ledger.in_flight(token):
+            landing_mint = req.kind is RequestKind.MINT and self._lands_at(req, venue)
+            unpriced_redeem = req.kind is RequestKind.REDEEM and req.state is RequestState.ACCEPTED
+            if landing_mint or unpriced_redeem:
+                total += req.qty
+        return total
+
+    def _lands_at(self, req: MintRedeemRequest, venue: str | None) -> bool:
+        target = self.mint_venues.get(req.issuer)
+        return target is None or venue is None or target == venue
+
+
+def _reduces(held: Decimal, o: PlaceOrder) -> bool:
+    """True if the order moves ``held`` toward zero without crossing it."""
+    return held != 0 and (held > 0) != (o.side > 0) and o.qty <= abs(held)
+
+
+def _fair_value(reference_price: float, mark: MarkFn, instrument: str) -> Decimal | None:
+    if reference_price > 0:
+        return Decimal(repr(reference_price))
+    fair = mark(instrument)
+    return fair if fair is not None and fair > 0 else None
+
+
+def _reject(code: str, reason: str) -> RiskVerdict:
+    return RiskVerdict(False, reason, code)
