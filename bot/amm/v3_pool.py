@@ -1,0 +1,373 @@
+"""An in-memory Uniswap v3 pool that reproduces the contract's swaps, mints and burns to the wei.
+
+``V3Pool`` keeps what the swap loop reads: price, tick, active liquidity and the initialized ticks
+with their ``liquidity_gross``/``liquidity_net``. The initialized ticks sit in a sorted list searched
+with ``bisect``; the search stops at the same 256-tick-spacing word boundaries as the contract's
+tick bitmap, because the contract computes a separate swap step at each such boundary and the step
+boundaries change the rounding.
+
+Not tracked: fee growth, protocol fees, oracle observations and per-owner positions (``burn`` only
+checks that the ticks hold the liquidity). None of them moves the price or the amounts.
+
+The swap loop is the backtest's hot path: plain ints, locals, no allocation per step unless a tick
+is crossed. ``quote`` runs the same loop without writing the result back.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right, insort
+from typing import NamedTuple
+
+from bot.amm.errors import AmmRevert
+from bot.amm.full_math import MAX_UINT128
+from bot.amm.liquidity_math import add_delta
+from bot.amm.price import price_from_sqrt_price_x96, sqrt_price_x96_from_price
+from bot.amm.sqrt_price_math import get_amount0_delta, get_amount1_delta
+from bot.amm.swap_math import compute_swap_step
+from bot.amm.tick_math import (
+    MAX_SQRT_RATIO,
+    MAX_TICK,
+    MIN_SQRT_RATIO,
+    MIN_TICK,
+    get_sqrt_ratio_at_tick,
+    get_tick_at_sqrt_ratio,
+)
+
+__all__ = [
+    "TICK_SPACING_BY_FEE",
+    "SwapResult",
+    "V3Pool",
+    "max_liquidity_per_tick",
+    "price_from_sqrt_price_x96",  # re-exported: callers find the price helpers beside the pool
+    "sqrt_price_x96_from_price",
+    "state_is_consistent",
+]
+
+_LOWEST_LIMIT = MIN_SQRT_RATIO + 1  # "no limit" going down, as routers pass it
+_HIGHEST_LIMIT = MAX_SQRT_RATIO - 1
+
+#: Tick spacing of each fee tier the Uniswap v3 factory enables (fee in pips).
+TICK_SPACING_BY_FEE: dict[int, int] = {100: 1, 500: 10, 3000: 60, 10000: 200}
+
+
+def state_is_consistent(sqrt_price_x96: int, tick: int) -> bool:
+    """Whether a pool can hold this price and tick together.
+
+    The tick is the price's tick, or one below when the price sits exactly on a tick that a
+    falling swap stopped at (the contract then stores ``tick - 1``).
+    """
+    if not MIN_SQRT_RATIO <= sqrt_price_x96 < MAX_SQRT_RATIO:
+        return False
+    computed = get_tick_at_sqrt_ratio(sqrt_price_x96)
+    return tick == computed or (
+        tick == computed - 1 and get_sqrt_ratio_at_tick(computed) == sqrt_price_x96
+    )
+
+
+class SwapResult(NamedTuple):
+    """Outcome of a swap. Amounts are signed from the pool's view: ``> 0`` the pool received it."""
+
+    amount0: int
+    amount1: int
+    sqrt_price_x96: int  # after the swap
+    tick: int  # after the swap
+    liquidity: int  # active liquidity after the swap
+    ticks_crossed: tuple[int, ...]  # initialized ticks crossed, in crossing order
+
+
+def max_liquidity_per_tick(tick_spacing: int) -> int:
+    """Tick.tickSpacingToMaxLiquidityPerTick: uint128 max over the number of usable ticks."""
+    min_tick = -(-MIN_TICK // tick_spacing) * tick_spacing  # Solidity division truncates to zero
+    max_tick = (MAX_TICK // tick_spacing) * tick_spacing
+    return MAX_UINT128 // ((max_tick - min_tick) // tick_spacing + 1)
+
+
+class V3Pool:
+    """State of one Uniswap v3 pool; see the module docstring for what is and is not modelled."""
+
+    __slots__ = (
+        "fee",
+        "tick_spacing",
+        "sqrt_price_x96",
+        "tick",
+        "liquidity",
+        "_ticks",
+        "_gross",
+        "_net",
+        "_max_per_tick",
+    )
+
+    def __init__(
+        self,
+        fee: int,
+        tick_spacing: int,
+        sqrt_price_x96: int,
+        *,
+        liquidity: int = 0,
+        tick: int | None = None,
+    ) -> None:
+        """A pool at ``sqrt_price_x96``; ``tick`` defaults to the price's tick.
+
+        Pass ``tick`` when restoring recorded state: after a swap that ends exactly on a tick while
+        the price falls, the contract stores ``tick - 1``, which the price alone cannot tell.
+        ``liquidity`` is the active liquidity; add the ranges around it with ``set_tick`` or
+        ``mint``.
+        """
+        if not 0 < fee < 1_000_000:
+            raise ValueError(f"fee must be in pips, 0 < fee < 1000000, got {fee}")
+        if not 0 < tick_spacing < 16384:
+            raise ValueError(f"tick_spacing must be in (0, 16384), got {tick_spacing}")
+        if not 0 <= liquidity <= MAX_UINT128:
+            raise ValueError(f"liquidity must fit in uint128, got {liquidity}")
+        if tick is None:
+            tick = get_tick_at_sqrt_ratio(sqrt_price_x96)  # also range-checks the price
+        elif not state_is_consistent(sqrt_price_x96, tick):
+            raise ValueError(f"tick {tick} does not go with sqrtPriceX96 {sqrt_price_x96}")
+        self.fee = fee
+        self.tick_spacing = tick_spacing
+        self.sqrt_price_x96 = sqrt_price_x96
+        self.tick = tick
+        self.liquidity = liquidity
+        self._ticks: list[int] = []
+        self._gross: dict[int, int] = {}
+        self._net: dict[int, int] = {}
+        self._max_per_tick = max_liquidity_per_tick(tick_spacing)
+
+    def __repr__(self) -> str:
+        return (
+            f"V3Pool(fee={self.fee}, tick_spacing={self.tick_spacing}, "
+            f"sqrt_price_x96={self.sqrt_price_x96}, tick={self.tick}, liquidity={self.liquidity}, "
+            f"initialized_ticks={len(self._ticks)})"
+        )
+
+    def copy(self) -> V3Pool:
+        """An independent pool with the same state."""
+        other = V3Pool.__new__(V3Pool)
+        other.fee = self.fee
+        other.tick_spacing = self.tick_spacing
+        other.sqrt_price_x96 = self.sqrt_price_x96
+        other.tick = self.tick
+        other.liquidity = self.liquidity
+        other._ticks = self._ticks.copy()
+        other._gross = self._gross.copy()
+        other._net = self._net.copy()
+        other._max_per_tick = self._max_per_tick
+        return other
+
+    # ---- initialized ticks -------------------------------------------------------------------
+
+    @property
+    def initialized_ticks(self) -> list[int]:
+        """Initialized ticks in ascending order (a copy)."""
+        return self._ticks.copy()
+
+    def tick_info(self, tick: int) -> tuple[int, int] | None:
+        """``(liquidity_gross, liquidity_net)`` of an initialized tick, else ``None``."""
+        gross = self._gross.get(tick)
+        return None if gross is None else (gross, self._net[tick])
+
+    def set_tick(self, tick: int, liquidity_gross: int, liquidity_net: int) -> None:
+        """Load one tick of a state snapshot (``liquidity_gross == 0`` clears it).
+
+        Does not touch the active liquidity: set ``liquidity`` to the snapshot's value.
+        """
+        self._check_tick(tick)
+        if not 0 <= liquidity_gross <= self._max_per_tick:
+            raise ValueError(f"liquidity_gross {liquidity_gross} out of range for tick {tick}")
+        if abs(liquidity_net) > liquidity_gross:
+            raise ValueError(f"|liquidity_net| {liquidity_net} exceeds liquidity_gross at {tick}")
+        if liquidity_gross == 0:
+            self._clear_tick(tick)
+            return
+        if tick not in self._gross:
+            insort(self._ticks, tick)
+        self._gross[tick] = liquidity_gross
+        self._net[tick] = liquidity_net
+
+    def next_initialized_tick_within_one_word(self, tick: int, lte: bool) -> tuple[int, bool]:
+        """TickBitmap.nextInitializedTickWithinOneWord: the next initialized tick at or below
+        (``lte``) or above ``tick``, or the edge of its 256-spacing word if there is none there.
+        """
+        spacing = self.tick_spacing
+        ticks = self._ticks
+        compressed = tick // spacing
+        if lte:
+            floor_tick = compressed * spacing
+            i = bisect_right(ticks, floor_tick) - 1
+            word_start = ((compressed >> 8) << 8) * spacing
+            if i >= 0 and ticks[i] >= word_start:
+                return ticks[i], True
+            return word_start, False
+        nxt = compressed + 1
+        i = bisect_left(ticks, nxt * spacing)
+        word_end = (((nxt >> 8) << 8) + 255) * spacing
+        if i < len(ticks) and ticks[i] <= word_end:
+            return ticks[i], True
+        return word_end, False
+
+    def _check_tick(self, tick: int) -> None:
+        if not MIN_TICK <= tick <= MAX_TICK:
+            raise AmmRevert(f"T: tick {tick} outside [{MIN_TICK}, {MAX_TICK}]")
+        if tick % self.tick_spacing:
+            raise AmmRevert(f"tick {tick} is not a multiple of tick spacing {self.tick_spacing}")
+
+    def _clear_tick(self, tick: int) -> None:
+        if self._gross.pop(tick, None) is not None:
+            del self._net[tick]
+            del self._ticks[bisect_left(self._ticks, tick)]
+
+    def _update_tick(self, tick: int, liquidity_delta: int, upper: bool) -> None:
+        gross_before = self._gross.get(tick, 0)
+        gross_after = add_delta(gross_before, liquidity_delta)
+        if gross_after > self._max_per_tick:
+            raise AmmRevert(f"LO: liquidity at tick {tick} exceeds the per-tick maximum")
+        if gross_after == 0:
+            self._clear_tick(tick)
+            return
+        net = self._net.get(tick, 0)
+        net = net - liquidity_delta if upper else net + liquidity_delta
+        if gross_before == 0:
+            insort(self._ticks, tick)
+        self._gross[tick] = gross_after
+        self._net[tick] = net
+
+    # ---- liquidity ---------------------------------------------------------------------------
+
+    def _modify_position(
+        self, tick_lower: int, tick_upper: int, liquidity_delta: int
+    ) -> tuple[int, int]:
+        """UniswapV3Pool._modifyPosition; returns signed (amount0, amount1) owed to the pool."""
+        if tick_lower >= tick_upper:
+            raise AmmRevert(f"TLU: tick_lower {tick_lower} >= tick_upper {tick_upper}")
+        if tick_lower < MIN_TICK:
+            raise AmmRevert(f"TLM: tick_lower {tick_lower} < MIN_TICK")
+        if tick_upper > MAX_TICK:
+            raise AmmRevert(f"TUM: tick_upper {tick_upper} > MAX_TICK")
+        self._check_tick(tick_lower)
+        self._check_tick(tick_upper)
+        if liquidity_delta == 0:
+            return 0, 0
+        # Validate everything before the first write so a revert leaves the pool unchanged.
+        new_active = self.liquidity
+        if tick_lower <= self.tick < tick_upper:
+            new_active = add_delta(self.liquidity, liquidity_delta)
+        for t in (tick_lower, tick_upper):
+            gross = add_delta(self._gross.get(t, 0), liquidity_delta)
+            if gross > self._max_per_tick:
+                raise AmmRevert(f"LO: liquidity at tick {t} exceeds the per-tick maximum")
+        self._update_tick(tick_lower, liquidity_delta, upper=False)
+        self._update_tick(tick_upper, liquidity_delta, upper=True)
+
+        sqrt_lower = get_sqrt_ratio_at_tick(tick_lower)
+        sqrt_upper = get_sqrt_ratio_at_tick(tick_upper)
+        round_up = liquidity_delta > 0
+        size = abs(liquidity_delta)
+        amount0 = amount1 = 0
+        if self.tick < tick_lower:
+            amount0 = get_amount0_delta(sqrt_lower, sqrt_upper, size, round_up)
+        elif self.tick < tick_upper:
+            amount0 = get_amount0_delta(self.sqrt_price_x96, sqrt_upper, size, round_up)
+            amount1 = get_amount1_delta(sqrt_lower, self.sqrt_price_x96, size, round_up)
+            self.liquidity = new_active
+        else:
+            amount1 = get_amount1_delta(sqrt_lower, sqrt_upper, size, round_up)
+        return (amount0, amount1) if round_up else (-amount0, -amount1)
+
+    def mint(self, tick_lower: int, tick_upper: int, liquidity: int) -> tuple[int, int]:
+        """Add ``liquidity`` over ``[tick_lower, tick_upper)``; returns the token amounts owed to
+        the pool, rounded up as the contract does."""
+        if not 0 < liquidity <= MAX_UINT128:
+            raise AmmRevert(f"mint: liquidity must be in (0, 2**128), got {liquidity}")
+        return self._modify_position(tick_lower, tick_upper, liquidity)
+
+    def burn(self, tick_lower: int, tick_upper: int, liquidity: int) -> tuple[int, int]:
+        """Remove ``liquidity`` from ``[tick_lower, tick_upper)``; returns the token amounts owed
+        to the owner (positive), rounded down as the contract does."""
+        if not 0 <= liquidity <= MAX_UINT128:
+            raise AmmRevert(f"burn: liquidity must be in [0, 2**128), got {liquidity}")
+        amount0, amount1 = self._modify_position(tick_lower, tick_upper, -liquidity)
+        return -amount0, -amount1
+
+    # ---- swaps -------------------------------------------------------------------------------
+
+    def swap(
+        self, zero_for_one: bool, amount_specified: int, sqrt_price_limit_x96: int | None = None
+    ) -> SwapResult:
+        """UniswapV3Pool.swap: ``amount_specified > 0`` exact input, ``< 0`` exact output.
+
+        ``zero_for_one`` sells token0 (price falls). ``sqrt_price_limit_x96`` stops the swap at that
+        price; ``None`` means no limit (one step inside the price bounds, as routers pass). The
+        pool's state is updated to the result.
+        """
+        result = self.quote(zero_for_one, amount_specified, sqrt_price_limit_x96)
+        self.sqrt_price_x96 = result.sqrt_price_x96
+        self.tick = result.tick
+        self.liquidity = result.liquidity
+        return result
+
+    def quote(
+        self, zero_for_one: bool, amount_specified: int, sqrt_price_limit_x96: int | None = None
+    ) -> SwapResult:
+        """What ``swap`` with the same arguments would return; the pool is not changed."""
+        if amount_specified == 0:
+            raise AmmRevert("AS: amount_specified is zero")
+        sqrt_price = self.sqrt_price_x96
+        if zero_for_one:
+            limit = _LOWEST_LIMIT if sqrt_price_limit_x96 is None else sqrt_price_limit_x96
+            if not MIN_SQRT_RATIO < limit < sqrt_price:
+                raise AmmRevert(f"SPL: price limit {limit} not in (MIN_SQRT_RATIO, {sqrt_price})")
+        else:
+            limit = _HIGHEST_LIMIT if sqrt_price_limit_x96 is None else sqrt_price_limit_x96
+            if not sqrt_price < limit < MAX_SQRT_RATIO:
+                raise AmmRevert(f"SPL: price limit {limit} not in ({sqrt_price}, MAX_SQRT_RATIO)")
+
+        exact_input = amount_specified > 0
+        remaining = amount_specified
+        calculated = 0
+        tick = self.tick
+        liquidity = self.liquidity
+        fee = self.fee
+        net_by_tick = self._net
+        next_tick = self.next_initialized_tick_within_one_word
+        crossed: list[int] | None = None
+
+        while remaining != 0 and sqrt_price != limit:
+            step_start = sqrt_price
+            tick_next, initialized = next_tick(tick, zero_for_one)
+            if tick_next < MIN_TICK:
+                tick_next = MIN_TICK
+            elif tick_next > MAX_TICK:
+                tick_next = MAX_TICK
+            sqrt_next = get_sqrt_ratio_at_tick(tick_next)
+            if zero_for_one:
+                target = limit if sqrt_next < limit else sqrt_next
+            else:
+                target = limit if sqrt_next > limit else sqrt_next
+            sqrt_price, amount_in, amount_out, fee_amount = compute_swap_step(
+                sqrt_price, target, liquidity, remaining, fee
+            )
+            if exact_input:
+                remaining -= amount_in + fee_amount
+                calculated -= amount_out
+            else:
+                remaining += amount_out
+                calculated += amount_in + fee_amount
+
+            if sqrt_price == sqrt_next:
+                if initialized:
+                    net = net_by_tick[tick_next]
+                    liquidity = add_delta(liquidity, -net if zero_for_one else net)
+                    if crossed is None:
+                        crossed = []
+                    crossed.append(tick_next)
+                tick = tick_next - 1 if zero_for_one else tick_next
+            elif sqrt_price != step_start:
+                tick = get_tick_at_sqrt_ratio(sqrt_price)
+
+        if zero_for_one == exact_input:
+            amount0, amount1 = amount_specified - remaining, calculated
+        else:
+            amount0, amount1 = calculated, amount_specified - remaining
+        return SwapResult(
+            amount0, amount1, sqrt_price, tick, liquidity, () if crossed is None else tuple(crossed)
+        )
