@@ -38,10 +38,10 @@ _COLUMN_SET = frozenset(COLUMNS)
 _KIND_VALUES = np.array(sorted(int(k) for k in EventKind), dtype=np.uint8)
 _DICTIONARY_COLUMNS = [f.name for f in SCHEMA if pa.types.is_dictionary(f.type)]
 _FLOAT_COLUMNS = frozenset(f.name for f in SCHEMA if pa.types.is_floating(f.type))
-# Measured on 2M quote rows: byte-stream-split floats and delta-packed timestamps make files ~30%
-# smaller, and faster to decode, than plain encoding under the same zstd.
+# Timestamps are delta-packed. Floats are dictionary-encoded: prices and sizes sit on a tick grid
+# with few distinct values per row group, so on the synthetic sample week (cent prices) this
+# wrote 8.5 MB where byte-stream-split wrote 12.3 MB under the same zstd.
 _ENCODINGS = {
-    **{f.name: "BYTE_STREAM_SPLIT" for f in SCHEMA if pa.types.is_floating(f.type)},
     "ts_event": "DELTA_BINARY_PACKED",
     "ts_recv": "DELTA_BINARY_PACKED",
 }
@@ -254,7 +254,7 @@ class FeedWriter:
             self.out_dir / name,
             SCHEMA,
             compression="zstd",
-            use_dictionary=[*_DICTIONARY_COLUMNS, "event"],
+            use_dictionary=[*_DICTIONARY_COLUMNS, "event", *sorted(_FLOAT_COLUMNS)],
             column_encoding=_ENCODINGS,
         )
         self._parts.append({"file": name, "events": 0, "start_ns": None, "end_ns": None})

@@ -56,9 +56,9 @@ class UnderlyingParams:
 class ExchangeParams:
     """The token's top of book on the exchange: makers smoothing toward fair value."""
 
-    rate_day: float = 1.2  # BOOK_TOP updates/s while the stock has a PRE/REGULAR/AFTER session
-    rate_night: float = 0.5  # ... during OVERNIGHT
-    rate_closed: float = 0.25  # ... while the stock is CLOSED (weekends, holidays)
+    rate_day: float = 0.5  # BOOK_TOP updates/s while the stock has a PRE/REGULAR/AFTER session
+    rate_night: float = 0.2  # ... during OVERNIGHT
+    rate_closed: float = 0.1  # ... while the stock is CLOSED (weekends, holidays)
     maker_lag_s: float = 45.0  # time constant of the makers' exponential smoothing
     noise_bps: float = 0.5  # white noise on the makers' mid
     spread_bps_day: float = 6.0  # full quoted spread (before rounding out to cents)
