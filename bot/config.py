@@ -205,7 +205,9 @@ def _cross_check(s: Settings) -> list[str]:
         if v is None:
             problems.append(f"stocks.{sym}.broker: unknown venue '{stock.broker}'")
         elif v.kind != "broker":
-            problems.append(f"stocks.{sym}.broker: venue '{stock.broker}' is a {v.kind}, not a broker")
+            problems.append(
+                f"stocks.{sym}.broker: venue '{stock.broker}' is a {v.kind}, not a broker"
+            )
     for sym, tok in s.tokens.items():
         if tok.underlying not in s.stocks:
             problems.append(f"tokens.{sym}.underlying: unknown stock '{tok.underlying}'")

@@ -44,6 +44,7 @@ class RequestMintRedeem:
     qty: Decimal
     group_id: str = ""
     reference_price: float = 0.0
+    venue: str = ""  # where minted tokens land / redeemed tokens come from ("" = issuer default)
 
 
 Intent = PlaceOrder | CancelOrder | RequestMintRedeem

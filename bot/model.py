@@ -86,7 +86,9 @@ class RequestState(StrEnum):
 
     PENDING_SUBMIT = "pending_submit"
     ACCEPTED = "accepted"  # the issuer has it; not priced yet
-    PRICED = "priced"  # price fixed; cash moved; tokens not yet delivered (mint) / cash not yet paid
+    PRICED = (
+        "priced"  # price fixed; cash moved; tokens not yet delivered (mint) / cash not yet paid
+    )
     SETTLED = "settled"  # tokens (mint) or cash (redeem) delivered
     REJECTED = "rejected"
     CANCELED = "canceled"
@@ -224,6 +226,7 @@ class MintRedeemRequest:
     priced_ns: int = 0
     settled_ns: int = 0
     reason: str = ""
+    venue: str = ""  # where minted tokens land / redeemed tokens come from ("" = issuer default)
 
     @property
     def cash_usd(self) -> Decimal:

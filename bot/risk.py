@@ -125,7 +125,7 @@ class RiskEngine:
         verdict = self._check_notional(r.qty, fair)
         if not verdict.ok or r.kind is RequestKind.REDEEM:
             return verdict
-        venue = self.mint_venues.get(r.issuer)
+        venue = r.venue or self.mint_venues.get(r.issuer)
         held = ledger.position(venue, r.token) if venue else _ZERO
         exposure = held + self._in_flight_exposure(ledger, venue, r.token)
         return self._check_position(r.token, venue or r.issuer, exposure + r.qty, fair)
@@ -159,7 +159,7 @@ class RiskEngine:
         return total
 
     def _lands_at(self, req: MintRedeemRequest, venue: str | None) -> bool:
-        target = self.mint_venues.get(req.issuer)
+        target = req.venue or self.mint_venues.get(req.issuer)
         return target is None or venue is None or target == venue
 
 

@@ -26,7 +26,9 @@ class EventKind(IntEnum):
 
     QUOTE = 1  # broker top of book for a stock: bid_px/bid_sz/ask_px/ask_sz
     TRADE = 2  # a print on any venue: price/size/side
-    BOOK_SNAPSHOT = 3  # one level of a full book snapshot: side/price/size; FLAG_FIRST clears the book
+    BOOK_SNAPSHOT = (
+        3  # one level of a full book snapshot: side/price/size; FLAG_FIRST clears the book
+    )
     BOOK_DELTA = 4  # one level change: side/price/size (size 0 deletes the level)
     BOOK_TOP = 5  # exchange top of book (e.g. bookTicker): bid_px/bid_sz/ask_px/ask_sz
     POOL_SWAP = 6  # amount0/amount1 (signed, pool's view), post-swap sqrt_price_x96/liquidity/tick
@@ -69,7 +71,9 @@ FLAG_LAST: Final = 2  # last row of a book snapshot or of one venue message
 # liquidity) are decimal strings so they stay exact.
 SCHEMA: Final = pa.schema(
     [
-        pa.field("ts_event", pa.int64(), nullable=False),  # exchange / block time, ns since epoch UTC
+        pa.field(
+            "ts_event", pa.int64(), nullable=False
+        ),  # exchange / block time, ns since epoch UTC
         pa.field("ts_recv", pa.int64(), nullable=False),  # receive time, ns since epoch UTC
         pa.field("kind", pa.uint8(), nullable=False),
         pa.field("venue", pa.dictionary(pa.int16(), pa.string()), nullable=False),

@@ -1,0 +1,443 @@
+"""Assemble a run from a config and a feed, replay it, and produce the run record.
+
+``Backtest`` is used by ``pegbot backtest`` (as fast as possible), by the daemon (paced on the
+wall clock) and by ``make bench``: one assembly, one kernel. It builds the simulated clock,
+calendar, market state, simulated venues, ledger, risk, strategy and engine; checks that the feed
+holds every instrument the config trades; replays; and summarises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bot.amm.price import price_from_sqrt_price_x96
+from bot.amm.v3_pool import TICK_SPACING_BY_FEE, V3Pool
+from bot.backtest.record import RequestMark, RunRecord, Sample, TradeMark
+from bot.backtest.replay import Pacer, replay
+from bot.backtest.summary import max_drawdown
+from bot.clock import SimClock, Stopwatch
+from bot.config import Settings
+from bot.engine import Engine
+from bot.errors import FeedError
+from bot.feeds.io import FeedReader
+from bot.feeds.schema import EventKind
+from bot.journal import MemoryJournal
+from bot.ledger import Ledger
+from bot.logging import set_time_source
+from bot.market import IssuerState, MarketState, PoolInfo, PoolMarket
+from bot.model import MultiplierStep, TokenizedStock
+from bot.risk import RiskEngine
+from bot.sessions import IssuerSessionRule, SessionCalendar
+from connectors.base import IssuerVenue, OrderVenue
+from connectors.sim import SimBroker, SimExchange, SimIssuer, SimPool
+from strategies.mint_redeem import MintRedeemStrategy
+
+log = structlog.get_logger("pegbot.backtest")
+
+
+def _to_ns(dt: datetime) -> int:
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
+
+
+def _date_of(ns: int) -> Any:
+    return datetime.fromtimestamp(ns / 1e9, tz=UTC).date()
+
+
+class Backtest:
+    """One assembled run. ``run()`` replays the whole feed and returns the ``RunRecord``."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        feed: Path | None = None,
+        seed: int | None = None,
+        log_pnl_every: int = 0,
+    ) -> None:
+        self.settings = settings
+        self.feed_path = Path(feed or settings.backtest.feed)
+        self.reader = FeedReader(self.feed_path)
+        self._check_feed()
+        start_ns = self.reader.start_ns or 0
+        end_ns = self.reader.end_ns or start_ns
+        seed = settings.backtest.seed if seed is None else seed
+        self.seed = seed
+        self.log_pnl_every = log_pnl_every
+        self.events_so_far = 0
+        self.interrupted = False
+
+        self.clock = SimClock(start_ns)
+        set_time_source(self.clock.now_ns)  # log lines carry simulated time
+        self.calendar = SessionCalendar(
+            _date_of(start_ns) - timedelta(days=7), _date_of(end_ns) + timedelta(days=14)
+        )
+        self.market = MarketState()
+        for name, icfg in settings.issuers.items():
+            self.market.issuers[name] = IssuerState(
+                name, fee_flat_usd=icfg.fee_flat_usd, fee_bps=icfg.fee_bps
+            )
+        self.tokens = {
+            sym: TokenizedStock(
+                symbol=sym,
+                underlying=t.underlying,
+                issuer=t.issuer,
+                chain=t.chain,
+                contract=t.contract,
+                decimals=t.decimals,
+                multipliers=[MultiplierStep(0, Decimal(1))]
+                + [MultiplierStep(_to_ns(m.at), m.value) for m in t.multipliers],
+            )
+            for sym, t in settings.tokens.items()
+        }
+        self.issuer_rules = {
+            name: IssuerSessionRule(
+                self.calendar,
+                accept=i.accept_sessions,
+                execute=i.execute_sessions,
+                weekend=i.weekend_session,
+            )
+            for name, i in settings.issuers.items()
+        }
+        self.venues: dict[str, OrderVenue] = {}
+        for name, v in settings.venues.items():
+            if v.kind == "broker":
+                self.venues[name] = SimBroker(name, v, self.market, self.clock, self.calendar)
+            elif v.kind == "exchange":
+                rng = random.Random(f"{seed}:{name}")
+                self.venues[name] = SimExchange(name, v, self.market, self.clock, rng)
+            # pools are created when the feed's POOL_STATE row arrives (see _on_pool_state)
+        self.issuers: dict[str, IssuerVenue] = {
+            name: SimIssuer(
+                name,
+                i,
+                self.market,
+                self.clock,
+                self.calendar,
+                random.Random(f"{seed}:{name}"),
+                self.tokens,
+            )
+            for name, i in settings.issuers.items()
+        }
+        self.ledger = Ledger()
+        for account, amount in settings.backtest.initial_cash_usd.items():
+            self.ledger.deposit_cash(account, amount)
+        self.risk = RiskEngine(
+            settings.risk,
+            mint_venues={n: i.deliver_to for n, i in settings.issuers.items() if i.deliver_to},
+        )
+        self.strategy = MintRedeemStrategy(settings)
+        self.engine = Engine(
+            settings=settings,
+            clock=self.clock,
+            sessions=self.calendar,
+            issuer_sessions=self.issuer_rules,
+            market=self.market,
+            tokens=self.tokens,
+            ledger=self.ledger,
+            risk=self.risk,
+            strategy=self.strategy,
+            venues=self.venues,
+            issuers=self.issuers,
+            journal=MemoryJournal(),
+        )
+        self.engine.on_sample = self._sample
+        self.record = RunRecord(config_name=str(self.feed_path))
+        self._pnl_series: list[float] = []
+        self._tokens_deposited = False
+
+    # ---- feed checks -----------------------------------------------------------------------
+    def _check_feed(self) -> None:
+        have = self.reader.instruments
+        venues_in_feed = {v for v, _ in have}
+        missing: list[str] = []
+        for sym, stock in self.settings.stocks.items():
+            if (stock.broker, sym) not in have:
+                missing.append(f"stock {sym} at {stock.broker}")
+        for sym, tok in self.settings.tokens.items():
+            for venue in tok.venues:
+                kind = self.settings.venues[venue].kind
+                if kind == "pool":
+                    if venue not in venues_in_feed:
+                        missing.append(f"token {sym} pool {venue}")
+                elif (venue, sym) not in have:
+                    missing.append(f"token {sym} at {venue}")
+        if missing:
+            raise FeedError(
+                f"feed {self.feed_path} lacks instruments the config trades: {', '.join(missing)}"
+            )
+
+    # ---- pools -------------------------------------------------------------------------------
+    def _on_pool_state(self, venue: str, instrument: str, row: dict[str, Any]) -> None:
+        if venue not in self.settings.venues or venue in self.market.pools:
+            return
+        try:
+            params = json.loads(row["value"] or "{}")
+            fee = int(params["fee"])
+            pool = V3Pool(
+                fee,
+                int(params.get("tick_spacing", TICK_SPACING_BY_FEE.get(fee, 60))),
+                int(row["sqrt_price_x96"]),
+                liquidity=int(row["liquidity"] or 0),
+                tick=row["tick"],
+            )
+        except (KeyError, ValueError, TypeError) as exc:
+            raise FeedError(
+                f"feed {self.feed_path}: bad POOL_STATE row for {venue}: {exc}"
+            ) from None
+        token = self.engine._pool_token.get(venue, params.get("token0", ""))
+        info = PoolInfo(
+            venue=venue,
+            token=token,
+            quote=params["token1"] if params.get("token0") == token else params.get("token0", ""),
+            token_is_token0=params.get("token0") == token,
+            decimals0=int(params.get("decimals0", 18)),
+            decimals1=int(params.get("decimals1", 6)),
+            fee_pips=fee,
+            tick_spacing=pool.tick_spacing,
+        )
+        self.market.pools[venue] = PoolMarket(info, pool, row["ts_recv"])
+        sim = SimPool(venue, self.settings.venues[venue], self.market, self.clock)
+        sim.bind(self.engine)
+        self.venues[venue] = sim
+        self.engine.pool_sinks[venue] = sim
+
+    def pool_price(self, venue: str) -> float:
+        pm = self.market.pools.get(venue)
+        if pm is None:
+            return math.nan
+        i = pm.info
+        p = price_from_sqrt_price_x96(pm.pool.sqrt_price_x96, i.decimals0, i.decimals1)
+        return p if i.token_is_token0 else (1.0 / p if p else math.nan)
+
+    # ---- sampling ----------------------------------------------------------------------------
+    def _deposit_tokens(self) -> None:
+        """Starting token inventory is valued at the first fair value (its contribution)."""
+        pending = self.settings.backtest.initial_tokens
+        for key in pending:
+            token = key.partition(":")[2]
+            fv = self.engine.fair_value(token)
+            if fv != fv:
+                return  # no quote yet: try again at the next sample
+        for key, qty in pending.items():
+            venue, _, token = key.partition(":")
+            price = Decimal(repr(round(self.engine.fair_value(token), 6)))
+            self.ledger.deposit_position(venue, token, qty, price)
+        self._tokens_deposited = True
+
+    def _sample(self, engine: Engine) -> None:
+        if not self._tokens_deposited:
+            self._deposit_tokens()
+        now = self.clock.now_ns()
+        marks = engine.marks()
+        try:
+            pnl = {k: float(v) for k, v in self.ledger.pnl(marks).as_dict().items()}
+        except ValueError:
+            return  # a holding without a mark yet (before the first quote)
+        snap = self.ledger.snapshot()
+        inventory = {
+            f"{venue}:{inst}": float(q)
+            for venue, bal in snap.venues.items()
+            for inst, q in bal.positions.items()
+        }
+        cash = {venue: float(bal.cash) for venue, bal in snap.venues.items()}
+        session = self.calendar.session_at(now).name
+        for token, tcfg in self.settings.tokens.items():
+            fv = engine.fair_value(token)
+            prices: dict[str, float] = {}
+            for venue in tcfg.venues:
+                if self.settings.venues[venue].kind == "pool":
+                    prices[venue] = self.pool_price(venue)
+                else:
+                    book = self.market.books.get((venue, token))
+                    prices[venue] = book.top.mid if book is not None else math.nan
+            premium = {
+                v: (p / fv - 1.0) * 1e4 if fv == fv and fv else math.nan for v, p in prices.items()
+            }
+            mints = snap.mints.get(token)
+            redeems = snap.redeems.get(token)
+            self.record.samples.append(
+                Sample(
+                    ts_ns=now,
+                    token=token,
+                    session=session,
+                    fair_value=fv,
+                    token_prices=prices,
+                    premium_bps=premium,
+                    pnl=pnl,
+                    inventory=inventory,
+                    cash=cash,
+                    in_flight_mints=float(mints.qty) if mints else 0.0,
+                    in_flight_redeems=float(redeems.qty) if redeems else 0.0,
+                )
+            )
+        self._pnl_series.append(pnl["total"])
+        if self.log_pnl_every and len(self._pnl_series) % self.log_pnl_every == 0:
+            log.info(
+                "pnl",
+                total=round(pnl["total"], 2),
+                spread_captured=round(pnl["spread_captured"], 2),
+                fees=round(pnl["venue_fees"] + pnl["gas"] + pnl["issuer_fees"], 2),
+                funding=round(pnl["funding"], 2),
+                session=session,
+            )
+
+    # ---- run ---------------------------------------------------------------------------------
+    def run(self, *, pacer: Pacer | None = None, progress: Any = None) -> RunRecord:
+        watch = Stopwatch()
+        self.engine.start()
+
+        def on_batch(events: int, ts_ns: int) -> None:
+            self.events_so_far = events
+            if progress is not None:
+                progress(events, ts_ns)
+
+        events = replay(
+            self.engine,
+            self.clock,
+            self.reader.iter_batches(),
+            on_pool_state=self._on_pool_state,
+            pacer=pacer,
+            progress=on_batch,
+        )
+        self.events_so_far = events
+        self.interrupted = events < self.reader.events
+        wall = watch.elapsed_s()
+        self._sample(self.engine)  # the final state
+        self._finish(events, wall)
+        return self.record
+
+    def _finish(self, events: int, wall: float) -> None:
+        rec = self.record
+        rec.decisions = list(self.engine.decisions)
+        for f in self.engine.fills:
+            rec.trades.append(
+                TradeMark(
+                    f.ts_ns,
+                    f.venue,
+                    f.instrument,
+                    int(f.side),
+                    float(f.qty),
+                    float(f.price),
+                    str(f.role),
+                    f.group_id,
+                )
+            )
+        for req, upd in self.engine.request_log:
+            rec.requests.append(
+                RequestMark(
+                    upd.ts_ns,
+                    req.issuer,
+                    req.token,
+                    str(req.kind),
+                    str(upd.state),
+                    float(req.qty),
+                    float(upd.price or req.price),
+                    req.request_id,
+                )
+            )
+        marks = self.engine.marks()
+        pnl = self.ledger.pnl(marks)
+        snap = self.ledger.snapshot()
+        counters = self.engine.counters
+        rec.summary = {
+            "feed": str(self.feed_path),
+            "seed": self.seed,
+            "events": events,
+            "interrupted": self.interrupted,
+            "wall_seconds": round(wall, 3),
+            "events_per_second": round(events / wall, 1) if wall > 0 else None,
+            "sim_start_ns": self.reader.start_ns,
+            "sim_end_ns": self.clock.now_ns(),
+            "pnl_usd": pnl.total,
+            "pnl_components": {k: v for k, v in pnl.as_dict().items() if k != "total"},
+            "max_drawdown_usd": max_drawdown([0.0, *self._pnl_series]),
+            "trades": counters["trades"],
+            "mints": counters["mints"],
+            "redeems": counters["redeems"],
+            "hedges": counters["hedges"],
+            "risk_rejections": sum(self.risk.rejections.values()),
+            "risk_rejections_by_reason": dict(self.risk.rejections),
+            "decisions": len(rec.decisions),
+            "decisions_taken": sum(1 for d in rec.decisions if d.taken),
+            "final_inventory": {
+                venue: {inst: q for inst, q in bal.positions.items()}
+                for venue, bal in snap.venues.items()
+            },
+            "final_cash": {venue: bal.cash for venue, bal in snap.venues.items()},
+            "in_flight": {
+                "mints": {t: str(s.qty) for t, s in snap.mints.items()},
+                "redeems": {t: str(s.qty) for t, s in snap.redeems.items()},
+            },
+        }
+
+
+def print_summary(record: RunRecord) -> None:
+    """The summary as readable lines on stdout (daemon exit, backtest end)."""
+    s = record.summary
+    comps = s["pnl_components"]
+    print(
+        f"events {s['events']:,}  wall {s['wall_seconds']:.1f}s  "
+        f"({s['events_per_second'] or 0:,.0f} events/s)"
+    )
+    print(
+        f"pnl {Decimal(s['pnl_usd']):,.2f} USD  (spread captured {Decimal(comps['spread_captured']):,.2f}, "
+        f"venue fees {Decimal(comps['venue_fees']):,.2f}, gas {Decimal(comps['gas']):,.2f}, "
+        f"issuer fees {Decimal(comps['issuer_fees']):,.2f}, hedge slippage "
+        f"{Decimal(comps['hedge_slippage']):,.2f}, funding {Decimal(comps['funding']):,.2f})"
+    )
+    print(
+        f"trades {s['trades']}  mints {s['mints']}  redeems {s['redeems']}  hedges {s['hedges']}  "
+        f"risk rejections {s['risk_rejections']}  max drawdown {s['max_drawdown_usd']:,.2f} USD"
+    )
+    for venue, positions in sorted(s["final_inventory"].items()):
+        if positions:
+            held = ", ".join(f"{inst} {q}" for inst, q in sorted(positions.items()))
+            print(f"inventory {venue}: {held}")
+
+
+def run_backtest_cli(config_path: Path, *, feed: Path | None, out: Path, seed: int | None) -> None:
+    """``pegbot backtest``: run, then write summary.json and report.html into ``out``."""
+    import sys
+
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from bot.backtest.report import write_report
+    from bot.backtest.summary import write_summary
+    from bot.config import load_config
+    from bot.logging import configure_logging
+
+    settings = load_config(config_path)
+    configure_logging("warning")
+    bt = Backtest(settings, feed=feed, seed=seed)
+    bt.record.config_name = str(config_path)
+    total = bt.reader.events
+    if sys.stderr.isatty():
+        with Progress(
+            TextColumn("backtest"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} events"),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("replay", total=total)
+            record = bt.run(progress=lambda n, _ts: bar.update(task, completed=n))
+    else:
+        record = bt.run()
+    out.mkdir(parents=True, exist_ok=True)
+    write_summary(record, out)
+    write_report(record, out)
+    print_summary(record)
+    print(f"wrote {out / 'summary.json'} and {out / 'report.html'}")
+
+
+__all__ = ["Backtest", "EventKind", "print_summary", "run_backtest_cli"]

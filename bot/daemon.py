@@ -1,0 +1,112 @@
+"""``pegbot run``: the long-lived daemon.
+
+In this slice the daemon runs the strategy against simulated venues that replay a recorded feed
+paced on the wall clock (``run.speed`` simulated seconds per wall second), serves ``/healthz``,
+logs each decision and a running PnL, and prints the summary when the feed ends or on SIGINT /
+SIGTERM. The kernel is the one the backtest uses; only the pacing differs. A later issue points
+the default at a local broker sandbox with real connectors and a live clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import threading
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+from bot.backtest.replay import StopReplay
+from bot.backtest.runner import Backtest, print_summary
+from bot.clock import NS_PER_SECOND, Pacer
+from bot.config import Settings
+from bot.logging import configure_logging
+
+log = structlog.get_logger("pegbot.daemon")
+
+PACE_SLICE_S = 0.02  # wall seconds of replay handled between pacing checks
+
+
+def run_daemon(
+    settings: Settings,
+    *,
+    config_path: Path,
+    feed: Path | None = None,
+    speed: float | None = None,
+    port: int | None = None,
+) -> int:
+    """Run until the feed ends or a signal arrives. Returns the process exit code."""
+    configure_logging(settings.run.log_level)
+    bt = Backtest(settings, feed=feed, log_pnl_every=12)
+    speed = speed or settings.run.speed
+    return asyncio.run(_main(bt, settings, speed, port, config_path))
+
+
+async def _main(
+    bt: Backtest, settings: Settings, speed: float, port: int | None, config_path: Path
+) -> int:
+    stop = threading.Event()
+    pacer = Pacer(speed, max_sleep_s=1.0)
+    slice_ns = int(PACE_SLICE_S * speed * NS_PER_SECOND)
+    outcome: dict[str, Any] = {}
+
+    def pace(ts_ns: int) -> int:
+        if stop.is_set():
+            raise StopReplay
+        delay = pacer.delay_s(ts_ns)
+        if delay > 0 and stop.wait(delay):
+            raise StopReplay
+        return ts_ns + slice_ns
+
+    def work() -> None:
+        try:
+            outcome["record"] = bt.run(pacer=pace)
+        except BaseException as exc:  # reported by the health endpoint and the exit code
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, name="pegbot-engine", daemon=True)
+
+    def status() -> tuple[bool, dict[str, Any]]:
+        alive = worker.is_alive() and "error" not in outcome
+        return alive, {
+            "engine_alive": alive,
+            "events": bt.events_so_far,
+            "sim_time_ns": bt.engine.clock.now_ns(),
+            "config": str(config_path),
+        }
+
+    runner, bound = await _start_health(status, settings.run.health_host, port, settings)
+    log.info(
+        "daemon_started",
+        feed=str(bt.feed_path),
+        speed=speed,
+        health=f"http://{settings.run.health_host}:{bound}/healthz",
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    worker.start()
+    try:
+        while worker.is_alive():
+            await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        worker.join()
+        await runner.cleanup()
+    if "error" in outcome:
+        raise outcome["error"]
+    record = outcome["record"]
+    log.info("daemon_stopped", interrupted=stop.is_set() and bt.interrupted)
+    print_summary(record)
+    return 0
+
+
+async def _start_health(
+    status: Any, host: str, port: int | None, settings: Settings
+) -> tuple[Any, int]:
+    from bot.health import start_health_server
+
+    return await start_health_server(
+        status, host, settings.run.health_port if port is None else port
+    )

@@ -1,0 +1,512 @@
+"""The engine: the one kernel that runs a strategy in backtest, paper and live.
+
+Per event (never on a polling tick) it updates ``MarketState``, lets simulated venues with
+working orders react, and calls the strategy with itself as the read-only ``StrategyContext``.
+Intents go through risk to the executor; venue answers come back through ``VenueEvents``
+(``on_order_update``, ``on_fill``, ``on_request_update``) and update the ledger before the
+strategy hears of them. The engine reads time only from its clock and performs no I/O itself.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+from typing import Any, Protocol
+
+import structlog
+
+from bot.clock import Clock
+from bot.config import Settings
+from bot.executor import Executor
+from bot.feeds import schema
+from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem
+from bot.journal import Journal
+from bot.ledger import Ledger
+from bot.market import Book, MarketState, OracleRound, TopOfBook
+from bot.model import (
+    Fill,
+    LegRole,
+    MintRedeemRequest,
+    Order,
+    OrderState,
+    OrderUpdate,
+    RequestKind,
+    RequestState,
+    RequestUpdate,
+    TokenizedStock,
+)
+from bot.risk import RiskEngine
+from bot.sessions import IssuerSessionRule, SessionCalendar
+from connectors.base import IssuerVenue, MarketListener, OrderVenue
+from strategies.base import Decision, Strategy
+
+log = structlog.get_logger("pegbot.engine")
+
+_NONE: tuple[Any, ...] = ()
+MAX_REFUSAL_DEPTH = 4
+
+
+class PoolFeedSink(Protocol):
+    """Applies recorded pool events to the pool state (the simulated pool in a backtest)."""
+
+    def apply_recorded_swap(
+        self, amount0: int, amount1: int, sqrt_price_x96_after: int, tick_after: int
+    ) -> None: ...
+
+    def apply_recorded_mint(self, tick_lower: int, tick_upper: int, liquidity: int) -> None: ...
+
+    def apply_recorded_burn(self, tick_lower: int, tick_upper: int, liquidity: int) -> None: ...
+
+
+class Engine:
+    """Market state, strategy calls, risk, execution and book-keeping for one bot."""
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        clock: Clock,
+        sessions: SessionCalendar,
+        issuer_sessions: dict[str, IssuerSessionRule],
+        market: MarketState,
+        tokens: dict[str, TokenizedStock],
+        ledger: Ledger,
+        risk: RiskEngine,
+        strategy: Strategy,
+        venues: dict[str, OrderVenue],
+        issuers: dict[str, IssuerVenue],
+        journal: Journal,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self._sessions = sessions
+        self._issuer_sessions = issuer_sessions
+        self._market = market
+        self._tokens = tokens
+        self._ledger = ledger
+        self.risk = risk
+        self.strategy = strategy
+        self.executor = Executor(venues, issuers, journal)
+        self.decisions: list[Decision] = []
+        self.counters: Counter[str] = Counter()
+        self.fills: list[Fill] = []
+        self.request_log: list[tuple[MintRedeemRequest, RequestUpdate]] = []
+        self.on_sample: Callable[[Engine], None] | None = None
+        self.pool_sinks: dict[str, PoolFeedSink] = {}
+        self.last_event_ns = 0
+        self._last_marks: dict[str, Decimal] = {}
+        self._refusal_depth = 0
+
+        # routing tables, built once so the per-event path is dict lookups only
+        tokens_of_stock: dict[str, list[str]] = {}
+        tokens_at: dict[tuple[str, str], list[str]] = {}
+        for sym, tok in settings.tokens.items():
+            tokens_of_stock.setdefault(tok.underlying, []).append(sym)
+            for venue in tok.venues:
+                tokens_at.setdefault((venue, sym), []).append(sym)
+        self._tokens_of_stock = {k: tuple(v) for k, v in tokens_of_stock.items()}
+        self._tokens_at = {k: tuple(v) for k, v in tokens_at.items()}
+        self._pool_token: dict[str, str] = {}
+        self._quote_routes: dict[
+            str, tuple[TopOfBook, tuple[MarketListener, ...], tuple[str, ...]]
+        ] = {}
+        self._book_routes: dict[
+            tuple[str, str], tuple[Book, tuple[MarketListener, ...], tuple[str, ...]]
+        ] = {}
+        self._quote_listeners: dict[str, tuple[MarketListener, ...]] = {}
+        self._book_listeners: dict[tuple[str, str], tuple[MarketListener, ...]] = {}
+        for sym, stock in settings.stocks.items():
+            v = venues.get(stock.broker)
+            if isinstance(v, MarketListener):
+                self._quote_listeners[sym] = (v,)
+        for venue, sym in self._tokens_at:
+            v = venues.get(venue)
+            if isinstance(v, MarketListener) and settings.venues[venue].kind == "exchange":
+                self._book_listeners[(venue, sym)] = (v,)
+        for venue_name, vcfg in settings.venues.items():
+            if vcfg.kind == "pool":
+                for sym, tok in settings.tokens.items():
+                    if venue_name in tok.venues:
+                        self._pool_token[venue_name] = sym
+        for v in venues.values():
+            v.bind(self)
+        for i in issuers.values():
+            i.bind(self)
+
+    # ---- StrategyContext -------------------------------------------------------------------
+    @property
+    def now_ns(self) -> int:
+        return self.clock.now_ns()
+
+    @property
+    def market(self) -> MarketState:
+        return self._market
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._ledger
+
+    @property
+    def sessions(self) -> SessionCalendar:
+        return self._sessions
+
+    @property
+    def issuer_sessions(self) -> dict[str, IssuerSessionRule]:
+        return self._issuer_sessions
+
+    @property
+    def tokens(self) -> dict[str, TokenizedStock]:
+        return self._tokens
+
+    def open_orders(self, group_id: str | None = None) -> list[Order]:
+        return self.executor.open_orders(group_id)
+
+    def record(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+        if decision.taken:
+            log.info(
+                "decision",
+                token=decision.token,
+                action=decision.action,
+                qty=decision.qty,
+                edge_usd=round(decision.edge_usd, 2),
+                edge_bps=round(decision.edge_bps, 1),
+                premium_bps=round(decision.premium_bps, 1),
+                reason=decision.reason,
+            )
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        """Schedule the periodic timers and give the strategy its first call."""
+        run = self.settings.run
+        self._schedule_every(int(run.heartbeat_s * 1e9), self._heartbeat)
+        self._schedule_every(int(self.settings.backtest.sample_interval_s * 1e9), self._sample)
+        self._act(self.strategy.on_start(self))
+
+    def _schedule_every(self, period_ns: int, fn: Callable[[], None]) -> None:
+        def tick() -> None:
+            fn()
+            self.clock.schedule(self.clock.now_ns() + period_ns, tick)
+
+        self.clock.schedule(self.clock.now_ns() + period_ns, tick)
+
+    def _heartbeat(self) -> None:
+        self._ledger.accrue_funding(
+            self.clock.now_ns(), Decimal(str(self.settings.strategy.funding_rate_apy))
+        )
+        self._act(self.strategy.on_timer(self, "heartbeat"))
+
+    def _sample(self) -> None:
+        if self.on_sample is not None:
+            self.on_sample(self)
+
+    # ---- market events (from the feed replay or live connectors) ----------------------------
+    def on_quote(
+        self, symbol: str, bid: float, bid_size: float, ask: float, ask_size: float, ts_ns: int
+    ) -> None:
+        route = self._quote_routes.get(symbol)
+        if route is None:
+            route = self._quote_route(symbol)
+        q = route[0]
+        q.bid = bid
+        q.bid_size = bid_size
+        q.ask = ask
+        q.ask_size = ask_size
+        q.ts_ns = ts_ns
+        for listener in route[1]:
+            if listener.has_working:
+                listener.on_market(symbol)
+        on_market = self.strategy.on_market
+        for token in route[2]:
+            intents = on_market(self, token)
+            if intents:
+                self._act(intents)
+
+    def _quote_route(
+        self, symbol: str
+    ) -> tuple[TopOfBook, tuple[MarketListener, ...], tuple[str, ...]]:
+        route = (
+            self._market.quote(symbol),
+            self._quote_listeners.get(symbol, _NONE),
+            self._tokens_of_stock.get(symbol, _NONE),
+        )
+        self._quote_routes[symbol] = route
+        return route
+
+    def on_book_top(
+        self,
+        venue: str,
+        instrument: str,
+        bid: float,
+        bid_size: float,
+        ask: float,
+        ask_size: float,
+        ts_ns: int,
+    ) -> None:
+        key = (venue, instrument)
+        route = self._book_routes.get(key)
+        if route is None:
+            route = self._book_route(key)
+        t = route[0].top
+        t.bid = bid
+        t.bid_size = bid_size
+        t.ask = ask
+        t.ask_size = ask_size
+        t.ts_ns = ts_ns
+        for listener in route[1]:
+            if listener.has_working:
+                listener.on_market(instrument)
+        on_market = self.strategy.on_market
+        for token in route[2]:
+            intents = on_market(self, token)
+            if intents:
+                self._act(intents)
+
+    def _book_route(
+        self, key: tuple[str, str]
+    ) -> tuple[Book, tuple[MarketListener, ...], tuple[str, ...]]:
+        route = (
+            self._market.book(*key),
+            self._book_listeners.get(key, _NONE),
+            self._tokens_at.get(key, _NONE),
+        )
+        self._book_routes[key] = route
+        return route
+
+    def on_book_level(
+        self,
+        venue: str,
+        instrument: str,
+        side: int,
+        price: float,
+        size: float,
+        flags: int,
+        ts_ns: int,
+    ) -> None:
+        key = (venue, instrument)
+        route = self._book_routes.get(key) or self._book_route(key)
+        book = route[0]
+        if flags & schema.FLAG_FIRST:
+            book.clear()
+        book.set_level(side > 0, price, size, ts_ns)
+        if flags & schema.FLAG_LAST or not flags:
+            book.refresh_top()
+            for listener in route[1]:
+                if listener.has_working:
+                    listener.on_market(instrument)
+            for token in route[2]:
+                self._act(self.strategy.on_market(self, token))
+
+    def on_trade(
+        self, venue: str, instrument: str, price: float, size: float, side: int, ts_ns: int
+    ) -> None:
+        for listener in self._book_listeners.get((venue, instrument), _NONE):
+            on_trade = getattr(listener, "on_trade", None)
+            if on_trade is not None and listener.has_working:
+                on_trade(instrument, price, size, side)
+
+    def on_pool_swap(
+        self, venue: str, amount0: int, amount1: int, sqrt_price_x96: int, tick: int, ts_ns: int
+    ) -> None:
+        sink = self.pool_sinks.get(venue)
+        if sink is not None:
+            sink.apply_recorded_swap(amount0, amount1, sqrt_price_x96, tick)
+        pm = self._market.pools.get(venue)
+        if pm is not None:
+            pm.ts_ns = ts_ns
+        token = self._pool_token.get(venue)
+        if token is not None:
+            intents = self.strategy.on_market(self, token)
+            if intents:
+                self._act(intents)
+
+    def on_pool_liquidity(
+        self, venue: str, tick_lower: int, tick_upper: int, liquidity: int, add: bool
+    ) -> None:
+        sink = self.pool_sinks.get(venue)
+        if sink is None:
+            return
+        if add:
+            sink.apply_recorded_mint(tick_lower, tick_upper, liquidity)
+        else:
+            sink.apply_recorded_burn(tick_lower, tick_upper, liquidity)
+
+    def on_issuer_event(
+        self, issuer: str, token: str, event: str, value: str | None, ts_effective: int | None
+    ) -> None:
+        now = self.clock.now_ns()
+        state = self._market.issuers.get(issuer)
+        tok = self._tokens.get(token)
+        if event == schema.ISSUER_MULTIPLIER_SCHEDULED and tok is not None and value:
+            tok.schedule_multiplier(ts_effective or now, Decimal(value))
+        elif event == schema.ISSUER_MULTIPLIER_ACTIVATED and tok is not None and value:
+            if tok.multiplier_at(now) != Decimal(value):
+                tok.schedule_multiplier(now, Decimal(value))
+        elif event in (schema.ISSUER_PAUSED, schema.ISSUER_UNPAUSED) and state is not None:
+            state.paused = event == schema.ISSUER_PAUSED
+        elif event == schema.ISSUER_FEE_CHANGED and state is not None and value:
+            fee = json.loads(value)
+            state.fee_flat_usd = Decimal(str(fee.get("flat_usd", state.fee_flat_usd)))
+            state.fee_bps = Decimal(str(fee.get("bps", state.fee_bps)))
+        if state is not None:
+            state.last_event_ns = now
+        log.info("issuer_event", issuer=issuer, token=token, name=event, value=value)
+        if tok is not None:
+            self._act(self.strategy.on_market(self, token))
+
+    def on_oracle(self, feed: str, price: float, round_id: int, ts_ns: int) -> None:
+        o = self._market.oracles.get(feed)
+        if o is None:
+            o = self._market.oracles[feed] = OracleRound()
+        o.price, o.round_id, o.ts_ns = price, round_id, ts_ns
+
+    # ---- intents -----------------------------------------------------------------------------
+    def _act(self, intents: Iterable[Intent] | None) -> None:
+        if not intents:
+            return
+        now = self.clock.now_ns()
+        for intent in intents:
+            if isinstance(intent, CancelOrder):
+                self.executor.cancel(intent, now)
+                continue
+            verdict = self.risk.check(intent, self._ledger, self.mark)
+            if not verdict.ok:
+                log.warning("risk_rejected", intent=type(intent).__name__, reason=verdict.reason)
+                self._refused(intent, now, verdict.reason)
+                continue
+            if isinstance(intent, PlaceOrder):
+                order = self.executor.place(intent, now)
+                if order.state is OrderState.REJECTED:
+                    self._tell_strategy(self.strategy.on_order, order)
+            elif isinstance(intent, RequestMintRedeem):
+                req = self.executor.request(intent, now)
+                if req.state is RequestState.REJECTED:
+                    self._tell_strategy(self.strategy.on_request, req)
+                    continue
+                self._ledger.track_request(req, self._request_venue(req))
+                self.counters["mints" if req.kind is RequestKind.MINT else "redeems"] += 1
+
+    def _refused(self, intent: PlaceOrder | RequestMintRedeem, now: int, reason: str) -> None:
+        """A risk rejection is an answer too: the strategy hears it as a rejected order or
+        request, so no arbitrage waits forever for a leg that was never sent."""
+        if isinstance(intent, PlaceOrder):
+            self._tell_strategy(
+                self.strategy.on_order, self.executor.reject_order(intent, now, reason)
+            )
+        else:
+            self._tell_strategy(
+                self.strategy.on_request, self.executor.reject_request(intent, now, reason)
+            )
+
+    def _tell_strategy(self, handler: Callable[[Any, Any], list[Intent] | None], item: Any) -> None:
+        # a strategy that answers every refusal with the same intent must not recurse forever
+        if self._refusal_depth >= MAX_REFUSAL_DEPTH:
+            log.error("refusal_loop", item=str(item))
+            return
+        self._refusal_depth += 1
+        try:
+            self._act(handler(self, item))
+        finally:
+            self._refusal_depth -= 1
+
+    # ---- venue answers (VenueEvents) --------------------------------------------------------
+    def on_order_update(self, update: OrderUpdate) -> None:
+        order = self.executor.apply_order_update(update)
+        if order is None:
+            log.warning("unknown_order_update", client_id=update.client_id, venue=update.venue)
+            return
+        if order.state in (OrderState.REJECTED, OrderState.CANCELED, OrderState.EXPIRED):
+            log.info(
+                "order_done",
+                client_id=order.client_id,
+                state=str(order.state),
+                reason=order.reason,
+                venue=order.venue,
+            )
+            self._act(self.strategy.on_order(self, order))
+
+    def on_fill(self, fill: Fill) -> None:
+        order = self.executor.orders.get(fill.client_id)
+        reference = order.reference_price if order is not None else 0.0
+        if not self._ledger.apply_fill(fill, reference):
+            return  # duplicate: fills apply exactly once
+        self.executor.apply_fill(fill)
+        self.fills.append(fill)
+        self.counters["trades"] += 1
+        if fill.role in (LegRole.HEDGE, LegRole.UNWIND):
+            self.counters["hedges"] += 1
+        log.info(
+            "fill",
+            venue=fill.venue,
+            instrument=fill.instrument,
+            client_id=fill.client_id,
+            side=int(fill.side),
+            qty=str(fill.qty),
+            price=str(fill.price),
+            role=str(fill.role),
+        )
+        self._act(self.strategy.on_fill(self, fill))
+
+    def on_request_update(self, update: RequestUpdate) -> None:
+        req = self.executor.requests.get(update.request_id)
+        if req is None or req.state.is_terminal:
+            return
+        previous = req.state
+        self.executor.apply_request_update(update)
+        self._ledger.apply_request_update(req, update, self._request_venue(req))
+        self.request_log.append((req, update))
+        log.info(
+            "request_update",
+            request_id=req.request_id,
+            kind=str(req.kind),
+            state=str(update.state),
+            price=str(update.price),
+            reason=update.reason,
+        )
+        if req.state is not previous or update.state is RequestState.SETTLED:
+            self._act(self.strategy.on_request(self, req))
+
+    def _request_venue(self, req: MintRedeemRequest) -> str:
+        """Where minted tokens land / redeemed tokens come from: the request's venue, else the
+        issuer's ``deliver_to``, else the token's first venue."""
+        if req.venue:
+            return req.venue
+        issuer_cfg = self.settings.issuers.get(req.issuer)
+        if issuer_cfg is not None and issuer_cfg.deliver_to:
+            return issuer_cfg.deliver_to
+        tok = self.settings.tokens.get(req.token)
+        return tok.venues[0] if tok is not None else ""
+
+    # ---- marks and figures -------------------------------------------------------------------
+    def fair_value(self, token: str) -> float:
+        tok = self._tokens[token]
+        q = self._market.quotes.get(tok.underlying)
+        if q is None or not q.valid:
+            return math.nan
+        return q.mid * float(tok.multiplier_at(self.clock.now_ns()))
+
+    def mark(self, instrument: str) -> Decimal | None:
+        """Mark price of one instrument for risk checks (None when unknown)."""
+        if instrument in self._tokens:
+            fv = self.fair_value(instrument)
+            return Decimal(repr(round(fv, 6))) if fv == fv else None
+        q = self._market.quotes.get(instrument)
+        if q is None or not q.valid:
+            return None
+        return Decimal(repr(round(q.mid, 6)))
+
+    def marks(self) -> dict[str, Decimal]:
+        """Mark prices for equity: stocks at mid, tokens at fair value (last valid)."""
+        out: dict[str, Decimal] = {}
+        for sym, q in self._market.quotes.items():
+            if q.valid:
+                out[sym] = Decimal(repr(round(q.mid, 6)))
+        for token in self._tokens:
+            fv = self.fair_value(token)
+            if fv == fv:
+                out[token] = Decimal(repr(round(fv, 6)))
+        self._last_marks.update(out)
+        return dict(self._last_marks)

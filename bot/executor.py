@@ -1,0 +1,215 @@
+"""The executor: turns checked intents into venue calls and venue answers into order state.
+
+It assigns durable, deterministic client ids, journals each intent before the venue sees it,
+keeps the one table of orders and mint/redeem requests, and applies state transitions. It never
+decides anything and never blocks: venues answer later through the engine's VenueEvents.
+"""
+
+from __future__ import annotations
+
+from bot.intents import CancelOrder, PlaceOrder, RequestMintRedeem
+from bot.journal import Journal, JournalEntry
+from bot.model import (
+    Fill,
+    MintRedeemRequest,
+    Order,
+    OrderState,
+    OrderUpdate,
+    RequestState,
+    RequestUpdate,
+)
+from connectors.base import IssuerVenue, OrderVenue
+
+
+class Executor:
+    """Routes orders to venues and requests to issuers; owns their lifecycle state."""
+
+    def __init__(
+        self,
+        venues: dict[str, OrderVenue],
+        issuers: dict[str, IssuerVenue],
+        journal: Journal,
+        id_prefix: str = "pb",
+    ) -> None:
+        self.venues = venues
+        self.issuers = issuers
+        self.journal = journal
+        self.orders: dict[str, Order] = {}
+        self.requests: dict[str, MintRedeemRequest] = {}
+        self._open: dict[str, Order] = {}
+        self._prefix = id_prefix
+        self._seq = 0
+
+    def _next_id(self, kind: str) -> str:
+        self._seq += 1
+        return f"{self._prefix}-{kind}-{self._seq:08d}"
+
+    def place(self, intent: PlaceOrder, now_ns: int) -> Order:
+        venue = self.venues.get(intent.venue)
+        if venue is None:
+            return self.reject_order(intent, now_ns, f"unknown venue '{intent.venue}'")
+        order = self._new_order(intent, now_ns)
+        self.journal.append(
+            JournalEntry(
+                now_ns,
+                "order",
+                order.client_id,
+                {
+                    "venue": order.venue,
+                    "instrument": order.instrument,
+                    "side": int(order.side),
+                    "qty": str(order.qty),
+                    "type": str(order.order_type),
+                    "limit": None if order.limit_price is None else str(order.limit_price),
+                    "tif": str(order.tif),
+                    "extended_hours": order.extended_hours,
+                    "role": str(order.role),
+                    "group": order.group_id,
+                },
+            )
+        )
+        self.orders[order.client_id] = order
+        self._open[order.client_id] = order
+        venue.submit_order(order)
+        return order
+
+    def reject_order(self, intent: PlaceOrder, now_ns: int, reason: str) -> Order:
+        """An order refused before any venue saw it (risk, unknown venue): REJECTED at once."""
+        order = self._new_order(intent, now_ns)
+        order.state = OrderState.REJECTED
+        order.reason = reason
+        self.journal.append(JournalEntry(now_ns, "rejected", order.client_id, {"reason": reason}))
+        self.orders[order.client_id] = order
+        return order
+
+    def reject_request(
+        self, intent: RequestMintRedeem, now_ns: int, reason: str
+    ) -> MintRedeemRequest:
+        """A mint/redeem refused before the issuer saw it: REJECTED at once."""
+        req = self._new_request(intent, now_ns)
+        req.state = RequestState.REJECTED
+        req.reason = reason
+        self.journal.append(JournalEntry(now_ns, "rejected", req.request_id, {"reason": reason}))
+        self.requests[req.request_id] = req
+        return req
+
+    def _new_order(self, intent: PlaceOrder, now_ns: int) -> Order:
+        return Order(
+            client_id=self._next_id("o"),
+            venue=intent.venue,
+            instrument=intent.instrument,
+            side=intent.side,
+            qty=intent.qty,
+            order_type=intent.order_type,
+            limit_price=intent.limit_price,
+            tif=intent.tif,
+            extended_hours=intent.extended_hours,
+            role=intent.role,
+            group_id=intent.group_id,
+            created_ns=now_ns,
+            reference_price=intent.reference_price,
+        )
+
+    def cancel(self, intent: CancelOrder, now_ns: int) -> None:
+        order = self._open.get(intent.client_id)
+        if order is None:
+            return
+        self.journal.append(JournalEntry(now_ns, "cancel", order.client_id, {}))
+        order.state = OrderState.PENDING_CANCEL
+        self.venues[order.venue].cancel_order(order.client_id)
+
+    def request(self, intent: RequestMintRedeem, now_ns: int) -> MintRedeemRequest:
+        issuer = self.issuers.get(intent.issuer)
+        if issuer is None:
+            return self.reject_request(intent, now_ns, f"unknown issuer '{intent.issuer}'")
+        req = self._new_request(intent, now_ns)
+        self.journal.append(
+            JournalEntry(
+                now_ns,
+                "request",
+                req.request_id,
+                {
+                    "issuer": req.issuer,
+                    "token": req.token,
+                    "kind": str(req.kind),
+                    "qty": str(req.qty),
+                },
+            )
+        )
+        self.requests[req.request_id] = req
+        issuer.submit_request(req)
+        return req
+
+    def _new_request(self, intent: RequestMintRedeem, now_ns: int) -> MintRedeemRequest:
+        return MintRedeemRequest(
+            request_id=self._next_id(intent.kind.value),
+            issuer=intent.issuer,
+            token=intent.token,
+            kind=intent.kind,
+            qty=intent.qty,
+            requested_ns=now_ns,
+            group_id=intent.group_id,
+            venue=intent.venue,
+        )
+
+    def apply_order_update(self, update: OrderUpdate) -> Order | None:
+        """Move an order to the reported state. Returns the order, or None if unknown."""
+        order = self.orders.get(update.client_id)
+        if order is None:
+            return None
+        if order.state.is_terminal:
+            return order  # late or duplicate answer
+        if update.state is OrderState.ACCEPTED and order.state is not OrderState.PENDING_SUBMIT:
+            return order  # a fill or cancel request already moved it on
+        order.state = update.state
+        if update.venue_order_id:
+            order.venue_order_id = update.venue_order_id
+        if update.reason:
+            order.reason = update.reason
+        if order.state.is_terminal:
+            self._open.pop(order.client_id, None)
+        return order
+
+    def apply_fill(self, fill: Fill) -> Order | None:
+        """Add a fill to its order (the ledger dedupes by trade id before this is called)."""
+        order = self.orders.get(fill.client_id)
+        if order is None:
+            return None
+        total = order.filled_qty + fill.qty
+        order.avg_price = (order.avg_price * order.filled_qty + fill.price * fill.qty) / total
+        order.filled_qty = total
+        if order.filled_qty >= order.qty:
+            order.state = OrderState.FILLED
+            self._open.pop(order.client_id, None)
+        elif order.state is not OrderState.PENDING_CANCEL:
+            order.state = OrderState.PARTIALLY_FILLED
+        return order
+
+    def apply_request_update(self, update: RequestUpdate) -> MintRedeemRequest | None:
+        req = self.requests.get(update.request_id)
+        if req is None or req.state.is_terminal:
+            return req
+        req.state = update.state
+        if update.state is RequestState.PRICED or (
+            update.state is RequestState.SETTLED and req.priced_ns == 0
+        ):
+            req.price = update.price
+            req.fee_usd = update.fee_usd
+            req.priced_ns = update.ts_ns
+        if update.state is RequestState.SETTLED:
+            req.settled_ns = update.ts_ns
+        if update.reason:
+            req.reason = update.reason
+        return req
+
+    def open_orders(self, group_id: str | None = None) -> list[Order]:
+        if group_id is None:
+            return list(self._open.values())
+        return [o for o in self._open.values() if o.group_id == group_id]
+
+    def in_flight_requests(self, token: str | None = None) -> list[MintRedeemRequest]:
+        return [
+            r
+            for r in self.requests.values()
+            if not r.state.is_terminal and (token is None or r.token == token)
+        ]

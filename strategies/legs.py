@@ -1,0 +1,151 @@
+"""The legs of a mint/redeem arbitrage as intents, and the hedge's order form by session.
+
+Hedge order forms follow what a live tokenized-equity hedger learned (DOMAIN.md, st0x lessons):
+regular hours take a DAY market order; pre-market and after-hours take a DAY limit order with
+``extended_hours`` priced off the mark +- a slippage band; overnight only when both the strategy
+and the broker account allow it (same limit form); a closed market takes nothing.
+
+Pure builders: no I/O, no clock, no state. Quantities arrive as Decimal; prices are rounded
+here, once, to what a venue accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
+
+from bot.intents import PlaceOrder, RequestMintRedeem
+from bot.model import LegRole, OrderType, RequestKind, Side, TimeInForce
+from bot.sessions import MarketSession
+
+CENT = Decimal("0.01")
+SUB_DOLLAR_TICK = Decimal("0.0001")  # US equities under $1 quote in 1/100 cent
+TOKEN_PRICE_TICK = Decimal("0.0001")
+QTY_QUANTUM = Decimal("0.001")  # token quantities: a thousandth of a token
+SHARE_QUANTUM = Decimal("0.000001")  # fractional shares: a millionth
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeForm:
+    """How a broker order must be placed in a session."""
+
+    order_type: OrderType
+    tif: TimeInForce
+    extended_hours: bool
+
+
+MARKET_DAY = HedgeForm(OrderType.MARKET, TimeInForce.DAY, extended_hours=False)
+EXTENDED_LIMIT_DAY = HedgeForm(OrderType.LIMIT, TimeInForce.DAY, extended_hours=True)
+
+
+def hedge_form(session: MarketSession, overnight_allowed: bool) -> HedgeForm | None:
+    """The order form a hedge takes in ``session``, or None when no hedge can be placed."""
+    if session is MarketSession.REGULAR:
+        return MARKET_DAY
+    if session in (MarketSession.PRE_MARKET, MarketSession.AFTER_HOURS):
+        return EXTENDED_LIMIT_DAY
+    if session is MarketSession.OVERNIGHT and overnight_allowed:
+        return EXTENDED_LIMIT_DAY
+    return None
+
+
+def to_qty(qty: float) -> Decimal:
+    """A float size (already a multiple of 0.001) as an exact Decimal of tokens, rounded down."""
+    return Decimal(int(qty * 1000 + 1e-6)).scaleb(-3)
+
+
+def shares_for(qty: Decimal, multiplier: Decimal) -> Decimal:
+    """Shares that hedge ``qty`` tokens: ``qty * multiplier`` to a millionth of a share."""
+    return (qty * multiplier).quantize(SHARE_QUANTUM, rounding=ROUND_HALF_EVEN)
+
+
+def limit_price(mark: float, side: Side, slippage_bps: float) -> Decimal:
+    """An extended-hours limit: the mark moved ``slippage_bps`` against us (up for a buy, down
+    for a sell), to the cent ($1 and above) or to 1/100 cent (below $1), half up."""
+    price = mark * (1.0 + int(side) * slippage_bps * 1e-4)
+    tick = CENT if price >= 1.0 else SUB_DOLLAR_TICK
+    return Decimal(repr(price)).quantize(tick, rounding=ROUND_HALF_UP)
+
+
+def worst_token_price(price: float, side: Side) -> Decimal:
+    """The worst acceptable average price of the token leg, rounded in our favour: up for a
+    sell, down for a buy (so the rounding never turns a break-even into a loss)."""
+    rounding = ROUND_CEILING if side is Side.SELL else ROUND_FLOOR
+    # round to 1e-8 first: float noise (204.51000000000002) must not move the price a tick
+    return Decimal(repr(round(price, 8))).quantize(TOKEN_PRICE_TICK, rounding=rounding)
+
+
+def token_order(
+    venue: str,
+    venue_kind: str,
+    token: str,
+    side: Side,
+    qty: Decimal,
+    worst_price: Decimal,
+    group_id: str,
+    fair: float,
+) -> PlaceOrder:
+    """The token leg: a swap with a worst price on a pool, an IOC limit on an exchange."""
+    order_type = OrderType.MARKET if venue_kind == "pool" else OrderType.LIMIT
+    return PlaceOrder(
+        venue=venue,
+        instrument=token,
+        side=side,
+        qty=qty,
+        order_type=order_type,
+        limit_price=worst_price,
+        tif=TimeInForce.IOC,
+        role=LegRole.TOKEN,
+        group_id=group_id,
+        reference_price=fair,
+    )
+
+
+def broker_order(
+    broker: str,
+    stock: str,
+    side: Side,
+    shares: Decimal,
+    form: HedgeForm,
+    mark: float,
+    slippage_bps: float,
+    role: LegRole,
+    group_id: str,
+) -> PlaceOrder:
+    """A hedge or unwind at the broker in the session's form (a limit is priced off ``mark``)."""
+    price = limit_price(mark, side, slippage_bps) if form.order_type is OrderType.LIMIT else None
+    return PlaceOrder(
+        venue=broker,
+        instrument=stock,
+        side=side,
+        qty=shares,
+        order_type=form.order_type,
+        limit_price=price,
+        tif=form.tif,
+        extended_hours=form.extended_hours,
+        role=role,
+        group_id=group_id,
+        reference_price=mark,
+    )
+
+
+def issuer_request(
+    issuer: str,
+    token: str,
+    kind: RequestKind,
+    qty: Decimal,
+    group_id: str,
+    fair: float,
+    venue: str,
+) -> RequestMintRedeem:
+    """The issuer leg; ``venue`` is where the group traded the token, so a mint restores the
+    inventory it sold and a redeem takes the tokens it bought."""
+    return RequestMintRedeem(
+        issuer=issuer,
+        token=token,
+        kind=kind,
+        qty=qty,
+        group_id=group_id,
+        reference_price=fair,
+        venue=venue,
+    )

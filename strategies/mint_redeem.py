@@ -1,0 +1,453 @@
+"""Mint/redeem arbitrage with the settlement latency priced in (docs/strategy.md).
+
+A token richer than its underlying is sold and minted (premium), a cheaper one bought and redeemed
+(discount); the broker position is the hedge that holds price exposure flat while the issuer leg
+settles. ``on_market`` runs on every market event: a cheap check (top of book or pool spot price,
+after venue fees, against fair value; floats only, no allocation) returns None unless the raw
+premium or discount reaches ``min_edge_bps``. Only then do the gates (issuer paused, multiplier
+window, in flight, cooldown, issuer hours, hedge session, stale data), the cost model and the
+sizing run (``strategies.opportunity``). Every evaluated opportunity, taken or skipped, is
+recorded as a ``Decision``; consecutive identical skips of a token collapse into one record.
+
+Synchronous and free of I/O: reads only the ``StrategyContext`` and returns intents. What happens
+after a group is started lives in ``strategies.arb_groups``.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+from bot.intents import CancelOrder, PlaceOrder
+from bot.model import Fill, LegRole, MintRedeemRequest, Order, RequestKind, Side
+from strategies.arb_groups import Group, GroupBook, LegKind, Path
+from strategies.base import Decision
+from strategies.costs import Direction, EdgeBreakdown
+from strategies.gates import Gates
+from strategies.legs import (
+    MARKET_DAY,
+    HedgeForm,
+    broker_order,
+    issuer_request,
+    shares_for,
+    to_qty,
+    token_order,
+    worst_token_price,
+)
+from strategies.opportunity import (
+    NEVER,
+    QTY_STEP,
+    Candidate,
+    Plan,
+    TokenView,
+    plan_candidate,
+    rejection,
+    token_views,
+)
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.intents import Intent
+    from bot.market import TopOfBook
+    from strategies.base import StrategyContext
+
+NS = 1_000_000_000
+# An unchanged sub-threshold opportunity is re-costed at most this often (sooner when its premium
+# improves by more than REEVALUATE_BPS): costing takes ~1 ms, a persistent premium would cost it per event.
+REEVALUATE_NS = 60 * NS
+REEVALUATE_BPS = 5.0
+# Size limits that only a fill, order end or issuer answer can lift (not market data).
+LEDGER_LIMITS = frozenset({"issuer cash", "broker cash", "venue cash", "inventory"})
+BACKOFF_BASE_S = 5.0  # after a short token leg; doubles per consecutive one
+BACKOFF_CAP_S = 600.0
+
+
+class MintRedeemStrategy:
+    """The mint/redeem arbitrage strategy; see the module docstring and docs/strategy.md.
+
+    ``max_in_flight``: groups per token that may await the issuer at once (one by default: a
+    second arbitrage on the same token before the first is priced doubles the basis exposure for
+    no new information).
+    """
+
+    name = "mint_redeem"
+
+    def __init__(self, config: Settings, *, max_in_flight: int = 1) -> None:
+        self.settings = config
+        self.cfg = config.strategy
+        self._up = 1.0 + self.cfg.min_edge_bps * 1e-4
+        self._down = 1.0 - self.cfg.min_edge_bps * 1e-4
+        self.groups = GroupBook()
+        self._tokens = token_views(config)
+        # overnight hedges need the strategy's consent and an account enabled for them
+        brokers = {st.broker for st in self._tokens.values() if st.broker in config.venues}
+        overnight = self.cfg.overnight_hedge and all(
+            config.venues[b].overnight_enabled for b in brokers
+        )
+        self.gates = Gates(self.cfg, overnight, max_in_flight)
+        self._pending = self.groups.pending  # read on every event
+        self._epoch = 0  # bumped by every fill, order end and issuer answer
+
+    # ---- Strategy protocol ---------------------------------------------------------------------
+
+    def on_start(self, ctx: StrategyContext) -> list[Intent] | None:
+        for st in self._tokens.values():
+            st.stock = ctx.tokens.get(st.symbol)
+            # after a restart, number new groups past those still in flight
+            for request in ctx.ledger.in_flight(st.symbol):
+                self.groups.seen_group_id(st.symbol, request.group_id)
+        return None
+
+    def on_market(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
+        st = self._tokens.get(token)
+        if st is None:
+            return None
+        if token in self._pending:
+            out = self._flush(ctx, token)
+            if out:
+                return out
+        market = ctx.market
+        quote = market.quotes.get(st.underlying)
+        if quote is None:
+            return None
+        mid = (quote.bid + quote.ask) * 0.5
+        if not mid > 0.0:  # nan: a side is missing
+            return None
+        now = ctx.now_ns
+        stock = st.stock
+        if stock is None or now >= st.next_step_ns or stock.multipliers is not st.steps:
+            if stock is None:
+                st.stock = ctx.tokens.get(token)
+                if st.stock is None:
+                    return None
+            st.refresh_multiplier(now)
+        fair = mid * st.mult  # costs.fair_value, inlined: this line runs on every event
+        hi = fair * self._up
+        lo = fair * self._down
+        for v in st.venues:
+            if v.is_pool:
+                pm = market.pools.get(v.name)
+                if pm is None:
+                    continue
+                if v.scale == 0.0:
+                    v.init_pool(market)
+                r = pm.pool.sqrt_price_x96 * v.scale
+                price = r * r if v.token0 else 1.0 / (r * r)
+                if price * v.sell_factor >= hi or price * v.buy_factor <= lo:
+                    return self._evaluate(ctx, st, now, quote, fair, price)
+            else:
+                book = market.books.get(v.key)
+                if book is None:
+                    continue
+                top = book.top
+                if top.bid * v.sell_factor >= hi:
+                    return self._evaluate(ctx, st, now, quote, fair, top.bid)
+                if top.ask * v.buy_factor <= lo:
+                    return self._evaluate(ctx, st, now, quote, fair, top.ask)
+        return None
+
+    def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
+        self._epoch += 1
+        group = self.groups.on_fill(fill)
+        if group is not None and fill.role is LegRole.TOKEN:
+            self._tokens[group.token].token_failures = 0
+        return self._lifecycle(ctx, group)
+
+    def on_order(self, ctx: StrategyContext, order: Order) -> list[Intent] | None:
+        self._epoch += 1
+        group = self.groups.get(order.group_id)
+        if group is None:
+            return None
+        if order.role is LegRole.TOKEN and order.filled_qty < order.qty:
+            # a displayed price that did not trade: back off before trusting it again
+            st = self._tokens[group.token]
+            st.token_failures += 1
+            wait_s = min(BACKOFF_BASE_S * 2 ** (st.token_failures - 1), BACKOFF_CAP_S)
+            st.backoff_until_ns = ctx.now_ns + int(max(wait_s, self.cfg.cooldown_s) * NS)
+        open_orders = ctx.open_orders(order.group_id)
+        return self._lifecycle(ctx, self.groups.on_order_done(order, open_orders))
+
+    def on_request(self, ctx: StrategyContext, request: MintRedeemRequest) -> list[Intent] | None:
+        self._epoch += 1
+        group = self.groups.get(request.group_id)
+        if group is None:
+            return None
+        open_orders = ctx.open_orders(group.group_id)
+        return self._lifecycle(ctx, self.groups.on_request(request, open_orders))
+
+    def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
+        out: list[Intent] = []
+        for token in self.groups.tokens_with_pending():
+            out.extend(self._flush(ctx, token) or ())
+        return out or None
+
+    # ---- the slow path: gates, then cost model and sizing ---------------------------------------
+
+    def _evaluate(
+        self,
+        ctx: StrategyContext,
+        st: TokenView,
+        now: int,
+        quote: TopOfBook,
+        fair: float,
+        first_price: float,
+    ) -> list[Intent] | None:
+        """The slow path, after the cheap check found ``first_price`` at least ``min_edge_bps``
+        (after fees) off ``fair`` on some venue."""
+        if now < st.quiet_until_ns and st.quiet_epoch == self._epoch:
+            last = st.last_decision
+            if last is not None:
+                last.repeats += 1
+            return None
+        awaiting = self.groups.awaiting(st.symbol)
+        code, form = self.gates.check(ctx, st, now, quote, awaiting)
+        if code is not None:
+            st.quiet_until_ns = self._quiet_until(ctx, st, code, now)
+            st.quiet_epoch = self._epoch
+            if self._repeats(st, code):  # a run of the same skip: count it, build nothing
+                return None
+            reason = self.gates.reason(code, ctx, st, now, quote, awaiting)
+            candidates = self._candidates(ctx, st, fair)
+            return self._skip(ctx, st, now, code, reason, _strongest(candidates))
+        first_bps = abs(first_price / fair - 1.0) * 1e4
+        if (
+            st.last_code in ("edge", "limit")
+            and now - st.rejected_ns < REEVALUATE_NS
+            and first_bps <= st.rejected_premium
+            and self._repeats(st, st.last_code)
+        ):
+            return None  # the same sub-threshold opportunity: not re-costed yet
+        candidates = self._candidates(ctx, st, fair)
+        if not candidates:
+            return None
+        premium_bps = _strongest(candidates)
+        max_age = self.gates.max_age_ns
+        fresh = [c for c in candidates if c.data_ts_ns < 0 or now - c.data_ts_ns <= max_age]
+        if not fresh:
+            reason = f"stale book: {candidates[0].venue.name}"
+            return self._skip(ctx, st, now, "stale", reason, premium_bps)
+        plans: list[Plan] = []
+        for cand in fresh:
+            plan = plan_candidate(ctx, self.settings, st, cand, quote, form, self.gates.hedgeable)
+            if isinstance(plan, tuple):
+                return self._skip(ctx, st, now, plan[0], plan[1], cand.premium_bps)
+            plans.append(plan)
+        eligible = [p for p in plans if p.choice.eligible]
+        if eligible:
+            return self._take(ctx, st, now, max(eligible, key=lambda p: p.net_usd), quote, form)
+        best = max(plans, key=lambda p: p.net_usd)
+        code, reason = rejection(self.settings, best)
+        # re-cost early only if the premium gains what the edge lacked (net edge in bps moves
+        # about one for one with the premium), and at least REEVALUATE_BPS
+        edge = best.choice.edge
+        lacking = 0.0
+        if edge is not None and math.isfinite(edge.net_bps):
+            lacking = self.cfg.min_edge_bps - edge.net_bps - REEVALUATE_BPS
+        st.rejected_premium = first_bps + max(REEVALUATE_BPS, lacking)
+        st.rejected_ns = now
+        if code == "limit" and best.limit.qty < QTY_STEP and best.limit.name in LEDGER_LIMITS:
+            st.quiet_until_ns, st.quiet_epoch = NEVER, self._epoch
+        return self._skip(ctx, st, now, code, reason, best.premium_bps, best.choice.edge)
+
+    def _quiet_until(self, ctx: StrategyContext, st: TokenView, code: str, now: int) -> int:
+        """Until when a skip with ``code`` holds for certain (``now`` = check again next event).
+
+        Waiting for the issuer ends only with a lifecycle event (the epoch changes); cooldown and
+        back-off end at known times; a session that takes no hedge or no request ends at the
+        calendar's next change. Pauses, multiplier windows and data checks are re-checked.
+        """
+        if code == "in_flight":
+            return NEVER
+        if code == "cooldown":
+            return st.last_action_ns + int(self.gates.cooldown_ns)
+        if code == "backoff":
+            return st.backoff_until_ns
+        if code in ("no_hedge", "not_accepting"):
+            return ctx.sessions.next_change(now)[0]
+        return now
+
+    def _candidates(self, ctx: StrategyContext, st: TokenView, fair: float) -> list[Candidate]:
+        """Venues whose price after fees is at least ``min_edge_bps`` off fair value."""
+        out: list[Candidate] = []
+        for v in st.venues:
+            bid, ask, ts = v.prices(ctx.market)
+            if bid * v.sell_factor >= fair * self._up:
+                out.append(Candidate(v, Direction.PREMIUM, (bid / fair - 1.0) * 1e4, ts))
+            elif ask * v.buy_factor <= fair * self._down:
+                out.append(Candidate(v, Direction.DISCOUNT, (ask / fair - 1.0) * 1e4, ts))
+        return out
+
+    @staticmethod
+    def _repeats(st: TokenView, code: str) -> bool:
+        """Count one more of the token's last skip if it has ``code``; True when counted."""
+        last = st.last_decision
+        if last is not None and not last.taken and st.last_code == code:
+            last.repeats += 1
+            return True
+        return False
+
+    # ---- acting and recording -----------------------------------------------------------------
+
+    def _take(
+        self,
+        ctx: StrategyContext,
+        st: TokenView,
+        now: int,
+        plan: Plan,
+        quote: TopOfBook,
+        form: HedgeForm | None,
+    ) -> list[Intent]:
+        edge = plan.choice.edge
+        assert edge is not None
+        v, fair, mid = plan.venue, edge.fair_value, quote.mid
+        premium = plan.direction is Direction.PREMIUM
+        qty = to_qty(plan.choice.qty)
+        shares = shares_for(qty, st.mult_dec)
+        group_id = self.groups.next_group_id(st.symbol)
+        token_side = Side.SELL if premium else Side.BUY
+        # mint-first hedges the minted tokens once priced (a sell); the others offset the token leg
+        hedge_side = Side.SELL if plan.path is Path.MINT_FIRST else token_side.opposite
+        # the token leg's worst price is its break-even: beyond it the trade no longer pays
+        slack = -edge.net_usd if premium else edge.net_usd
+        worst = worst_token_price((edge.token_usd + slack) / edge.qty, token_side)
+        kind = RequestKind.MINT if premium else RequestKind.REDEEM
+        mint_first = plan.path is Path.MINT_FIRST
+        group = Group(
+            group_id, st.symbol, v.name, plan.path, qty, shares, hedge_side, form is not None
+        )
+        group.fair, group.request_on_fill = fair, None if mint_first else kind
+        self.groups.add(group)
+        if mint_first:
+            request = issuer_request(st.issuer, st.symbol, kind, qty, group_id, fair, v.name)
+            return self._started(ctx, st, now, plan, form, [request])
+        # the token leg now, its hedge now; the issuer leg follows the token fill (arb_groups)
+        intents: list[Intent] = [
+            token_order(v.name, v.kind, st.symbol, token_side, qty, worst, group_id, fair)
+        ]
+        if form is not None:
+            intents.append(
+                self._broker_leg(st, hedge_side, shares, form, mid, LegRole.HEDGE, group_id)
+            )
+        return self._started(ctx, st, now, plan, form, intents)
+
+    def _started(
+        self,
+        ctx: StrategyContext,
+        st: TokenView,
+        now: int,
+        plan: Plan,
+        form: HedgeForm | None,
+        intents: list[Intent],
+    ) -> list[Intent]:
+        edge = plan.choice.edge
+        assert edge is not None
+        st.last_action_ns = now
+        hedge_note = "hedged" if form is not None else "unhedged (budget)"
+        at_limit = plan.choice.qty >= plan.limit.qty - QTY_STEP
+        bound = f"the {plan.limit.name} limit" if at_limit else "the profit optimum"
+        reason = (
+            f"{plan.path.value} on {plan.venue.name}, {hedge_note}: edge {edge.net_bps:.1f} bps "
+            f"${edge.net_usd:.2f}, size at {bound}"
+        )
+        self._note(ctx, st, now, "taken", reason, plan.premium_bps, edge, plan.direction, True)
+        return intents
+
+    def _broker_leg(
+        self, st: TokenView, side: Side, shares: Decimal, form: HedgeForm, mark: float,
+        role: LegRole, group_id: str,
+    ) -> PlaceOrder:  # fmt: skip
+        slippage = self.cfg.hedge_slippage_bps
+        return broker_order(
+            st.broker, st.underlying, side, shares, form, mark, slippage, role, group_id
+        )
+
+    def _lifecycle(self, ctx: StrategyContext, group: Group | None) -> list[Intent] | None:
+        """After an event of a group: place what it asks for and record its notes."""
+        if group is None or not self.groups.has_pending(group.token):
+            return None
+        return self._flush(ctx, group.token)
+
+    def _flush(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
+        """Place the legs the token's groups ask for; broker legs wait for a session and a mark."""
+        st = self._tokens[token]
+        now = ctx.now_ns
+        form: HedgeForm | None = MARKET_DAY
+        if not self.cfg.ignore_settlement:
+            try:
+                form = self.gates.forms[ctx.sessions.session_at(now)]
+            except ValueError:
+                form = None
+        quote = ctx.market.quotes.get(st.underlying)
+        mark = quote.mid if quote is not None and quote.valid else math.nan
+        legs = self.groups.drain(token, form, mark)
+        for note in self.groups.take_notes(token):
+            self._note(ctx, st, now, note.code, note.reason, 0.0, None, note.action, False)
+        intents: list[Intent] = []
+        for leg in legs:
+            if leg.kind is LegKind.BROKER:
+                assert leg.form is not None
+                role, gid = leg.role, leg.group_id
+                intents.append(self._broker_leg(st, leg.side, leg.qty, leg.form, mark, role, gid))
+            elif leg.kind is LegKind.TOKEN:
+                # minted tokens go at no less than fair value: the hedge covers the price move
+                fair = mark * st.mult if mark == mark else leg.fair
+                v = next(x for x in st.venues if x.name == leg.venue)
+                worst = worst_token_price(fair, leg.side)
+                intents.append(
+                    token_order(v.name, v.kind, token, leg.side, leg.qty, worst, leg.group_id, fair)
+                )
+            elif leg.kind is LegKind.ISSUER:
+                group = self.groups.get(leg.group_id)
+                venue = group.venue if group is not None else ""
+                intents.append(
+                    issuer_request(
+                        st.issuer, token, leg.request, leg.qty, leg.group_id, leg.fair, venue
+                    )
+                )
+            else:
+                intents.append(CancelOrder(st.broker, leg.client_id))
+        return intents or None
+
+    def _skip(
+        self,
+        ctx: StrategyContext,
+        st: TokenView,
+        now: int,
+        code: str,
+        reason: str,
+        premium_bps: float,
+        edge: EdgeBreakdown | None = None,
+    ) -> list[Intent] | None:
+        self._note(ctx, st, now, code, reason, premium_bps, edge, "skip", False)
+        return None
+
+    @staticmethod
+    def _note(
+        ctx: StrategyContext, st: TokenView, now: int, code: str, reason: str, premium_bps: float,
+        edge: EdgeBreakdown | None, action: str, taken: bool,
+    ) -> None:  # fmt: skip
+        """Record a decision; a skip with the same code as the token's last record only counts."""
+        last = st.last_decision
+        if not taken and last is not None and not last.taken and st.last_code == code:
+            last.repeats += 1
+            return
+        decision = Decision(
+            ts_ns=now,
+            token=st.symbol,
+            action=str(action),
+            reason=reason,
+            premium_bps=premium_bps,
+            qty=edge.qty if edge is not None else 0.0,
+            edge_usd=edge.net_usd if edge is not None else 0.0,
+            edge_bps=edge.net_bps if edge is not None else 0.0,
+            components=edge.components() if edge is not None else {},
+            taken=taken,
+        )
+        ctx.record(decision)
+        st.last_decision, st.last_code = decision, code
+
+
+def _strongest(candidates: list[Candidate]) -> float:
+    """The raw premium (or discount, negative) furthest from fair value; 0 with no candidate."""
+    return max((c.premium_bps for c in candidates), key=abs, default=0.0)

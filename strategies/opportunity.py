@@ -1,0 +1,329 @@
+"""One mint/redeem opportunity: the per-token view the strategy keeps, and how a candidate venue
+is costed and sized.
+
+``TokenView``/``VenueView`` hold what the fast path needs precomputed (fee factors, the pool's
+price scale, the multiplier in force and when it next changes) plus the token's decision state.
+``plan_candidate`` chooses the path (inventory-first, mint-first, redeem), the size limits, the
+exposure window, and runs ``strategies.sizing`` over ``strategies.costs``.
+
+No I/O, no clock: everything comes from the ``StrategyContext`` and the settings passed in.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, NamedTuple
+
+from strategies.arb_groups import Path
+from strategies.costs import (
+    NO_EXPOSURE,
+    CostParams,
+    Direction,
+    EdgeBreakdown,
+    Exposure,
+    edge_breakdown,
+    exposure_window,
+    gas_usd,
+    hedge_fill,
+    token_fill_on_book,
+    token_fill_on_pool,
+)
+from strategies.sizing import SizeChoice, SizeLimit, binding_limit, choose_size
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.market import MarketState, TopOfBook
+    from bot.model import MultiplierStep, TokenizedStock
+    from bot.sessions import MarketSession
+    from strategies.base import Decision, StrategyContext
+    from strategies.legs import HedgeForm
+
+NEVER = sys.maxsize
+QTY_STEP = 0.001  # sizes are searched on a grid of a thousandth of a token (legs.QTY_QUANTUM)
+
+
+class VenueView:
+    """A token venue with the fast path's numbers precomputed."""
+
+    __slots__ = (
+        "name", "kind", "is_pool", "key", "sell_factor", "buy_factor", "scale", "token0",
+        "issuer_fee",
+    )  # fmt: skip
+
+    def __init__(
+        self, name: str, kind: str, token: str, taker_fee_bps: float, issuer_fee_bps: float = 0.0
+    ) -> None:
+        self.name = name
+        self.kind = kind
+        self.is_pool = kind == "pool"
+        self.key = (name, token)
+        # What one unit of token price is worth against fair value after the costs every trade
+        # pays in proportion: the venue fee and the issuer's bps fee (mint on a premium, redeem
+        # on a discount). The fast path compares with these, so it never sends the slow path an
+        # opportunity those fees alone already kill. Pools: the fee tier, set in init_pool.
+        self.issuer_fee = issuer_fee_bps * 1e-4
+        self.sell_factor = (1.0 - taker_fee_bps * 1e-4) / (1.0 + self.issuer_fee)
+        self.buy_factor = (1.0 + taker_fee_bps * 1e-4) / (1.0 - self.issuer_fee)
+        self.scale = 0.0  # pools: (sqrtPriceX96 * scale) ** 2 is token1 per token0
+        self.token0 = True
+
+    def init_pool(self, market: MarketState) -> None:
+        info = market.pools[self.name].info
+        self.token0 = info.token_is_token0
+        self.scale = 2.0**-96 * 10.0 ** ((info.decimals0 - info.decimals1) / 2)
+        fee = info.fee_pips * 1e-6
+        self.sell_factor = (1.0 - fee) / (1.0 + self.issuer_fee)
+        self.buy_factor = 1.0 / ((1.0 - fee) * (1.0 - self.issuer_fee))
+
+    def prices(self, market: MarketState) -> tuple[float, float, int]:
+        """(best bid, best ask, data timestamp) before fees; a pool's spot price is both sides
+        and its timestamp is -1 (its state is exact until the next swap: never stale)."""
+        if self.is_pool:
+            pm = market.pools.get(self.name)
+            if pm is None:
+                return math.nan, math.nan, 0
+            if self.scale == 0.0:
+                self.init_pool(market)
+            r = pm.pool.sqrt_price_x96 * self.scale
+            price = r * r if self.token0 else 1.0 / (r * r)
+            return price, price, -1
+        book = market.books.get(self.key)
+        if book is None:
+            return math.nan, math.nan, 0
+        return book.top.bid, book.top.ask, book.top.ts_ns
+
+
+class TokenView:
+    """Per-token configuration and state: the cached multiplier and the skip collapse."""
+
+    __slots__ = (
+        "symbol", "underlying", "issuer", "broker", "venues", "params", "stock", "steps",
+        "mult", "mult_dec", "next_step_ns", "last_action_ns", "last_decision", "last_code",
+        "rejected_premium", "rejected_ns", "token_failures", "backoff_until_ns",
+        "quiet_until_ns", "quiet_epoch",
+    )  # fmt: skip
+
+    def __init__(self, symbol: str, underlying: str, issuer: str, broker: str) -> None:
+        self.symbol, self.underlying, self.issuer, self.broker = symbol, underlying, issuer, broker
+        self.venues: tuple[VenueView, ...] = ()
+        self.params: dict[str, CostParams] = {}
+        self.stock: TokenizedStock | None = None
+        self.steps: list[MultiplierStep] | None = None
+        self.mult = 1.0
+        self.mult_dec = Decimal(1)
+        self.next_step_ns = -1  # forces a refresh on first use
+        self.last_action_ns = -NEVER
+        self.last_decision: Decision | None = None
+        self.last_code = ""
+        self.rejected_premium = 0.0
+        self.rejected_ns = -NEVER
+        self.token_failures = 0  # consecutive token legs that came back short
+        self.backoff_until_ns = -NEVER
+        # a skip whose cause cannot change before this time or before the next lifecycle event
+        # (fill, order end, issuer answer: ``epoch``) is not re-checked until then
+        self.quiet_until_ns = -NEVER
+        self.quiet_epoch = -1
+
+    def refresh_multiplier(self, now: int) -> None:
+        """Cache the multiplier in force at ``now`` and when the next step activates."""
+        assert self.stock is not None
+        steps = self.steps = self.stock.multipliers
+        i = bisect_right([s.effective_ns for s in steps], now) - 1
+        self.mult_dec = steps[max(i, 0)].multiplier
+        self.mult = float(self.mult_dec)
+        self.next_step_ns = steps[i + 1].effective_ns if i + 1 < len(steps) else NEVER
+
+
+def token_views(settings: Settings) -> dict[str, TokenView]:
+    """A view per configured token, with its venues and cost parameters."""
+    views: dict[str, TokenView] = {}
+    for symbol, tc in settings.tokens.items():
+        stock = settings.stocks.get(tc.underlying)
+        view = TokenView(symbol, tc.underlying, tc.issuer, stock.broker if stock else "")
+        venues = []
+        for name in tc.venues:
+            vc = settings.venues[name]
+            fee = float(vc.taker_fee_bps) if vc.kind == "exchange" else 0.0
+            ic = settings.issuers.get(tc.issuer)
+            issuer_bps = float(ic.fee_bps) if ic is not None else 0.0
+            venues.append(VenueView(name, vc.kind, symbol, fee, issuer_bps))
+            view.params[name] = cost_params(settings, tc.issuer, view.broker, name)
+        view.venues = tuple(venues)
+        views[symbol] = view
+    return views
+
+
+def cost_params(settings: Settings, issuer: str, broker: str, venue: str) -> CostParams:
+    """The configured cost inputs of trading a token of ``issuer`` on ``venue``."""
+    cfg = settings.strategy
+    ic, vc, bc = settings.issuers.get(issuer), settings.venues[venue], settings.venues.get(broker)
+    gas = 0.0
+    if vc.kind == "pool":
+        gas = gas_usd(vc.gas_per_swap, vc.base_fee_gwei, vc.priority_fee_gwei, vc.eth_usd)
+    return CostParams(
+        issuer_fee_flat_usd=float(ic.fee_flat_usd) if ic else 0.0,
+        issuer_fee_bps=float(ic.fee_bps) if ic else 0.0,
+        gas_usd=gas,
+        exchange_fee_bps=float(vc.taker_fee_bps) if vc.kind == "exchange" else 0.0,
+        commission_per_share_usd=float(bc.commission_per_share_usd) if bc else 0.0,
+        sec_fee_bps=float(bc.sec_fee_bps) if bc else 0.0,
+        taf_per_share_usd=float(bc.taf_per_share_usd) if bc else 0.0,
+        taf_max_usd=float(bc.taf_max_usd) if bc else 0.0,
+        funding_rate_apy=cfg.funding_rate_apy,
+        annual_vol=cfg.annual_vol,
+        risk_premium_sigmas=cfg.risk_premium_sigmas,
+        gap_vol_multiple=cfg.gap_vol_multiple,
+    )
+
+
+def live_issuer_fees(market: MarketState, issuer: str, params: CostParams) -> CostParams:
+    """The issuer's announced fees (``IssuerState``) override the configured ones once known."""
+    state = market.issuers.get(issuer)
+    if state is None or not (state.fee_flat_usd or state.fee_bps):
+        return params
+    return replace(
+        params, issuer_fee_flat_usd=float(state.fee_flat_usd), issuer_fee_bps=float(state.fee_bps)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A costed and sized candidate."""
+
+    venue: VenueView
+    direction: Direction
+    path: Path
+    choice: SizeChoice[EdgeBreakdown]
+    limit: SizeLimit
+    premium_bps: float
+
+    @property
+    def net_usd(self) -> float:
+        edge = self.choice.edge
+        return edge.net_usd if edge is not None else -math.inf
+
+
+class Candidate(NamedTuple):
+    """A venue whose top of book passed the cheap check, and in which direction."""
+
+    venue: VenueView
+    direction: Direction
+    premium_bps: float  # raw top-of-book premium (negative: discount) against fair value
+    data_ts_ns: int
+
+
+def plan_candidate(
+    ctx: StrategyContext,
+    settings: Settings,
+    st: TokenView,
+    cand: Candidate,
+    quote: TopOfBook,
+    form: HedgeForm | None,
+    hedgeable: Callable[[MarketSession], bool],
+) -> Plan | tuple[str, str]:
+    """Choose the path, the limits and the exposure of one candidate and size it; returns a
+    ``(code, reason)`` skip when it cannot be costed at all (issuer cannot price in range)."""
+    cfg, market, ledger, now = settings.strategy, ctx.market, ctx.ledger, ctx.now_ns
+    v, direction = cand.venue, cand.direction
+    m = st.mult
+    mid = quote.mid
+    fair = mid * m
+    premium = direction is Direction.PREMIUM
+    inventory = float(ledger.position(v.name, st.symbol))
+    limits = [SizeLimit("max_qty", cfg.max_qty)]
+    path = Path.REDEEM
+    if premium:
+        band = cfg.inventory.get(v.name)
+        floor = float(band.target - band.band) if band is not None else 0.0
+        path = Path.INVENTORY_FIRST if inventory > 0.0 and inventory > floor else Path.MINT_FIRST
+        if path is Path.INVENTORY_FIRST:
+            limits.append(SizeLimit("inventory", inventory))
+    bid, ask, _ = v.prices(market)
+    token_px = bid if premium else ask
+    if form is not None:
+        displayed = quote.ask_size if premium else quote.bid_size
+        limits.append(SizeLimit("hedge size", displayed / m))
+        if premium:
+            cash = float(ledger.cash(st.broker))
+            limits.append(SizeLimit("broker cash", cash / (quote.ask * m)))
+    else:
+        limits.append(SizeLimit("unhedged budget", cfg.unhedged_risk_budget_usd / fair))
+    book = None if v.is_pool else market.books[v.key]
+    if book is not None:
+        limits.append(SizeLimit("token depth", sum(sz for _, sz in book.levels(premium))))
+    ic = settings.issuers.get(st.issuer)
+    if premium and ic is not None:  # the issuer account pays for the mint when it is priced
+        per_token = fair * (1.0 + float(ic.fee_bps) * 1e-4)
+        cash = float(ledger.cash(st.issuer)) - float(ic.fee_flat_usd)
+        limits.append(SizeLimit("issuer cash", cash / per_token))
+    if not premium:
+        cash = float(ledger.cash(v.name))
+        limits.append(SizeLimit("venue cash", cash / (token_px * v.buy_factor)))
+    order_cap = float(settings.risk.max_order_notional_usd)
+    limits.append(SizeLimit("max order notional", order_cap / max(fair, token_px, quote.ask * m)))
+    limit = binding_limit(limits)
+
+    exposure = NO_EXPOSURE
+    if not cfg.ignore_settlement and ic is not None:
+        try:
+            exposure = exposure_window(
+                now,
+                ctx.sessions,
+                ctx.issuer_sessions.get(st.issuer),
+                latency_s=ic.latency_s,
+                settle_s=ic.settle_s,
+                settle_in_risk=path is Path.MINT_FIRST,
+                hedgeable=hedgeable,
+            )
+        except ValueError:
+            return "calendar", f"issuer {st.issuer} cannot price within the session calendar"
+        if form is None:  # unhedged: the whole window carries gap risk
+            exposure = Exposure(exposure.risk_s, exposure.lock_s, exposure.risk_s)
+    params = live_issuer_fees(market, st.issuer, st.params[v.name])
+    half_spread = (quote.ask - quote.bid) * 0.5
+    pm = market.pools.get(v.name) if v.is_pool else None
+
+    def evaluate(q: float) -> EdgeBreakdown:
+        if pm is not None:
+            filled, token_usd = token_fill_on_pool(pm, direction, q)
+        else:
+            assert book is not None
+            filled, token_usd = token_fill_on_book(book, direction, q)
+        hedge_usd = hedge_fill(quote, direction, q * m)[1] if form is not None else None
+        edge = edge_breakdown(
+            direction, q, m, mid, token_usd, hedge_usd, half_spread, exposure, params
+        )
+        if filled < q * (1.0 - 1e-9):  # the venue cannot take the whole size
+            return replace(edge, net_usd=-math.inf, net_bps=-math.inf)
+        return edge
+
+    choice = choose_size(
+        evaluate,
+        limit.qty,
+        steps=cfg.ladder_steps,
+        min_edge_bps=cfg.min_edge_bps,
+        min_edge_usd=cfg.min_edge_usd,
+        min_qty=float(ic.min_notional_usd) / fair if ic is not None else 0.0,
+        quantum=QTY_STEP,
+    )
+    return Plan(v, direction, path, choice, limit, cand.premium_bps)
+
+
+def rejection(settings: Settings, plan: Plan) -> tuple[str, str]:
+    """``(code, reason)`` of a plan with no eligible size."""
+    cfg = settings.strategy
+    if plan.limit.qty < QTY_STEP:
+        return "limit", f"size 0: {plan.limit.name} limit"
+    edge = plan.choice.edge
+    if edge is None or not math.isfinite(edge.net_usd):
+        return "limit", f"no executable size on {plan.venue.name}"
+    if edge.net_bps < cfg.min_edge_bps:
+        return "edge", f"edge {edge.net_bps:.1f} bps < min {cfg.min_edge_bps:g}"
+    if edge.net_usd < cfg.min_edge_usd:
+        return "edge", f"edge ${edge.net_usd:.2f} < min ${cfg.min_edge_usd:g}"
+    return "limit", f"below the issuer's minimum notional ({plan.limit.name} {plan.limit.qty:g})"

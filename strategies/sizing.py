@@ -1,0 +1,178 @@
+"""Choosing the size of an arbitrage: the quantity that maximises expected profit within limits.
+
+The edge of a size comes from a callable (the cost model, or any curve in a test); this module
+only searches. A size is *eligible* when its edge clears both ``min_edge_bps`` and
+``min_edge_usd`` and it is at least ``min_qty``. Search: a ladder of ``steps`` equal rungs up to
+the binding limit, then a golden-section refinement between the neighbours of the best rung,
+keeping the best eligible size seen anywhere. Sizes are rounded down to ``quantum``.
+
+Pure: no I/O, no clock, no state between calls.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+INVPHI = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: golden-section shrink factor
+
+
+class HasEdge(Protocol):
+    @property
+    def net_usd(self) -> float: ...
+
+    @property
+    def net_bps(self) -> float: ...
+
+
+E = TypeVar("E", bound=HasEdge)
+
+
+@dataclass(frozen=True, slots=True)
+class SizeLimit:
+    """One upper bound on the size, named so a skip can say which bound bit."""
+
+    name: str
+    qty: float
+
+
+def binding_limit(limits: Iterable[SizeLimit]) -> SizeLimit:
+    """The smallest limit (the first of equals); nan and negative limits count as zero."""
+    best: SizeLimit | None = None
+    for limit in limits:
+        qty = limit.qty if limit.qty > 0.0 else 0.0  # nan > 0 is False
+        if best is None or qty < best.qty:
+            best = SizeLimit(limit.name, qty)
+    if best is None:
+        raise ValueError("no size limits given")
+    return best
+
+
+@dataclass(frozen=True, slots=True)
+class SizeChoice(Generic[E]):
+    """The chosen size and its edge, or ``qty == 0`` with the best rejected candidate (for the
+    skip's reason) in ``edge``; ``evaluations`` counts calls of the edge function."""
+
+    qty: float
+    edge: E | None
+    eligible: bool
+    evaluations: int
+
+
+def floor_to(qty: float, quantum: float) -> float:
+    """``qty`` rounded down to a multiple of ``quantum`` (no rounding when quantum is 0)."""
+    if quantum <= 0.0:
+        return qty
+    # the tiny nudge keeps 0.3 / 0.1 = 2.9999999999999996 on the rung it names
+    return math.floor(qty / quantum + 1e-9) * quantum
+
+
+class _Search(Generic[E]):
+    """Memoised evaluations and the best eligible / best overall candidate seen."""
+
+    def __init__(
+        self,
+        evaluate: Callable[[float], E],
+        min_edge_bps: float,
+        min_edge_usd: float,
+        min_qty: float,
+        quantum: float,
+    ) -> None:
+        self.evaluate = evaluate
+        self.min_edge_bps = min_edge_bps
+        self.min_edge_usd = min_edge_usd
+        self.min_qty = min_qty
+        self.quantum = quantum
+        self.seen: dict[float, E] = {}
+        self.best: tuple[float, E] | None = None
+        self.best_eligible: tuple[float, E] | None = None
+
+    def eligible(self, qty: float, edge: E) -> bool:
+        return (
+            qty >= self.min_qty
+            and edge.net_bps >= self.min_edge_bps
+            and edge.net_usd >= self.min_edge_usd
+        )
+
+    def at(self, qty: float) -> E | None:
+        qty = floor_to(qty, self.quantum)
+        if qty <= 0.0:
+            return None
+        edge = self.seen.get(qty)
+        if edge is None:
+            edge = self.seen[qty] = self.evaluate(qty)
+            if self.best is None or edge.net_usd > self.best[1].net_usd:
+                self.best = (qty, edge)
+            if self.eligible(qty, edge) and (
+                self.best_eligible is None or edge.net_usd > self.best_eligible[1].net_usd
+            ):
+                self.best_eligible = (qty, edge)
+        return edge
+
+    def score(self, qty: float, eligible_only: bool) -> float:
+        edge = self.at(qty)
+        if edge is None:
+            return -math.inf
+        if eligible_only and not self.eligible(floor_to(qty, self.quantum), edge):
+            return -math.inf
+        return edge.net_usd
+
+    def golden(self, lo: float, hi: float, iterations: int, eligible_only: bool) -> None:
+        """Golden-section search for the maximum of the score on ``[lo, hi]``; every point it
+        evaluates competes for best through ``at``."""
+        c = hi - INVPHI * (hi - lo)
+        d = lo + INVPHI * (hi - lo)
+        fc = self.score(c, eligible_only)
+        fd = self.score(d, eligible_only)
+        for _ in range(iterations):
+            if fc >= fd:
+                hi, d, fd = d, c, fc
+                c = hi - INVPHI * (hi - lo)
+                fc = self.score(c, eligible_only)
+            else:
+                lo, c, fc = c, d, fd
+                d = lo + INVPHI * (hi - lo)
+                fd = self.score(d, eligible_only)
+        self.score((lo + hi) * 0.5, eligible_only)
+
+
+def choose_size(
+    evaluate: Callable[[float], E],
+    max_qty: float,
+    *,
+    steps: int,
+    min_edge_bps: float,
+    min_edge_usd: float,
+    min_qty: float = 0.0,
+    quantum: float = 0.0,
+    refine_iterations: int = 20,
+) -> SizeChoice[E]:
+    """The eligible size in ``(0, max_qty]`` with the largest ``net_usd``.
+
+    Ladder: ``max_qty * i / steps`` for ``i = 1..steps``. Refinement: golden section over the
+    two rungs around the best eligible rung (maximising net among eligible sizes), or, when no
+    rung is eligible, around the rung with the best net (a narrow peak between rungs).
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    search = _Search(evaluate, min_edge_bps, min_edge_usd, min_qty, quantum)
+    if not max_qty > 0.0:
+        return SizeChoice(0.0, None, False, 0)
+    rungs = [max_qty * i / steps for i in range(1, steps + 1)]
+    for q in rungs:
+        search.at(q)
+    centre = search.best_eligible or search.best
+    if centre is not None and refine_iterations > 0:
+        eligible_only = search.best_eligible is not None
+        # the rung index of the centre (rounded down by the quantum, so search by distance)
+        i = min(range(steps), key=lambda k: abs(rungs[k] - centre[0]))
+        lo = rungs[i - 1] if i > 0 else 0.0
+        hi = rungs[i + 1] if i + 1 < steps else max_qty
+        search.golden(lo, hi, refine_iterations, eligible_only)
+    if search.best_eligible is not None:
+        qty, edge = search.best_eligible
+        return SizeChoice(qty, edge, True, len(search.seen))
+    rejected = search.best[1] if search.best is not None else None
+    return SizeChoice(0.0, rejected, False, len(search.seen))

@@ -1,0 +1,26 @@
+"""Shared fixtures: small seeded synthetic feeds, generated once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.feeds.synth import generate
+
+REPO = Path(__file__).resolve().parents[1]
+REAL_DATA = REPO.parent / "shared" / "data" / "real"
+DEFAULT_CONFIG = REPO / "config" / "default.toml"
+
+
+@pytest.fixture(scope="session")
+def feeds_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("feeds")
+
+
+@pytest.fixture(scope="session")
+def calm_feed(feeds_dir: Path) -> Path:
+    """Two days of the calm scenario (Monday and Tuesday of Thanksgiving week 2026)."""
+    out = feeds_dir / "calm-2d"
+    generate("calm", 2, 7, out)
+    return out

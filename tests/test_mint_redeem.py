@@ -1,0 +1,556 @@
+"""MintRedeemStrategy on real market objects, a real session calendar and real issuer rules.
+
+The context below is a StrategyContext over those real objects with a dict ledger: it is the
+context the strategy reads, not a stand-in for any logic. Unless a test says otherwise the costs
+are exact: no broker or issuer fees beyond the ones named, and no risk terms (``exact``), so the
+intents' prices follow from the numbers by hand.
+
+Setup: AAPL quoted 199.75 / 200.25 (mid 200.00), AAPLx worth 1.02 shares (fair 204.00), the token
+on an exchange ``kraken`` and a v3 pool ``uni``; the broker ``alpaca``; the issuer ``backed``
+prices in regular hours, 60 s after it can.
+"""
+
+from __future__ import annotations
+
+import calendar as pycal
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from bot.amm.price import sqrt_price_x96_from_price
+from bot.amm.tick_math import get_tick_at_sqrt_ratio
+from bot.amm.v3_pool import V3Pool
+from bot.config import Settings
+from bot.intents import CancelOrder, PlaceOrder, RequestMintRedeem
+from bot.market import IssuerState, MarketState, PoolInfo, PoolMarket
+from bot.model import (
+    Fill,
+    LegRole,
+    MintRedeemRequest,
+    MultiplierStep,
+    Order,
+    OrderState,
+    OrderType,
+    RequestKind,
+    RequestState,
+    Side,
+    TimeInForce,
+    TokenizedStock,
+)
+from bot.sessions import IssuerSessionRule, SessionCalendar
+from strategies.base import Decision
+from strategies.costs import Direction, token_fill_on_pool
+from strategies.mint_redeem import MintRedeemStrategy
+
+NS = 1_000_000_000
+CAL = SessionCalendar("2025-06-02", "2025-06-10")
+
+
+def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> int:
+    return pycal.timegm((y, mo, d, h, mi, s)) * NS
+
+
+TUESDAY_11 = utc(2025, 6, 3, 15)  # 11:00 EDT, regular session
+TUESDAY_17 = utc(2025, 6, 3, 21)  # 17:00 EDT, after-hours
+FRIDAY_16 = utc(2025, 6, 6, 20)  # the close before the weekend
+SATURDAY_NOON = utc(2025, 6, 7, 16)
+
+EXACT: dict[str, Any] = {
+    "funding_rate_apy": 0.0,
+    "risk_premium_sigmas": 0.0,
+    "gap_vol_multiple": 0.0,
+    "cooldown_s": 0.0,
+}
+
+
+def settings(**strategy: Any) -> Settings:
+    return Settings(
+        stocks={"AAPL": {"broker": "alpaca"}},
+        tokens={"AAPLx": {"underlying": "AAPL", "issuer": "backed", "venues": ["kraken"]}},
+        venues={
+            "alpaca": {"kind": "broker", "sec_fee_bps": 0, "taf_per_share_usd": 0},
+            "kraken": {"kind": "exchange", "taker_fee_bps": 0},
+            "uni": {"kind": "pool", "gas_per_swap": 0},
+        },
+        issuers={
+            "backed": {
+                "model": "delayed_request",
+                "fee_bps": 10,
+                "execute_sessions": "regular",
+                "latency_s": 60,
+                "settle_s": 600,
+            }
+        },
+        strategy=strategy,
+    )
+
+
+class Ledger:
+    """Positions and cash in dicts: what the strategy may read of a ledger."""
+
+    def __init__(self) -> None:
+        self.positions: dict[tuple[str, str], Decimal] = {}
+        self.cash_by_venue: dict[str, Decimal] = {
+            "alpaca": Decimal(1_000_000),
+            "kraken": Decimal(1_000_000),
+            "backed": Decimal(1_000_000),
+        }
+
+    def position(self, venue: str, instrument: str) -> Decimal:
+        return self.positions.get((venue, instrument), Decimal(0))
+
+    def cash(self, venue: str) -> Decimal:
+        return self.cash_by_venue.get(venue, Decimal(0))
+
+    def in_flight(self, token: str) -> list[MintRedeemRequest]:
+        return []
+
+
+class Context:
+    """A StrategyContext over a real MarketState, SessionCalendar and IssuerSessionRule."""
+
+    def __init__(self, s: Settings, now_ns: int) -> None:
+        self.now_ns = now_ns
+        self.market = MarketState()
+        self.ledger = Ledger()
+        self.sessions = CAL
+        self.issuer_sessions = {
+            name: IssuerSessionRule(CAL, accept=i.accept_sessions, execute=i.execute_sessions)
+            for name, i in s.issuers.items()
+        }
+        self.tokens = {
+            "AAPLx": TokenizedStock(
+                "AAPLx", "AAPL", "backed", multipliers=[MultiplierStep(0, Decimal("1.02"))]
+            )
+        }
+        self.decisions: list[Decision] = []
+        self.orders: list[Order] = []
+
+    def open_orders(self, group_id: str | None = None) -> list[Order]:
+        return [o for o in self.orders if group_id is None or o.group_id == group_id]
+
+    def record(self, decision: Decision) -> None:
+        self.decisions.append(decision)
+
+    def quote_stock(
+        self, bid: float, ask: float, size: float = 1000.0, ts: int | None = None
+    ) -> None:
+        q = self.market.quote("AAPL")
+        q.bid, q.bid_size, q.ask, q.ask_size = bid, size, ask, size
+        q.ts_ns = self.now_ns if ts is None else ts
+
+    def quote_token(self, bid: float, ask: float, size: float = 50.0) -> None:
+        self.market.book("kraken", "AAPLx").set_top(bid, size, ask, size, self.now_ns)
+
+
+def setup(
+    now_ns: int, token_bid: float, token_ask: float, **strategy: Any
+) -> tuple[MintRedeemStrategy, Context]:
+    s = settings(**{**EXACT, **strategy})
+    ctx = Context(s, now_ns)
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(token_bid, token_ask)
+    strat = MintRedeemStrategy(s)
+    strat.on_start(ctx)
+    return strat, ctx
+
+
+FAIR = 200.0 * 1.02
+
+
+def hedge(side: Side, **kw: Any) -> PlaceOrder:
+    fields: dict[str, Any] = {
+        "venue": "alpaca", "instrument": "AAPL", "side": side, "qty": Decimal("51"),
+        "order_type": OrderType.MARKET, "role": LegRole.HEDGE, "group_id": "AAPLx-1",
+        "reference_price": 200.0,
+    }  # fmt: skip
+    fields.update(kw)
+    return PlaceOrder(**fields)
+
+
+def token_fill(side: Side, qty: str, price: str) -> Fill:
+    return Fill("kraken", "AAPLx", "k1", "t-k1", side, Decimal(qty), Decimal(price), TUESDAY_11,
+                role=LegRole.TOKEN, group_id="AAPLx-1")  # fmt: skip
+
+
+def test_premium_with_inventory_sells_hedges_and_mints_with_the_multiplier() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    intents = strat.on_market(ctx, "AAPLx")
+    # 50 tokens (the displayed bid) for 10400; hedge 51 shares at 200.25; unwind half-spread
+    # 51 * 0.25; issuer fee 10 bps of 50 * 204: net = 10400 - 10212.75 - 12.75 - 10.2 = 164.3,
+    # so the sale's worst price is (10400 - 164.3) / 50 = 204.714
+    assert intents == [
+        PlaceOrder(
+            "kraken", "AAPLx", Side.SELL, Decimal("50"), OrderType.LIMIT, Decimal("204.7140"),
+            TimeInForce.IOC, False, LegRole.TOKEN, "AAPLx-1", FAIR,
+        ),
+        hedge(Side.BUY),
+    ]  # fmt: skip
+    # the mint restores what the sale actually took from inventory
+    assert strat.on_fill(ctx, token_fill(Side.SELL, "50", "208")) == [
+        RequestMintRedeem(
+            "backed", "AAPLx", RequestKind.MINT, Decimal("50"), "AAPLx-1", FAIR, venue="kraken"
+        )
+    ]
+    (decision,) = ctx.decisions
+    assert decision.taken and decision.action == "mint_and_sell"
+    assert decision.edge_usd == pytest.approx(164.3, abs=1e-9)
+    assert decision.components["issuer_fee"] == pytest.approx(10.2, abs=1e-9)
+    assert decision.premium_bps == pytest.approx((208.0 / FAIR - 1) * 1e4)
+    assert decision.reason == (
+        "inventory-first on kraken, hedged: edge 161.1 bps $164.30, size at the token depth limit"
+    )
+
+
+def test_priced_mint_unwinds_the_filled_hedge() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    strat.on_market(ctx, "AAPLx")
+    fill = Fill("alpaca", "AAPL", "c1", "t1", Side.BUY, Decimal(51), Decimal("200.25"), TUESDAY_11,
+                role=LegRole.HEDGE, group_id="AAPLx-1")  # fmt: skip
+    assert strat.on_fill(ctx, fill) is None
+    req = MintRedeemRequest("r1", "backed", "AAPLx", RequestKind.MINT, Decimal(50), TUESDAY_11,
+                            "AAPLx-1", RequestState.PRICED, Decimal("204.1"))  # fmt: skip
+    assert strat.on_request(ctx, req) == [hedge(Side.SELL, role=LegRole.UNWIND)]
+    assert strat.groups.awaiting("AAPLx") == 0
+
+
+def test_discount_buys_tokens_sells_the_hedge_and_redeems_once_bought() -> None:
+    strat, ctx = setup(TUESDAY_11, 199.0, 200.0)
+    intents = strat.on_market(ctx, "AAPLx")
+    # 50 tokens at 200 = 10000; hedge proceeds 51 * 199.75 = 10187.25; net = 187.25 - 12.75
+    # - 10.2 = 164.3, so the buy's worst price is (10000 + 164.3) / 50 = 203.286
+    assert intents == [
+        PlaceOrder(
+            "kraken", "AAPLx", Side.BUY, Decimal("50"), OrderType.LIMIT, Decimal("203.2860"),
+            TimeInForce.IOC, False, LegRole.TOKEN, "AAPLx-1", FAIR,
+        ),
+        hedge(Side.SELL),
+    ]  # fmt: skip
+    assert ctx.decisions[0].action == "buy_and_redeem"
+    bought = Fill("kraken", "AAPLx", "c1", "t1", Side.BUY, Decimal(50), Decimal(200), TUESDAY_11,
+                  role=LegRole.TOKEN, group_id="AAPLx-1")  # fmt: skip
+    assert strat.on_fill(ctx, bought) == [
+        RequestMintRedeem(
+            "backed", "AAPLx", RequestKind.REDEEM, Decimal("50"), "AAPLx-1", FAIR, venue="kraken"
+        )
+    ]
+
+
+def test_token_leg_that_does_not_trade_unwinds_the_hedge_mints_nothing_and_backs_off() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    strat.on_market(ctx, "AAPLx")
+    strat.on_fill(ctx, hedge_fill(Side.BUY))
+    unfilled = Order("k1", "kraken", "AAPLx", Side.SELL, Decimal(50), OrderType.LIMIT,
+                     Decimal("204.714"), TimeInForce.IOC, role=LegRole.TOKEN, group_id="AAPLx-1",
+                     state=OrderState.CANCELED, reason="unfilled")  # fmt: skip
+    assert strat.on_order(ctx, unfilled) == [hedge(Side.SELL, role=LegRole.UNWIND)]
+    assert strat.groups.awaiting("AAPLx") == 0
+    assert ctx.decisions[-1].reason == "AAPLx-1: token leg canceled: unfilled, traded 0.000"
+    ctx.now_ns += 2 * NS
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(208.0, 209.0)
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[-1].reason == "backing off 3 s after 1 short token leg(s)"
+    ctx.now_ns += 3 * NS
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(208.0, 209.0)
+    intents = strat.on_market(ctx, "AAPLx")
+    assert intents is not None and intents[0].group_id == "AAPLx-2"
+
+
+def test_premium_without_inventory_mints_first_hedges_when_priced_sells_on_arrival() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    assert strat.on_market(ctx, "AAPLx") == [
+        RequestMintRedeem(
+            "backed", "AAPLx", RequestKind.MINT, Decimal("50"), "AAPLx-1", FAIR, venue="kraken"
+        )
+    ]
+    req = MintRedeemRequest("r1", "backed", "AAPLx", RequestKind.MINT, Decimal(50), TUESDAY_11,
+                            "AAPLx-1", RequestState.PRICED, Decimal("204.1"))  # fmt: skip
+    assert strat.on_request(ctx, req) == [hedge(Side.SELL)]
+    strat.on_fill(ctx, Fill("alpaca", "AAPL", "c2", "t2", Side.SELL, Decimal(51), Decimal("199.75"),
+                            TUESDAY_11, role=LegRole.HEDGE, group_id="AAPLx-1"))  # fmt: skip
+    req.state = RequestState.SETTLED
+    assert strat.on_request(ctx, req) == [
+        PlaceOrder(
+            "kraken", "AAPLx", Side.SELL, Decimal("50"), OrderType.LIMIT, Decimal("204.0000"),
+            TimeInForce.IOC, False, LegRole.TOKEN, "AAPLx-1", FAIR,
+        ),
+        hedge(Side.BUY, role=LegRole.UNWIND),
+    ]  # fmt: skip
+
+
+def test_premium_below_min_edge_is_skipped_with_its_reason_and_collapsed() -> None:
+    strat, ctx = setup(TUESDAY_11, 205.0, 205.5)  # +49 bps raw
+    # at every size: net = 50 * 205 - 51 * 200.25 - 12.75 - 10.2 = 14.3 on 10200 = 14.0 bps
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert strat.on_market(ctx, "AAPLx") is None
+    (skip,) = ctx.decisions
+    assert skip.action == "skip" and not skip.taken
+    assert skip.reason == "edge 14.0 bps < min 15"
+    assert skip.repeats == 2
+    assert skip.edge_usd == pytest.approx(14.3, abs=1e-9)
+    assert skip.components["gross"] == pytest.approx(50 * 205.0 - 51 * 200.25, abs=1e-9)
+
+
+def test_raw_premium_under_min_edge_returns_before_any_decision() -> None:
+    strat, ctx = setup(TUESDAY_11, 204.2, 204.4)  # +9.8 bps
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions == []
+
+
+def test_weekend_has_no_hedge_so_no_arbitrage() -> None:
+    strat, ctx = setup(SATURDAY_NOON, 210.0, 211.0, **{"funding_rate_apy": 0.05})
+    ctx.quote_stock(199.75, 200.25, ts=FRIDAY_16)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert [(d.action, d.reason) for d in ctx.decisions] == [("skip", "no hedge: weekend")]
+
+
+def test_naive_variant_trades_the_weekend_the_settlement_aware_one_skips() -> None:
+    strat, ctx = setup(SATURDAY_NOON, 210.0, 211.0, ignore_settlement=True)
+    ctx.quote_stock(199.75, 200.25, ts=FRIDAY_16)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    intents = strat.on_market(ctx, "AAPLx")
+    assert intents is not None
+    assert [(i.role, i.side) for i in intents if isinstance(i, PlaceOrder)] == [
+        (LegRole.TOKEN, Side.SELL),
+        (LegRole.HEDGE, Side.BUY),
+    ]
+    assert intents[1] == hedge(Side.BUY)  # a market DAY order into a closed market
+    assert ctx.decisions[0].components["gap_risk"] == 0.0
+
+
+def test_weekend_with_an_unhedged_budget_prices_the_gap_and_declines() -> None:
+    strat, ctx = setup(
+        SATURDAY_NOON, 210.0, 211.0, unhedged_risk_budget_usd=100_000.0, risk_premium_sigmas=1.0,
+        gap_vol_multiple=2.0,
+    )  # fmt: skip
+    ctx.quote_stock(199.75, 200.25, ts=FRIDAY_16)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    assert strat.on_market(ctx, "AAPLx") is None
+    (skip,) = ctx.decisions
+    assert skip.reason.startswith("edge ")
+    # 45.5 h until Monday's open + 60 s, all of it closed: 2 * 30% * sqrt(t / year) * notional
+    t = 45.5 * 3600 + 60
+    assert skip.components["closed_s"] == t
+    assert skip.components["gap_risk"] == pytest.approx(
+        2 * 0.3 * (t / (365 * 86400)) ** 0.5 * skip.components["notional"], rel=1e-12
+    )
+
+
+def test_after_hours_hedge_is_a_day_limit_with_extended_hours_off_the_mark() -> None:
+    strat, ctx = setup(TUESDAY_17, 208.0, 209.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    intents = strat.on_market(ctx, "AAPLx")
+    assert intents is not None
+    assert intents[1] == hedge(
+        Side.BUY, order_type=OrderType.LIMIT, limit_price=Decimal("200.20"), extended_hours=True
+    )  # mark 200.00 + 10 bps
+
+
+def test_issuer_paused_stands_aside() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.market.issuers["backed"] = IssuerState("backed", paused=True)
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[0].reason == "issuer backed paused"
+
+
+def test_multiplier_activation_window_stands_aside() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.tokens["AAPLx"].schedule_multiplier(TUESDAY_11 + 1800 * NS, Decimal("1.03"))
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[0].reason == "multiplier activation in 1800 s"
+
+
+def test_stale_quote_in_regular_hours_stands_aside() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.quote_stock(199.75, 200.25, ts=TUESDAY_11 - 60 * NS)
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[0].reason == "stale quote: AAPL 60 s old"
+
+
+def test_one_group_in_flight_per_token_then_cooldown() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0, cooldown_s=30.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    assert strat.on_market(ctx, "AAPLx") is not None
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[-1].reason == "1 group(s) awaiting the issuer"
+    req = MintRedeemRequest("r1", "backed", "AAPLx", RequestKind.MINT, Decimal(50), TUESDAY_11,
+                            "AAPLx-1", RequestState.PRICED, Decimal("204.1"))  # fmt: skip
+    strat.on_request(ctx, req)
+    ctx.now_ns += 10 * NS
+    ctx.quote_stock(199.75, 200.25)
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[-1].reason == "cooldown: 10.0 s since the last action"
+    ctx.now_ns += 20 * NS
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(208.0, 209.0)
+    intents = strat.on_market(ctx, "AAPLx")
+    assert intents is not None and intents[0].group_id == "AAPLx-2"
+
+
+def test_pool_premium_swaps_with_a_worst_price_and_sizes_against_price_impact() -> None:
+    s = settings(**EXACT)
+    s = s.model_copy(
+        update={"tokens": {"AAPLx": s.tokens["AAPLx"].model_copy(update={"venues": ["uni"]})}}
+    )
+    ctx = Context(s, TUESDAY_11)
+    ctx.quote_stock(199.75, 200.25)
+    sqrt_p = sqrt_price_x96_from_price(212.0, 18, 6)  # token0 = AAPLx (18), token1 = USDC (6)
+    tick = get_tick_at_sqrt_ratio(sqrt_p)
+    pool = V3Pool(3000, 60, sqrt_p)
+    pool.mint((tick // 60 - 20) * 60, (tick // 60 + 20) * 60, 2 * 10**15)
+    ctx.market.pools["uni"] = PoolMarket(
+        PoolInfo("uni", "AAPLx", "USDC", True, 18, 6, 3000, 60), pool
+    )
+    ctx.ledger.positions[("uni", "AAPLx")] = Decimal(500)
+    strat = MintRedeemStrategy(s)
+    strat.on_start(ctx)
+    intents = strat.on_market(ctx, "AAPLx")
+    assert intents is not None
+    token_leg = intents[0]
+    assert isinstance(token_leg, PlaceOrder)
+    assert (token_leg.venue, token_leg.side, token_leg.order_type) == (
+        "uni",
+        Side.SELL,
+        OrderType.MARKET,
+    )
+    decision = ctx.decisions[0]
+    # price impact stops the size short of every configured limit, at the profit optimum
+    assert 0 < decision.qty < 50 and decision.reason.endswith("size at the profit optimum")
+    assert token_leg.qty == Decimal(repr(decision.qty))
+    assert token_leg.limit_price is not None and token_leg.limit_price < Decimal("212")
+
+    def net(q: float) -> float:  # the exact-cost edge of q tokens, from the pool's own quote
+        proceeds = token_fill_on_pool(ctx.market.pools["uni"], Direction.PREMIUM, q)[1]
+        return proceeds - 1.02 * q * 200.25 - 1.02 * q * 0.25 - 0.001 * q * FAIR
+
+    assert decision.edge_usd == pytest.approx(net(decision.qty), abs=1e-9)
+    assert net(decision.qty) >= max(net(decision.qty * 0.95), net(decision.qty * 1.05))
+
+
+def priced(state: RequestState = RequestState.PRICED, reason: str = "") -> MintRedeemRequest:
+    return MintRedeemRequest(
+        "r1", "backed", "AAPLx", RequestKind.MINT, Decimal(50), TUESDAY_11, "AAPLx-1", state,
+        Decimal("204.1"), reason=reason,
+    )  # fmt: skip
+
+
+def hedge_fill(side: Side, qty: str = "51") -> Fill:
+    return Fill("alpaca", "AAPL", "h1", "t-h1", side, Decimal(qty), Decimal("200.25"), TUESDAY_11,
+                role=LegRole.HEDGE, group_id="AAPLx-1")  # fmt: skip
+
+
+def test_unwind_priced_over_the_weekend_waits_for_monday_and_is_noted_once() -> None:
+    friday_1559 = utc(2025, 6, 6, 19, 59)
+    strat, ctx = setup(friday_1559, 208.0, 209.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    assert strat.on_market(ctx, "AAPLx") is not None
+    strat.on_fill(ctx, hedge_fill(Side.BUY))
+    ctx.now_ns = utc(2025, 6, 7, 0, 5)  # Friday 20:05 EDT: priced after the close
+    assert strat.on_request(ctx, priced()) is None
+    assert strat.on_timer(ctx, "heartbeat") is None
+    waiting = [d for d in ctx.decisions if d.action == "waiting"]
+    assert [(d.reason, d.repeats) for d in waiting] == [
+        ("AAPLx-1: 1 broker leg(s) wait: no session takes a broker order now", 1)
+    ]
+    ctx.now_ns = utc(2025, 6, 9, 13, 31)  # Monday 09:31 EDT
+    ctx.quote_stock(199.75, 200.25)
+    assert strat.on_timer(ctx, "heartbeat") == [hedge(Side.SELL, role=LegRole.UNWIND)]
+    assert strat.on_timer(ctx, "heartbeat") is None  # placed once
+
+
+def test_issuer_refusal_unwinds_the_hedge_and_is_recorded() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    strat.on_market(ctx, "AAPLx")
+    strat.on_fill(ctx, hedge_fill(Side.BUY))
+    refused = priced(RequestState.REJECTED, "MARKET_PAUSED")
+    assert strat.on_request(ctx, refused) == [hedge(Side.SELL, role=LegRole.UNWIND)]
+    assert ctx.decisions[-1].action == "issuer_refused"
+    assert ctx.decisions[-1].reason == "AAPLx-1: issuer rejected: MARKET_PAUSED"
+    assert strat.groups.awaiting("AAPLx") == 0
+
+
+def test_partial_token_buy_redeems_what_was_bought_and_unwinds_the_excess_hedge() -> None:
+    strat, ctx = setup(TUESDAY_11, 199.0, 200.0)
+    strat.on_market(ctx, "AAPLx")
+    strat.on_fill(ctx, hedge_fill(Side.SELL))
+    bought = Fill("kraken", "AAPLx", "k1", "t-k1", Side.BUY, Decimal(20), Decimal(200), TUESDAY_11,
+                  role=LegRole.TOKEN, group_id="AAPLx-1")  # fmt: skip
+    assert strat.on_fill(ctx, bought) is None
+    ioc_rest = Order("k1", "kraken", "AAPLx", Side.BUY, Decimal(50), OrderType.LIMIT,
+                     Decimal("203.286"), TimeInForce.IOC, role=LegRole.TOKEN, group_id="AAPLx-1",
+                     state=OrderState.CANCELED, filled_qty=Decimal(20))  # fmt: skip
+    # 20 tokens are hedged by 20.4 shares: 30.6 of the 51 sold are bought back
+    assert strat.on_order(ctx, ioc_rest) == [
+        RequestMintRedeem(
+            "backed", "AAPLx", RequestKind.REDEEM, Decimal("20"), "AAPLx-1", FAIR, venue="kraken"
+        ),
+        hedge(Side.BUY, qty=Decimal("30.6"), role=LegRole.UNWIND),
+    ]
+
+
+def test_priced_mint_cancels_a_working_hedge_and_unwinds_what_filled() -> None:
+    strat, ctx = setup(TUESDAY_17, 208.0, 209.0)  # after-hours: the hedge is a resting limit
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    strat.on_market(ctx, "AAPLx")
+    strat.on_fill(ctx, hedge_fill(Side.BUY, "30"))
+    ctx.orders.append(
+        Order(
+            "h1",
+            "alpaca",
+            "AAPL",
+            Side.BUY,
+            Decimal(51),
+            OrderType.LIMIT,
+            Decimal("200.20"),
+            extended_hours=True,
+            role=LegRole.HEDGE,
+            group_id="AAPLx-1",
+            state=OrderState.PARTIALLY_FILLED,
+            filled_qty=Decimal(30),
+        )  # fmt: skip
+    )
+    unwind = hedge(Side.SELL, qty=Decimal("30"), order_type=OrderType.LIMIT,
+                   limit_price=Decimal("199.80"), extended_hours=True, role=LegRole.UNWIND)  # fmt: skip
+    assert strat.on_request(ctx, priced()) == [CancelOrder("alpaca", "h1"), unwind]
+    # a fill that raced the cancel is unwound too
+    assert strat.on_fill(ctx, hedge_fill(Side.BUY, "5")) == [
+        hedge(Side.SELL, qty=Decimal("5"), order_type=OrderType.LIMIT,
+              limit_price=Decimal("199.80"), extended_hours=True, role=LegRole.UNWIND)
+    ]  # fmt: skip
+
+
+TUESDAY_22 = utc(2025, 6, 4, 2)  # 22:00 EDT: the overnight session before Wednesday
+
+
+def test_overnight_needs_both_the_strategy_and_the_account_enabled() -> None:
+    strat, ctx = setup(TUESDAY_22, 208.0, 209.0, overnight_hedge=True)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[-1].reason == "no hedge: overnight hedging not enabled"
+
+    s = settings(**EXACT, overnight_hedge=True)
+    alpaca = s.venues["alpaca"].model_copy(update={"overnight_enabled": True})
+    s = s.model_copy(update={"venues": {**s.venues, "alpaca": alpaca}})
+    strat = MintRedeemStrategy(s)
+    strat.on_start(ctx)
+    intents = strat.on_market(ctx, "AAPLx")
+    assert intents is not None
+    assert intents[1] == hedge(
+        Side.BUY, order_type=OrderType.LIMIT, limit_price=Decimal("200.20"), extended_hours=True
+    )
+
+
+def test_an_empty_issuer_account_limits_the_mint_to_nothing() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    ctx.ledger.cash_by_venue["backed"] = Decimal(0)
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[-1].reason == "size 0: issuer cash limit"
