@@ -1,0 +1,26 @@
+# pegbot daemon image. Multi-stage: build the locked environment, ship only what runs.
+# (No Docker engine runs on the development machines; this file is kept plain and checked by hand.)
+
+FROM python:3.11-slim AS build
+ENV UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1
+RUN pip install --no-cache-dir uv
+WORKDIR /app
+COPY pyproject.toml uv.lock README.md ./
+RUN uv sync --frozen --no-dev --no-install-project
+COPY bot ./bot
+COPY strategies ./strategies
+COPY connectors ./connectors
+RUN uv sync --frozen --no-dev
+
+FROM python:3.11-slim AS runtime
+RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin pegbot
+WORKDIR /app
+COPY --from=build --chown=pegbot:pegbot /app /app
+COPY --chown=pegbot:pegbot config ./config
+COPY --chown=pegbot:pegbot data/sample ./data/sample
+ENV PATH=/app/.venv/bin:$PATH PYTHONUNBUFFERED=1
+USER pegbot
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+  CMD ["python", "-c", "import sys, urllib.request; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8787/healthz', timeout=4).status == 200 else 1)"]
+ENTRYPOINT ["pegbot", "run"]
+CMD ["--config", "config/default.toml"]
