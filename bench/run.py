@@ -27,14 +27,21 @@ def run_one(workload: str) -> None:
     from bench import workloads
     from bot.backtest.runner import Backtest
     from bot.config import load_config
+    from bot.logging import configure_logging
+
+    configure_logging("error")
 
     settings = load_config(CONFIG)
+    if workload == "generate":
+        if not (CACHE / "quotes-2m" / "manifest.json").exists():
+            workloads.write_quotes(CACHE / "quotes-2m")
+        if not (CACHE / "pool-5m" / "manifest.json").exists():
+            workloads.write_pool(CACHE / "pool-5m")
+        return
     if workload == "sample":
         feed = ROOT / "data" / "sample"
     elif workload == "quotes":
         feed = CACHE / "quotes-2m"
-        if not (feed / "manifest.json").exists():
-            workloads.write_quotes(feed)
         # this workload has no pool: the token trades on the exchange only
         token = settings.tokens["AAPLx"].model_copy(update={"venues": ["kraken"]})
         settings = settings.model_copy(
@@ -51,25 +58,22 @@ def run_one(workload: str) -> None:
         )
     elif workload == "pool":
         feed = CACHE / "pool-5m"
-        if not (feed / "manifest.json").exists():
-            workloads.write_pool(feed)
     else:
         raise SystemExit(f"unknown workload {workload}")
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     record = Backtest(settings, feed=feed).run()
     s = record.summary
     _emit(f"backtest_{workload}_events_per_second", s["events_per_second"], "events/s")
     _emit(f"backtest_{workload}_events", s["events"], "events")
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    _emit(f"backtest_{workload}_trades", s["trades"], "fills")
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     _emit(f"backtest_{workload}_peak_rss", peak_mb, "MB")
-    _ = before
 
 
 def main() -> None:
     if len(sys.argv) > 1:
         run_one(sys.argv[1])
         return
-    for workload in ("sample", "quotes", "pool"):
+    for workload in ("generate", "sample", "quotes", "pool"):
         proc = subprocess.run(
             [sys.executable, "-m", "bench.run", workload], cwd=ROOT, capture_output=True, text=True
         )

@@ -136,6 +136,7 @@ class StrategyConfig(Strict):
     unhedged_risk_budget_usd: float = Field(0.0, ge=0)
     multiplier_window_s: float = Field(3600.0, ge=0)
     cooldown_s: float = Field(5.0, ge=0, description="min time between actions per token")
+    max_in_flight: int = Field(1, ge=1, description="arbitrages per token awaiting the issuer")
     max_quote_age_s: float = Field(30.0, gt=0, description="older data is stale: stand aside")
     hedge_slippage_bps: float = Field(10.0, ge=0, description="limit price band for DAY limits")
     inventory: dict[str, InventoryBand] = Field(default_factory=dict)

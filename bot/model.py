@@ -13,6 +13,14 @@ from decimal import Decimal
 from enum import IntEnum, StrEnum
 
 
+class Currency(StrEnum):
+    """Quote currencies. The ledger counts USDC at par with USD (ADR 0008); a depeg is a
+    market-data question for a later issue, not a ledger one."""
+
+    USD = "USD"
+    USDC = "USDC"
+
+
 class Side(IntEnum):
     """Order side. The integer is the sign of the position change."""
 
@@ -112,7 +120,7 @@ class LegRole(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Stock:
     symbol: str
-    currency: str = "USD"
+    currency: Currency = Currency.USD
 
 
 @dataclass(frozen=True, slots=True)

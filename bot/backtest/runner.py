@@ -49,6 +49,14 @@ def _to_ns(dt: datetime) -> int:
     return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
 
 
+MICRO_USD = Decimal("0.000001")
+
+
+def _usd(x: Decimal) -> Decimal:
+    """Summary money: the ledger is exact to many digits; a report shows micro-dollars."""
+    return x.quantize(MICRO_USD)
+
+
 def _date_of(ns: int) -> Any:
     return datetime.fromtimestamp(ns / 1e9, tz=UTC).date()
 
@@ -135,7 +143,7 @@ class Backtest:
             settings.risk,
             mint_venues={n: i.deliver_to for n, i in settings.issuers.items() if i.deliver_to},
         )
-        self.strategy = MintRedeemStrategy(settings)
+        self.strategy = MintRedeemStrategy(settings, max_in_flight=settings.strategy.max_in_flight)
         self.engine = Engine(
             settings=settings,
             clock=self.clock,
@@ -358,8 +366,8 @@ class Backtest:
             "events_per_second": round(events / wall, 1) if wall > 0 else None,
             "sim_start_ns": self.reader.start_ns,
             "sim_end_ns": self.clock.now_ns(),
-            "pnl_usd": pnl.total,
-            "pnl_components": {k: v for k, v in pnl.as_dict().items() if k != "total"},
+            "pnl_usd": _usd(pnl.total),
+            "pnl_components": {k: _usd(v) for k, v in pnl.as_dict().items() if k != "total"},
             "max_drawdown_usd": max_drawdown([0.0, *self._pnl_series]),
             "trades": counters["trades"],
             "mints": counters["mints"],
@@ -373,7 +381,7 @@ class Backtest:
                 venue: {inst: q for inst, q in bal.positions.items()}
                 for venue, bal in snap.venues.items()
             },
-            "final_cash": {venue: bal.cash for venue, bal in snap.venues.items()},
+            "final_cash": {venue: _usd(bal.cash) for venue, bal in snap.venues.items()},
             "in_flight": {
                 "mints": {t: str(s.qty) for t, s in snap.mints.items()},
                 "redeems": {t: str(s.qty) for t, s in snap.redeems.items()},
