@@ -99,6 +99,8 @@ class Engine:
         self.last_event_ns = 0
         self._last_marks: dict[str, Decimal] = {}
         self._refusal_depth = 0
+        self._funding_apy = Decimal(str(settings.strategy.funding_rate_apy))
+        self._now = clock.now_ns
 
         # routing tables, built once so the per-event path is dict lookups only
         tokens_of_stock: dict[str, list[str]] = {}
@@ -115,6 +117,10 @@ class Engine:
         ] = {}
         self._book_routes: dict[
             tuple[str, str], tuple[Book, tuple[MarketListener, ...], tuple[str, ...]]
+        ] = {}
+        # venue -> instrument -> route: two lookups of interned strings, no tuple key per event
+        self._book_top_routes: dict[
+            str, dict[str, tuple[Book, tuple[MarketListener, ...], tuple[str, ...]]]
         ] = {}
         self._quote_listeners: dict[str, tuple[MarketListener, ...]] = {}
         self._book_listeners: dict[tuple[str, str], tuple[MarketListener, ...]] = {}
@@ -139,7 +145,7 @@ class Engine:
     # ---- StrategyContext -------------------------------------------------------------------
     @property
     def now_ns(self) -> int:
-        return self.clock.now_ns()
+        return self._now()
 
     @property
     def market(self) -> MarketState:
@@ -194,9 +200,7 @@ class Engine:
         self.clock.schedule(self.clock.now_ns() + period_ns, tick)
 
     def _heartbeat(self) -> None:
-        self._ledger.accrue_funding(
-            self.clock.now_ns(), Decimal(str(self.settings.strategy.funding_rate_apy))
-        )
+        self._ledger.accrue_funding(self.clock.now_ns(), self._funding_apy)
         self._act(self.strategy.on_timer(self, "heartbeat"))
 
     def _sample(self) -> None:
@@ -210,18 +214,18 @@ class Engine:
         route = self._quote_routes.get(symbol)
         if route is None:
             route = self._quote_route(symbol)
-        q = route[0]
+        q, listeners, tokens = route
         q.bid = bid
         q.bid_size = bid_size
         q.ask = ask
         q.ask_size = ask_size
         q.ts_ns = ts_ns
-        for listener in route[1]:
-            if listener.has_working:
-                listener.on_market(symbol)
-        on_market = self.strategy.on_market
-        for token in route[2]:
-            intents = on_market(self, token)
+        if listeners:
+            for listener in listeners:
+                if listener.has_working:
+                    listener.on_market(symbol)
+        for token in tokens:
+            intents = self.strategy.on_market(self, token)
             if intents:
                 self._act(intents)
 
@@ -246,22 +250,24 @@ class Engine:
         ask_size: float,
         ts_ns: int,
     ) -> None:
-        key = (venue, instrument)
-        route = self._book_routes.get(key)
+        routes = self._book_top_routes.get(venue)
+        route = routes.get(instrument) if routes is not None else None
         if route is None:
-            route = self._book_route(key)
-        t = route[0].top
+            route = self._book_route((venue, instrument))
+            self._book_top_routes.setdefault(venue, {})[instrument] = route
+        book, listeners, tokens = route
+        t = book.top
         t.bid = bid
         t.bid_size = bid_size
         t.ask = ask
         t.ask_size = ask_size
         t.ts_ns = ts_ns
-        for listener in route[1]:
-            if listener.has_working:
-                listener.on_market(instrument)
-        on_market = self.strategy.on_market
-        for token in route[2]:
-            intents = on_market(self, token)
+        if listeners:
+            for listener in listeners:
+                if listener.has_working:
+                    listener.on_market(instrument)
+        for token in tokens:
+            intents = self.strategy.on_market(self, token)
             if intents:
                 self._act(intents)
 

@@ -109,7 +109,7 @@ class Gates:
         if code == "not_accepting":
             return f"issuer {st.issuer} not accepting requests"
         if code == "no_hedge":
-            return f"no hedge: {closed_reason(ctx.sessions.session_at(now), now)}"
+            return f"no hedge: {closed_reason(ctx.sessions.session_at(now), now, ctx.sessions.next_change(now)[0])}"
         if code == "bad_quote":
             return f"crossed quote for {st.underlying}"
         return f"stale quote: {st.underlying} {(now - quote.ts_ns) / NS:.0f} s old"
@@ -120,12 +120,18 @@ def _accepts(ctx: StrategyContext, issuer: str, now: int) -> bool:
     return rule is None or rule.accepts(now)
 
 
-def closed_reason(session: MarketSession, now: int) -> str:
-    """Why the broker takes no hedge now, in a trader's words."""
+def closed_reason(session: MarketSession, now: int, reopens_ns: int | None = None) -> str:
+    """Why the broker takes no hedge now, in a trader's words. A closed stretch that runs through
+    a Saturday (known from ``reopens_ns``, the calendar's next change) is the weekend, even when it
+    starts on Friday afternoon after a half-day."""
     if session is MarketSession.OVERNIGHT:
         return "overnight hedging not enabled"
     local = datetime.fromtimestamp(now / NS, EASTERN)
     weekday = local.weekday()  # Friday 20:00 to Sunday 20:00 ET is the weekend
     if weekday == 5 or (weekday == 4 and local.hour >= 20) or (weekday == 6 and local.hour < 20):
         return "weekend"
+    if reopens_ns is not None and session is MarketSession.CLOSED:
+        end = datetime.fromtimestamp(reopens_ns / NS, EASTERN)
+        if weekday == 4 and (end.date() - local.date()).days >= 2:
+            return "weekend"
     return "market closed"

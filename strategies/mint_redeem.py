@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from bot.intents import CancelOrder, PlaceOrder
 from bot.model import Fill, LegRole, MintRedeemRequest, Order, RequestKind, Side
+from bot.sessions import MarketSession
 from strategies.arb_groups import Group, GroupBook, LegKind, Path
 from strategies.base import Decision
 from strategies.costs import Direction, EdgeBreakdown
@@ -41,6 +42,7 @@ from strategies.opportunity import (
     Candidate,
     Plan,
     TokenView,
+    edge_bound,
     plan_candidate,
     rejection,
     token_views,
@@ -87,6 +89,8 @@ class MintRedeemStrategy:
         )
         self.gates = Gates(self.cfg, overnight, max_in_flight)
         self._pending = self.groups.pending  # read on every event
+        self._min_usd = self.cfg.min_edge_usd - 1e-6  # the bound's slack for float rounding
+        self._min_bps = self.cfg.min_edge_bps - 1e-6
         self._epoch = 0  # bumped by every fill, order end and issuer answer
 
     # ---- Strategy protocol ---------------------------------------------------------------------
@@ -107,10 +111,11 @@ class MintRedeemStrategy:
             out = self._flush(ctx, token)
             if out:
                 return out
-        market = ctx.market
-        quote = market.quotes.get(st.underlying)
+        quote = st.quote  # TopOfBook, Book and PoolMarket objects are stable: kept by reference
         if quote is None:
-            return None
+            quote = st.quote = ctx.market.quotes.get(st.underlying)
+            if quote is None:
+                return None
         mid = (quote.bid + quote.ask) * 0.5
         if not mid > 0.0:  # nan: a side is missing
             return None
@@ -122,30 +127,56 @@ class MintRedeemStrategy:
                 if st.stock is None:
                     return None
             st.refresh_multiplier(now)
+            st.gates_until_ns = 0
         fair = mid * st.mult  # costs.fair_value, inlined: this line runs on every event
         hi = fair * self._up
         lo = fair * self._down
         for v in st.venues:
             if v.is_pool:
-                pm = market.pools.get(v.name)
+                pm = ctx.market.pools.get(v.name)
                 if pm is None:
                     continue
-                if v.scale == 0.0:
-                    v.init_pool(market)
-                r = pm.pool.sqrt_price_x96 * v.scale
-                price = r * r if v.token0 else 1.0 / (r * r)
+                sqrt_price = pm.pool.sqrt_price_x96
+                if sqrt_price != v.sqrt_seen:
+                    v.spot_at(ctx.market, sqrt_price)
+                price = v.spot
                 if price * v.sell_factor >= hi or price * v.buy_factor <= lo:
-                    return self._evaluate(ctx, st, now, quote, fair, price)
+                    break
             else:
-                book = market.books.get(v.key)
-                if book is None:
-                    continue
-                top = book.top
-                if top.bid * v.sell_factor >= hi:
-                    return self._evaluate(ctx, st, now, quote, fair, top.bid)
-                if top.ask * v.buy_factor <= lo:
-                    return self._evaluate(ctx, st, now, quote, fair, top.ask)
-        return None
+                top = v.top
+                if top is None:
+                    book = ctx.market.books.get(v.key)
+                    if book is None:
+                        continue
+                    top = v.top = book.top
+                price = top.bid
+                if price * v.sell_factor >= hi:
+                    break
+                price = top.ask
+                if price * v.buy_factor <= lo:
+                    break
+        else:
+            return None
+        # the cheap check found ``price`` min_edge_bps off fair (after fees) on venue ``v``;
+        # first, in a few comparisons: the token's last skip still holds, only count it
+        last = st.last_decision
+        if last is not None and st.quiet_epoch == self._epoch and now < st.quiet_until_ns:
+            last.repeats += 1
+            return None
+        if (
+            now < st.gates_until_ns
+            and st.gates_epoch == self._epoch
+            and (st.last_code == "edge" or st.last_code == "limit")
+            and now - st.rejected_ns < REEVALUATE_NS
+            and abs(price / fair - 1.0) * 1e4 <= st.rejected_premium
+            and 0.0 < quote.bid <= quote.ask
+            and (st.gates_closed or now - quote.ts_ns <= self.gates.max_age_ns)
+            and not (st.issuer_state.paused if st.issuer_state else self._paused(ctx, st))
+            and last is not None
+        ):
+            last.repeats += 1
+            return None
+        return self._evaluate(ctx, st, now, quote, fair, price)
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
         self._epoch += 1
@@ -200,16 +231,27 @@ class MintRedeemStrategy:
             if last is not None:
                 last.repeats += 1
             return None
-        awaiting = self.groups.awaiting(st.symbol)
-        code, form = self.gates.check(ctx, st, now, quote, awaiting)
-        if code is not None:
-            st.quiet_until_ns = self._quiet_until(ctx, st, code, now)
-            st.quiet_epoch = self._epoch
-            if self._repeats(st, code):  # a run of the same skip: count it, build nothing
-                return None
-            reason = self.gates.reason(code, ctx, st, now, quote, awaiting)
-            candidates = self._candidates(ctx, st, fair)
-            return self._skip(ctx, st, now, code, reason, _strongest(candidates))
+        if (
+            now < st.gates_until_ns
+            and st.gates_epoch == self._epoch
+            and 0.0 < quote.bid <= quote.ask
+            and (st.gates_closed or now - quote.ts_ns <= self.gates.max_age_ns)
+            and not self._paused(ctx, st)
+        ):
+            form = st.gates_form  # every gate passed and none can have changed since
+        else:
+            awaiting = self.groups.awaiting(st.symbol)
+            code, form = self.gates.check(ctx, st, now, quote, awaiting)
+            if code is not None:
+                st.gates_until_ns = 0
+                st.quiet_until_ns = self._quiet_until(ctx, st, code, now)
+                st.quiet_epoch = self._epoch
+                if self._repeats(st, code):  # a run of the same skip: count it, build nothing
+                    return None
+                reason = self.gates.reason(code, ctx, st, now, quote, awaiting)
+                candidates = self._candidates(ctx, st, fair)
+                return self._skip(ctx, st, now, code, reason, _strongest(candidates))
+            self._gates_hold(ctx, st, now, form)
         first_bps = abs(first_price / fair - 1.0) * 1e4
         if (
             st.last_code in ("edge", "limit")
@@ -227,6 +269,38 @@ class MintRedeemStrategy:
         if not fresh:
             reason = f"stale book: {candidates[0].venue.name}"
             return self._skip(ctx, st, now, "stale", reason, premium_bps)
+        if st.last_code in ("edge", "limit") and self._repeats(st, st.last_code, count=False):
+            # the last record already says why: cost again only if some size could now pay
+            bound_bps = -math.inf
+            code = "limit"  # what a costing would say: "edge" unless no size is allowed at all
+            for cand in fresh:
+                usd, bps, qty = edge_bound(ctx, self.settings, st, cand, quote, form)
+                if usd >= self._min_usd and bps >= self._min_bps:
+                    break
+                bound_bps = max(bound_bps, bps)
+                if qty >= QTY_STEP:
+                    code = "edge"
+            else:
+                if code != st.last_code:  # a new record, with its components: cost it
+                    return self._cost(ctx, st, now, quote, form, fresh, first_bps)
+                self._repeats(st, code)
+                lacking = self.cfg.min_edge_bps - bound_bps - REEVALUATE_BPS
+                st.rejected_premium = first_bps + max(REEVALUATE_BPS, lacking)
+                st.rejected_ns = now
+                return None
+        return self._cost(ctx, st, now, quote, form, fresh, first_bps)
+
+    def _cost(
+        self,
+        ctx: StrategyContext,
+        st: TokenView,
+        now: int,
+        quote: TopOfBook,
+        form: HedgeForm | None,
+        fresh: list[Candidate],
+        first_bps: float,
+    ) -> list[Intent] | None:
+        """Cost and size every fresh candidate; take the best eligible plan or record the skip."""
         plans: list[Plan] = []
         for cand in fresh:
             plan = plan_candidate(ctx, self.settings, st, cand, quote, form, self.gates.hedgeable)
@@ -279,13 +353,46 @@ class MintRedeemStrategy:
         return out
 
     @staticmethod
-    def _repeats(st: TokenView, code: str) -> bool:
-        """Count one more of the token's last skip if it has ``code``; True when counted."""
+    def _repeats(st: TokenView, code: str, *, count: bool = True) -> bool:
+        """Count one more of the token's last skip if it has ``code``; True when it has."""
         last = st.last_decision
         if last is not None and not last.taken and st.last_code == code:
-            last.repeats += 1
+            if count:
+                last.repeats += 1
             return True
         return False
+
+    def _paused(self, ctx: StrategyContext, st: TokenView) -> bool:
+        issuer = ctx.market.issuers.get(st.issuer)
+        return issuer is not None and issuer.paused
+
+    def _gates_hold(
+        self, ctx: StrategyContext, st: TokenView, now: int, form: HedgeForm | None
+    ) -> None:
+        """Remember that every gate passed at ``now`` and until when that holds for certain, but
+        for what ``_evaluate`` re-checks per event (pause, quote crossed or stale).
+
+        The time-bound gates hold until the multiplier window opens and the session changes
+        (issuer request windows are unions of sessions); in-flight, back-off and cooldown change
+        only with a lifecycle event (the epoch) or a new group (``_started`` clears the hold).
+        """
+        until = now + REEVALUATE_NS
+        if st.next_step_ns != NEVER:
+            until = min(until, st.next_step_ns - int(self.gates.window_ns))
+        closed = False
+        if not self.cfg.ignore_settlement:
+            try:
+                until = min(until, ctx.sessions.next_change(now)[0])
+                closed = ctx.sessions.session_at(now) is MarketSession.CLOSED
+            except ValueError:
+                return
+        st.gates_until_ns, st.gates_epoch, st.gates_form, st.gates_closed = (
+            until,
+            self._epoch,
+            form,
+            closed,
+        )
+        st.issuer_state = ctx.market.issuers.get(st.issuer)
 
     # ---- acting and recording -----------------------------------------------------------------
 
@@ -343,6 +450,7 @@ class MintRedeemStrategy:
         edge = plan.choice.edge
         assert edge is not None
         st.last_action_ns = now
+        st.gates_until_ns = 0
         hedge_note = "hedged" if form is not None else "unhedged (budget)"
         at_limit = plan.choice.qty >= plan.limit.qty - QTY_STEP
         bound = f"the {plan.limit.name} limit" if at_limit else "the profit optimum"

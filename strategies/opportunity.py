@@ -37,7 +37,7 @@ from strategies.sizing import SizeChoice, SizeLimit, binding_limit, choose_size
 
 if TYPE_CHECKING:
     from bot.config import Settings
-    from bot.market import MarketState, TopOfBook
+    from bot.market import Book, IssuerState, MarketState, TopOfBook
     from bot.model import MultiplierStep, TokenizedStock
     from bot.sessions import MarketSession
     from strategies.base import Decision, StrategyContext
@@ -52,7 +52,7 @@ class VenueView:
 
     __slots__ = (
         "name", "kind", "is_pool", "key", "sell_factor", "buy_factor", "scale", "token0",
-        "issuer_fee",
+        "issuer_fee", "pool_keep", "top", "sqrt_seen", "spot",
     )  # fmt: skip
 
     def __init__(
@@ -71,14 +71,28 @@ class VenueView:
         self.buy_factor = (1.0 + taker_fee_bps * 1e-4) / (1.0 - self.issuer_fee)
         self.scale = 0.0  # pools: (sqrtPriceX96 * scale) ** 2 is token1 per token0
         self.token0 = True
+        self.pool_keep = 1.0  # pools: 1 - fee tier, set in init_pool
+        self.top: TopOfBook | None = None  # exchanges: the book's top, once it exists
+        self.sqrt_seen = -1  # pools: the sqrt price ``spot`` was computed for
+        self.spot = math.nan
 
     def init_pool(self, market: MarketState) -> None:
         info = market.pools[self.name].info
         self.token0 = info.token_is_token0
         self.scale = 2.0**-96 * 10.0 ** ((info.decimals0 - info.decimals1) / 2)
         fee = info.fee_pips * 1e-6
+        self.pool_keep = 1.0 - fee
         self.sell_factor = (1.0 - fee) / (1.0 + self.issuer_fee)
         self.buy_factor = 1.0 / ((1.0 - fee) * (1.0 - self.issuer_fee))
+
+    def spot_at(self, market: MarketState, sqrt_price_x96: int) -> float:
+        """A pool's spot price (quote per token, before fees) at ``sqrt_price_x96``, cached."""
+        if self.scale == 0.0:
+            self.init_pool(market)
+        r = sqrt_price_x96 * self.scale
+        self.spot = r * r if self.token0 else 1.0 / (r * r)
+        self.sqrt_seen = sqrt_price_x96
+        return self.spot
 
     def prices(self, market: MarketState) -> tuple[float, float, int]:
         """(best bid, best ask, data timestamp) before fees; a pool's spot price is both sides
@@ -87,10 +101,8 @@ class VenueView:
             pm = market.pools.get(self.name)
             if pm is None:
                 return math.nan, math.nan, 0
-            if self.scale == 0.0:
-                self.init_pool(market)
-            r = pm.pool.sqrt_price_x96 * self.scale
-            price = r * r if self.token0 else 1.0 / (r * r)
+            sqrt_price = pm.pool.sqrt_price_x96
+            price = self.spot if sqrt_price == self.sqrt_seen else self.spot_at(market, sqrt_price)
             return price, price, -1
         book = market.books.get(self.key)
         if book is None:
@@ -105,7 +117,8 @@ class TokenView:
         "symbol", "underlying", "issuer", "broker", "venues", "params", "stock", "steps",
         "mult", "mult_dec", "next_step_ns", "last_action_ns", "last_decision", "last_code",
         "rejected_premium", "rejected_ns", "token_failures", "backoff_until_ns",
-        "quiet_until_ns", "quiet_epoch",
+        "quiet_until_ns", "quiet_epoch", "gates_until_ns", "gates_epoch", "gates_form",
+        "gates_closed", "quote", "issuer_state",
     )  # fmt: skip
 
     def __init__(self, symbol: str, underlying: str, issuer: str, broker: str) -> None:
@@ -128,6 +141,14 @@ class TokenView:
         # (fill, order end, issuer answer: ``epoch``) is not re-checked until then
         self.quiet_until_ns = -NEVER
         self.quiet_epoch = -1
+        # every gate passed and holds until this time or the next lifecycle event (``epoch``),
+        # but for the per-event checks (pause, quote crossed or stale unless the market is closed)
+        self.gates_until_ns = 0
+        self.gates_epoch = -1
+        self.gates_form: HedgeForm | None = None
+        self.gates_closed = False
+        self.quote: TopOfBook | None = None  # the underlying's broker quote, once it exists
+        self.issuer_state: IssuerState | None = None
 
     def refresh_multiplier(self, now: int) -> None:
         """Cache the multiplier in force at ``now`` and when the next step activates."""
@@ -181,14 +202,25 @@ def cost_params(settings: Settings, issuer: str, broker: str, venue: str) -> Cos
     )
 
 
+_LIVE_FEES: dict[tuple[CostParams, Decimal, Decimal], CostParams] = {}
+
+
 def live_issuer_fees(market: MarketState, issuer: str, params: CostParams) -> CostParams:
     """The issuer's announced fees (``IssuerState``) override the configured ones once known."""
     state = market.issuers.get(issuer)
     if state is None or not (state.fee_flat_usd or state.fee_bps):
         return params
-    return replace(
-        params, issuer_fee_flat_usd=float(state.fee_flat_usd), issuer_fee_bps=float(state.fee_bps)
-    )
+    key = (params, state.fee_flat_usd, state.fee_bps)
+    live = _LIVE_FEES.get(key)
+    if live is None:  # fees change rarely: build each combination once
+        if len(_LIVE_FEES) > 256:
+            _LIVE_FEES.clear()
+        live = _LIVE_FEES[key] = replace(
+            params,
+            issuer_fee_flat_usd=float(state.fee_flat_usd),
+            issuer_fee_bps=float(state.fee_bps),
+        )
+    return live
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,23 +249,29 @@ class Candidate(NamedTuple):
     data_ts_ns: int
 
 
-def plan_candidate(
+class Sizing(NamedTuple):
+    """What a candidate's costing starts from: its path, binding size limit and token price."""
+
+    path: Path
+    limit: SizeLimit
+    token_px: float  # the venue's bid (premium) or ask (discount) before fees
+    book: Book | None
+
+
+def size_limits(
     ctx: StrategyContext,
     settings: Settings,
     st: TokenView,
     cand: Candidate,
     quote: TopOfBook,
     form: HedgeForm | None,
-    hedgeable: Callable[[MarketSession], bool],
-) -> Plan | tuple[str, str]:
-    """Choose the path, the limits and the exposure of one candidate and size it; returns a
-    ``(code, reason)`` skip when it cannot be costed at all (issuer cannot price in range)."""
-    cfg, market, ledger, now = settings.strategy, ctx.market, ctx.ledger, ctx.now_ns
-    v, direction = cand.venue, cand.direction
+) -> Sizing:
+    """The path of one candidate and the smallest of its size limits (no costing)."""
+    cfg, market, ledger = settings.strategy, ctx.market, ctx.ledger
+    v = cand.venue
     m = st.mult
-    mid = quote.mid
-    fair = mid * m
-    premium = direction is Direction.PREMIUM
+    fair = quote.mid * m
+    premium = cand.direction is Direction.PREMIUM
     inventory = float(ledger.position(v.name, st.symbol))
     limits = [SizeLimit("max_qty", cfg.max_qty)]
     path = Path.REDEEM
@@ -266,7 +304,71 @@ def plan_candidate(
         limits.append(SizeLimit("venue cash", cash / (token_px * v.buy_factor)))
     order_cap = float(settings.risk.max_order_notional_usd)
     limits.append(SizeLimit("max order notional", order_cap / max(fair, token_px, quote.ask * m)))
-    limit = binding_limit(limits)
+    return Sizing(path, binding_limit(limits), token_px, book)
+
+
+def edge_bound(
+    ctx: StrategyContext,
+    settings: Settings,
+    st: TokenView,
+    cand: Candidate,
+    quote: TopOfBook,
+    form: HedgeForm | None,
+) -> tuple[float, float, float]:
+    """Upper bounds ``(net USD, net bps)`` of every size ``plan_candidate`` could choose, and the
+    binding size limit.
+
+    The cost model is linear in the size but for the price walk (which only worsens the token
+    leg's price: a book's levels beyond the best, a pool's impact) and the components that are
+    never negative (broker fees, funding, basis and gap risk). Dropping those and
+    pricing every token at the best price gives ``net(q) <= q * a - flat - gas``. A candidate
+    whose bound misses ``min_edge_usd`` or ``min_edge_bps`` cannot be taken: no costing needed.
+    """
+    v = cand.venue
+    m = st.mult
+    mid = quote.mid
+    fair = mid * m
+    params = live_issuer_fees(ctx.market, st.issuer, st.params[v.name])
+    sizing = size_limits(ctx, settings, st, cand, quote, form)
+    px = sizing.token_px
+    exchange = params.exchange_fee_bps * 1e-4
+    if cand.direction is Direction.PREMIUM:
+        if v.is_pool:  # exact input: the fee comes off the tokens sold, then at most spot
+            px *= v.pool_keep
+        hedge = m * (quote.ask if form is not None else mid)
+        a = px * (1.0 - exchange) - hedge
+    else:
+        if v.is_pool:  # exact output: at least spot for what reaches the pool, plus the fee
+            px /= v.pool_keep
+        hedge = m * (quote.bid if form is not None else mid)
+        a = hedge - px * (1.0 + exchange)
+    a -= params.issuer_fee_bps * 1e-4 * fair
+    if form is not None:  # the unwind spread is exactly linear: shares * half spread
+        a -= m * (quote.ask - quote.bid) * 0.5
+    fixed = params.issuer_fee_flat_usd + params.gas_usd
+    qty = sizing.limit.qty
+    usd = qty * a - fixed if a > 0.0 else -fixed
+    return usd, a / fair * 1e4, qty
+
+
+def plan_candidate(
+    ctx: StrategyContext,
+    settings: Settings,
+    st: TokenView,
+    cand: Candidate,
+    quote: TopOfBook,
+    form: HedgeForm | None,
+    hedgeable: Callable[[MarketSession], bool],
+) -> Plan | tuple[str, str]:
+    """Choose the path, the limits and the exposure of one candidate and size it; returns a
+    ``(code, reason)`` skip when it cannot be costed at all (issuer cannot price in range)."""
+    cfg, market, now = settings.strategy, ctx.market, ctx.now_ns
+    v, direction = cand.venue, cand.direction
+    m = st.mult
+    mid = quote.mid
+    fair = mid * m
+    path, limit, _, book = size_limits(ctx, settings, st, cand, quote, form)
+    ic = settings.issuers.get(st.issuer)
 
     exposure = NO_EXPOSURE
     if not cfg.ignore_settlement and ic is not None:

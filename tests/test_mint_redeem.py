@@ -554,3 +554,45 @@ def test_an_empty_issuer_account_limits_the_mint_to_nothing() -> None:
     ctx.ledger.cash_by_venue["backed"] = Decimal(0)
     assert strat.on_market(ctx, "AAPLx") is None
     assert ctx.decisions[-1].reason == "size 0: issuer cash limit"
+
+
+def test_edge_bound_is_an_upper_bound_of_the_costed_edge() -> None:
+    from strategies.legs import MARKET_DAY
+    from strategies.opportunity import Candidate, edge_bound, plan_candidate
+
+    for bid, ask, direction in (
+        (205.0, 205.5, Direction.PREMIUM),
+        (202.0, 202.5, Direction.DISCOUNT),
+    ):
+        strat, ctx = setup(TUESDAY_11, bid, ask)
+        st = strat._tokens["AAPLx"]
+        st.stock = ctx.tokens["AAPLx"]
+        st.refresh_multiplier(ctx.now_ns)
+        v = st.venues[0]
+        px = bid if direction is Direction.PREMIUM else ask
+        cand = Candidate(v, direction, (px / FAIR - 1.0) * 1e4, ctx.now_ns)
+        quote = ctx.market.quotes["AAPL"]
+        plan = plan_candidate(
+            ctx, strat.settings, st, cand, quote, MARKET_DAY, strat.gates.hedgeable
+        )
+        assert not isinstance(plan, tuple) and plan.choice.edge is not None
+        usd, bps, qty = edge_bound(ctx, strat.settings, st, cand, quote, MARKET_DAY)
+        assert qty == plan.limit.qty
+        assert usd >= plan.choice.edge.net_usd - 1e-9
+        assert bps >= plan.choice.edge.net_bps - 1e-9
+
+
+def test_a_held_skip_is_rechecked_by_the_bound_and_only_counted() -> None:
+    strat, ctx = setup(TUESDAY_11, 205.0, 205.5, min_edge_bps=15)  # edge 14.0 bps, see above
+    assert strat.on_market(ctx, "AAPLx") is None
+    ctx.now_ns += 61 * NS  # past the re-costing interval: the bound proves no size can pay
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(205.0, 205.5)
+    assert strat.on_market(ctx, "AAPLx") is None
+    (skip,) = ctx.decisions
+    assert skip.reason == "edge 14.0 bps < min 15" and skip.repeats == 2
+    ctx.now_ns += 61 * NS  # a richer token: the bound passes and the opportunity is costed
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(206.0, 206.5)
+    intents = strat.on_market(ctx, "AAPLx")
+    assert intents is not None and ctx.decisions[-1].taken
