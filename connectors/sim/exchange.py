@@ -33,9 +33,10 @@ from decimal import Decimal
 from bot.clock import Clock
 from bot.config import VenueConfig
 from bot.market import Book, MarketState
-from bot.model import Fill, Order, OrderState, OrderType, OrderUpdate, Side, TimeInForce, VenueKind
+from bot.model import Order, OrderState, OrderType, OrderUpdate, Side, TimeInForce, VenueKind
 from bot.money import ZERO, to_decimal
 from connectors.base import VenueEvents
+from connectors.sim.answers import execution, order_update, recorded_size
 from connectors.sim.fees import exchange_fee_usd
 from connectors.sim.latency import LatencyModel, VenueLink
 
@@ -309,19 +310,9 @@ class SimExchange:
         self, order: Order, r: _Resting | None, qty: Decimal, price: Decimal, *, maker: bool
     ) -> None:
         self._seq += 1
-        fill = Fill(
-            venue=self.name,
-            instrument=order.instrument,
-            client_id=order.client_id,
-            trade_id=f"{self.name}-{self._seq}",
-            side=order.side,
-            qty=qty,
-            price=price,
-            ts_ns=self._clock.now_ns(),
-            fee_usd=exchange_fee_usd(self.config, qty, price, maker=maker),
-            role=order.role,
-            group_id=order.group_id,
-            liquidity="maker" if maker else "taker",
+        fee = exchange_fee_usd(self.config, qty, price, maker=maker)
+        fill = execution(
+            self.name, self._seq, self._clock, order, qty, price, fee_usd=fee, maker=maker
         )
         self._link.answer(fill)
         if r is not None:
@@ -332,16 +323,7 @@ class SimExchange:
     def _update(
         self, order: Order, state: OrderState, venue_order_id: str, reason: str = ""
     ) -> OrderUpdate:
-        return OrderUpdate(
-            venue=self.name,
-            client_id=order.client_id,
-            state=state,
-            ts_ns=self._clock.now_ns(),
-            venue_order_id=venue_order_id,
-            reason=reason,
-        )
+        return order_update(self.name, self._clock, order, state, venue_order_id, reason)
 
 
-def _size(x: float) -> Decimal:
-    """A recorded float size as a Decimal, integral sizes without a trailing '.0'."""
-    return Decimal(int(x)) if float(x).is_integer() else to_decimal(x)
+_size = recorded_size

@@ -37,9 +37,10 @@ from bot.amm.v3_pool import SwapResult, V3Pool
 from bot.clock import Clock
 from bot.config import VenueConfig
 from bot.market import MarketState, PoolMarket
-from bot.model import Fill, Order, OrderState, OrderUpdate, Side, VenueKind
+from bot.model import Order, OrderState, OrderUpdate, Side, VenueKind
 from bot.money import from_base_units, money_context, to_base_units
 from connectors.base import VenueEvents
+from connectors.sim.answers import execution, order_update
 from connectors.sim.fees import pool_gas_usd
 from connectors.sim.latency import LatencyModel, VenueLink
 
@@ -148,19 +149,8 @@ class SimPool:
         with money_context():
             price = quote_amount / qty
         self._seq += 1
-        fill = Fill(
-            venue=self.name,
-            instrument=order.instrument,
-            client_id=order.client_id,
-            trade_id=f"{self.name}-{self._seq}",
-            side=order.side,
-            qty=qty,
-            price=price,
-            ts_ns=self._clock.now_ns(),
-            gas_usd=pool_gas_usd(self.config),
-            role=order.role,
-            group_id=order.group_id,
-        )
+        gas = pool_gas_usd(self.config)
+        fill = execution(self.name, self._seq, self._clock, order, qty, price, gas_usd=gas)
         self._link.answer(self._update(order, OrderState.ACCEPTED), fill)
 
     def _reject(self, order: Order, reason: str, *, gas: bool) -> None:
@@ -171,13 +161,7 @@ class SimPool:
         self._link.answer(self._update(order, OrderState.REJECTED, reason))
 
     def _update(self, order: Order, state: OrderState, reason: str = "") -> OrderUpdate:
-        return OrderUpdate(
-            venue=self.name,
-            client_id=order.client_id,
-            state=state,
-            ts_ns=self._clock.now_ns(),
-            reason=reason,
-        )
+        return order_update(self.name, self._clock, order, state, "", reason)
 
     # ---- recorded pool events (PoolFeedSink) -----------------------------------------------
 
