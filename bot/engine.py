@@ -25,7 +25,7 @@ from bot.feeds import schema
 from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem
 from bot.journal import Journal
 from bot.ledger import Ledger
-from bot.market import Book, MarketState, OracleRound, TopOfBook
+from bot.market import MarketState, OracleRound, TopOfBook
 from bot.model import (
     Fill,
     LegRole,
@@ -41,12 +41,26 @@ from bot.model import (
 from bot.risk import RiskEngine
 from bot.sessions import IssuerSessionRule, SessionCalendar
 from connectors.base import IssuerVenue, MarketListener, OrderVenue
-from strategies.base import Decision, Strategy
+from strategies.base import Decision, Quiet, Strategy
 
 log = structlog.get_logger("pegbot.engine")
 
 _NONE: tuple[Any, ...] = ()
 MAX_REFUSAL_DEPTH = 4
+TopHandler = Callable[[float, float, float, float, int], None]
+"""A prepared top-of-book handler: ``(bid, bid_size, ask, ask_size, ts_ns)``."""
+
+
+class _Idle:
+    """A market listener with never any working order: the stand-in for none."""
+
+    has_working = False
+
+    def on_market(self, instrument: str) -> None:
+        return None
+
+
+_IDLE = _Idle()
 
 
 class PoolFeedSink(Protocol):
@@ -103,27 +117,21 @@ class Engine:
         self._now = clock.now_ns
 
         # routing tables, built once so the per-event path is dict lookups only
-        tokens_of_stock: dict[str, list[str]] = {}
-        tokens_at: dict[tuple[str, str], list[str]] = {}
+        self._quiets: dict[str, Quiet] = {sym: strategy.quiet(sym) for sym in settings.tokens}
+        tokens_of_stock: dict[str, list[Quiet]] = {}
+        tokens_at: dict[tuple[str, str], list[Quiet]] = {}
         for sym, tok in settings.tokens.items():
-            tokens_of_stock.setdefault(tok.underlying, []).append(sym)
+            tokens_of_stock.setdefault(tok.underlying, []).append(self._quiets[sym])
             for venue in tok.venues:
-                tokens_at.setdefault((venue, sym), []).append(sym)
+                tokens_at.setdefault((venue, sym), []).append(self._quiets[sym])
         self._tokens_of_stock = {k: tuple(v) for k, v in tokens_of_stock.items()}
         self._tokens_at = {k: tuple(v) for k, v in tokens_at.items()}
         self._pool_token: dict[str, str] = {}
-        self._quote_routes: dict[
-            str, tuple[TopOfBook, tuple[MarketListener, ...], tuple[str, ...]]
-        ] = {}
-        self._book_routes: dict[
-            tuple[str, str], tuple[Book, tuple[MarketListener, ...], tuple[str, ...]]
-        ] = {}
-        # venue -> instrument -> route: two lookups of interned strings, no tuple key per event
-        self._book_top_routes: dict[
-            str, dict[str, tuple[Book, tuple[MarketListener, ...], tuple[str, ...]]]
-        ] = {}
         self._quote_listeners: dict[str, tuple[MarketListener, ...]] = {}
         self._book_listeners: dict[tuple[str, str], tuple[MarketListener, ...]] = {}
+        # prepared per-instrument handlers for top-of-book events (see ``quote_handler``)
+        self._quote_handlers: dict[str, TopHandler] = {}
+        self._book_top_handlers: dict[tuple[str, str], TopHandler] = {}
         for sym, stock in settings.stocks.items():
             v = venues.get(stock.broker)
             if isinstance(v, MarketListener):
@@ -137,6 +145,11 @@ class Engine:
                 for sym, tok in settings.tokens.items():
                     if venue_name in tok.venues:
                         self._pool_token[venue_name] = sym
+        # a pool's band bounds its sqrtPriceX96 (strategies.base.Band)
+        self._pool_watch = {
+            v: ((self._quiets[sym], self._quiets[sym].band(v, sym)),)
+            for v, sym in self._pool_token.items()
+        }
         for v in venues.values():
             v.bind(self)
         for i in issuers.values():
@@ -192,6 +205,10 @@ class Engine:
         self._schedule_every(int(self.settings.backtest.sample_interval_s * 1e9), self._sample)
         self._act(self.strategy.on_start(self))
 
+    def stop(self) -> None:
+        """The run is over: let the strategy finish its records."""
+        self.strategy.on_stop(self)
+
     def _schedule_every(self, period_ns: int, fn: Callable[[], None]) -> None:
         def tick() -> None:
             fn()
@@ -211,34 +228,8 @@ class Engine:
     def on_quote(
         self, symbol: str, bid: float, bid_size: float, ask: float, ask_size: float, ts_ns: int
     ) -> None:
-        route = self._quote_routes.get(symbol)
-        if route is None:
-            route = self._quote_route(symbol)
-        q, listeners, tokens = route
-        q.bid = bid
-        q.bid_size = bid_size
-        q.ask = ask
-        q.ask_size = ask_size
-        q.ts_ns = ts_ns
-        if listeners:
-            for listener in listeners:
-                if listener.has_working:
-                    listener.on_market(symbol)
-        for token in tokens:
-            intents = self.strategy.on_market(self, token)
-            if intents:
-                self._act(intents)
-
-    def _quote_route(
-        self, symbol: str
-    ) -> tuple[TopOfBook, tuple[MarketListener, ...], tuple[str, ...]]:
-        route = (
-            self._market.quote(symbol),
-            self._quote_listeners.get(symbol, _NONE),
-            self._tokens_of_stock.get(symbol, _NONE),
-        )
-        self._quote_routes[symbol] = route
-        return route
+        handler = self._quote_handlers.get(symbol) or self.quote_handler(symbol)
+        handler(bid, bid_size, ask, ask_size, ts_ns)
 
     def on_book_top(
         self,
@@ -250,37 +241,116 @@ class Engine:
         ask_size: float,
         ts_ns: int,
     ) -> None:
-        routes = self._book_top_routes.get(venue)
-        route = routes.get(instrument) if routes is not None else None
-        if route is None:
-            route = self._book_route((venue, instrument))
-            self._book_top_routes.setdefault(venue, {})[instrument] = route
-        book, listeners, tokens = route
-        t = book.top
-        t.bid = bid
-        t.bid_size = bid_size
-        t.ask = ask
-        t.ask_size = ask_size
-        t.ts_ns = ts_ns
-        if listeners:
+        key = (venue, instrument)
+        handler = self._book_top_handlers.get(key) or self.book_top_handler(venue, instrument)
+        handler(bid, bid_size, ask, ask_size, ts_ns)
+
+    def quote_handler(self, symbol: str) -> TopHandler:
+        """The prepared handler of ``symbol``'s broker quotes: ``(bid, bid_size, ask, ask_size,
+        ts_ns)``. The replay loop calls it directly; ``on_quote`` goes through it too."""
+        handler = self._quote_handlers.get(symbol)
+        if handler is None:
+            stock = self.settings.stocks.get(symbol)
+            handler = self._quote_handlers[symbol] = self._top_handler(
+                self._market.quote(symbol),
+                stock.broker if stock is not None else "",
+                symbol,
+                self._quote_listeners.get(symbol, _NONE),
+                self._tokens_of_stock.get(symbol, _NONE),
+            )
+        return handler
+
+    def book_top_handler(self, venue: str, instrument: str) -> TopHandler:
+        """The prepared handler of top-of-book updates of ``instrument`` at ``venue``."""
+        key = (venue, instrument)
+        handler = self._book_top_handlers.get(key)
+        if handler is None:
+            handler = self._book_top_handlers[key] = self._top_handler(
+                self._market.book(venue, instrument).top,
+                venue,
+                instrument,
+                self._book_listeners.get(key, _NONE),
+                self._tokens_at.get(key, _NONE),
+            )
+        return handler
+
+    def _top_handler(
+        self,
+        top: TopOfBook,
+        venue: str,
+        instrument: str,
+        listeners: tuple[MarketListener, ...],
+        quiets: tuple[Quiet, ...],
+    ) -> TopHandler:
+        # The hot path of every backtest: one closure per instrument, everything it touches
+        # bound once. A token whose strategy promised quiet (strategies.base.Quiet), or a hold
+        # that these prices stay inside, is passed over and counted. Promises are compared with
+        # the event's receive time, which is the engine's clock when the event arrives.
+        on_market = self.strategy.on_market
+        act = self._act
+        watched = tuple((quiet, quiet.band(venue, instrument)) for quiet in quiets)
+
+        if len(watched) == 1 and len(listeners) <= 1:  # the common case, without loops
+            listener = listeners[0] if listeners else _IDLE
+            quiet, band = watched[0]
+            token = quiet.token
+
+            def handle_one(
+                bid: float, bid_size: float, ask: float, ask_size: float, ts_ns: int
+            ) -> None:
+                top.bid = bid
+                top.bid_size = bid_size
+                top.ask = ask
+                top.ask_size = ask_size
+                top.ts_ns = ts_ns
+                if listener.has_working:
+                    listener.on_market(instrument)
+                if ts_ns < quiet.until_ns or (
+                    ts_ns < quiet.hold_until_ns
+                    and band.bid_lo <= bid <= band.bid_hi
+                    and band.ask_lo <= ask <= band.ask_hi
+                    and bid <= ask
+                ):
+                    quiet.events += 1
+                    return
+                intents = on_market(self, token)
+                if intents:
+                    act(intents)
+
+            return handle_one
+
+        def handle(bid: float, bid_size: float, ask: float, ask_size: float, ts_ns: int) -> None:
+            top.bid = bid
+            top.bid_size = bid_size
+            top.ask = ask
+            top.ask_size = ask_size
+            top.ts_ns = ts_ns
             for listener in listeners:
                 if listener.has_working:
                     listener.on_market(instrument)
-        for token in tokens:
-            intents = self.strategy.on_market(self, token)
-            if intents:
-                self._act(intents)
+            for quiet, band in watched:
+                if ts_ns < quiet.until_ns or (
+                    ts_ns < quiet.hold_until_ns
+                    and band.bid_lo <= bid <= band.bid_hi
+                    and band.ask_lo <= ask <= band.ask_hi
+                    and bid <= ask
+                ):
+                    quiet.events += 1
+                else:
+                    intents = on_market(self, quiet.token)
+                    if intents:
+                        act(intents)
 
-    def _book_route(
-        self, key: tuple[str, str]
-    ) -> tuple[Book, tuple[MarketListener, ...], tuple[str, ...]]:
-        route = (
-            self._market.book(*key),
-            self._book_listeners.get(key, _NONE),
-            self._tokens_at.get(key, _NONE),
-        )
-        self._book_routes[key] = route
-        return route
+        return handle
+
+    def _market_changed(self, quiets: tuple[Quiet, ...]) -> None:
+        """Tell the strategy about a market event on each token that is not quiet."""
+        now = self._now()
+        for quiet in quiets:
+            if now < quiet.until_ns:
+                quiet.events += 1
+            else:
+                self._act(self.strategy.on_market(self, quiet.token))
 
     def on_book_level(
         self,
@@ -293,18 +363,16 @@ class Engine:
         ts_ns: int,
     ) -> None:
         key = (venue, instrument)
-        route = self._book_routes.get(key) or self._book_route(key)
-        book = route[0]
+        book = self._market.book(venue, instrument)
         if flags & schema.FLAG_FIRST:
             book.clear()
         book.set_level(side > 0, price, size, ts_ns)
         if flags & schema.FLAG_LAST or not flags:
             book.refresh_top()
-            for listener in route[1]:
+            for listener in self._book_listeners.get(key, _NONE):
                 if listener.has_working:
                     listener.on_market(instrument)
-            for token in route[2]:
-                self._act(self.strategy.on_market(self, token))
+            self._market_changed(self._tokens_at.get(key, _NONE))
 
     def on_trade(
         self, venue: str, instrument: str, price: float, size: float, side: int, ts_ns: int
@@ -323,11 +391,17 @@ class Engine:
         pm = self._market.pools.get(venue)
         if pm is not None:
             pm.ts_ns = ts_ns
-        token = self._pool_token.get(venue)
-        if token is not None:
-            intents = self.strategy.on_market(self, token)
-            if intents:
-                self._act(intents)
+        watched = self._pool_watch.get(venue)
+        if watched is None:
+            return
+        price = pm.pool.sqrt_price_x96 if pm is not None else sqrt_price_x96
+        for quiet, band in watched:
+            if ts_ns < quiet.until_ns or (
+                ts_ns < quiet.hold_until_ns and band.bid_lo <= price <= band.bid_hi
+            ):
+                quiet.events += 1
+            else:
+                self._act(self.strategy.on_market(self, quiet.token))
 
     def on_pool_liquidity(
         self, venue: str, tick_lower: int, tick_upper: int, liquidity: int, add: bool
@@ -361,7 +435,7 @@ class Engine:
             state.last_event_ns = now
         log.info("issuer_event", issuer=issuer, token=token, name=event, value=value)
         if tok is not None:
-            self._act(self.strategy.on_market(self, token))
+            self._act(self.strategy.on_issuer_event(self, token))
 
     def on_oracle(self, feed: str, price: float, round_id: int, ts_ns: int) -> None:
         o = self._market.oracles.get(feed)

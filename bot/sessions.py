@@ -262,6 +262,13 @@ class _Windows:
             return True
         return False
 
+    def next_change(self, ts_ns: int) -> int:
+        """The first window start or end after ``ts_ns`` (``_FAR_FUTURE`` if none)."""
+        i = bisect.bisect_right(self._starts, ts_ns)
+        if i > 0 and ts_ns < self._ends[i - 1]:
+            return self._ends[i - 1]
+        return self._starts[i] if i < len(self._starts) else _FAR_FUTURE
+
     def next_open(self, ts_ns: int) -> int:
         if self.contains(ts_ns):
             return ts_ns
@@ -324,6 +331,10 @@ class IssuerSessionRule:
     def executes(self, ts_ns: int) -> bool:
         """Whether a request can be executed (priced) at ``ts_ns``."""
         return self._execute.contains(ts_ns)
+
+    def next_change(self, ts_ns: int) -> int:
+        """The first instant after ``ts_ns`` at which accepting or executing starts or stops."""
+        return min(self._accept.next_change(ts_ns), self._execute.next_change(ts_ns))
 
     def next_execution_ns(self, ts_ns: int) -> int:
         """First instant >= ``ts_ns`` at which execution is possible."""

@@ -7,6 +7,7 @@ and never mutates the context: the same code runs in backtest, paper and live.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
@@ -37,11 +38,77 @@ class Decision:
     edge_bps: float = 0.0
     components: dict[str, float] = field(default_factory=dict)
     taken: bool = False
-    repeats: int = 1  # consecutive identical skips are collapsed into one record
+    # consecutive identical skips are collapsed into one record: the events it stood for
+    repeats: int = 1
+
+
+class Band:
+    """Prices of one instrument between which a token's hold (see ``Quiet``) stands: for a top
+    of book ``bid_lo <= bid <= bid_hi``, ``ask_lo <= ask <= ask_hi`` and ``bid <= ask``; for a
+    pool ``bid_lo <= sqrtPriceX96 <= bid_hi``."""
+
+    __slots__ = ("bid_lo", "bid_hi", "ask_lo", "ask_hi")
+
+    def __init__(self) -> None:
+        self.bid_lo = self.ask_lo = -math.inf
+        self.bid_hi = self.ask_hi = math.inf
+
+    def set(self, bid_lo: float, bid_hi: float, ask_lo: float, ask_hi: float) -> None:
+        self.bid_lo, self.bid_hi, self.ask_lo, self.ask_hi = bid_lo, bid_hi, ask_lo, ask_hi
+
+    def clear(self) -> None:
+        """No bound: this instrument's prices cannot lift the hold."""
+        self.bid_lo = self.ask_lo = -math.inf
+        self.bid_hi = self.ask_hi = math.inf
+
+    def block(self) -> None:
+        """No price is inside: any event of this instrument lifts the hold."""
+        self.bid_lo = self.ask_lo = math.inf
+        self.bid_hi = self.ask_hi = -math.inf
+
+
+class Quiet:
+    """A strategy's promise about one token, so that the engine can pass over market events
+    that cannot change what the strategy does with it.
+
+    Two forms, both lifted by the strategy itself on a lifecycle event (a fill, an order's end, a
+    request update, an issuer event: these always reach the strategy):
+
+    - ``until_ns`` (clock time): no market event matters before then;
+    - ``hold_until_ns``: before then, a top-of-book event (the underlying's broker quote, the
+      token's exchange book) or a pool swap matters only if its prices leave that instrument's
+      ``Band`` (``band(venue, instrument)``). Other market events (book levels) always reach
+      the strategy, which re-sets or lifts the hold.
+
+    The engine counts the events it passed over in ``events``, for the strategy to book as
+    repeats of its last skip. A strategy that never sets either form is called on every event.
+    """
+
+    __slots__ = ("token", "until_ns", "hold_until_ns", "events", "_bands")
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.until_ns = 0
+        self.hold_until_ns = 0
+        self.events = 0
+        self._bands: dict[tuple[str, str], Band] = {}
+
+    def band(self, venue: str, instrument: str) -> Band:
+        """The band of ``instrument`` at ``venue``: one object per key for the whole run."""
+        key = (venue, instrument)
+        band = self._bands.get(key)
+        if band is None:
+            band = self._bands[key] = Band()
+        return band
 
 
 class LedgerView(Protocol):
     """What a strategy may read from the ledger."""
+
+    @property
+    def version(self) -> int:
+        """Changes whenever anything in the ledger does: equal versions, equal balances."""
+        ...
 
     def position(self, venue: str, instrument: str) -> Decimal: ...
 
@@ -85,8 +152,20 @@ class Strategy(Protocol):
 
     def on_start(self, ctx: StrategyContext) -> list[Intent] | None: ...
 
+    def on_stop(self, ctx: StrategyContext) -> None:
+        """Called once when the run ends (feed over or interrupted): finish the records."""
+        ...
+
+    def quiet(self, token: str) -> Quiet:
+        """The token's ``Quiet``: one object per token for the whole run (the engine keeps it)."""
+        ...
+
     def on_market(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
         """Called after any market event that touches ``token`` or its underlying."""
+        ...
+
+    def on_issuer_event(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
+        """Called after an issuer event for ``token`` (pause, unpause, fee, multiplier)."""
         ...
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None: ...

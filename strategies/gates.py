@@ -41,7 +41,7 @@ class Gates:
         self.max_in_flight = max_in_flight
         self.window_ns = cfg.multiplier_window_s * NS
         self.cooldown_ns = cfg.cooldown_s * NS
-        self.max_age_ns = cfg.max_quote_age_s * NS
+        self.max_age_ns = int(cfg.max_quote_age_s * NS)
         # enum attribute access is slow in 3.11; a dict get is not
         self.forms = {session: hedge_form(session, overnight_allowed) for session in MarketSession}
 

@@ -23,7 +23,7 @@ from bot.intents import CancelOrder, PlaceOrder
 from bot.model import Fill, LegRole, MintRedeemRequest, Order, RequestKind, Side
 from bot.sessions import MarketSession
 from strategies.arb_groups import Group, GroupBook, LegKind, Path
-from strategies.base import Decision
+from strategies.base import Decision, Quiet
 from strategies.costs import Direction, EdgeBreakdown
 from strategies.gates import Gates
 from strategies.legs import (
@@ -42,6 +42,7 @@ from strategies.opportunity import (
     Candidate,
     Plan,
     TokenView,
+    VenueView,
     edge_bound,
     plan_candidate,
     rejection,
@@ -61,6 +62,7 @@ REEVALUATE_NS = 60 * NS
 REEVALUATE_BPS = 5.0
 # Size limits that only a fill, order end or issuer answer can lift (not market data).
 LEDGER_LIMITS = frozenset({"issuer cash", "broker cash", "venue cash", "inventory"})
+HOLD_MIN_DELTA = 1e-6  # a hold whose bands would be narrower than 0.01 bps is not worth it
 BACKOFF_BASE_S = 5.0  # after a short token leg; doubles per consecutive one
 BACKOFF_CAP_S = 600.0
 
@@ -91,7 +93,7 @@ class MintRedeemStrategy:
         self._pending = self.groups.pending  # read on every event
         self._min_usd = self.cfg.min_edge_usd - 1e-6  # the bound's slack for float rounding
         self._min_bps = self.cfg.min_edge_bps - 1e-6
-        self._epoch = 0  # bumped by every fill, order end and issuer answer
+        self._epoch = 0  # bumped by every lifecycle event (``_lifecycle_event``)
 
     # ---- Strategy protocol ---------------------------------------------------------------------
 
@@ -103,14 +105,31 @@ class MintRedeemStrategy:
                 self.groups.seen_group_id(st.symbol, request.group_id)
         return None
 
+    def on_stop(self, ctx: StrategyContext) -> None:
+        for st in self._tokens.values():
+            _book_quiet_events(st)
+
+    def quiet(self, token: str) -> Quiet:
+        st = self._tokens.get(token)
+        return st.watch if st is not None else Quiet(token)
+
     def on_market(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
         st = self._tokens.get(token)
         if st is None:
             return None
+        watch = st.watch
+        watch.hold_until_ns = 0  # a hold stands only as long as nothing calls
+        if watch.events:
+            _book_quiet_events(st)
         if token in self._pending:
             out = self._flush(ctx, token)
             if out:
                 return out
+        now = ctx.now_ns
+        last = st.last_decision
+        if last is not None and now < st.quiet_until_ns and st.quiet_epoch == self._epoch:
+            last.repeats += 1  # the last skip holds for certain: every event repeats it
+            return None
         quote = st.quote  # TopOfBook, Book and PoolMarket objects are stable: kept by reference
         if quote is None:
             quote = st.quote = ctx.market.quotes.get(st.underlying)
@@ -119,7 +138,6 @@ class MintRedeemStrategy:
         mid = (quote.bid + quote.ask) * 0.5
         if not mid > 0.0:  # nan: a side is missing
             return None
-        now = ctx.now_ns
         stock = st.stock
         if stock is None or now >= st.next_step_ns or stock.multipliers is not st.steps:
             if stock is None:
@@ -156,13 +174,10 @@ class MintRedeemStrategy:
                 if price * v.buy_factor <= lo:
                     break
         else:
+            self._hold(st, None, math.nan, fair, now, quote)  # no venue to look at
             return None
         # the cheap check found ``price`` min_edge_bps off fair (after fees) on venue ``v``;
         # first, in a few comparisons: the token's last skip still holds, only count it
-        last = st.last_decision
-        if last is not None and st.quiet_epoch == self._epoch and now < st.quiet_until_ns:
-            last.repeats += 1
-            return None
         if (
             now < st.gates_until_ns
             and st.gates_epoch == self._epoch
@@ -175,18 +190,19 @@ class MintRedeemStrategy:
             and last is not None
         ):
             last.repeats += 1
+            self._hold(st, v, price, fair, now, quote)
             return None
         return self._evaluate(ctx, st, now, quote, fair, price)
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
-        self._epoch += 1
+        self._lifecycle_event()
         group = self.groups.on_fill(fill)
         if group is not None and fill.role is LegRole.TOKEN:
             self._tokens[group.token].token_failures = 0
         return self._lifecycle(ctx, group)
 
     def on_order(self, ctx: StrategyContext, order: Order) -> list[Intent] | None:
-        self._epoch += 1
+        self._lifecycle_event()
         group = self.groups.get(order.group_id)
         if group is None:
             return None
@@ -200,18 +216,140 @@ class MintRedeemStrategy:
         return self._lifecycle(ctx, self.groups.on_order_done(order, open_orders))
 
     def on_request(self, ctx: StrategyContext, request: MintRedeemRequest) -> list[Intent] | None:
-        self._epoch += 1
+        self._lifecycle_event()
         group = self.groups.get(request.group_id)
         if group is None:
             return None
         open_orders = ctx.open_orders(group.group_id)
         return self._lifecycle(ctx, self.groups.on_request(request, open_orders))
 
+    def on_issuer_event(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
+        self._lifecycle_event()  # a pause, a fee or a multiplier may change any skip
+        return self.on_market(ctx, token)
+
     def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
         out: list[Intent] = []
         for token in self.groups.tokens_with_pending():
             out.extend(self._flush(ctx, token) or ())
         return out or None
+
+    def _lifecycle_event(self) -> None:
+        """A fill, order end or issuer answer: every skip that waited for one is re-checked."""
+        self._epoch += 1
+        for st in self._tokens.values():
+            st.watch.until_ns = st.watch.hold_until_ns = 0
+
+    def _go_quiet(self, st: TokenView, now: int) -> None:
+        """Let the engine pass over the token's market events until ``st.quiet_until_ns``
+        (or the next lifecycle event); not while legs wait for a market event to go out."""
+        if st.quiet_until_ns > now and st.symbol not in self._pending:
+            st.watch.until_ns = st.quiet_until_ns
+            st.hold_counts = True
+
+    def _hold(
+        self, st: TokenView, first: VenueView | None, price: float, fair: float, now: int,
+        quote: TopOfBook,
+    ) -> None:  # fmt: skip
+        """Let the engine pass over the token's market events while ``on_market``'s answer
+        cannot change: a sub-threshold skip that holds for certain (``first`` is the venue
+        whose ``price`` its last test read; until the skip is due for re-costing or the gates
+        may change), or no venue near enough to fair value to look at (``first`` None; until
+        the multiplier steps). Either while every price stays in a band where no comparison of
+        the fast path changes its answer.
+
+        Each comparison the fast path made sets a ratio ``r`` of a venue price over fair value
+        against a threshold ``T`` and must keep its side. With ``g = T/r - 1`` (``r`` below
+        ``T``) a rise of the price by a factor ``1 + delta`` and a fall of fair value by
+        ``1 - delta``, ``delta < g / (2 + g)``, keep it below; the mirror holds above ``T``.
+        So each price gets its own room up and down (the smallest any of its comparisons
+        allows), fair value (the broker quote) too, and the side a comparison cannot leave by
+        is unbounded. Venues after ``first`` are not compared, so not bound. A pool's band
+        bounds its sqrtPriceX96, whose square is the price: a third of the room there.
+        """
+        if st.symbol in self._pending:
+            return
+        hi = fair * self._up
+        lo = fair * self._down
+        inf = math.inf
+        fair_up = fair_down = inf  # the room of fair value (the broker mid)
+        rooms: list[tuple[VenueView, float, float, float, float]] = []
+        for v in st.venues:
+            if v.is_pool:
+                sell_px = buy_px = v.spot
+            elif v.top is not None:
+                sell_px, buy_px = v.top.bid, v.top.ask
+            else:
+                sell_px = buy_px = math.nan
+            sell_up = sell_down = buy_up = buy_down = inf
+            rs = sell_px * v.sell_factor / hi  # the sell side passes at rs >= 1
+            if v is first and rs >= 1.0:  # passed on the sell side: stays above
+                g = _room(1.0 - 1.0 / rs)
+                sell_down, fair_up = g, min(fair_up, g)
+                if first.is_pool:
+                    buy_down = g
+            else:  # failed on the sell side: stays below
+                g = _room(1.0 / rs - 1.0)
+                sell_up, fair_down = g, min(fair_down, g)
+                rb = buy_px * v.buy_factor / lo  # the buy side passes at rb <= 1
+                if rb <= 1.0:  # passed (only ``first`` can have): stays below
+                    g = _room(1.0 / rb - 1.0)
+                    buy_up, fair_down = g, min(fair_down, g)
+                else:  # failed: stays above
+                    g = _room(1.0 - 1.0 / rb)
+                    buy_down, fair_up = g, min(fair_up, g)
+            if v is first:  # and the skip's own test: |price / fair - 1| <= rejected premium
+                ratio = price / fair
+                band = st.rejected_premium * 1e-4
+                above = _room((1.0 + band) / ratio - 1.0)  # room below 1 + R
+                below = _room(1.0 - (1.0 - band) / ratio)  # room above 1 - R
+                fair_down, fair_up = min(fair_down, above), min(fair_up, below)
+                if price == sell_px or v.is_pool:
+                    sell_up, sell_down = min(sell_up, above), min(sell_down, below)
+                if price == buy_px or v.is_pool:
+                    buy_up, buy_down = min(buy_up, above), min(buy_down, below)
+            rooms.append((v, sell_up, sell_down, buy_up, buy_down))
+            if v is first:
+                break
+        if first is None:
+            until = st.next_step_ns
+            st.hold_counts = False  # nothing was evaluated: nothing repeats
+        else:
+            until = st.gates_until_ns
+            if st.rejected_ns + REEVALUATE_NS < until:
+                until = st.rejected_ns + REEVALUATE_NS
+            if not st.gates_closed and quote.ts_ns + self.gates.max_age_ns < until:
+                until = quote.ts_ns + self.gates.max_age_ns
+            st.hold_counts = True  # every event inside repeats the skip
+        smallest = min(fair_up, fair_down, *(min(r[1:]) for r in rooms))
+        if not smallest > HOLD_MIN_DELTA or until <= now:  # (nan: a missing price)
+            return
+        st.quote_band.set(
+            quote.bid * (1.0 - fair_down),
+            quote.bid * (1.0 + fair_up),
+            quote.ask * (1.0 - fair_down),
+            quote.ask * (1.0 + fair_up),
+        )
+        for v in st.venues:
+            v.band.clear()
+        for v, sell_up, sell_down, buy_up, buy_down in rooms:
+            if v.is_pool:
+                s0 = v.sqrt_seen
+                up, down = min(sell_up, buy_up), min(sell_down, buy_down)
+                if v.token0:  # the price is the square of the sqrt price
+                    s_lo, s_hi = s0 * (1.0 - down / 3), s0 * (1.0 + up / 3)
+                else:  # and of its inverse
+                    s_lo, s_hi = s0 * (1.0 - up / 3), s0 * (1.0 + down / 3)
+                v.band.set(s_lo, s_hi, s_lo, s_hi)
+            else:
+                top = v.top
+                assert top is not None  # a missing book has a nan price: no hold
+                v.band.set(
+                    top.bid * (1.0 - sell_down),
+                    top.bid * (1.0 + sell_up),
+                    top.ask * (1.0 - buy_down),
+                    top.ask * (1.0 + buy_up),
+                )
+        st.watch.hold_until_ns = until
 
     # ---- the slow path: gates, then cost model and sizing ---------------------------------------
 
@@ -226,11 +364,6 @@ class MintRedeemStrategy:
     ) -> list[Intent] | None:
         """The slow path, after the cheap check found ``first_price`` at least ``min_edge_bps``
         (after fees) off ``fair`` on some venue."""
-        if now < st.quiet_until_ns and st.quiet_epoch == self._epoch:
-            last = st.last_decision
-            if last is not None:
-                last.repeats += 1
-            return None
         if (
             now < st.gates_until_ns
             and st.gates_epoch == self._epoch
@@ -246,6 +379,7 @@ class MintRedeemStrategy:
                 st.gates_until_ns = 0
                 st.quiet_until_ns = self._quiet_until(ctx, st, code, now)
                 st.quiet_epoch = self._epoch
+                self._go_quiet(st, now)
                 if self._repeats(st, code):  # a run of the same skip: count it, build nothing
                     return None
                 reason = self.gates.reason(code, ctx, st, now, quote, awaiting)
@@ -322,17 +456,21 @@ class MintRedeemStrategy:
         st.rejected_ns = now
         if code == "limit" and best.limit.qty < QTY_STEP and best.limit.name in LEDGER_LIMITS:
             st.quiet_until_ns, st.quiet_epoch = NEVER, self._epoch
+            self._go_quiet(st, now)
         return self._skip(ctx, st, now, code, reason, best.premium_bps, best.choice.edge)
 
     def _quiet_until(self, ctx: StrategyContext, st: TokenView, code: str, now: int) -> int:
         """Until when a skip with ``code`` holds for certain (``now`` = check again next event).
 
-        Waiting for the issuer ends only with a lifecycle event (the epoch changes); cooldown and
-        back-off end at known times; a session that takes no hedge or no request ends at the
-        calendar's next change. Pauses, multiplier windows and data checks are re-checked.
+        Waiting for the issuer and a pause end only with a lifecycle event (the epoch changes:
+        a fill, an order's end, a request update, an issuer event); a multiplier window ends
+        when its step activates; cooldown and back-off end at known times; a session that takes
+        no hedge or no request ends at the calendar's next change. Data checks are re-checked.
         """
-        if code == "in_flight":
+        if code in ("in_flight", "paused"):  # an issuer event is a lifecycle event too
             return NEVER
+        if code == "multiplier":  # the window ends when the step activates
+            return st.next_step_ns
         if code == "cooldown":
             return st.last_action_ns + int(self.gates.cooldown_ns)
         if code == "backoff":
@@ -372,17 +510,21 @@ class MintRedeemStrategy:
         """Remember that every gate passed at ``now`` and until when that holds for certain, but
         for what ``_evaluate`` re-checks per event (pause, quote crossed or stale).
 
-        The time-bound gates hold until the multiplier window opens and the session changes
-        (issuer request windows are unions of sessions); in-flight, back-off and cooldown change
-        only with a lifecycle event (the epoch) or a new group (``_started`` clears the hold).
+        The time-bound gates hold until the multiplier window opens, the market session changes
+        or the issuer starts or stops accepting or executing; in-flight, back-off and cooldown
+        change only with a lifecycle event (the epoch) or a new group (``_started`` clears the
+        hold); a pause comes with an issuer event.
         """
-        until = now + REEVALUATE_NS
+        until = NEVER
         if st.next_step_ns != NEVER:
-            until = min(until, st.next_step_ns - int(self.gates.window_ns))
+            until = st.next_step_ns - int(self.gates.window_ns)
         closed = False
         if not self.cfg.ignore_settlement:
             try:
                 until = min(until, ctx.sessions.next_change(now)[0])
+                rule = ctx.issuer_sessions.get(st.issuer)
+                if rule is not None:
+                    until = min(until, rule.next_change(now))
                 closed = ctx.sessions.session_at(now) is MarketSession.CLOSED
             except ValueError:
                 return
@@ -536,6 +678,7 @@ class MintRedeemStrategy:
         edge: EdgeBreakdown | None, action: str, taken: bool,
     ) -> None:  # fmt: skip
         """Record a decision; a skip with the same code as the token's last record only counts."""
+        _book_quiet_events(st)
         last = st.last_decision
         if not taken and last is not None and not last.taken and st.last_code == code:
             last.repeats += 1
@@ -554,6 +697,23 @@ class MintRedeemStrategy:
         )
         ctx.record(decision)
         st.last_decision, st.last_code = decision, code
+
+
+def _room(gap: float) -> float:
+    """How far each of a comparison's two prices may move (as a fraction) while the ratio
+    between them stays inside ``gap`` of its threshold: ``gap / (2 + gap)``, less 1% for
+    rounding. A negative or nan gap leaves no room."""
+    return 0.99 * gap / (2.0 + gap) if gap > 0.0 else 0.0
+
+
+def _book_quiet_events(st: TokenView) -> None:
+    """Events the engine passed over while the token was quiet or held repeat its last skip,
+    but for a hold on nothing to look at (no skip was evaluated)."""
+    watch = st.watch
+    if watch.events:
+        if st.last_decision is not None and st.hold_counts:
+            st.last_decision.repeats += watch.events
+        watch.events = 0
 
 
 def _strongest(candidates: list[Candidate]) -> float:

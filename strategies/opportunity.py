@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, NamedTuple
 
 from strategies.arb_groups import Path
+from strategies.base import Band, Quiet
 from strategies.costs import (
     NO_EXPOSURE,
     CostParams,
@@ -52,7 +53,7 @@ class VenueView:
 
     __slots__ = (
         "name", "kind", "is_pool", "key", "sell_factor", "buy_factor", "scale", "token0",
-        "issuer_fee", "pool_keep", "top", "sqrt_seen", "spot",
+        "issuer_fee", "pool_keep", "top", "sqrt_seen", "spot", "band", "accounts",
     )  # fmt: skip
 
     def __init__(
@@ -75,6 +76,8 @@ class VenueView:
         self.top: TopOfBook | None = None  # exchanges: the book's top, once it exists
         self.sqrt_seen = -1  # pools: the sqrt price ``spot`` was computed for
         self.spot = math.nan
+        self.band = Band()  # while the token holds (token_views gives the engine's one)
+        self.accounts: VenueAccounts | None = None  # sizing's ledger reads, per ledger version
 
     def init_pool(self, market: MarketState) -> None:
         info = market.pools[self.name].info
@@ -118,7 +121,7 @@ class TokenView:
         "mult", "mult_dec", "next_step_ns", "last_action_ns", "last_decision", "last_code",
         "rejected_premium", "rejected_ns", "token_failures", "backoff_until_ns",
         "quiet_until_ns", "quiet_epoch", "gates_until_ns", "gates_epoch", "gates_form",
-        "gates_closed", "quote", "issuer_state",
+        "gates_closed", "quote", "issuer_state", "watch", "quote_band", "hold_counts",
     )  # fmt: skip
 
     def __init__(self, symbol: str, underlying: str, issuer: str, broker: str) -> None:
@@ -149,6 +152,9 @@ class TokenView:
         self.gates_closed = False
         self.quote: TopOfBook | None = None  # the underlying's broker quote, once it exists
         self.issuer_state: IssuerState | None = None
+        self.watch = Quiet(symbol)  # the engine passes over the token's events while it holds
+        self.quote_band = self.watch.band(broker, underlying)
+        self.hold_counts = True  # whether events passed over repeat the last skip
 
     def refresh_multiplier(self, now: int) -> None:
         """Cache the multiplier in force at ``now`` and when the next step activates."""
@@ -172,7 +178,9 @@ def token_views(settings: Settings) -> dict[str, TokenView]:
             fee = float(vc.taker_fee_bps) if vc.kind == "exchange" else 0.0
             ic = settings.issuers.get(tc.issuer)
             issuer_bps = float(ic.fee_bps) if ic is not None else 0.0
-            venues.append(VenueView(name, vc.kind, symbol, fee, issuer_bps))
+            venue = VenueView(name, vc.kind, symbol, fee, issuer_bps)
+            venue.band = view.watch.band(name, symbol)
+            venues.append(venue)
             view.params[name] = cost_params(settings, tc.issuer, view.broker, name)
         view.venues = tuple(venues)
         views[symbol] = view
@@ -267,17 +275,19 @@ def size_limits(
     form: HedgeForm | None,
 ) -> Sizing:
     """The path of one candidate and the smallest of its size limits (no costing)."""
-    cfg, market, ledger = settings.strategy, ctx.market, ctx.ledger
+    cfg, market = settings.strategy, ctx.market
     v = cand.venue
     m = st.mult
     fair = quote.mid * m
     premium = cand.direction is Direction.PREMIUM
-    inventory = float(ledger.position(v.name, st.symbol))
+    books = v.accounts
+    if books is None or books.version != ctx.ledger.version:
+        books = v.accounts = _venue_accounts(ctx, settings, st, v)
+    inventory = books.inventory
     limits = [SizeLimit("max_qty", cfg.max_qty)]
     path = Path.REDEEM
     if premium:
-        band = cfg.inventory.get(v.name)
-        floor = float(band.target - band.band) if band is not None else 0.0
+        floor = books.inventory_floor
         path = Path.INVENTORY_FIRST if inventory > 0.0 and inventory > floor else Path.MINT_FIRST
         if path is Path.INVENTORY_FIRST:
             limits.append(SizeLimit("inventory", inventory))
@@ -287,24 +297,54 @@ def size_limits(
         displayed = quote.ask_size if premium else quote.bid_size
         limits.append(SizeLimit("hedge size", displayed / m))
         if premium:
-            cash = float(ledger.cash(st.broker))
-            limits.append(SizeLimit("broker cash", cash / (quote.ask * m)))
+            limits.append(SizeLimit("broker cash", books.broker_cash / (quote.ask * m)))
     else:
         limits.append(SizeLimit("unhedged budget", cfg.unhedged_risk_budget_usd / fair))
     book = None if v.is_pool else market.books[v.key]
     if book is not None:
         limits.append(SizeLimit("token depth", sum(sz for _, sz in book.levels(premium))))
-    ic = settings.issuers.get(st.issuer)
-    if premium and ic is not None:  # the issuer account pays for the mint when it is priced
-        per_token = fair * (1.0 + float(ic.fee_bps) * 1e-4)
-        cash = float(ledger.cash(st.issuer)) - float(ic.fee_flat_usd)
-        limits.append(SizeLimit("issuer cash", cash / per_token))
+    if premium and books.has_issuer:  # the issuer account pays for the mint when it is priced
+        per_token = fair * books.issuer_fee_factor
+        limits.append(SizeLimit("issuer cash", books.issuer_cash / per_token))
     if not premium:
-        cash = float(ledger.cash(v.name))
-        limits.append(SizeLimit("venue cash", cash / (token_px * v.buy_factor)))
-    order_cap = float(settings.risk.max_order_notional_usd)
+        limits.append(SizeLimit("venue cash", books.venue_cash / (token_px * v.buy_factor)))
+    order_cap = books.order_cap
     limits.append(SizeLimit("max order notional", order_cap / max(fair, token_px, quote.ask * m)))
     return Sizing(path, binding_limit(limits), token_px, book)
+
+
+class VenueAccounts(NamedTuple):
+    """What sizing reads from the ledger and the configuration for one token venue, as floats;
+    valid while the ledger's ``version`` is unchanged."""
+
+    version: int
+    inventory: float  # tokens held at the venue
+    inventory_floor: float  # inventory-first only above target - band
+    broker_cash: float
+    has_issuer: bool
+    issuer_cash: float  # the issuer account's cash less the flat fee
+    issuer_fee_factor: float  # 1 + issuer bps
+    venue_cash: float
+    order_cap: float  # max order notional
+
+
+def _venue_accounts(
+    ctx: StrategyContext, settings: Settings, st: TokenView, v: VenueView
+) -> VenueAccounts:
+    ledger = ctx.ledger
+    band = settings.strategy.inventory.get(v.name)
+    ic = settings.issuers.get(st.issuer)
+    return VenueAccounts(
+        version=ledger.version,
+        inventory=float(ledger.position(v.name, st.symbol)),
+        inventory_floor=float(band.target - band.band) if band is not None else 0.0,
+        broker_cash=float(ledger.cash(st.broker)),
+        has_issuer=ic is not None,
+        issuer_cash=float(ledger.cash(st.issuer)) - float(ic.fee_flat_usd) if ic else 0.0,
+        issuer_fee_factor=1.0 + float(ic.fee_bps) * 1e-4 if ic is not None else 1.0,
+        venue_cash=float(ledger.cash(v.name)),
+        order_cap=float(settings.risk.max_order_notional_usd),
+    )
 
 
 def edge_bound(

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 INVPHI = (math.sqrt(5.0) - 1.0) / 2.0  # 0.618...: golden-section shrink factor
 
@@ -30,9 +30,9 @@ class HasEdge(Protocol):
 E = TypeVar("E", bound=HasEdge)
 
 
-@dataclass(frozen=True, slots=True)
-class SizeLimit:
-    """One upper bound on the size, named so a skip can say which bound bit."""
+class SizeLimit(NamedTuple):
+    """One upper bound on the size, named so a skip can say which bound bit (a tuple: cheap to
+    build, and the sizing builds several per costing)."""
 
     name: str
     qty: float
@@ -44,7 +44,7 @@ def binding_limit(limits: Iterable[SizeLimit]) -> SizeLimit:
     for limit in limits:
         qty = limit.qty if limit.qty > 0.0 else 0.0  # nan > 0 is False
         if best is None or qty < best.qty:
-            best = SizeLimit(limit.name, qty)
+            best = limit if qty == limit.qty else SizeLimit(limit.name, qty)
     if best is None:
         raise ValueError("no size limits given")
     return best

@@ -295,3 +295,53 @@ def test_amounts_round_in_the_pools_favour_against_the_real_valued_curve(
     assert paid_out <= real_out  # the pool never pays more than the curve gives
     assert paid_in * (1_000_000 - fee) >= real_in * 1_000_000  # nor takes less than curve + fee
     assert (paid_in if amount > 0 else paid_out) == abs(amount)  # filled in full
+
+
+# ---- recorded post-swap states ---------------------------------------------------------------
+
+
+def _ranged_pool() -> V3Pool:
+    pool = pool_at_price_one()
+    pool.mint(-600, 600, 10 * E18)
+    pool.mint(-120, 180, 5 * E18)
+    return pool
+
+
+def test_moving_within_one_range_equals_the_swap_to_that_price() -> None:
+    swapped, moved = _ranged_pool(), _ranged_pool()
+    result = swapped.swap(True, 10**15)  # price falls, stays above tick -120
+    assert result.ticks_crossed == ()
+    assert moved.move_within_range(result.sqrt_price_x96, result.tick) is True
+    assert (moved.sqrt_price_x96, moved.tick, moved.liquidity) == (
+        swapped.sqrt_price_x96,
+        swapped.tick,
+        swapped.liquidity,
+    )
+    assert moved.liquidity == 15 * E18
+
+
+def test_moving_across_an_initialized_tick_is_refused_and_changes_nothing() -> None:
+    swapped, moved = _ranged_pool(), _ranged_pool()
+    result = swapped.swap(False, 3 * 10**17)  # price rises past tick 180: liquidity drops
+    assert result.ticks_crossed == (180,)
+    before = (moved.sqrt_price_x96, moved.tick, moved.liquidity)
+    assert moved.move_within_range(result.sqrt_price_x96, result.tick) is False
+    assert (moved.sqrt_price_x96, moved.tick, moved.liquidity) == before
+    assert moved.move_within_range(moved.sqrt_price_x96, moved.tick) is False  # no move
+
+
+@settings(max_examples=200, deadline=None)
+@given(zero_for_one=st.booleans(), amount=st.integers(min_value=1, max_value=10**19))
+def test_move_within_range_agrees_with_swap_whenever_it_accepts(
+    zero_for_one: bool, amount: int
+) -> None:
+    swapped, moved = _ranged_pool(), _ranged_pool()
+    result = swapped.swap(zero_for_one, amount)
+    accepted = moved.move_within_range(result.sqrt_price_x96, result.tick)
+    assert accepted == (result.ticks_crossed == () and result.sqrt_price_x96 != Q96)
+    if accepted:
+        assert (moved.sqrt_price_x96, moved.tick, moved.liquidity) == (
+            swapped.sqrt_price_x96,
+            swapped.tick,
+            swapped.liquidity,
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -306,3 +307,78 @@ def test_dictionary_columns_decode_across_batches_with_different_venues(tmp_path
     batches = list(FeedReader(tmp_path / "f").iter_batches())
     assert [b["venue"] for b in batches] == [["alpaca", "nbbo"], ["uniswap-v3", "chainlink"]]
     assert batches[1]["flags"] == [None, FLAG_FIRST]
+
+
+def _routed_rows() -> list[dict[str, object]]:
+    return [
+        dict(QUOTE, ts_recv=1),
+        dict(SWAP, ts_recv=2),
+        dict(QUOTE, ts_recv=3, bid_px=189.13),
+        dict(QUOTE, ts_recv=4, venue="nbbo"),
+        dict(ORACLE, ts_recv=5),
+        dict(SWAP, ts_recv=6, amount1="43"),
+    ]
+
+
+def test_routed_batches_code_each_row_by_kind_venue_and_instrument(tmp_path: Path) -> None:
+    write(tmp_path / "f", _routed_rows(), row_group_rows=4)
+    batches = list(
+        FeedReader(tmp_path / "f").iter_routed(["ts_recv", "bid_px"], ["amount1", "price"])
+    )
+    assert [b.rows for b in batches] == [4, 2]
+    first, second = batches
+    routes = [first.routes[c] for c in first.codes]
+    assert routes == [
+        (int(EventKind.QUOTE), "alpaca", "AAPL"),
+        (int(EventKind.POOL_SWAP), "uniswap-v3", "AAPLx/USDC"),
+        (int(EventKind.QUOTE), "alpaca", "AAPL"),
+        (int(EventKind.QUOTE), "nbbo", "AAPL"),
+    ]
+    assert len(first.routes) == 3 and first.codes[0] == first.codes[2]
+    assert [second.routes[c] for c in second.codes] == [
+        (int(EventKind.ORACLE), "chainlink", "ETH/USD"),
+        (int(EventKind.POOL_SWAP), "uniswap-v3", "AAPLx/USDC"),
+    ]
+    # eager columns are there at once; lazy ones on first use; unread ones not at all
+    assert set(first.columns) == {"ts_recv", "bid_px"}
+    assert first.columns["ts_recv"] == [1, 2, 3, 4]
+    bid = first.columns["bid_px"]
+    assert [bid[0], bid[2], bid[3]] == [189.12, 189.13, 189.12] and math.isnan(bid[1])
+    assert first.columns["amount1"] == [None, "42", None, None]
+    assert set(first.columns) == {"ts_recv", "bid_px", "amount1"}
+    price = second.columns["price"]
+    assert price[0] == 2297.50276106 and math.isnan(price[1])
+    with pytest.raises(KeyError):
+        first.columns["tick"]  # not asked for
+
+
+def test_reading_ahead_yields_the_same_batches_and_stops_cleanly(tmp_path: Path) -> None:
+    writer = FeedWriter(tmp_path / "f", source="test", row_group_rows=1000)
+    writer.append_columns(quotes(10_000))
+    writer.close()
+    reader = FeedReader(tmp_path / "f")
+    plain = [
+        (b.rows, b.codes, b.routes, b.columns["ts_recv"])
+        for b in reader.iter_routed(["ts_recv"], [])
+    ]
+    ahead = [
+        (b.rows, b.codes, b.routes, b.columns["ts_recv"])
+        for b in reader.iter_routed_ahead(["ts_recv"], [])
+    ]
+    assert ahead == plain and len(plain) == 10
+    batches = reader.iter_routed_ahead(["ts_recv"], [])
+    assert next(batches).columns["ts_recv"][0] == 0
+    batches.close()  # stopping early ends the reader thread
+    assert not any(t.name == "feed-reader" and t.is_alive() for t in threading.enumerate())
+
+
+def test_reading_ahead_raises_the_readers_error_in_order(tmp_path: Path) -> None:
+    writer = FeedWriter(tmp_path / "f", source="test", row_group_rows=1000, part_rows=2000)
+    writer.append_columns(quotes(4000))
+    writer.close()
+    reader = FeedReader(tmp_path / "f")
+    (tmp_path / "f" / "part-00001.parquet").write_bytes(b"not parquet any more")
+    batches = reader.iter_routed_ahead(["ts_recv"], [])
+    assert [next(batches).rows, next(batches).rows] == [1000, 1000]
+    with pytest.raises(pa.ArrowInvalid):
+        next(batches)

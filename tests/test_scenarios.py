@@ -12,9 +12,14 @@ import pytest
 
 from bot.backtest.runner import Backtest
 from bot.config import Settings, load_config
+from bot.feeds.io import FeedReader
+from bot.feeds.schema import EventKind
 from bot.feeds.synth import generate
+from bot.intents import Intent
 from bot.model import RequestKind, RequestState
 from bot.sessions import MarketSession
+from strategies.base import Quiet, StrategyContext
+from strategies.mint_redeem import MintRedeemStrategy
 from tests.conftest import DEFAULT_CONFIG
 
 
@@ -144,3 +149,56 @@ def test_weekend_gap_naive_variant_loses_where_the_real_strategy_stands_aside(
     pnl = group_pnl(naive)
     weekend_result = sum(pnl[g] for g in started)
     assert weekend_result < 0, {g: pnl[g] for g in started}
+
+
+class Counting(MintRedeemStrategy):
+    """The real strategy, counting its ``on_market`` calls."""
+
+    def __init__(self, config: Settings) -> None:
+        super().__init__(config, max_in_flight=config.strategy.max_in_flight)
+        self.calls = 0
+
+    def on_market(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
+        self.calls += 1
+        return super().on_market(ctx, token)
+
+
+class Unpromised(Counting):
+    """The engine never sees this strategy's promises (a fresh ``Quiet`` it never sets): every
+    market event reaches ``on_market``, as before promises existed."""
+
+    def quiet(self, token: str) -> Quiet:
+        return Quiet(token)
+
+
+@pytest.mark.parametrize("name", ["calm", "launch-premium", "weekend-gap", "wicks"])
+def test_passing_over_quiet_and_held_tokens_changes_no_decision_fill_or_pnl(
+    feeds_dir: Path, name: str
+) -> None:
+    feed = feeds_dir / f"scn-{name}"
+    if not feed.exists():
+        generate(name, 3, 11, feed)
+    runs = []
+    for strategy in (Counting, Unpromised):
+        bt = Backtest(settings(), feed=feed, strategy=strategy)
+        bt.run()
+        runs.append(bt)
+    promised, every_event = runs
+    assert isinstance(promised.strategy, Counting) and isinstance(every_event.strategy, Counting)
+    assert every_event.strategy.calls == every_event.record.summary["events"] - _non_market(feed)
+    assert promised.strategy.calls < every_event.strategy.calls / 2
+    assert promised.record.decisions == every_event.record.decisions  # repeats included
+    assert promised.engine.fills == every_event.engine.fills
+    for key in ("pnl_usd", "pnl_components", "final_inventory", "final_cash"):
+        assert promised.record.summary[key] == every_event.record.summary[key], key
+    assert sum(q.events for q in promised.engine._quiets.values()) == 0  # booked at the end
+
+
+def _non_market(feed: Path) -> int:
+    """Rows of a feed that reach no ``on_market``: pool state and liquidity, reference rows
+    (issuer events do: ``on_issuer_event`` re-checks the token)."""
+    market = {EventKind.QUOTE, EventKind.BOOK_TOP, EventKind.POOL_SWAP, EventKind.ISSUER}
+    return sum(
+        1 for batch in FeedReader(feed).iter_batches(columns=["kind"]) for k in batch["kind"]
+        if k not in market
+    )  # fmt: skip

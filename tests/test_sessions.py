@@ -249,3 +249,20 @@ def test_issuer_rules_refuse_instants_outside_the_calendar(cal: SessionCalendar)
     with pytest.raises(ValueError, match="outside"):
         rule.executes(cal.end_ns)
     assert rule.accepts(cal.end_ns)
+
+
+def test_issuer_next_change_is_the_next_start_or_end_of_accepting_or_executing(
+    cal: SessionCalendar,
+) -> None:
+    rule = IssuerSessionRule(cal, accept="24/5", execute="regular")
+    # Wed 25 Nov 12:00 ET: regular execution ends at 16:00 ET; 24/5 accepting ends 20:00 ET
+    assert rule.next_change(utc(2026, 11, 25, 17)) == utc(2026, 11, 25, 21)
+    assert rule.next_change(utc(2026, 11, 25, 21)) == utc(2026, 11, 26, 1)
+    # Thanksgiving: accepting reopens Thu 20:00 ET, execution Fri 09:30 ET, ends 13:00 ET
+    assert rule.next_change(utc(2026, 11, 26, 12)) == utc(2026, 11, 27, 1)
+    assert rule.next_change(utc(2026, 11, 27, 1)) == utc(2026, 11, 27, 14, 30)
+    assert rule.next_change(utc(2026, 11, 27, 14, 30)) == utc(2026, 11, 27, 18)
+    # with weekend sessions, a half-day Friday's closed evening still changes at 20:00 ET
+    weekend = IssuerSessionRule(cal, accept="regular", execute="regular", weekend=True)
+    assert weekend.next_change(utc(2026, 11, 27, 19)) == utc(2026, 11, 28, 1)
+    assert IssuerSessionRule(cal).next_change(utc(2026, 11, 27, 19)) == utc(2026, 11, 28, 1)

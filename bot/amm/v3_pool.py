@@ -305,6 +305,29 @@ class V3Pool:
         self.liquidity = result.liquidity
         return result
 
+    def move_within_range(self, sqrt_price_x96: int, tick: int) -> bool:
+        """Move to a recorded post-swap state if getting there crosses no initialized tick.
+
+        Such a swap leaves the active liquidity as it is, so the pool's state after it is the
+        recorded price and tick: the result of ``swap`` to that price limit, without its math.
+        Returns False, changing nothing, when an initialized tick lies on the way (crossing
+        changes the liquidity: use ``swap``) or the price does not move.
+        """
+        ticks = self._ticks
+        if sqrt_price_x96 < self.sqrt_price_x96:  # price falls: crosses ticks in (tick, self.tick]
+            i = bisect_right(ticks, tick)
+            if i < len(ticks) and ticks[i] <= self.tick:
+                return False
+        elif sqrt_price_x96 > self.sqrt_price_x96:  # price rises: crosses (self.tick, tick]
+            i = bisect_right(ticks, self.tick)
+            if i < len(ticks) and ticks[i] <= tick:
+                return False
+        else:
+            return False
+        self.sqrt_price_x96 = sqrt_price_x96
+        self.tick = tick
+        return True
+
     def quote(
         self, zero_for_one: bool, amount_specified: int, sqrt_price_limit_x96: int | None = None
     ) -> SwapResult:

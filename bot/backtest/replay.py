@@ -1,10 +1,13 @@
 """The replay loop: streams a recorded feed into the engine in receive-time order.
 
 This is the backtest's hot path (the benchmark floor is 250,000 events/s through the whole
-kernel), so it works on column lists of one batch at a time, advances the simulated clock only
-when a timer is due, and dispatches on the event kind with plain comparisons. The daemon uses the
-same loop with a pacer that sleeps so that simulated time passes ``speed`` times faster than
-wall time.
+kernel). Each batch comes with a route code per row (``FeedReader.iter_routed``): an index into
+the batch's distinct (kind, venue, instrument) triples. A triple is prepared once per run into a
+handler, so the per-row work is one list lookup and one call: top-of-book kinds (broker quotes,
+exchange tops) go to the engine's prepared per-instrument handlers with the four prices and sizes;
+every other kind to a row handler that reads the columns it needs. The simulated clock advances
+through ``advance_to`` only when a timer is due. The daemon uses the same loop with a pacer that
+sleeps so that simulated time passes ``speed`` times faster than wall time.
 """
 
 from __future__ import annotations
@@ -14,7 +17,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from bot.clock import SimClock
-from bot.engine import Engine
+from bot.engine import Engine, TopHandler
+from bot.feeds.io import LazyColumns, RoutedBatch
 from bot.feeds.schema import EventKind
 
 QUOTE = int(EventKind.QUOTE)
@@ -29,9 +33,21 @@ POOL_STATE = int(EventKind.POOL_STATE)
 ORACLE = int(EventKind.ORACLE)
 ISSUER = int(EventKind.ISSUER)
 
+TOP_COLUMNS = ("ts_recv", "bid_px", "bid_sz", "ask_px", "ask_sz")
+"""Converted for every batch: the columns of the hot path."""
+ROW_COLUMNS = (
+    "price", "size", "side", "flags", "amount0", "amount1", "sqrt_price_x96", "liquidity",
+    "tick", "tick_lower", "tick_upper", "round_id", "event", "value", "ts_effective",
+)  # fmt: skip
+"""Converted on first use by a row handler (null in most rows)."""
+
 Pacer = Callable[[int], int]
 """Called with the next event's sim time; sleeps as needed and returns the sim time up to which
 no further call is needed. May raise ``StopReplay``."""
+
+RowHandler = Callable[[LazyColumns, int, int], None]
+"""Handles row ``i`` of a batch's columns at time ``ts``."""
+PoolStateHandler = Callable[[str, str, dict[str, Any]], None]
 
 
 class StopReplay(Exception):
@@ -41,9 +57,9 @@ class StopReplay(Exception):
 def replay(
     engine: Engine,
     clock: SimClock,
-    batches: Iterator[dict[str, list[Any]]],
+    batches: Iterator[RoutedBatch],
     *,
-    on_pool_state: Callable[[str, str, dict[str, Any]], None],
+    on_pool_state: PoolStateHandler,
     pacer: Pacer | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
@@ -54,21 +70,25 @@ def replay(
     """
     events = 0
     pace_until = -1 if pacer is not None else sys.maxsize
-    on_quote = engine.on_quote
-    on_book_top = engine.on_book_top
-    on_pool_swap = engine.on_pool_swap
+    prepared: dict[tuple[int, str, str], tuple[TopHandler | None, RowHandler | None]] = {}
     try:
         for batch in batches:
-            ts_col = batch["ts_recv"]
-            kind_col = batch["kind"]
-            venue_col = batch["venue"]
-            inst_col = batch["instrument"]
-            bid_px = batch["bid_px"]
-            bid_sz = batch["bid_sz"]
-            ask_px = batch["ask_px"]
-            ask_sz = batch["ask_sz"]
-            n = len(ts_col)
-            for i in range(n):
+            tops: list[TopHandler | None] = []
+            rows: list[RowHandler | None] = []
+            for route in batch.routes:
+                handlers = prepared.get(route)
+                if handlers is None:
+                    handlers = prepared[route] = _prepare(engine, route, on_pool_state)
+                tops.append(handlers[0])
+                rows.append(handlers[1])
+            cols = batch.columns
+            codes = batch.codes
+            ts_col = cols["ts_recv"]
+            bid_px = cols["bid_px"]
+            bid_sz = cols["bid_sz"]
+            ask_px = cols["ask_px"]
+            ask_sz = cols["ask_sz"]
+            for i in range(batch.rows):
                 ts = ts_col[i]
                 if ts > pace_until:
                     pace_until = pacer(ts)  # type: ignore[misc]
@@ -76,26 +96,14 @@ def replay(
                     clock.advance_to(ts)
                 else:
                     clock.now = ts
-                kind = kind_col[i]
-                if kind == QUOTE:
-                    on_quote(inst_col[i], bid_px[i], bid_sz[i], ask_px[i], ask_sz[i], ts)
-                elif kind == BOOK_TOP:
-                    on_book_top(
-                        venue_col[i], inst_col[i], bid_px[i], bid_sz[i], ask_px[i], ask_sz[i], ts
-                    )
-                elif kind == POOL_SWAP:
-                    on_pool_swap(
-                        venue_col[i],
-                        int(batch["amount0"][i]),
-                        int(batch["amount1"][i]),
-                        int(batch["sqrt_price_x96"][i]),
-                        batch["tick"][i],
-                        ts,
-                    )
+                top = tops[codes[i]]
+                if top is not None:
+                    top(bid_px[i], bid_sz[i], ask_px[i], ask_sz[i], ts)
                 else:
-                    _dispatch_rare(engine, kind, batch, i, ts, on_pool_state)
-            events += n
-            engine.last_event_ns = ts_col[-1] if n else engine.last_event_ns
+                    rows[codes[i]](cols, i, ts)  # type: ignore[misc]
+            events += batch.rows
+            if batch.rows:
+                engine.last_event_ns = ts_col[-1]
             if progress is not None:
                 progress(events, engine.last_event_ns)
     except StopReplay:
@@ -103,37 +111,78 @@ def replay(
     return events
 
 
-def _dispatch_rare(
-    engine: Engine,
-    kind: int,
-    batch: dict[str, list[Any]],
-    i: int,
-    ts: int,
-    on_pool_state: Callable[[str, str, dict[str, Any]], None],
-) -> None:
-    venue = batch["venue"][i]
-    inst = batch["instrument"][i]
+def _prepare(
+    engine: Engine, route: tuple[int, str, str], on_pool_state: PoolStateHandler
+) -> tuple[TopHandler | None, RowHandler | None]:
+    """The handler of one (kind, venue, instrument): a top-of-book one or a row one."""
+    kind, venue, inst = route
+    if kind == QUOTE:
+        return engine.quote_handler(inst), None
+    if kind == BOOK_TOP:
+        return engine.book_top_handler(venue, inst), None
+    return None, _row_handler(engine, kind, venue, inst, on_pool_state)
+
+
+def _row_handler(
+    engine: Engine, kind: int, venue: str, inst: str, on_pool_state: PoolStateHandler
+) -> RowHandler:
+    if kind == POOL_SWAP:
+
+        def pool_swap(c: LazyColumns, i: int, ts: int) -> None:
+            engine.on_pool_swap(
+                venue,
+                int(c["amount0"][i]),
+                int(c["amount1"][i]),
+                int(c["sqrt_price_x96"][i]),
+                c["tick"][i],
+                ts,
+            )
+
+        return pool_swap
     if kind in (BOOK_DELTA, BOOK_SNAPSHOT):
-        flags = batch["flags"][i] or 0
-        engine.on_book_level(
-            venue, inst, batch["side"][i], batch["price"][i], batch["size"][i], flags, ts
-        )
-    elif kind == TRADE:
-        engine.on_trade(venue, inst, batch["price"][i], batch["size"][i], batch["side"][i] or 0, ts)
-    elif kind in (POOL_MINT, POOL_BURN):
-        engine.on_pool_liquidity(
-            venue,
-            batch["tick_lower"][i],
-            batch["tick_upper"][i],
-            int(batch["liquidity"][i]),
-            add=kind == POOL_MINT,
-        )
-    elif kind == POOL_STATE:
-        on_pool_state(venue, inst, {k: batch[k][i] for k in batch})
-    elif kind == ISSUER:
-        engine.on_issuer_event(
-            venue, inst, batch["event"][i], batch["value"][i], batch["ts_effective"][i]
-        )
-    elif kind == ORACLE:
-        engine.on_oracle(inst, batch["price"][i], batch["round_id"][i] or 0, ts)
-    # INSTRUMENT rows are reference data: nothing to update per event
+
+        def book_level(c: LazyColumns, i: int, ts: int) -> None:
+            flags = c["flags"][i] or 0
+            engine.on_book_level(venue, inst, c["side"][i], c["price"][i], c["size"][i], flags, ts)
+
+        return book_level
+    if kind == TRADE:
+
+        def trade(c: LazyColumns, i: int, ts: int) -> None:
+            engine.on_trade(venue, inst, c["price"][i], c["size"][i], c["side"][i] or 0, ts)
+
+        return trade
+    if kind in (POOL_MINT, POOL_BURN):
+        add = kind == POOL_MINT
+
+        def liquidity(c: LazyColumns, i: int, ts: int) -> None:
+            engine.on_pool_liquidity(
+                venue, c["tick_lower"][i], c["tick_upper"][i], int(c["liquidity"][i]), add=add
+            )
+
+        return liquidity
+    if kind == POOL_STATE:
+
+        def pool_state(c: LazyColumns, i: int, ts: int) -> None:
+            row = {k: c[k][i] for k in ("value", "sqrt_price_x96", "liquidity", "tick")}
+            row["ts_recv"] = ts
+            on_pool_state(venue, inst, row)
+
+        return pool_state
+    if kind == ISSUER:
+
+        def issuer(c: LazyColumns, i: int, ts: int) -> None:
+            engine.on_issuer_event(venue, inst, c["event"][i], c["value"][i], c["ts_effective"][i])
+
+        return issuer
+    if kind == ORACLE:
+
+        def oracle(c: LazyColumns, i: int, ts: int) -> None:
+            engine.on_oracle(inst, c["price"][i], c["round_id"][i] or 0, ts)
+
+        return oracle
+
+    def reference(c: LazyColumns, i: int, ts: int) -> None:
+        """INSTRUMENT rows are reference data: nothing to update per event."""
+
+    return reference

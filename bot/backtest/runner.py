@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +22,7 @@ import structlog
 from bot.amm.price import price_from_sqrt_price_x96
 from bot.amm.v3_pool import TICK_SPACING_BY_FEE, V3Pool
 from bot.backtest.record import RequestMark, RunRecord, Sample, TradeMark
-from bot.backtest.replay import Pacer, replay
+from bot.backtest.replay import ROW_COLUMNS, TOP_COLUMNS, Pacer, replay
 from bot.backtest.summary import max_drawdown
 from bot.clock import SimClock, Stopwatch
 from bot.config import Settings
@@ -38,6 +39,7 @@ from bot.risk import RiskEngine
 from bot.sessions import IssuerSessionRule, SessionCalendar
 from connectors.base import IssuerVenue, OrderVenue
 from connectors.sim import SimBroker, SimExchange, SimIssuer, SimPool
+from strategies.base import Strategy
 from strategies.mint_redeem import MintRedeemStrategy
 
 log = structlog.get_logger("pegbot.backtest")
@@ -71,7 +73,9 @@ class Backtest:
         feed: Path | None = None,
         seed: int | None = None,
         log_pnl_every: int = 0,
+        strategy: Callable[[Settings], Strategy] | None = None,
     ) -> None:
+        """``strategy`` builds the strategy from the settings (default: the mint/redeem one)."""
         self.settings = settings
         self.feed_path = Path(feed or settings.backtest.feed)
         self.reader = FeedReader(self.feed_path)
@@ -143,7 +147,11 @@ class Backtest:
             settings.risk,
             mint_venues={n: i.deliver_to for n, i in settings.issuers.items() if i.deliver_to},
         )
-        self.strategy = MintRedeemStrategy(settings, max_in_flight=settings.strategy.max_in_flight)
+        self.strategy: Strategy = (
+            strategy(settings)
+            if strategy is not None
+            else MintRedeemStrategy(settings, max_in_flight=settings.strategy.max_in_flight)
+        )
         self.engine = Engine(
             settings=settings,
             clock=self.clock,
@@ -228,6 +236,17 @@ class Backtest:
         return p if i.token_is_token0 else (1.0 / p if p else math.nan)
 
     # ---- sampling ----------------------------------------------------------------------------
+    # What _sample derives from the ledger alone is kept while ``ledger.version`` is unchanged
+    # (most samples: the book moves only on fills, requests and funding), and the whole pnl dict
+    # while the marks are unchanged too. Recorded samples share these dicts: they are never
+    # mutated once in a Sample (the report and the tests only read them).
+    _sampled_version: int = -1
+    _sampled_inventory: dict[str, float]
+    _sampled_cash: dict[str, float]
+    _sampled_in_flight: dict[str, tuple[float, float]]  # token -> (minting, redeeming) qty
+    _sampled_pnl: tuple[int, dict[str, Decimal], dict[str, float]] | None = None
+    _pnl_float_memo: dict[str, tuple[Decimal, float]] | None = None
+
     def _deposit_tokens(self) -> None:
         """Starting token inventory is valued at the first fair value (its contribution)."""
         pending = self.settings.backtest.initial_tokens
@@ -242,22 +261,64 @@ class Backtest:
             self.ledger.deposit_position(venue, token, qty, price)
         self._tokens_deposited = True
 
+    def _sample_pnl(self, marks: dict[str, Decimal]) -> dict[str, float]:
+        """The ledger's PnL at ``marks`` as floats (ValueError: a holding without a mark).
+
+        A component that is the very Decimal converted last time (the ledger hands back the same
+        object while it is unchanged) reuses that float; ``float`` of a Decimal is a pure
+        function of it, so the figures are the ones a fresh conversion gives."""
+        version = self.ledger.version
+        last = self._sampled_pnl
+        if last is not None and last[0] == version and last[1] == marks:
+            return last[2]
+        memo = self._pnl_float_memo
+        if memo is None:
+            memo = self._pnl_float_memo = {}
+        pnl: dict[str, float] = {}
+        for name, value in self.ledger.pnl(marks).as_dict().items():
+            hit = memo.get(name)
+            if hit is None or hit[0] is not value:
+                hit = memo[name] = (value, float(value))
+            pnl[name] = hit[1]
+        self._sampled_pnl = (version, marks, pnl)
+        return pnl
+
+    def _sample_book(self) -> None:
+        """Refresh inventory, cash and in-flight figures if the ledger changed since last time."""
+        version = self.ledger.version
+        if version == self._sampled_version:
+            return
+        snap = self.ledger.snapshot()
+        self._sampled_inventory = {
+            f"{venue}:{inst}": float(q)
+            for venue, bal in snap.venues.items()
+            for inst, q in bal.positions.items()
+        }
+        self._sampled_cash = {venue: float(bal.cash) for venue, bal in snap.venues.items()}
+        in_flight: dict[str, tuple[float, float]] = {}
+        for token in self.settings.tokens:
+            mints = snap.mints.get(token)
+            redeems = snap.redeems.get(token)
+            in_flight[token] = (
+                float(mints.qty) if mints else 0.0,
+                float(redeems.qty) if redeems else 0.0,
+            )
+        self._sampled_in_flight = in_flight
+        self._sampled_version = version
+
     def _sample(self, engine: Engine) -> None:
         if not self._tokens_deposited:
             self._deposit_tokens()
         now = self.clock.now_ns()
         marks = engine.marks()
         try:
-            pnl = {k: float(v) for k, v in self.ledger.pnl(marks).as_dict().items()}
+            pnl = self._sample_pnl(marks)
         except ValueError:
             return  # a holding without a mark yet (before the first quote)
-        snap = self.ledger.snapshot()
-        inventory = {
-            f"{venue}:{inst}": float(q)
-            for venue, bal in snap.venues.items()
-            for inst, q in bal.positions.items()
-        }
-        cash = {venue: float(bal.cash) for venue, bal in snap.venues.items()}
+        self._sample_book()
+        inventory = self._sampled_inventory
+        cash = self._sampled_cash
+        in_flight = self._sampled_in_flight
         session = self.calendar.session_at(now).name
         for token, tcfg in self.settings.tokens.items():
             fv = engine.fair_value(token)
@@ -271,8 +332,7 @@ class Backtest:
             premium = {
                 v: (p / fv - 1.0) * 1e4 if fv == fv and fv else math.nan for v, p in prices.items()
             }
-            mints = snap.mints.get(token)
-            redeems = snap.redeems.get(token)
+            minting, redeeming = in_flight[token]
             self.record.samples.append(
                 Sample(
                     ts_ns=now,
@@ -284,8 +344,8 @@ class Backtest:
                     pnl=pnl,
                     inventory=inventory,
                     cash=cash,
-                    in_flight_mints=float(mints.qty) if mints else 0.0,
-                    in_flight_redeems=float(redeems.qty) if redeems else 0.0,
+                    in_flight_mints=minting,
+                    in_flight_redeems=redeeming,
                 )
             )
         self._pnl_series.append(pnl["total"])
@@ -312,11 +372,12 @@ class Backtest:
         events = replay(
             self.engine,
             self.clock,
-            self.reader.iter_batches(),
+            self.reader.iter_routed_ahead(TOP_COLUMNS, ROW_COLUMNS),
             on_pool_state=self._on_pool_state,
             pacer=pacer,
             progress=on_batch,
         )
+        self.engine.stop()
         self.events_so_far = events
         self.interrupted = events < self.reader.events
         wall = watch.elapsed_s()

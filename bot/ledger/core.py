@@ -10,7 +10,8 @@ Who calls what (the engine is the only writer; strategies read it through ``Ledg
 - ``track_request`` when a mint/redeem is submitted, ``apply_request_update`` for every issuer
   update; idempotent by (request_id, state) and tolerant of skipped states.
 - ``accrue_funding`` on a timer: interest on capital locked in in-flight requests.
-- ``equity`` / ``pnl`` / ``snapshot`` for reports.
+- ``equity`` / ``pnl`` / ``snapshot`` for reports; ``version`` says whether anything changed
+  since an earlier look (a report may reuse what it derived from the book while it is unchanged).
 
 The ledger performs no I/O, reads no clock (times come from the fills and updates) and never
 rejects what a venue says happened: validation of intents is ``bot.risk``'s job.
@@ -19,7 +20,7 @@ rejects what a venue says happened: validation of intents is ``bot.risk``'s job.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 from bot.ledger.exact import ZERO, exact, from_float, funding_charge
@@ -29,6 +30,19 @@ from bot.ledger.requests import STAGE, FundingLock, TrackedRequest
 from bot.model import Fill, LegRole, MintRedeemRequest, RequestState, RequestUpdate
 
 _HEDGE_ROLES = (LegRole.HEDGE, LegRole.UNWIND)
+
+
+@dataclass(frozen=True, slots=True)
+class _Book:
+    """What valuation needs from the book, independent of the marks, as of one ``version``:
+    the terms ``equity`` and ``pnl`` visit, in the order they visit them, and the cost totals."""
+
+    version: int
+    cash: Decimal  # sum of every account's cash
+    positions: tuple[tuple[str, Decimal, Decimal], ...]  # (instrument, qty, basis), qty != 0
+    requests: tuple[tuple[str, Decimal, Decimal, Decimal], ...]  # (token, owned, basis, receivable)
+    costs: Decimal  # venue fees + gas + issuer fees + funding
+    realized: Decimal  # realized trading - costs
 
 
 class Ledger:
@@ -48,6 +62,16 @@ class Ledger:
         self._requests: dict[str, TrackedRequest] = {}  # not yet terminal
         self._finished: dict[str, RequestState] = {}  # terminal: later updates are stale
         self._locks: list[FundingLock] = []
+        self._version = 0
+        self._book: _Book | None = None
+
+    @property
+    def version(self) -> int:
+        """A counter bumped by every change to the book (deposits, fills, request tracking and
+        updates, funding charges): equal versions mean equal balances, positions, requests and
+        PnL components. Bumped before the change is made, so a change that raised half-way
+        still counts."""
+        return self._version
 
     # -- LedgerView -------------------------------------------------------------------------
 
@@ -73,12 +97,14 @@ class Ledger:
 
     def deposit_cash(self, account: str, amount: Decimal) -> None:
         """Add starting cash to a venue or issuer account (negative = withdrawal)."""
+        self._version += 1
         with exact():
             self._cash[account] = self.cash(account) + amount
             self._contributions += amount
 
     def deposit_position(self, venue: str, instrument: str, qty: Decimal, price: Decimal) -> None:
         """Add a starting position valued at ``price`` (its cost basis and its contribution)."""
+        self._version += 1
         with exact():
             self._contributions += qty * price
             self._realized_trading += self._positions.trade((venue, instrument), qty, price)
@@ -99,6 +125,7 @@ class Ledger:
             raise ValueError(
                 f"fill {fill.venue}/{fill.trade_id}: qty {fill.qty} price {fill.price}"
             )
+        self._version += 1
         with exact():
             dq = fill.qty * fill.side
             self._realized_trading += self._positions.trade(
@@ -124,6 +151,7 @@ class Ledger:
         copy = replace(
             request, state=RequestState.PENDING_SUBMIT, price=ZERO, fee_usd=ZERO, reason=""
         )
+        self._version += 1
         self._requests[rid] = TrackedRequest(copy, venue)
         return True
 
@@ -159,6 +187,7 @@ class Ledger:
         needs_price = tracked.stage < STAGE[RequestState.PRICED] and not terminal_failure
         if needs_price and update.state is not RequestState.ACCEPTED and price <= 0:
             raise ValueError(f"request {rid}: {update.state} without a price")
+        self._version += 1
         with exact():
             if terminal_failure:
                 self._unwind(tracked, update)
@@ -236,12 +265,26 @@ class Ledger:
         between calls is charged up to its end), each charge rounded to ``FUNDING_QUANTUM``,
         and debited from the cash of the request's issuer account: that account funds the
         primary market. Component ``funding``. A float rate is read as its shortest repr.
+
+        Called on every heartbeat, so a call with nothing to charge (no locks, or every lock
+        already charged up to ``now_ns``) returns ZERO without touching the book or ``version``.
         """
+        locks = self._locks
+        if not locks:
+            return ZERO
+        for lock in locks:
+            if _funded_upto(lock, now_ns) > lock.funded_to_ns:
+                break
+        else:  # nothing to charge: only forget the locks that are done
+            if any(lock.done for lock in locks):
+                self._locks = [lock for lock in locks if not lock.done]
+            return ZERO
         rate = rate_apy if isinstance(rate_apy, Decimal) else from_float(rate_apy)
         charged = ZERO
+        self._version += 1
         with exact():
-            for lock in self._locks:
-                upto = now_ns if lock.end_ns is None else min(lock.end_ns, now_ns)
+            for lock in locks:
+                upto = _funded_upto(lock, now_ns)
                 if upto <= lock.funded_to_ns:
                     continue
                 charge = funding_charge(lock.notional, rate, upto - lock.funded_to_ns)
@@ -249,7 +292,7 @@ class Ledger:
                 self._cash[lock.account] = self.cash(lock.account) - charge
                 self._funding += charge
                 charged += charge
-        self._locks = [lock for lock in self._locks if not lock.done]
+        self._locks = [lock for lock in locks if not lock.done]
         return charged
 
     # -- valuation --------------------------------------------------------------------------
@@ -260,40 +303,52 @@ class Ledger:
         ``marks`` maps instrument -> USD price; one is needed for every non-zero holding
         (``ValueError`` names the first one missing).
         """
+        book = self._current_book()
         with exact():
-            total = sum(self._cash.values(), ZERO)
-            for (_, instrument), qty, _ in self._positions.items():
-                if qty:
-                    total += qty * _mark(marks, instrument)
-            for t in self._requests.values():
-                if t.owned_tokens:
-                    total += t.owned_tokens * _mark(marks, t.request.token)
-                total += t.receivable
-            return total
+            return _value(book, marks)[0]
 
     def pnl(self, marks: Mapping[str, Decimal]) -> PnlBreakdown:
         """PnL at ``marks`` with its realized/unrealized split and cost components."""
+        book = self._current_book()
         with exact():
-            total = self.equity(marks) - self._contributions
-            unrealized = ZERO
-            for (_, instrument), qty, basis in self._positions.items():
-                if qty:
-                    unrealized += qty * _mark(marks, instrument) - basis
-            for t in self._requests.values():
-                if t.owned_tokens:
-                    unrealized += t.owned_tokens * _mark(marks, t.request.token) - t.owned_basis
-            costs = self._venue_fees + self._gas + self._issuer_fees + self._funding
+            equity, unrealized = _value(book, marks)
+            total = equity - self._contributions
             return PnlBreakdown(
                 total=total,
-                realized=self._realized_trading - costs,
+                realized=book.realized,
                 unrealized=unrealized,
-                spread_captured=total + costs + self._hedge_slippage,
+                spread_captured=total + book.costs + self._hedge_slippage,
                 venue_fees=self._venue_fees,
                 gas=self._gas,
                 issuer_fees=self._issuer_fees,
                 hedge_slippage=self._hedge_slippage,
                 funding=self._funding,
             )
+
+    def _current_book(self) -> _Book:
+        """The mark-independent valuation terms, rebuilt only when ``version`` has moved."""
+        book = self._book
+        if book is not None and book.version == self._version:
+            return book
+        with exact():
+            costs = self._venue_fees + self._gas + self._issuer_fees + self._funding
+            book = _Book(
+                version=self._version,
+                cash=sum(self._cash.values(), ZERO),
+                positions=tuple(
+                    (instrument, qty, basis)
+                    for (_, instrument), qty, basis in self._positions.items()
+                    if qty
+                ),
+                requests=tuple(
+                    (t.request.token, t.owned_tokens, t.owned_basis, t.receivable)
+                    for t in self._requests.values()
+                ),
+                costs=costs,
+                realized=self._realized_trading - costs,
+            )
+        self._book = book
+        return book
 
     def snapshot(self) -> LedgerSnapshot:
         """Cash and non-zero positions per venue/account; in-flight mints and redeems per token."""
@@ -315,6 +370,33 @@ class Ledger:
                     prev.count + 1, prev.qty + t.request.qty, prev.cash + cash
                 )
         return LedgerSnapshot(venues, mints, redeems)
+
+
+def _funded_upto(lock: FundingLock, now_ns: int) -> int:
+    """How far ``lock`` should be charged at ``now_ns``: now, or its end if it ended before."""
+    return now_ns if lock.end_ns is None else min(lock.end_ns, now_ns)
+
+
+def _value(book: _Book, marks: Mapping[str, Decimal]) -> tuple[Decimal, Decimal]:
+    """(equity, unrealized) of ``book`` at ``marks``; call inside ``exact()``.
+
+    Equity: cash + positions at marks + in-flight tokens at marks + in-flight receivables.
+    Unrealized: positions and in-flight tokens at marks minus their cost basis. Each sum adds
+    its terms in the book's order (positions, then requests).
+    """
+    total = book.cash
+    unrealized = ZERO
+    for instrument, qty, basis in book.positions:
+        value = qty * _mark(marks, instrument)
+        total += value
+        unrealized += value - basis
+    for token, owned, basis, receivable in book.requests:
+        if owned:
+            value = owned * _mark(marks, token)
+            total += value
+            unrealized += value - basis
+        total += receivable
+    return total, unrealized
 
 
 def _mark(marks: Mapping[str, Decimal], instrument: str) -> Decimal:

@@ -36,7 +36,11 @@ class PnlBreakdown:
     funding: Decimal
 
     def as_dict(self) -> dict[str, Decimal]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """Field name -> value, in field order."""
+        return {name: getattr(self, name) for name in _PNL_FIELDS}
+
+
+_PNL_FIELDS = tuple(f.name for f in fields(PnlBreakdown))
 
 
 @dataclass(frozen=True, slots=True)

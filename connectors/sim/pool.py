@@ -185,6 +185,10 @@ class SimPool:
         if self.in_step:
             if sqrt_price_x96_after == pool.sqrt_price_x96:
                 return  # dust: the recorded swap did not move the price
+            if (sqrt_price_x96_after < pool.sqrt_price_x96) == zero_for_one and (
+                pool.move_within_range(sqrt_price_x96_after, tick_after)
+            ):
+                return  # no initialized tick on the way: the recorded state is the result
             try:
                 result = pool.swap(zero_for_one, _UNBOUNDED_INPUT, sqrt_price_x96_after)
             except AmmRevert:  # recorded price on the wrong side: the recording is not ours
