@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from collections import Counter
 from collections.abc import Callable, Iterable
 from decimal import Decimal
@@ -47,8 +48,10 @@ log = structlog.get_logger("pegbot.engine")
 
 _NONE: tuple[Any, ...] = ()
 MAX_REFUSAL_DEPTH = 4
-TopHandler = Callable[[float, float, float, float, int], None]
-"""A prepared top-of-book handler: ``(bid, bid_size, ask, ask_size, ts_ns)``."""
+NEVER_NS = sys.maxsize
+TopHandler = Callable[[float, float, float, float, int], bool | None]
+"""A prepared top-of-book handler: ``(bid, bid_size, ask, ask_size, ts_ns)``. Returns True when
+every token the event concerns was passed over as quiet until a time (``Quiet.until_ns``)."""
 
 
 class _Idle:
@@ -112,12 +115,15 @@ class Engine:
         self.pool_sinks: dict[str, PoolFeedSink] = {}
         self.last_event_ns = 0
         self._last_marks: dict[str, Decimal] = {}
+        self._mark_memo: dict[float, Decimal] = {}
         self._refusal_depth = 0
         self._funding_apy = Decimal(str(settings.strategy.funding_rate_apy))
         self._now = clock.now_ns
 
         # routing tables, built once so the per-event path is dict lookups only
         self._quiets: dict[str, Quiet] = {sym: strategy.quiet(sym) for sym in settings.tokens}
+        self._quiet_list = tuple(self._quiets.values())
+        self._listeners = tuple(v for v in venues.values() if isinstance(v, MarketListener))
         tokens_of_stock: dict[str, list[Quiet]] = {}
         tokens_at: dict[tuple[str, str], list[Quiet]] = {}
         for sym, tok in settings.tokens.items():
@@ -297,7 +303,7 @@ class Engine:
 
             def handle_one(
                 bid: float, bid_size: float, ask: float, ask_size: float, ts_ns: int
-            ) -> None:
+            ) -> bool | None:
                 top.bid = bid
                 top.bid_size = bid_size
                 top.ask = ask
@@ -305,21 +311,27 @@ class Engine:
                 top.ts_ns = ts_ns
                 if listener.has_working:
                     listener.on_market(instrument)
-                if ts_ns < quiet.until_ns or (
+                if ts_ns < quiet.until_ns:
+                    quiet.events += 1
+                    return True
+                if (
                     ts_ns < quiet.hold_until_ns
                     and band.bid_lo <= bid <= band.bid_hi
                     and band.ask_lo <= ask <= band.ask_hi
                     and bid <= ask
                 ):
                     quiet.events += 1
-                    return
+                    return None
                 intents = on_market(self, token)
                 if intents:
                     act(intents)
+                return None
 
             return handle_one
 
-        def handle(bid: float, bid_size: float, ask: float, ask_size: float, ts_ns: int) -> None:
+        def handle(
+            bid: float, bid_size: float, ask: float, ask_size: float, ts_ns: int
+        ) -> bool | None:
             top.bid = bid
             top.bid_size = bid_size
             top.ask = ask
@@ -328,8 +340,13 @@ class Engine:
             for listener in listeners:
                 if listener.has_working:
                     listener.on_market(instrument)
+            all_quiet = True
             for quiet, band in watched:
-                if ts_ns < quiet.until_ns or (
+                if ts_ns < quiet.until_ns:
+                    quiet.events += 1
+                    continue
+                all_quiet = False
+                if (
                     ts_ns < quiet.hold_until_ns
                     and band.bid_lo <= bid <= band.bid_hi
                     and band.ask_lo <= ask <= band.ask_hi
@@ -340,8 +357,28 @@ class Engine:
                     intents = on_market(self, quiet.token)
                     if intents:
                         act(intents)
+            return all_quiet
 
         return handle
+
+    def top_watchers(self, venue: str, instrument: str, quote: bool) -> tuple[Quiet, ...]:
+        """The promises a top-of-book event of ``instrument`` (a broker quote, or a book top at
+        ``venue``) is checked against: one per token it concerns."""
+        if quote:
+            return self._tokens_of_stock.get(instrument, _NONE)
+        return self._tokens_at.get((venue, instrument), _NONE)
+
+    def quiet_horizon(self) -> int:
+        """Until when a run of market events can only update market state: every token is
+        quiet until then (``Quiet.until_ns``) and no venue works an order (0: now)."""
+        for listener in self._listeners:
+            if listener.has_working:
+                return 0
+        horizon = NEVER_NS
+        for quiet in self._quiet_list:
+            if quiet.until_ns < horizon:
+                horizon = quiet.until_ns
+        return horizon
 
     def _market_changed(self, quiets: tuple[Quiet, ...]) -> None:
         """Tell the strategy about a market event on each token that is not quiet."""
@@ -572,21 +609,30 @@ class Engine:
         """Mark price of one instrument for risk checks (None when unknown)."""
         if instrument in self._tokens:
             fv = self.fair_value(instrument)
-            return Decimal(repr(round(fv, 6))) if fv == fv else None
+            return self._to_mark(fv) if fv == fv else None
         q = self._market.quotes.get(instrument)
         if q is None or not q.valid:
             return None
-        return Decimal(repr(round(q.mid, 6)))
+        return self._to_mark(q.mid)
 
     def marks(self) -> dict[str, Decimal]:
         """Mark prices for equity: stocks at mid, tokens at fair value (last valid)."""
-        out: dict[str, Decimal] = {}
+        last = self._last_marks
         for sym, q in self._market.quotes.items():
             if q.valid:
-                out[sym] = Decimal(repr(round(q.mid, 6)))
+                last[sym] = self._to_mark(q.mid)
         for token in self._tokens:
             fv = self.fair_value(token)
             if fv == fv:
-                out[token] = Decimal(repr(round(fv, 6)))
-        self._last_marks.update(out)
-        return dict(self._last_marks)
+                last[token] = self._to_mark(fv)
+        return dict(last)
+
+    def _to_mark(self, price: float) -> Decimal:
+        """A float price as an exact mark, rounded to 6 decimals (remembered: a quiet market
+        asks for the same few again and again)."""
+        mark = self._mark_memo.get(price)
+        if mark is None:
+            if len(self._mark_memo) >= 4096:
+                self._mark_memo.clear()
+            mark = self._mark_memo[price] = Decimal(repr(round(price, 6)))
+        return mark

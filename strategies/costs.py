@@ -81,7 +81,7 @@ NO_EXPOSURE = Exposure()
 """What the naive variant (``ignore_settlement``) assumes: instant, riskless settlement."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EdgeBreakdown:
     """Every component of the edge of one candidate size, in USD, and the net in USD and bps.
 

@@ -345,3 +345,53 @@ def test_move_within_range_agrees_with_swap_whenever_it_accepts(
             swapped.tick,
             swapped.liquidity,
         )
+
+
+class LoopOnly(V3Pool):
+    """The pool with ``quote``'s general loop only (the one-step shortcut switched off)."""
+
+    def _exact_input_within_range(
+        self, zero_for_one: bool, amount_in: int, limit: int
+    ) -> SwapResult | None:
+        return None
+
+
+def _ranged(cls: type[V3Pool]) -> V3Pool:
+    pool = cls(3000, 60, Q96)
+    pool.mint(-600, 600, 10 * E18)
+    pool.mint(-120, 180, 5 * E18)
+    pool.mint(-30000, 30000, E18)  # spans many bitmap words
+    return pool
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    swaps=st.lists(
+        st.tuples(st.booleans(), st.integers(min_value=1, max_value=10**20)),
+        min_size=1,
+        max_size=8,
+    ),
+    limit_ticks=st.one_of(st.none(), st.integers(min_value=1, max_value=2000)),
+)
+def test_the_one_step_shortcut_equals_the_general_loop_to_the_wei(
+    swaps: list[tuple[bool, int]], limit_ticks: int | None
+) -> None:
+    fast, loop = _ranged(V3Pool), _ranged(LoopOnly)
+    for zero_for_one, amount in swaps:
+        limit = None
+        if limit_ticks is not None:
+            limit = get_sqrt_ratio_at_tick(
+                fast.tick + (-limit_ticks if zero_for_one else limit_ticks)
+            )
+        try:
+            expected = loop.swap(zero_for_one, amount, limit)
+        except AmmRevert:
+            with pytest.raises(AmmRevert):
+                fast.swap(zero_for_one, amount, limit)
+            continue
+        assert fast.swap(zero_for_one, amount, limit) == expected
+        assert (fast.sqrt_price_x96, fast.tick, fast.liquidity) == (
+            loop.sqrt_price_x96,
+            loop.tick,
+            loop.liquidity,
+        )

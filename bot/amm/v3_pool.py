@@ -22,7 +22,11 @@ from bot.amm.errors import AmmRevert
 from bot.amm.full_math import MAX_UINT128
 from bot.amm.liquidity_math import add_delta
 from bot.amm.price import price_from_sqrt_price_x96, sqrt_price_x96_from_price
-from bot.amm.sqrt_price_math import get_amount0_delta, get_amount1_delta
+from bot.amm.sqrt_price_math import (
+    get_amount0_delta,
+    get_amount1_delta,
+    get_next_sqrt_price_from_input,
+)
 from bot.amm.swap_math import compute_swap_step
 from bot.amm.tick_math import (
     MAX_SQRT_RATIO,
@@ -43,6 +47,7 @@ __all__ = [
     "state_is_consistent",
 ]
 
+_PIPS = 1_000_000
 _LOWEST_LIMIT = MIN_SQRT_RATIO + 1  # "no limit" going down, as routers pass it
 _HIGHEST_LIMIT = MAX_SQRT_RATIO - 1
 
@@ -328,6 +333,52 @@ class V3Pool:
         self.tick = tick
         return True
 
+    def _step_target(
+        self, tick: int, zero_for_one: bool, limit: int
+    ) -> tuple[int, bool, int, int]:
+        """Where one swap step from ``tick`` may go: the next initialized tick in the word (or
+        the word's edge, within the tick range), whether it is initialized, its price, and the
+        step's target price (that price, or the limit if the limit comes first)."""
+        tick_next, initialized = self.next_initialized_tick_within_one_word(tick, zero_for_one)
+        if tick_next < MIN_TICK:
+            tick_next = MIN_TICK
+        elif tick_next > MAX_TICK:
+            tick_next = MAX_TICK
+        sqrt_next = get_sqrt_ratio_at_tick(tick_next)
+        if zero_for_one:
+            return tick_next, initialized, sqrt_next, limit if sqrt_next < limit else sqrt_next
+        return tick_next, initialized, sqrt_next, limit if sqrt_next > limit else sqrt_next
+
+    def _exact_input_within_range(
+        self, zero_for_one: bool, amount_in: int, limit: int
+    ) -> SwapResult | None:
+        """The first step of ``quote``'s loop, written out for its commonest outcome: an exact
+        input spent before the price reaches the next initialized tick, the word's edge or the
+        limit (one step, nothing crossed). None when it would reach any of them (the loop then
+        does the whole swap). Same arithmetic as ``compute_swap_step``, in the same order."""
+        sqrt_price = self.sqrt_price_x96
+        liquidity = self.liquidity
+        if liquidity <= 0:
+            return None
+        _, _, _, target = self._step_target(self.tick, zero_for_one, limit)
+        if zero_for_one:
+            reach = get_amount0_delta(target, sqrt_price, liquidity, True)
+        else:
+            reach = get_amount1_delta(sqrt_price, target, liquidity, True)
+        less_fee = amount_in * (_PIPS - self.fee) // _PIPS
+        if less_fee >= reach:
+            return None
+        price = get_next_sqrt_price_from_input(sqrt_price, liquidity, less_fee, zero_for_one)
+        if price == target:
+            return None
+        # what the step takes in only splits the input between swap and fee: all of it is spent
+        if zero_for_one:
+            amount0, amount1 = amount_in, -get_amount1_delta(price, sqrt_price, liquidity, False)
+        else:
+            amount0, amount1 = -get_amount0_delta(sqrt_price, price, liquidity, False), amount_in
+        tick = get_tick_at_sqrt_ratio(price) if price != sqrt_price else self.tick
+        return SwapResult(amount0, amount1, price, tick, liquidity, ())
+
     def quote(
         self, zero_for_one: bool, amount_specified: int, sqrt_price_limit_x96: int | None = None
     ) -> SwapResult:
@@ -344,6 +395,11 @@ class V3Pool:
             if not sqrt_price < limit < MAX_SQRT_RATIO:
                 raise AmmRevert(f"SPL: price limit {limit} not in ({sqrt_price}, MAX_SQRT_RATIO)")
 
+        if amount_specified > 0:
+            fast = self._exact_input_within_range(zero_for_one, amount_specified, limit)
+            if fast is not None:
+                return fast
+
         exact_input = amount_specified > 0
         remaining = amount_specified
         calculated = 0
@@ -351,21 +407,12 @@ class V3Pool:
         liquidity = self.liquidity
         fee = self.fee
         net_by_tick = self._net
-        next_tick = self.next_initialized_tick_within_one_word
+        step_target = self._step_target
         crossed: list[int] | None = None
 
         while remaining != 0 and sqrt_price != limit:
             step_start = sqrt_price
-            tick_next, initialized = next_tick(tick, zero_for_one)
-            if tick_next < MIN_TICK:
-                tick_next = MIN_TICK
-            elif tick_next > MAX_TICK:
-                tick_next = MAX_TICK
-            sqrt_next = get_sqrt_ratio_at_tick(tick_next)
-            if zero_for_one:
-                target = limit if sqrt_next < limit else sqrt_next
-            else:
-                target = limit if sqrt_next > limit else sqrt_next
+            tick_next, initialized, sqrt_next, target = step_target(tick, zero_for_one, limit)
             sqrt_price, amount_in, amount_out, fee_amount = compute_swap_step(
                 sqrt_price, target, liquidity, remaining, fee
             )

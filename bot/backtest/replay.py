@@ -12,6 +12,7 @@ sleeps so that simulated time passes ``speed`` times faster than wall time.
 
 from __future__ import annotations
 
+import bisect
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -20,6 +21,7 @@ from bot.clock import SimClock
 from bot.engine import Engine, TopHandler
 from bot.feeds.io import LazyColumns, RoutedBatch
 from bot.feeds.schema import EventKind
+from strategies.base import Quiet
 
 QUOTE = int(EventKind.QUOTE)
 TRADE = int(EventKind.TRADE)
@@ -48,6 +50,8 @@ no further call is needed. May raise ``StopReplay``."""
 RowHandler = Callable[[LazyColumns, int, int], None]
 """Handles row ``i`` of a batch's columns at time ``ts``."""
 PoolStateHandler = Callable[[str, str, dict[str, Any]], None]
+Prepared = tuple[TopHandler | None, RowHandler | None, tuple[Quiet, ...] | None]
+FAST_FORWARD_MIN = 8  # a shorter run is not worth setting up
 
 
 class StopReplay(Exception):
@@ -70,17 +74,19 @@ def replay(
     """
     events = 0
     pace_until = -1 if pacer is not None else sys.maxsize
-    prepared: dict[tuple[int, str, str], tuple[TopHandler | None, RowHandler | None]] = {}
+    prepared: dict[tuple[int, str, str], Prepared] = {}
     try:
         for batch in batches:
             tops: list[TopHandler | None] = []
             rows: list[RowHandler | None] = []
+            watchers: list[tuple[Quiet, ...] | None] = []
             for route in batch.routes:
                 handlers = prepared.get(route)
                 if handlers is None:
                     handlers = prepared[route] = _prepare(engine, route, on_pool_state)
                 tops.append(handlers[0])
                 rows.append(handlers[1])
+                watchers.append(handlers[2])
             cols = batch.columns
             codes = batch.codes
             ts_col = cols["ts_recv"]
@@ -88,7 +94,12 @@ def replay(
             bid_sz = cols["bid_sz"]
             ask_px = cols["ask_px"]
             ask_sz = cols["ask_sz"]
-            for i in range(batch.rows):
+            n = batch.rows
+            skip_to = 0  # rows before this were handled by a fast-forward
+            retry_at = 0  # no fast-forward is tried before this row (the last one found little)
+            for i in range(n):
+                if i < skip_to:
+                    continue
                 ts = ts_col[i]
                 if ts > pace_until:
                     pace_until = pacer(ts)  # type: ignore[misc]
@@ -98,11 +109,18 @@ def replay(
                     clock.now = ts
                 top = tops[codes[i]]
                 if top is not None:
-                    top(bid_px[i], bid_sz[i], ask_px[i], ask_sz[i], ts)
+                    if top(bid_px[i], bid_sz[i], ask_px[i], ask_sz[i], ts) and i >= retry_at:
+                        # every token is likely quiet until a time: run ahead to it
+                        horizon = min(engine.quiet_horizon(), clock.next_timer_ns, pace_until + 1)
+                        end = bisect.bisect_left(ts_col, horizon, i + 1, n)
+                        if end - i > FAST_FORWARD_MIN:
+                            skip_to = _fast_forward(clock, batch, tops, rows, watchers, i + 1, end)
+                        else:
+                            retry_at = end
                 else:
                     rows[codes[i]](cols, i, ts)  # type: ignore[misc]
-            events += batch.rows
-            if batch.rows:
+            events += n
+            if n:
                 engine.last_event_ns = ts_col[-1]
             if progress is not None:
                 progress(events, engine.last_event_ns)
@@ -111,16 +129,65 @@ def replay(
     return events
 
 
+def _fast_forward(
+    clock: SimClock,
+    batch: RoutedBatch,
+    tops: list[TopHandler | None],
+    rows: list[RowHandler | None],
+    watchers: list[tuple[Quiet, ...] | None],
+    start: int,
+    end: int,
+) -> int:
+    """Rows ``start:end`` arrive while every token is quiet and nothing is due: of each
+    top-of-book instrument only its last row is applied (the ones before it would be
+    overwritten unread) and the rest are counted as passed over; pool swaps are applied in
+    order (a pool's state is the sum of its swaps). Stops before any other kind of row.
+    Returns the row after the last one handled."""
+    codes = batch.codes
+    last: dict[int, int] = {}
+    for k in range(start, end):
+        c = codes[k]
+        if tops[c] is None and watchers[c] is None:  # neither a top nor a pool swap: stop
+            end = k
+            break
+        last[c] = k
+    if end <= start:
+        return start
+    cols = batch.columns
+    ts_col = cols["ts_recv"]
+    bid_px, bid_sz, ask_px, ask_sz = cols["bid_px"], cols["bid_sz"], cols["ask_px"], cols["ask_sz"]
+    for k in range(start, end):
+        c = codes[k]
+        top = tops[c]
+        if top is None:
+            clock.now = ts_col[k]
+            rows[c](cols, k, ts_col[k])  # type: ignore[misc]
+        elif last[c] == k:
+            clock.now = ts_col[k]
+            top(bid_px[k], bid_sz[k], ask_px[k], ask_sz[k], ts_col[k])
+        else:
+            for quiet in watchers[c]:  # type: ignore[union-attr]
+                quiet.events += 1
+    clock.now = ts_col[end - 1]
+    return end
+
+
 def _prepare(
     engine: Engine, route: tuple[int, str, str], on_pool_state: PoolStateHandler
-) -> tuple[TopHandler | None, RowHandler | None]:
-    """The handler of one (kind, venue, instrument): a top-of-book one or a row one."""
+) -> Prepared:
+    """The handlers of one (kind, venue, instrument): a top-of-book one or a row one, and the
+    promises its events are checked against (None: a row a fast-forward stops at)."""
     kind, venue, inst = route
     if kind == QUOTE:
-        return engine.quote_handler(inst), None
+        return engine.quote_handler(inst), None, engine.top_watchers(venue, inst, quote=True)
     if kind == BOOK_TOP:
-        return engine.book_top_handler(venue, inst), None
-    return None, _row_handler(engine, kind, venue, inst, on_pool_state)
+        return (
+            engine.book_top_handler(venue, inst),
+            None,
+            engine.top_watchers(venue, inst, quote=False),
+        )
+    row = _row_handler(engine, kind, venue, inst, on_pool_state)
+    return None, row, () if kind == POOL_SWAP else None
 
 
 def _row_handler(
