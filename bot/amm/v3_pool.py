@@ -333,9 +333,7 @@ class V3Pool:
         self.tick = tick
         return True
 
-    def _step_target(
-        self, tick: int, zero_for_one: bool, limit: int
-    ) -> tuple[int, bool, int, int]:
+    def _step_target(self, tick: int, zero_for_one: bool, limit: int) -> tuple[int, bool, int, int]:
         """Where one swap step from ``tick`` may go: the next initialized tick in the word (or
         the word's edge, within the tick range), whether it is initialized, its price, and the
         step's target price (that price, or the limit if the limit comes first)."""
