@@ -228,6 +228,8 @@ class MintRedeemStrategy:
         return self.on_market(ctx, token)
 
     def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
+        if not self._pending:
+            return None
         out: list[Intent] = []
         for token in self.groups.tokens_with_pending():
             out.extend(self._flush(ctx, token) or ())
@@ -271,33 +273,39 @@ class MintRedeemStrategy:
         hi = fair * self._up
         lo = fair * self._down
         inf = math.inf
-        fair_up = fair_down = inf  # the room of fair value (the broker mid)
-        rooms: list[tuple[VenueView, float, float, float, float]] = []
+        fair_up = fair_down = smallest = inf  # the room of fair value (the broker mid)
+        bound = True  # venues after ``first`` are not compared: their bands are cleared
         for v in st.venues:
+            if not bound:
+                v.band.clear()
+                continue
             if v.is_pool:
                 sell_px = buy_px = v.spot
             elif v.top is not None:
                 sell_px, buy_px = v.top.bid, v.top.ask
             else:
-                sell_px = buy_px = math.nan
+                return  # no book yet: nothing to bound
             sell_up = sell_down = buy_up = buy_down = inf
             rs = sell_px * v.sell_factor / hi  # the sell side passes at rs >= 1
             if v is first and rs >= 1.0:  # passed on the sell side: stays above
-                g = _room(1.0 - 1.0 / rs)
-                sell_down, fair_up = g, min(fair_up, g)
-                if first.is_pool:
-                    buy_down = g
+                sell_down = buy_down = _room(1.0 - 1.0 / rs)
+                if sell_down < fair_up:
+                    fair_up = sell_down
             else:  # failed on the sell side: stays below
-                g = _room(1.0 / rs - 1.0)
-                sell_up, fair_down = g, min(fair_down, g)
+                sell_up = _room(1.0 / rs - 1.0)
+                if sell_up < fair_down:
+                    fair_down = sell_up
                 rb = buy_px * v.buy_factor / lo  # the buy side passes at rb <= 1
                 if rb <= 1.0:  # passed (only ``first`` can have): stays below
-                    g = _room(1.0 / rb - 1.0)
-                    buy_up, fair_down = g, min(fair_down, g)
+                    buy_up = _room(1.0 / rb - 1.0)
+                    if buy_up < fair_down:
+                        fair_down = buy_up
                 else:  # failed: stays above
-                    g = _room(1.0 - 1.0 / rb)
-                    buy_down, fair_up = g, min(fair_up, g)
+                    buy_down = _room(1.0 - 1.0 / rb)
+                    if buy_down < fair_up:
+                        fair_up = buy_down
             if v is first:  # and the skip's own test: |price / fair - 1| <= rejected premium
+                bound = False
                 ratio = price / fair
                 band = st.rejected_premium * 1e-4
                 above = _room((1.0 + band) / ratio - 1.0)  # room below 1 + R
@@ -307,9 +315,24 @@ class MintRedeemStrategy:
                     sell_up, sell_down = min(sell_up, above), min(sell_down, below)
                 if price == buy_px or v.is_pool:
                     buy_up, buy_down = min(buy_up, above), min(buy_down, below)
-            rooms.append((v, sell_up, sell_down, buy_up, buy_down))
-            if v is first:
-                break
+            if v.is_pool:
+                up = sell_up if sell_up < buy_up else buy_up
+                down = sell_down if sell_down < buy_down else buy_down
+                s0 = v.sqrt_seen  # the price is the square of the sqrt price, or its inverse's
+                if v.token0:
+                    v.band.set(s0 * (1.0 - down / 3), s0 * (1.0 + up / 3), 0.0, 0.0)
+                else:
+                    v.band.set(s0 * (1.0 - up / 3), s0 * (1.0 + down / 3), 0.0, 0.0)
+                smallest = min(smallest, up, down)
+            else:
+                bid, ask = v.top.bid, v.top.ask  # type: ignore[union-attr]
+                v.band.set(
+                    bid * (1.0 - sell_down),
+                    bid * (1.0 + sell_up),
+                    ask * (1.0 - buy_down),
+                    ask * (1.0 + buy_up),
+                )
+                smallest = min(smallest, sell_up, sell_down, buy_up, buy_down)
         if first is None:
             until = st.next_step_ns
             st.hold_counts = False  # nothing was evaluated: nothing repeats
@@ -320,8 +343,7 @@ class MintRedeemStrategy:
             if not st.gates_closed and quote.ts_ns + self.gates.max_age_ns < until:
                 until = quote.ts_ns + self.gates.max_age_ns
             st.hold_counts = True  # every event inside repeats the skip
-        smallest = min(fair_up, fair_down, *(min(r[1:]) for r in rooms))
-        if not smallest > HOLD_MIN_DELTA or until <= now:  # (nan: a missing price)
+        if not min(smallest, fair_up, fair_down) > HOLD_MIN_DELTA or until <= now:  # also nan
             return
         st.quote_band.set(
             quote.bid * (1.0 - fair_down),
@@ -329,26 +351,6 @@ class MintRedeemStrategy:
             quote.ask * (1.0 - fair_down),
             quote.ask * (1.0 + fair_up),
         )
-        for v in st.venues:
-            v.band.clear()
-        for v, sell_up, sell_down, buy_up, buy_down in rooms:
-            if v.is_pool:
-                s0 = v.sqrt_seen
-                up, down = min(sell_up, buy_up), min(sell_down, buy_down)
-                if v.token0:  # the price is the square of the sqrt price
-                    s_lo, s_hi = s0 * (1.0 - down / 3), s0 * (1.0 + up / 3)
-                else:  # and of its inverse
-                    s_lo, s_hi = s0 * (1.0 - up / 3), s0 * (1.0 + down / 3)
-                v.band.set(s_lo, s_hi, s_lo, s_hi)
-            else:
-                top = v.top
-                assert top is not None  # a missing book has a nan price: no hold
-                v.band.set(
-                    top.bid * (1.0 - sell_down),
-                    top.bid * (1.0 + sell_up),
-                    top.ask * (1.0 - buy_down),
-                    top.ask * (1.0 + buy_up),
-                )
         st.watch.hold_until_ns = until
 
     # ---- the slow path: gates, then cost model and sizing ---------------------------------------

@@ -46,6 +46,9 @@ if TYPE_CHECKING:
 
 NEVER = sys.maxsize
 QTY_STEP = 0.001  # sizes are searched on a grid of a thousandth of a token (legs.QTY_QUANTUM)
+# The size search stops refining at a bracket this fraction of the binding limit: the profit
+# curve is flat at its optimum, so a finer size earns nothing that shows (half the evaluations).
+SIZE_TOLERANCE = 0.002
 
 
 class VenueView:
@@ -210,7 +213,7 @@ def cost_params(settings: Settings, issuer: str, broker: str, venue: str) -> Cos
     )
 
 
-_LIVE_FEES: dict[tuple[CostParams, Decimal, Decimal], CostParams] = {}
+_LIVE_FEES: dict[tuple[int, Decimal, Decimal], tuple[CostParams, CostParams]] = {}
 
 
 def live_issuer_fees(market: MarketState, issuer: str, params: CostParams) -> CostParams:
@@ -218,17 +221,22 @@ def live_issuer_fees(market: MarketState, issuer: str, params: CostParams) -> Co
     state = market.issuers.get(issuer)
     if state is None or not (state.fee_flat_usd or state.fee_bps):
         return params
-    key = (params, state.fee_flat_usd, state.fee_bps)
-    live = _LIVE_FEES.get(key)
-    if live is None:  # fees change rarely: build each combination once
+    # keyed by identity (the configured params live as long as the strategy; hashing all
+    # their fields on every costing cost more than the rest of this function)
+    key = (id(params), state.fee_flat_usd, state.fee_bps)
+    hit = _LIVE_FEES.get(key)
+    if hit is None or hit[0] is not params:  # fees change rarely: build each combination once
         if len(_LIVE_FEES) > 256:
             _LIVE_FEES.clear()
-        live = _LIVE_FEES[key] = replace(
+        hit = _LIVE_FEES[key] = (
             params,
-            issuer_fee_flat_usd=float(state.fee_flat_usd),
-            issuer_fee_bps=float(state.fee_bps),
+            replace(
+                params,
+                issuer_fee_flat_usd=float(state.fee_flat_usd),
+                issuer_fee_bps=float(state.fee_bps),
+            ),
         )
-    return live
+    return hit[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,6 +460,7 @@ def plan_candidate(
         min_edge_usd=cfg.min_edge_usd,
         min_qty=float(ic.min_notional_usd) / fair if ic is not None else 0.0,
         quantum=QTY_STEP,
+        tolerance=SIZE_TOLERANCE * limit.qty,
     )
     return Plan(v, direction, path, choice, limit, cand.premium_bps)
 

@@ -119,14 +119,19 @@ class _Search(Generic[E]):
             return -math.inf
         return edge.net_usd
 
-    def golden(self, lo: float, hi: float, iterations: int, eligible_only: bool) -> None:
-        """Golden-section search for the maximum of the score on ``[lo, hi]``; every point it
-        evaluates competes for best through ``at``."""
+    def golden(
+        self, lo: float, hi: float, iterations: int, eligible_only: bool, tolerance: float = 0.0
+    ) -> None:
+        """Golden-section search for the maximum of the score on ``[lo, hi]``, for at most
+        ``iterations`` or until the bracket is ``tolerance`` wide; every point it evaluates
+        competes for best through ``at``."""
         c = hi - INVPHI * (hi - lo)
         d = lo + INVPHI * (hi - lo)
         fc = self.score(c, eligible_only)
         fd = self.score(d, eligible_only)
         for _ in range(iterations):
+            if hi - lo <= tolerance:
+                break
             if fc >= fd:
                 hi, d, fd = d, c, fc
                 c = hi - INVPHI * (hi - lo)
@@ -148,12 +153,14 @@ def choose_size(
     min_qty: float = 0.0,
     quantum: float = 0.0,
     refine_iterations: int = 20,
+    tolerance: float = 0.0,
 ) -> SizeChoice[E]:
     """The eligible size in ``(0, max_qty]`` with the largest ``net_usd``.
 
     Ladder: ``max_qty * i / steps`` for ``i = 1..steps``. Refinement: golden section over the
     two rungs around the best eligible rung (maximising net among eligible sizes), or, when no
-    rung is eligible, around the rung with the best net (a narrow peak between rungs).
+    rung is eligible, around the rung with the best net (a narrow peak between rungs), until
+    the bracket is ``tolerance`` wide (0: all ``refine_iterations``).
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -170,7 +177,7 @@ def choose_size(
         i = min(range(steps), key=lambda k: abs(rungs[k] - centre[0]))
         lo = rungs[i - 1] if i > 0 else 0.0
         hi = rungs[i + 1] if i + 1 < steps else max_qty
-        search.golden(lo, hi, refine_iterations, eligible_only)
+        search.golden(lo, hi, refine_iterations, eligible_only, tolerance)
     if search.best_eligible is not None:
         qty, edge = search.best_eligible
         return SizeChoice(qty, edge, True, len(search.seen))

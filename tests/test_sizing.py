@@ -118,3 +118,15 @@ def test_floor_to_keeps_exact_multiples_on_their_rung() -> None:
     assert floor_to(0.3, 0.1) == pytest.approx(0.3)
     assert floor_to(12.3456, 0.001) == pytest.approx(12.345)
     assert floor_to(7.0, 0.0) == 7.0
+
+
+def test_a_tolerance_stops_the_refinement_early_at_a_near_optimal_size() -> None:
+    # rungs 120, 240, 360, 480 around the optimum 100: stop once the bracket is 1 token wide
+    full = choose_size(concave, 480.0, steps=4, min_edge_bps=0.0, min_edge_usd=0.0, quantum=0.001)
+    coarse = choose_size(
+        concave, 480.0, steps=4, min_edge_bps=0.0, min_edge_usd=0.0, quantum=0.001, tolerance=1.0
+    )
+    assert coarse.evaluations < full.evaluations
+    assert abs(coarse.qty - 100.0) <= 1.0
+    assert coarse.edge is not None
+    assert 90.0 - coarse.edge.net_usd <= 0.01 * 1.0**2  # net = 90 - 0.01 (q - 100)^2

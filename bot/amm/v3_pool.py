@@ -374,7 +374,14 @@ class V3Pool:
             amount0, amount1 = amount_in, -get_amount1_delta(price, sqrt_price, liquidity, False)
         else:
             amount0, amount1 = -get_amount0_delta(sqrt_price, price, liquidity, False), amount_in
-        tick = get_tick_at_sqrt_ratio(price) if price != sqrt_price else self.tick
+        # the tick of the new price, which often stays in the tick's own range
+        tick = self.tick
+        if price != sqrt_price:
+            if zero_for_one:
+                if price < get_sqrt_ratio_at_tick(tick):
+                    tick = get_tick_at_sqrt_ratio(price)
+            elif price >= get_sqrt_ratio_at_tick(tick + 1):
+                tick = get_tick_at_sqrt_ratio(price)
         return SwapResult(amount0, amount1, price, tick, liquidity, ())
 
     def quote(
