@@ -367,7 +367,13 @@ def _ranged(cls: type[V3Pool]) -> V3Pool:
 @settings(max_examples=400, deadline=None)
 @given(
     swaps=st.lists(
-        st.tuples(st.booleans(), st.integers(min_value=1, max_value=10**20)),
+        st.tuples(
+            st.booleans(),
+            st.one_of(
+                st.integers(min_value=1, max_value=10**20),
+                st.integers(min_value=2**150, max_value=2**200),  # the contract's overflow path
+            ),
+        ),
         min_size=1,
         max_size=8,
     ),

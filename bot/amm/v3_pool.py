@@ -19,7 +19,7 @@ from bisect import bisect_left, bisect_right, insort
 from typing import NamedTuple
 
 from bot.amm.errors import AmmRevert
-from bot.amm.full_math import MAX_UINT128
+from bot.amm.full_math import MAX_UINT128, MAX_UINT256
 from bot.amm.liquidity_math import add_delta
 from bot.amm.price import price_from_sqrt_price_x96, sqrt_price_x96_from_price
 from bot.amm.sqrt_price_math import (
@@ -353,21 +353,29 @@ class V3Pool:
         """The first step of ``quote``'s loop, written out for its commonest outcome: an exact
         input spent before the price reaches the next initialized tick, the word's edge or the
         limit (one step, nothing crossed). None when it would reach any of them (the loop then
-        does the whole swap). Same arithmetic as ``compute_swap_step``, in the same order."""
+        does the whole swap). Same arithmetic as ``compute_swap_step``.
+
+        The step compares the input (less the fee) with what reaching the target takes, and
+        only then moves the price by the input. The input always takes the price at least to
+        the target when it is enough (``getNextSqrtPriceFromAmount0RoundingUp`` rounds the price
+        up but the target is an integer, and ``...Amount1RoundingDown`` floors a quotient at
+        least the distance), so a price short of the target means the input was not enough: the
+        comparison is skipped, and anything else goes to the loop. Not for inputs that overflow
+        into the contract's other formula (amount x price above 2**256).
+        """
         sqrt_price = self.sqrt_price_x96
         liquidity = self.liquidity
         if liquidity <= 0:
             return None
         _, _, _, target = self._step_target(self.tick, zero_for_one, limit)
-        if zero_for_one:
-            reach = get_amount0_delta(target, sqrt_price, liquidity, True)
-        else:
-            reach = get_amount1_delta(sqrt_price, target, liquidity, True)
         less_fee = amount_in * (_PIPS - self.fee) // _PIPS
-        if less_fee >= reach:
+        if zero_for_one and (liquidity << 96) + less_fee * sqrt_price > MAX_UINT256:
             return None
-        price = get_next_sqrt_price_from_input(sqrt_price, liquidity, less_fee, zero_for_one)
-        if price == target:
+        try:
+            price = get_next_sqrt_price_from_input(sqrt_price, liquidity, less_fee, zero_for_one)
+        except AmmRevert:  # where the contract would stop at the target instead
+            return None
+        if (price <= target) if zero_for_one else (price >= target):
             return None
         # what the step takes in only splits the input between swap and fee: all of it is spent
         if zero_for_one:
