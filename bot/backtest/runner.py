@@ -52,6 +52,7 @@ def _to_ns(dt: datetime) -> int:
 
 
 MICRO_USD = Decimal("0.000001")
+PACED_BATCH_ROWS = 4096
 
 
 def _usd(x: Decimal) -> Decimal:
@@ -372,7 +373,10 @@ class Backtest:
         events = replay(
             self.engine,
             self.clock,
-            self.reader.iter_routed_ahead(TOP_COLUMNS, ROW_COLUMNS),
+            # paced (the daemon): small batches, so progress and /healthz move every few seconds
+            self.reader.iter_routed_ahead(
+                TOP_COLUMNS, ROW_COLUMNS, PACED_BATCH_ROWS if pacer is not None else 65_536
+            ),
             on_pool_state=self._on_pool_state,
             pacer=pacer,
             progress=on_batch,
