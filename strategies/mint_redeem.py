@@ -43,7 +43,7 @@ from strategies.opportunity import (
     Plan,
     TokenView,
     VenueView,
-    edge_bound,
+    edge_bound_detail,
     plan_candidate,
     rejection,
     token_views,
@@ -62,6 +62,11 @@ REEVALUATE_NS = 60 * NS
 REEVALUATE_BPS = 5.0
 # Size limits that only a fill, order end or issuer answer can lift (not market data).
 LEDGER_LIMITS = frozenset({"issuer cash", "broker cash", "venue cash", "inventory"})
+# ... and those with the fixed cap. A skip no displayed size can lift (every size bound by these,
+# or short in bps, which no size changes) is re-costed on the timer only this often: a larger
+# premium still re-costs it at once.
+ACCOUNT_LIMITS = LEDGER_LIMITS | {"max_qty"}
+ACCOUNT_RECOST_NS = 10 * 60 * NS
 HOLD_MIN_DELTA = 1e-6  # a hold whose bands would be narrower than 0.01 bps is not worth it
 BACKOFF_BASE_S = 5.0  # after a short token leg; doubles per consecutive one
 BACKOFF_CAP_S = 600.0
@@ -182,7 +187,7 @@ class MintRedeemStrategy:
             now < st.gates_until_ns
             and st.gates_epoch == self._epoch
             and (st.last_code == "edge" or st.last_code == "limit")
-            and now - st.rejected_ns < REEVALUATE_NS
+            and now < st.recost_ns
             and abs(price / fair - 1.0) * 1e4 <= st.rejected_premium
             and 0.0 < quote.bid <= quote.ask
             and (st.gates_closed or now - quote.ts_ns <= self.gates.max_age_ns)
@@ -338,8 +343,8 @@ class MintRedeemStrategy:
             st.hold_counts = False  # nothing was evaluated: nothing repeats
         else:
             until = st.gates_until_ns
-            if st.rejected_ns + REEVALUATE_NS < until:
-                until = st.rejected_ns + REEVALUATE_NS
+            if st.recost_ns < until:
+                until = st.recost_ns
             if not st.gates_closed and quote.ts_ns + self.gates.max_age_ns < until:
                 until = quote.ts_ns + self.gates.max_age_ns
             st.hold_counts = True  # every event inside repeats the skip
@@ -391,7 +396,7 @@ class MintRedeemStrategy:
         first_bps = abs(first_price / fair - 1.0) * 1e4
         if (
             st.last_code in ("edge", "limit")
-            and now - st.rejected_ns < REEVALUATE_NS
+            and now < st.recost_ns
             and first_bps <= st.rejected_premium
             and self._repeats(st, st.last_code)
         ):
@@ -409,11 +414,14 @@ class MintRedeemStrategy:
             # the last record already says why: cost again only if some size could now pay
             bound_bps = -math.inf
             code = "limit"  # what a costing would say: "edge" unless no size is allowed at all
+            displayed = False  # whether a displayed size binds some candidate's size
             for cand in fresh:
-                usd, bps, qty = edge_bound(ctx, self.settings, st, cand, quote, form)
+                usd, bps, qty, limit = edge_bound_detail(ctx, self.settings, st, cand, quote, form)
                 if usd >= self._min_usd and bps >= self._min_bps:
                     break
                 bound_bps = max(bound_bps, bps)
+                # a size matters only to a skip short in USD, not in bps
+                displayed = displayed or (limit not in ACCOUNT_LIMITS and bps >= self._min_bps)
                 if qty >= QTY_STEP:
                     code = "edge"
             else:
@@ -421,8 +429,14 @@ class MintRedeemStrategy:
                     return self._cost(ctx, st, now, quote, form, fresh, first_bps)
                 self._repeats(st, code)
                 lacking = self.cfg.min_edge_bps - bound_bps - REEVALUATE_BPS
-                st.rejected_premium = first_bps + max(REEVALUATE_BPS, lacking)
-                st.rejected_ns = now
+                # the same skip again: a premium up to the highest one it was already found at
+                # (plus the margin) is known not to pay, so the trigger never comes down
+                st.rejected_premium = max(
+                    st.rejected_premium, first_bps + max(REEVALUATE_BPS, lacking)
+                )
+                # sizes bound by the accounts move only with a lifecycle event: no need to look
+                # again for a displayed size that grew
+                st.recost_ns = now + (REEVALUATE_NS if displayed else ACCOUNT_RECOST_NS)
                 return None
         return self._cost(ctx, st, now, quote, form, fresh, first_bps)
 
@@ -455,7 +469,7 @@ class MintRedeemStrategy:
         if edge is not None and math.isfinite(edge.net_bps):
             lacking = self.cfg.min_edge_bps - edge.net_bps - REEVALUATE_BPS
         st.rejected_premium = first_bps + max(REEVALUATE_BPS, lacking)
-        st.rejected_ns = now
+        st.recost_ns = now + REEVALUATE_NS
         if code == "limit" and best.limit.qty < QTY_STEP and best.limit.name in LEDGER_LIMITS:
             st.quiet_until_ns, st.quiet_epoch = NEVER, self._epoch
             self._go_quiet(st, now)

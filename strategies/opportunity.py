@@ -122,7 +122,7 @@ class TokenView:
     __slots__ = (
         "symbol", "underlying", "issuer", "broker", "venues", "params", "stock", "steps",
         "mult", "mult_dec", "next_step_ns", "last_action_ns", "last_decision", "last_code",
-        "rejected_premium", "rejected_ns", "token_failures", "backoff_until_ns",
+        "rejected_premium", "recost_ns", "token_failures", "backoff_until_ns",
         "quiet_until_ns", "quiet_epoch", "gates_until_ns", "gates_epoch", "gates_form",
         "gates_closed", "quote", "issuer_state", "watch", "quote_band", "hold_counts",
     )  # fmt: skip
@@ -140,7 +140,7 @@ class TokenView:
         self.last_decision: Decision | None = None
         self.last_code = ""
         self.rejected_premium = 0.0
-        self.rejected_ns = -NEVER
+        self.recost_ns = -NEVER  # a sub-threshold skip is costed again from then on
         self.token_failures = 0  # consecutive token legs that came back short
         self.backoff_until_ns = -NEVER
         # a skip whose cause cannot change before this time or before the next lifecycle event
@@ -363,6 +363,28 @@ def edge_bound(
     quote: TopOfBook,
     form: HedgeForm | None,
 ) -> tuple[float, float, float]:
+    """``(usd, bps, qty)`` of ``edge_bound_detail``."""
+    bound = edge_bound_detail(ctx, settings, st, cand, quote, form)
+    return bound.usd, bound.bps, bound.qty
+
+
+class Bound(NamedTuple):
+    """``edge_bound_detail``'s answer: the bounds, the size they are for and its limit."""
+
+    usd: float
+    bps: float
+    qty: float
+    limit: str  # the name of the binding size limit
+
+
+def edge_bound_detail(
+    ctx: StrategyContext,
+    settings: Settings,
+    st: TokenView,
+    cand: Candidate,
+    quote: TopOfBook,
+    form: HedgeForm | None,
+) -> Bound:
     """Upper bounds ``(net USD, net bps)`` of every size ``plan_candidate`` could choose, and the
     binding size limit.
 
@@ -396,7 +418,7 @@ def edge_bound(
     fixed = params.issuer_fee_flat_usd + params.gas_usd
     qty = sizing.limit.qty
     usd = qty * a - fixed if a > 0.0 else -fixed
-    return usd, a / fair * 1e4, qty
+    return Bound(usd, a / fair * 1e4, qty, sizing.limit.name)
 
 
 def plan_candidate(

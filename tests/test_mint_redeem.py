@@ -601,3 +601,54 @@ def test_a_held_skip_is_rechecked_by_the_bound_and_only_counted() -> None:
     ctx.quote_token(206.0, 206.5)
     intents = strat.on_market(ctx, "AAPLx")
     assert intents is not None and ctx.decisions[-1].taken
+
+
+def _count_bounds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The binding limits of every edge bound the strategy asks for."""
+    import strategies.mint_redeem as module
+
+    limits: list[str] = []
+    real = module.edge_bound_detail
+
+    def counted(*args: Any) -> Any:
+        bound = real(*args)
+        limits.append(bound.limit)
+        return bound
+
+    monkeypatch.setattr(module, "edge_bound_detail", counted)
+    return limits
+
+
+def test_a_skip_no_size_can_lift_is_recosted_on_the_ten_minute_timer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bounds = _count_bounds(monkeypatch)
+    strat, ctx = setup(TUESDAY_11, 205.0, 205.5, min_edge_bps=15)  # edge 14.0 bps: no size pays
+    for step_s, asked in ((0, 0), (61, 1), (61, 1), (9 * 60, 2)):
+        ctx.now_ns += step_s * NS
+        ctx.quote_stock(199.75, 200.25)
+        ctx.quote_token(205.0, 205.5)
+        assert strat.on_market(ctx, "AAPLx") is None
+        assert len(bounds) == asked, step_s
+    (skip,) = ctx.decisions
+    assert skip.reason == "edge 14.0 bps < min 15" and skip.repeats == 4
+
+
+def test_a_skip_a_displayed_size_binds_is_recosted_each_minute_and_taken_when_it_grows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bounds = _count_bounds(monkeypatch)
+    strat, ctx = setup(TUESDAY_11, 206.0, 206.5, min_edge_usd=50.0)
+    ctx.quote_stock(199.75, 200.25, size=10.0)  # the hedge can take 10 shares: too small to pay
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[-1].reason.startswith("edge $") and not ctx.decisions[-1].taken
+    ctx.now_ns += 61 * NS
+    ctx.quote_stock(199.75, 200.25, size=10.0)
+    ctx.quote_token(206.0, 206.5)
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert bounds == ["hedge size"]
+    ctx.now_ns += 61 * NS  # a minute on, the broker shows more: the size pays now
+    ctx.quote_stock(199.75, 200.25, size=1000.0)
+    ctx.quote_token(206.0, 206.5)
+    assert strat.on_market(ctx, "AAPLx") is not None
+    assert ctx.decisions[-1].taken
