@@ -43,7 +43,7 @@ from strategies.opportunity import (
     Plan,
     TokenView,
     VenueView,
-    edge_bound_detail,
+    edge_bound,
     plan_candidate,
     rejection,
     token_views,
@@ -416,7 +416,7 @@ class MintRedeemStrategy:
             code = "limit"  # what a costing would say: "edge" unless no size is allowed at all
             displayed = False  # whether a displayed size binds some candidate's size
             for cand in fresh:
-                usd, bps, qty, limit = edge_bound_detail(ctx, self.settings, st, cand, quote, form)
+                usd, bps, qty, limit = edge_bound(ctx, self.settings, st, cand, quote, form)
                 if usd >= self._min_usd and bps >= self._min_bps:
                     break
                 bound_bps = max(bound_bps, bps)

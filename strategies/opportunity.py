@@ -355,21 +355,8 @@ def _venue_accounts(
     )
 
 
-def edge_bound(
-    ctx: StrategyContext,
-    settings: Settings,
-    st: TokenView,
-    cand: Candidate,
-    quote: TopOfBook,
-    form: HedgeForm | None,
-) -> tuple[float, float, float]:
-    """``(usd, bps, qty)`` of ``edge_bound_detail``."""
-    bound = edge_bound_detail(ctx, settings, st, cand, quote, form)
-    return bound.usd, bound.bps, bound.qty
-
-
 class Bound(NamedTuple):
-    """``edge_bound_detail``'s answer: the bounds, the size they are for and its limit."""
+    """``edge_bound``'s answer: the bounds, the size they are for and its binding limit."""
 
     usd: float
     bps: float
@@ -377,7 +364,7 @@ class Bound(NamedTuple):
     limit: str  # the name of the binding size limit
 
 
-def edge_bound_detail(
+def edge_bound(
     ctx: StrategyContext,
     settings: Settings,
     st: TokenView,

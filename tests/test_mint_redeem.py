@@ -581,7 +581,7 @@ def test_edge_bound_is_an_upper_bound_of_the_costed_edge() -> None:
             ctx, strat.settings, st, cand, quote, MARKET_DAY, strat.gates.hedgeable
         )
         assert not isinstance(plan, tuple) and plan.choice.edge is not None
-        usd, bps, qty = edge_bound(ctx, strat.settings, st, cand, quote, MARKET_DAY)
+        usd, bps, qty, _ = edge_bound(ctx, strat.settings, st, cand, quote, MARKET_DAY)
         assert qty == plan.limit.qty
         assert usd >= plan.choice.edge.net_usd - 1e-9
         assert bps >= plan.choice.edge.net_bps - 1e-9
@@ -608,14 +608,14 @@ def _count_bounds(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     import strategies.mint_redeem as module
 
     limits: list[str] = []
-    real = module.edge_bound_detail
+    real = module.edge_bound
 
     def counted(*args: Any) -> Any:
         bound = real(*args)
         limits.append(bound.limit)
         return bound
 
-    monkeypatch.setattr(module, "edge_bound_detail", counted)
+    monkeypatch.setattr(module, "edge_bound", counted)
     return limits
 
 
