@@ -189,6 +189,7 @@ class MintRedeemStrategy:
             and (st.last_code == "edge" or st.last_code == "limit")
             and now < st.recost_ns
             and abs(price / fair - 1.0) * 1e4 <= st.rejected_premium
+            and (price >= fair) == st.rejected_up
             and 0.0 < quote.bid <= quote.ask
             and (st.gates_closed or now - quote.ts_ns <= self.gates.max_age_ns)
             and not (st.issuer_state.paused if st.issuer_state else self._paused(ctx, st))
@@ -313,8 +314,12 @@ class MintRedeemStrategy:
                 bound = False
                 ratio = price / fair
                 band = st.rejected_premium * 1e-4
-                above = _room((1.0 + band) / ratio - 1.0)  # room below 1 + R
-                below = _room(1.0 - (1.0 - band) / ratio)  # room above 1 - R
+                if st.rejected_up:  # 1 <= ratio <= 1 + R
+                    above = _room((1.0 + band) / ratio - 1.0)
+                    below = _room(1.0 - 1.0 / ratio)
+                else:  # 1 - R <= ratio < 1
+                    above = _room(1.0 / ratio - 1.0)
+                    below = _room(1.0 - (1.0 - band) / ratio)
                 fair_down, fair_up = min(fair_down, above), min(fair_up, below)
                 if price == sell_px or v.is_pool:
                     sell_up, sell_down = min(sell_up, above), min(sell_down, below)
@@ -394,10 +399,12 @@ class MintRedeemStrategy:
                 return self._skip(ctx, st, now, code, reason, _strongest(candidates))
             self._gates_hold(ctx, st, now, form)
         first_bps = abs(first_price / fair - 1.0) * 1e4
+        up = first_price >= fair  # a premium (else a discount): the trigger holds for one side
         if (
             st.last_code in ("edge", "limit")
             and now < st.recost_ns
             and first_bps <= st.rejected_premium
+            and up == st.rejected_up
             and self._repeats(st, st.last_code)
         ):
             return None  # the same sub-threshold opportunity: not re-costed yet
@@ -426,19 +433,20 @@ class MintRedeemStrategy:
                     code = "edge"
             else:
                 if code != st.last_code:  # a new record, with its components: cost it
-                    return self._cost(ctx, st, now, quote, form, fresh, first_bps)
+                    return self._cost(ctx, st, now, quote, form, fresh, first_bps, up)
                 self._repeats(st, code)
                 lacking = self.cfg.min_edge_bps - bound_bps - REEVALUATE_BPS
                 # the same skip again: a premium up to the highest one it was already found at
                 # (plus the margin) is known not to pay, so the trigger never comes down
-                st.rejected_premium = max(
-                    st.rejected_premium, first_bps + max(REEVALUATE_BPS, lacking)
-                )
+                trigger = first_bps + max(REEVALUATE_BPS, lacking)
+                if up == st.rejected_up:
+                    trigger = max(trigger, st.rejected_premium)
+                st.rejected_premium, st.rejected_up = trigger, up
                 # sizes bound by the accounts move only with a lifecycle event: no need to look
                 # again for a displayed size that grew
                 st.recost_ns = now + (REEVALUATE_NS if displayed else ACCOUNT_RECOST_NS)
                 return None
-        return self._cost(ctx, st, now, quote, form, fresh, first_bps)
+        return self._cost(ctx, st, now, quote, form, fresh, first_bps, up)
 
     def _cost(
         self,
@@ -449,8 +457,10 @@ class MintRedeemStrategy:
         form: HedgeForm | None,
         fresh: list[Candidate],
         first_bps: float,
+        up: bool,
     ) -> list[Intent] | None:
-        """Cost and size every fresh candidate; take the best eligible plan or record the skip."""
+        """Cost and size every fresh candidate; take the best eligible plan or record the skip
+        (``first_bps`` the raw premium that led here, ``up`` whether above fair value)."""
         plans: list[Plan] = []
         for cand in fresh:
             plan = plan_candidate(ctx, self.settings, st, cand, quote, form, self.gates.hedgeable)
@@ -468,7 +478,7 @@ class MintRedeemStrategy:
         lacking = 0.0
         if edge is not None and math.isfinite(edge.net_bps):
             lacking = self.cfg.min_edge_bps - edge.net_bps - REEVALUATE_BPS
-        st.rejected_premium = first_bps + max(REEVALUATE_BPS, lacking)
+        st.rejected_premium, st.rejected_up = first_bps + max(REEVALUATE_BPS, lacking), up
         st.recost_ns = now + REEVALUATE_NS
         if code == "limit" and best.limit.qty < QTY_STEP and best.limit.name in LEDGER_LIMITS:
             st.quiet_until_ns, st.quiet_epoch = NEVER, self._epoch

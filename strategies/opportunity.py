@@ -122,7 +122,7 @@ class TokenView:
     __slots__ = (
         "symbol", "underlying", "issuer", "broker", "venues", "params", "stock", "steps",
         "mult", "mult_dec", "next_step_ns", "last_action_ns", "last_decision", "last_code",
-        "rejected_premium", "recost_ns", "token_failures", "backoff_until_ns",
+        "rejected_premium", "rejected_up", "recost_ns", "token_failures", "backoff_until_ns",
         "quiet_until_ns", "quiet_epoch", "gates_until_ns", "gates_epoch", "gates_form",
         "gates_closed", "quote", "issuer_state", "watch", "quote_band", "hold_counts",
     )  # fmt: skip
@@ -140,6 +140,7 @@ class TokenView:
         self.last_decision: Decision | None = None
         self.last_code = ""
         self.rejected_premium = 0.0
+        self.rejected_up = True  # the skip's premium was above fair value (else a discount)
         self.recost_ns = -NEVER  # a sub-threshold skip is costed again from then on
         self.token_failures = 0  # consecutive token legs that came back short
         self.backoff_until_ns = -NEVER

@@ -652,3 +652,15 @@ def test_a_skip_a_displayed_size_binds_is_recosted_each_minute_and_taken_when_it
     ctx.quote_token(206.0, 206.5)
     assert strat.on_market(ctx, "AAPLx") is not None
     assert ctx.decisions[-1].taken
+
+
+def test_a_skipped_premium_that_turns_into_a_discount_is_looked_at_again_at_once() -> None:
+    strat, ctx = setup(TUESDAY_11, 205.0, 205.5, min_edge_bps=15)  # +49 bps, edge 14.0: skip
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[-1].reason == "edge 14.0 bps < min 15"
+    ctx.now_ns += NS  # a second later the token is about as far below fair value: it pays
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(202.44, 202.94)
+    assert abs(202.94 / FAIR - 1.0) * 1e4 < 54.0  # inside the premium's trigger (49 + 5 bps)
+    assert strat.on_market(ctx, "AAPLx") is not None
+    assert ctx.decisions[-1].taken and ctx.decisions[-1].premium_bps < 0
