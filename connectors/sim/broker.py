@@ -42,10 +42,10 @@ from bot.market import MarketState, TopOfBook
 from bot.model import Order, OrderState, OrderType, OrderUpdate, Side, TimeInForce, VenueKind
 from bot.money import ZERO, to_decimal
 from bot.sessions import EXTENDED_SESSIONS, MarketSession, SessionCalendar
-from connectors.base import VenueEvents
 from connectors.sim.answers import execution, order_update, recorded_size
 from connectors.sim.fees import broker_fee_usd
-from connectors.sim.latency import LatencyModel, VenueLink
+from connectors.sim.latency import LatencyModel
+from connectors.sim.venue import SimOrderVenue
 
 _REGULAR_ONLY = frozenset({MarketSession.REGULAR})
 _NO_QUOTE = TopOfBook()  # read only: nan prices, zero sizes
@@ -73,7 +73,7 @@ class _Taken:
     taken: Decimal
 
 
-class SimBroker:
+class SimBroker(SimOrderVenue):
     """Simulated broker for the underlying shares. Instruments are stock symbols."""
 
     kind = VenueKind.BROKER
@@ -90,31 +90,12 @@ class SimBroker:
     ) -> None:
         """Fills are deterministic: no random numbers. ``latency`` defaults to the config's legs;
         pass a jittered ``LatencyModel`` (with its own seeded rng) to vary them."""
-        self.name = name
-        self.config = config
-        self.market = market
+        super().__init__(name, config, market, clock, latency)
         self.calendar = calendar
-        self._link = VenueLink(clock, latency or LatencyModel.from_config(config))
-        self._clock = clock
         self._working: dict[str, _Working] = {}
         self._by_symbol: dict[str, dict[str, _Working]] = {}
         self._taken: dict[tuple[str, bool], _Taken] = {}
-        self._seq = 0
         self._order_seq = 0
-        self.has_working = False
-
-    # ---- OrderVenue ------------------------------------------------------------------------
-
-    def bind(self, events: VenueEvents) -> None:
-        self._link.bind(events)
-
-    def submit_order(self, order: Order) -> None:
-        self._link.at_venue(lambda: self._arrive(order))
-
-    def cancel_order(self, client_id: str) -> None:
-        """Cancels a working order. A cancel for an order no longer working is ignored: its
-        terminal answer (fill, expiry, rejection) is already on its way."""
-        self._link.at_venue(lambda: self._cancel(client_id))
 
     # ---- MarketListener --------------------------------------------------------------------
 

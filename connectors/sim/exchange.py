@@ -35,10 +35,10 @@ from bot.config import VenueConfig
 from bot.market import Book, MarketState
 from bot.model import Order, OrderState, OrderType, OrderUpdate, Side, TimeInForce, VenueKind
 from bot.money import ZERO, to_decimal
-from connectors.base import VenueEvents
 from connectors.sim.answers import execution, order_update, recorded_size
 from connectors.sim.fees import exchange_fee_usd
-from connectors.sim.latency import LatencyModel, VenueLink
+from connectors.sim.latency import LatencyModel
+from connectors.sim.venue import SimOrderVenue
 
 NS_PER_S = 1e9
 _TAKEN_PRUNE_AT = 1024
@@ -56,7 +56,7 @@ class _Resting:
     last_step_ns: int
 
 
-class SimExchange:
+class SimExchange(SimOrderVenue):
     """Simulated exchange for tokens; books are ``market.books[(name, instrument)]``."""
 
     kind = VenueKind.EXCHANGE
@@ -72,32 +72,14 @@ class SimExchange:
         latency: LatencyModel | None = None,
     ) -> None:
         """``rng`` drives the intensity fill model (and nothing else unless ``latency`` jitters)."""
-        self.name = name
-        self.config = config
-        self.market = market
+        super().__init__(name, config, market, clock, latency)
         self._rng = rng
-        self._clock = clock
-        self._link = VenueLink(clock, latency or LatencyModel.from_config(config))
         self._intensity = config.fill_model == "intensity"
         self._resting: dict[str, _Resting] = {}
         self._by_instrument: dict[str, dict[str, _Resting]] = {}
         # (instrument, is_bid level, price) -> (recorded size when taken, size taken)
         self._taken: dict[tuple[str, bool, float], tuple[float, Decimal]] = {}
-        self._seq = 0
         self._order_seq = 0
-        self.has_working = False
-
-    # ---- OrderVenue ------------------------------------------------------------------------
-
-    def bind(self, events: VenueEvents) -> None:
-        self._link.bind(events)
-
-    def submit_order(self, order: Order) -> None:
-        self._link.at_venue(lambda: self._arrive(order))
-
-    def cancel_order(self, client_id: str) -> None:
-        """Cancels a resting order; ignored when it is no longer resting (its answer is on its way)."""
-        self._link.at_venue(lambda: self._cancel(client_id))
 
     # ---- market events ---------------------------------------------------------------------
 

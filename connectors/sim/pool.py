@@ -39,16 +39,16 @@ from bot.config import VenueConfig
 from bot.market import MarketState, PoolMarket
 from bot.model import Order, OrderState, OrderUpdate, Side, VenueKind
 from bot.money import from_base_units, money_context, to_base_units
-from connectors.base import VenueEvents
 from connectors.sim.answers import execution, order_update
 from connectors.sim.fees import pool_gas_usd
-from connectors.sim.latency import LatencyModel, VenueLink
+from connectors.sim.latency import LatencyModel
+from connectors.sim.venue import SimOrderVenue
 
 # Exact input large enough that a price-limited swap always reaches its limit.
 _UNBOUNDED_INPUT = 2**255 - 1
 
 
-class SimPool:
+class SimPool(SimOrderVenue):
     """Simulated pool venue over ``market.pools[name]``. The instrument is the token's symbol."""
 
     kind = VenueKind.POOL
@@ -66,13 +66,7 @@ class SimPool:
         config's legs (the entry leg stands for the time to inclusion)."""
         if name not in market.pools:
             raise KeyError(f"pool venue '{name}' has no PoolMarket in MarketState.pools")
-        self.name = name
-        self.config = config
-        self.market = market
-        self._clock = clock
-        self._link = VenueLink(clock, latency or LatencyModel.from_config(config))
-        self._seq = 0
-        self.has_working = False  # swaps never rest
+        super().__init__(name, config, market, clock, latency)  # swaps never rest: never working
         self.own_swaps = 0
         self.in_step = True  # the pool state equals the recording's (no own impact left)
         self.reverted_gas_usd = Decimal(0)
@@ -88,18 +82,12 @@ class SimPool:
 
     # ---- OrderVenue ------------------------------------------------------------------------
 
-    def bind(self, events: VenueEvents) -> None:
-        self._link.bind(events)
-
-    def submit_order(self, order: Order) -> None:
-        self._link.at_venue(lambda: self._swap(order))
-
     def cancel_order(self, client_id: str) -> None:
         """A no-op: a swap executes as soon as it reaches the pool and never rests."""
 
     # ---- our swaps -------------------------------------------------------------------------
 
-    def _swap(self, order: Order) -> None:
+    def _arrive(self, order: Order) -> None:
         info = self.pool_market.info
         token_is_0 = info.token_is_token0
         token_dec = info.decimals0 if token_is_0 else info.decimals1
