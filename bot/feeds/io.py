@@ -389,20 +389,8 @@ class FeedReader:
         from the Parquet statistics without being decoded.
         """
         names = list(COLUMNS if columns is None else columns)
-        unknown = set(names) - _COLUMN_SET
-        if unknown:
-            raise ValueError(f"unknown feed columns: {', '.join(sorted(unknown))}")
-        for part in self._part_paths:
-            with pq.ParquetFile(part) as parquet:
-                for group in range(parquet.metadata.num_row_groups):
-                    empty = _null_columns(parquet.metadata.row_group(group), names)
-                    read = [name for name in names if name not in empty]
-                    for batch in parquet.iter_batches(batch_size, [group], read or names[:1]):
-                        n = batch.num_rows
-                        lists = {name: _to_list(batch.column(name)) for name in read}
-                        yield {
-                            name: lists[name] if name in lists else empty[name](n) for name in names
-                        }
+        for columns_of in self._column_batches(names, batch_size):
+            yield {name: columns_of[name] for name in names}
 
     def iter_routed(
         self, eager: Sequence[str], lazy: Sequence[str], batch_size: int = 65_536
@@ -414,22 +402,26 @@ class FeedReader:
         building a string per row. Columns in ``eager`` are converted at once, those in ``lazy``
         on first use (most are null in most rows); other columns are not read at all.
         """
-        names = list(dict.fromkeys([*eager, *lazy]))
+        names = list(dict.fromkeys(["kind", "venue", "instrument", *eager, *lazy]))
+        for columns in self._column_batches(names, batch_size):
+            for name in eager:
+                columns[name]  # noqa: B018 - converts now
+            codes, routes = _route_codes(columns.batch)
+            yield RoutedBatch(columns.batch.num_rows, codes, routes, columns)
+
+    def _column_batches(self, names: list[str], batch_size: int) -> Iterator[LazyColumns]:
+        """The batches of ``names`` in file order, a batch never spanning row groups; columns
+        null throughout a row group are filled from the Parquet statistics, not decoded."""
         unknown = set(names) - _COLUMN_SET
         if unknown:
             raise ValueError(f"unknown feed columns: {', '.join(sorted(unknown))}")
-        read_names = list(dict.fromkeys(["kind", "venue", "instrument", *names]))
         for part in self._part_paths:
             with pq.ParquetFile(part) as parquet:
                 for group in range(parquet.metadata.num_row_groups):
-                    empty = _null_columns(parquet.metadata.row_group(group), read_names)
-                    read = [name for name in read_names if name not in empty]
-                    for batch in parquet.iter_batches(batch_size, [group], read):
-                        columns = LazyColumns(batch, empty)
-                        for name in eager:
-                            columns[name]  # noqa: B018 - converts now
-                        codes, routes = _route_codes(batch)
-                        yield RoutedBatch(batch.num_rows, codes, routes, columns)
+                    empty = _null_columns(parquet.metadata.row_group(group), names)
+                    read = [name for name in names if name not in empty]
+                    for batch in parquet.iter_batches(batch_size, [group], read or names[:1]):
+                        yield LazyColumns(batch, empty)
 
     def iter_routed_ahead(
         self, eager: Sequence[str], lazy: Sequence[str], batch_size: int = 65_536
@@ -521,6 +513,10 @@ class LazyColumns(dict[str, list[Any]]):
         super().__init__()
         self._batch = batch
         self._empty = empty
+
+    @property
+    def batch(self) -> pa.RecordBatch:
+        return self._batch
 
     def __missing__(self, name: str) -> list[Any]:
         if name in self._empty:
