@@ -50,8 +50,7 @@ class Band:
     __slots__ = ("bid_lo", "bid_hi", "ask_lo", "ask_hi")
 
     def __init__(self) -> None:
-        self.bid_lo = self.ask_lo = -math.inf
-        self.bid_hi = self.ask_hi = math.inf
+        self.clear()
 
     def set(self, bid_lo: float, bid_hi: float, ask_lo: float, ask_hi: float) -> None:
         self.bid_lo, self.bid_hi, self.ask_lo, self.ask_hi = bid_lo, bid_hi, ask_lo, ask_hi
@@ -60,11 +59,6 @@ class Band:
         """No bound: this instrument's prices cannot lift the hold."""
         self.bid_lo = self.ask_lo = -math.inf
         self.bid_hi = self.ask_hi = math.inf
-
-    def block(self) -> None:
-        """No price is inside: any event of this instrument lifts the hold."""
-        self.bid_lo = self.ask_lo = math.inf
-        self.bid_hi = self.ask_hi = -math.inf
 
 
 class Quiet:

@@ -334,27 +334,26 @@ class MintRedeemStrategy:
                 else:
                     v.band.set(s0 * (1.0 - up / 3), s0 * (1.0 + down / 3), 0.0, 0.0)
                 smallest = min(smallest, up, down)
-            else:
-                bid, ask = v.top.bid, v.top.ask  # type: ignore[union-attr]
+            else:  # a book: sell at its bid, buy at its ask
                 v.band.set(
-                    bid * (1.0 - sell_down),
-                    bid * (1.0 + sell_up),
-                    ask * (1.0 - buy_down),
-                    ask * (1.0 + buy_up),
+                    sell_px * (1.0 - sell_down),
+                    sell_px * (1.0 + sell_up),
+                    buy_px * (1.0 - buy_down),
+                    buy_px * (1.0 + buy_up),
                 )
                 smallest = min(smallest, sell_up, sell_down, buy_up, buy_down)
         if first is None:
             until = st.next_step_ns
-            st.hold_counts = False  # nothing was evaluated: nothing repeats
         else:
             until = st.gates_until_ns
             if st.recost_ns < until:
                 until = st.recost_ns
             if not st.gates_closed and quote.ts_ns + self.gates.max_age_ns < until:
                 until = quote.ts_ns + self.gates.max_age_ns
-            st.hold_counts = True  # every event inside repeats the skip
         if not min(smallest, fair_up, fair_down) > HOLD_MIN_DELTA or until <= now:  # also nan
             return
+        # every event passed over repeats the skip, but for a hold on nothing evaluated
+        st.hold_counts = first is not None
         st.quote_band.set(
             quote.bid * (1.0 - fair_down),
             quote.bid * (1.0 + fair_up),

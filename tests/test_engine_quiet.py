@@ -83,7 +83,7 @@ def test_a_held_token_is_passed_over_only_while_every_price_stays_in_its_band(
     # an instrument without a band set is unbounded; a blocked one always calls
     bt.engine.on_book_top("kraken", "AAPLx", 231.0, 5.0, 231.2, 5.0, 1_000)
     assert len(s.calls) == 4 and s.promise.events == 3
-    s.promise.band("kraken", "AAPLx").block()
+    s.promise.band("kraken", "AAPLx").set(math.inf, -math.inf, math.inf, -math.inf)  # empty
     bt.engine.on_book_top("kraken", "AAPLx", 231.0, 5.0, 231.2, 5.0, 1_000)
     assert len(s.calls) == 5
     bt.clock.now = 5_000  # the hold has run out
