@@ -19,7 +19,7 @@ from bot.amm.v3_pool import V3Pool
 from bot.feeds.io import FeedWriter
 from bot.feeds.schema import EventKind
 
-START_NS = 1_764_513_000_000_000_000  # Monday 2026-11-30 14:30 UTC = 09:30 ET
+START_NS = 1_796_049_000_000_000_000  # Monday 2026-11-30 14:30 UTC = 09:30 ET (a trading day)
 CHUNK = 200_000
 POOL_PARAMS = {
     "fee": 3000,
