@@ -1,8 +1,13 @@
 """``make bench``: backtest throughput through the full kernel and peak memory.
 
-Prints one JSON object per line: {"name": ..., "value": ..., "unit": ...}. Each workload runs in
-its own process so its peak RSS (ru_maxrss) is its own. Generated feeds are cached under
-``.bench/`` (seeded, so a cached feed is identical to a fresh one).
+Prints one JSON object per line: {"name": ..., "value": ..., "unit": ...}. Every workload runs
+twice, with the strategy's promises (ADR 0009) and with promises off (``bench.promises``: the
+strategy called on every market event), each in its own process so that its peak RSS
+(ru_maxrss) is its own. Each prints its fills beside its speed: a workload that trades nothing
+exercises no risk, executor, venue or ledger path.
+
+Generated feeds are cached under ``.bench/`` (seeded, so a cached feed is identical to a fresh
+one) and written again when bench/workloads.py is newer than the cache.
 """
 
 from __future__ import annotations
@@ -11,76 +16,121 @@ import json
 import resource
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".bench"
 CONFIG = ROOT / "config" / "default.toml"
+WORKLOADS = ("sample", "quotes", "pool", "dislocations")
+"""(a) the bundled sample week, (b) 2M quotes, (c) 5M events with exact v3 swaps, (d) 2M quotes
+with dislocations the strategy trades (bench/workloads.py)."""
+GENERATED = {"quotes": "quotes-2m", "pool": "pool-5m", "dislocations": "dislocations-2m"}
 
 
 def _emit(name: str, value: float, unit: str) -> None:
     print(json.dumps({"name": name, "value": round(value, 3), "unit": unit}), flush=True)
 
 
-def run_one(workload: str) -> None:
-    """Child process: generate (if needed) and replay one workload, print its figures."""
+def generate() -> None:
+    """Write the generated feeds that are missing or older than their generator."""
     from bench import workloads
+
+    writers: dict[str, Callable[[Path], None]] = {
+        "quotes": workloads.write_quotes,
+        "pool": workloads.write_pool,
+        "dislocations": workloads.write_dislocations,
+    }
+    generator_mtime = Path(workloads.__file__).stat().st_mtime
+    for workload, write in writers.items():
+        manifest = CACHE / GENERATED[workload] / "manifest.json"
+        if not manifest.exists() or manifest.stat().st_mtime < generator_mtime:
+            write(CACHE / GENERATED[workload])
+
+
+def exchange_only(settings: Settings) -> Settings:
+    """(b) and (d) have no pool: the token trades on the exchange only."""
+    token = settings.tokens["AAPLx"].model_copy(update={"venues": ["kraken"]})
+    tokens = {"kraken:AAPLx": settings.backtest.initial_tokens["kraken:AAPLx"]}
+    return settings.model_copy(
+        update={
+            "tokens": {"AAPLx": token},
+            "backtest": settings.backtest.model_copy(update={"initial_tokens": tokens}),
+        }
+    )
+
+
+def dislocation_settings(settings: Settings) -> Settings:
+    """(d): (b)'s settings, with two arbitrages allowed to await the issuer at once (a
+    mint-first one waits about 35 minutes: the issuer's ~300 s, 1,800 s of settlement, then the
+    sale; with one, it would block the next dislocations) and at most 100 tokens (~$23,000) per
+    arbitrage, so that two in flight stay inside the default risk limits and accounts."""
+    settings = exchange_only(settings)
+    strategy = settings.strategy.model_copy(update={"max_in_flight": 2, "max_qty": 100})
+    return settings.model_copy(update={"strategy": strategy})
+
+
+def run_one(workload: str, promises: bool) -> None:
+    """Child process: replay one workload, print its figures."""
+    from bench.promises import MintRedeemPromisesOff
     from bot.backtest.runner import Backtest
     from bot.config import load_config
     from bot.logging import configure_logging
 
     configure_logging("error")
-
     settings = load_config(CONFIG)
-    if workload == "generate":
-        if not (CACHE / "quotes-2m" / "manifest.json").exists():
-            workloads.write_quotes(CACHE / "quotes-2m")
-        if not (CACHE / "pool-5m" / "manifest.json").exists():
-            workloads.write_pool(CACHE / "pool-5m")
-        return
     if workload == "sample":
         feed = ROOT / "data" / "sample"
-    elif workload == "quotes":
-        feed = CACHE / "quotes-2m"
-        # this workload has no pool: the token trades on the exchange only
-        token = settings.tokens["AAPLx"].model_copy(update={"venues": ["kraken"]})
-        settings = settings.model_copy(
-            update={
-                "tokens": {"AAPLx": token},
-                "backtest": settings.backtest.model_copy(
-                    update={
-                        "initial_tokens": {
-                            "kraken:AAPLx": settings.backtest.initial_tokens["kraken:AAPLx"]
-                        }
-                    }
-                ),
-            }
-        )
-    elif workload == "pool":
-        feed = CACHE / "pool-5m"
+    elif workload in GENERATED:
+        feed = CACHE / GENERATED[workload]
     else:
         raise SystemExit(f"unknown workload {workload}")
-    record = Backtest(settings, feed=feed).run()
+    if workload == "quotes":
+        settings = exchange_only(settings)
+    elif workload == "dislocations":
+        settings = dislocation_settings(settings)
+    strategy = None if promises else MintRedeemPromisesOff
+    record = Backtest(settings, feed=feed, strategy=strategy).run()
     s = record.summary
-    _emit(f"backtest_{workload}_events_per_second", s["events_per_second"], "events/s")
-    _emit(f"backtest_{workload}_events", s["events"], "events")
-    _emit(f"backtest_{workload}_trades", s["trades"], "fills")
+    name = f"backtest_{workload}" if promises else f"backtest_{workload}_promises_off"
+    _emit(f"{name}_events_per_second", s["events_per_second"], "events/s")
+    _emit(f"{name}_events", s["events"], "events")
+    _emit(f"{name}_trades", s["trades"], "fills")
+    _emit(f"{name}_arbitrages", s["decisions_taken"], "groups")
+    _emit(f"{name}_risk_rejections", s["risk_rejections"], "intents")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    _emit(f"backtest_{workload}_peak_rss", peak_mb, "MB")
+    _emit(f"{name}_peak_rss", peak_mb, "MB")
+
+
+def _child(*args: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run", *args], cwd=ROOT, capture_output=True, text=True
+    )
+    sys.stdout.write(proc.stdout)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"bench {' '.join(args)} failed")
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        run_one(sys.argv[1])
-        return
-    for workload in ("generate", "sample", "quotes", "pool"):
-        proc = subprocess.run(
-            [sys.executable, "-m", "bench.run", workload], cwd=ROOT, capture_output=True, text=True
-        )
-        sys.stdout.write(proc.stdout)
-        if proc.returncode != 0:
-            sys.stderr.write(proc.stderr[-4000:])
-            raise SystemExit(f"bench workload {workload} failed")
+    """``python -m bench.run``: every workload both ways; ``python -m bench.run generate``;
+    ``python -m bench.run WORKLOAD [on|off]``: one run in this process."""
+    args = sys.argv[1:]
+    if args == ["generate"]:
+        generate()
+    elif args:
+        if len(args) > 2 or args[1:] not in ([], ["on"], ["off"]):
+            raise SystemExit("usage: python -m bench.run [generate | WORKLOAD [on|off]]")
+        run_one(args[0], promises=args[1:] != ["off"])
+    else:
+        _child("generate")
+        for workload in WORKLOADS:
+            for promises in ("on", "off"):
+                _child(workload, promises)
 
 
 if __name__ == "__main__":

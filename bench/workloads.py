@@ -4,12 +4,17 @@
     token on an exchange book (BOOK_TOP), in the regular session.
 (c) ``pool``: at least 5,000,000 events: the same two streams plus Uniswap v3 swaps on the token's
     pool, whose post-swap state comes from the exact pool math.
-Both are written in chunks so generation memory stays flat.
+(d) ``dislocations``: 2,000,000 events like (b) (same seed, same draws), with the stock's walk at
+    a realistic volatility and the token's book moved 1.5% off fair value in one 5,000-event
+    block in ten (``Dislocations``): the default strategy trades there.
+All are written in chunks so generation memory stays flat.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,26 +37,70 @@ POOL_PARAMS = {
 }
 
 
-def _mids(rng: np.random.Generator, n: int, start: float) -> np.ndarray:
-    steps = rng.normal(0.0, 0.0002, n)  # per-event log return
+# (b) and (c): a per-event log return of 0.02%: about 20% over (b)'s five and a half hours
+WILD_WALK_SD = 0.0002
+# (d): 30% a year over trading time (config/default.toml's ``annual_vol``) at one stock quote
+# every 20 ms, so the strategy's risk pricing matches the market it trades
+CALM_WALK_SD = 0.30 / math.sqrt(252 * 6.5 * 3600 * 50)
+
+
+def _mids(rng: np.random.Generator, n: int, start: float, walk_sd: float) -> np.ndarray:
+    steps = rng.normal(0.0, walk_sd, n)  # per-event log return
     return np.round(start * np.exp(np.cumsum(steps)), 2)
 
 
+@dataclass(frozen=True)
+class Dislocations:
+    """Where workload (d)'s token trades off fair value: in every ``every``-th block of
+    ``block_events`` events, from block ``first`` on, the token's mid is fair value times
+    ``1 + size`` or ``1 - size``, premium and discount in turn (so that capital cycles between
+    the exchange and the issuer: the bench has no rebalancer).
+
+    At (b)'s 10 ms spacing a block lasts 50 s, the first dislocation opens at 09:34:10 ET and
+    the next ones 500 s apart, the last at 14:59:10 ET: in the regular session of a trading
+    day, so hedges can be placed and the issuer (which executes in the regular session, about
+    300 s after a request) prices every request before the close."""
+
+    block_events: int = 5_000
+    every: int = 10
+    first: int = 5
+    size: float = 0.015
+
+    def offsets(self, index: np.ndarray) -> np.ndarray:
+        """The token's relative offset from fair value at each event ``index``."""
+        block = index // self.block_events
+        dislocated = (block >= self.first) & ((block - self.first) % self.every == 0)
+        sign = np.where((block - self.first) // self.every % 2 == 0, 1.0, -1.0)
+        return np.where(dislocated, sign * self.size, 0.0)
+
+
 def write_quotes(
-    out: Path, events: int = 2_000_000, seed: int = 11, spacing_ns: int = 10_000_000
+    out: Path,
+    events: int = 2_000_000,
+    seed: int = 11,
+    spacing_ns: int = 10_000_000,
+    dislocations: Dislocations | None = None,
+    walk_sd: float = WILD_WALK_SD,
 ) -> None:
-    """Workload (b): alternating AAPL quotes at alpaca and AAPLx tops at kraken."""
+    """Workload (b): alternating AAPL quotes at alpaca and AAPLx tops at kraken; with
+    ``dislocations``, workload (d): the same draws, the token moved off fair value where they say.
+    """
     rng = np.random.default_rng(seed)
-    w = FeedWriter(out, source=f"bench quotes seed={seed}", overwrite=True)
+    source = f"bench quotes seed={seed} walk_sd={walk_sd:.3g}"
+    if dislocations is not None:
+        source += f" {dislocations}"
+    w = FeedWriter(out, source=source, overwrite=True)
     price = 230.0
     done = 0
     while done < events:
         n = min(CHUNK, events - done)
         half = n // 2
         ts = START_NS + (done + np.arange(n, dtype=np.int64)) * spacing_ns
-        stock = _mids(rng, half, price)
+        stock = _mids(rng, half, price, walk_sd)
         # the token's makers lag the stock and carry a small noisy premium
         noise = rng.normal(0.0, 0.0008, half)
+        if dislocations is not None:  # token rows are the odd events
+            noise += dislocations.offsets(done + 1 + 2 * np.arange(half, dtype=np.int64))
         token = np.round(stock * (1.0 + noise), 2)
         price = float(stock[-1])
         mid = np.empty(n)
@@ -76,6 +125,11 @@ def write_quotes(
         )
         done += n
     w.close()
+
+
+def write_dislocations(out: Path, events: int = 2_000_000, seed: int = 11) -> None:
+    """Workload (d): (b)'s quotes on a calm walk, dislocated by ``Dislocations()``."""
+    write_quotes(out, events, seed, dislocations=Dislocations(), walk_sd=CALM_WALK_SD)
 
 
 def write_pool(
@@ -120,7 +174,7 @@ def write_pool(
         n = min(CHUNK, events - done)
         ts = START_NS + (done + np.arange(n, dtype=np.int64)) * spacing_ns
         slot = np.arange(done, done + n) % 5  # 0,1: quote  2,3: book top  4: swap
-        stock = _mids(rng, n, price)
+        stock = _mids(rng, n, price, WILD_WALK_SD)
         price = float(stock[-1])
         kinds = np.select(
             [slot < 2, slot < 4],

@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bench.promises import PromisesOff
+from bench.run import dislocation_settings
+from bench.workloads import write_dislocations
 from bot.backtest.runner import Backtest
 from bot.config import Settings, load_config
 from bot.feeds.io import FeedReader
@@ -18,7 +21,7 @@ from bot.feeds.synth import generate
 from bot.intents import Intent
 from bot.model import RequestKind, RequestState
 from bot.sessions import MarketSession
-from strategies.base import Quiet, StrategyContext
+from strategies.base import StrategyContext
 from strategies.mint_redeem import MintRedeemStrategy
 from tests.conftest import DEFAULT_CONFIG
 
@@ -163,30 +166,44 @@ class Counting(MintRedeemStrategy):
         return super().on_market(ctx, token)
 
 
-class Unpromised(Counting):
-    """The engine never sees this strategy's promises (a fresh ``Quiet`` it never sets): every
-    market event reaches ``on_market``, as before promises existed."""
-
-    def quiet(self, token: str) -> Quiet:
-        return Quiet(token)
+class Unpromised(PromisesOff, Counting):
+    """The engine never sees this strategy's promises (``bench.promises``, as ``make bench``
+    runs with promises off): every market event reaches ``on_market``, as before promises
+    existed."""
 
 
-@pytest.mark.parametrize("name", ["calm", "launch-premium", "weekend-gap", "wicks"])
-def test_passing_over_quiet_and_held_tokens_changes_no_decision_fill_or_pnl(
-    feeds_dir: Path, name: str
-) -> None:
+def _promise_case(feeds_dir: Path, name: str) -> tuple[Path, Settings]:
+    """A synthetic scenario with the default settings, or a short workload (d) of ``make
+    bench`` (twelve 1.5% dislocations) with the bench's settings for it."""
+    if name == "bench-dislocations":
+        feed = feeds_dir / "bench-dislocations"
+        if not feed.exists():
+            write_dislocations(feed, events=600_000)
+        return feed, dislocation_settings(load_config(DEFAULT_CONFIG))
     feed = feeds_dir / f"scn-{name}"
     if not feed.exists():
         generate(name, 3, 11, feed)
+    return feed, settings()
+
+
+@pytest.mark.parametrize(
+    "name", ["calm", "launch-premium", "weekend-gap", "wicks", "bench-dislocations"]
+)
+def test_passing_over_quiet_and_held_tokens_changes_no_decision_fill_or_pnl(
+    feeds_dir: Path, name: str
+) -> None:
+    feed, config = _promise_case(feeds_dir, name)
     runs = []
     for strategy in (Counting, Unpromised):
-        bt = Backtest(settings(), feed=feed, strategy=strategy)
+        bt = Backtest(config, feed=feed, strategy=strategy)
         bt.run()
         runs.append(bt)
     promised, every_event = runs
     assert isinstance(promised.strategy, Counting) and isinstance(every_event.strategy, Counting)
     assert every_event.strategy.calls == every_event.record.summary["events"] - _non_market(feed)
     assert promised.strategy.calls < every_event.strategy.calls / 2
+    if name == "bench-dislocations":  # the promises were tested on trades, not only on skips
+        assert len(promised.engine.fills) >= 10
     assert promised.record.decisions == every_event.record.decisions  # repeats included
     assert promised.engine.fills == every_event.engine.fills
     for key in ("pnl_usd", "pnl_components", "final_inventory", "final_cash"):
