@@ -254,3 +254,63 @@ class RequestUpdate:
     price: Decimal = Decimal(0)
     fee_usd: Decimal = Decimal(0)
     reason: str = ""
+
+
+class TransferState(StrEnum):
+    """Lifecycle of a transfer of cash or tokens between two of our own accounts.
+
+    PENDING_SUBMIT -> SENT (left the source: debited there, in transit) -> ARRIVED (credited at
+    the destination); or FAILED (left, then returned to the source) or REJECTED (refused, or
+    returned whatever had left). UNKNOWN = outcome not yet learned; never 'failed'.
+    """
+
+    PENDING_SUBMIT = "pending_submit"
+    SENT = "sent"
+    ARRIVED = "arrived"
+    FAILED = "failed"
+    REJECTED = "rejected"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (TransferState.ARRIVED, TransferState.FAILED, TransferState.REJECTED)
+
+
+@dataclass(slots=True)
+class Transfer:
+    """A transfer by a configured route (bank wire, USDC ramp, token withdrawal).
+
+    ``asset`` is ``Currency.USD`` (USDC at par) or a token symbol; ``amount`` is what the
+    destination receives. The source pays ``fee_usd`` from its cash and ``fee_tokens`` of the
+    asset on top of the amount: the route's quote until SENT, then what the venue charged.
+    ``requested_by`` names who is told of its updates (``"rebalancer"`` or ``"strategy"``).
+    """
+
+    transfer_id: str
+    route: str
+    asset: str
+    amount: Decimal
+    source: str
+    destination: str
+    requested_ns: int
+    state: TransferState = TransferState.PENDING_SUBMIT
+    fee_usd: Decimal = Decimal(0)
+    fee_tokens: Decimal = Decimal(0)
+    sent_ns: int = 0
+    done_ns: int = 0  # ARRIVED, FAILED or REJECTED
+    reason: str = ""
+    requested_by: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferUpdate:
+    """A transfer venue's answer. SENT (and any later state reached without a SENT seen) carries
+    the fees charged."""
+
+    route: str
+    transfer_id: str
+    state: TransferState
+    ts_ns: int
+    fee_usd: Decimal = Decimal(0)
+    fee_tokens: Decimal = Decimal(0)
+    reason: str = ""

@@ -1,6 +1,7 @@
 """Ledger conservation, by property: no sequence of fills, duplicates, mint/redeem lifecycles
-(in any order, with skipped, stale and repeated updates) or funding accruals creates or destroys
-value beyond the recorded costs and the trades' price differences to the marks.
+(in any order, with skipped, stale and repeated updates), transfers between accounts (the same)
+or funding accruals creates or destroys value beyond the recorded costs and the trades' price
+differences to the marks; no float ever enters a balance.
 
 The model below is independent of the ledger's bookkeeping: it knows only each trade's price
 difference to the mark, each request's stage, fees and gas, and where tokens went.
@@ -18,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from bot.ledger import FUNDING_QUANTUM, NS_PER_YEAR, Ledger
 from bot.model import (
+    Currency,
     Fill,
     LegRole,
     MintRedeemRequest,
@@ -25,6 +27,9 @@ from bot.model import (
     RequestState,
     RequestUpdate,
     Side,
+    Transfer,
+    TransferState,
+    TransferUpdate,
 )
 
 D = Decimal
@@ -49,6 +54,25 @@ RANK = {
     RequestState.REJECTED: 3,
     RequestState.CANCELED: 3,
 }
+
+
+# how far along a transfer state is, as the transfer protocol defines it
+TRANSFER_RANK = {
+    TransferState.PENDING_SUBMIT: 0,
+    TransferState.UNKNOWN: 0,
+    TransferState.SENT: 1,
+    TransferState.ARRIVED: 2,
+    TransferState.FAILED: 2,
+    TransferState.REJECTED: 2,
+}
+ACCOUNTS = (*VENUES, ISSUER)
+
+
+@dataclass
+class ModelTransfer:
+    transfer: Transfer
+    state: TransferState = TransferState.PENDING_SUBMIT
+    left: bool = False  # debited at the source (SENT applied)
 
 
 @dataclass
@@ -83,6 +107,9 @@ class LedgerConservation(RuleBasedStateMachine):
         self.positions: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
         self.requests: list[ModelRequest] = []
         self.contributions = D(0)
+        self.transfers: list[ModelTransfer] = []
+        self.transfer_usd_fees = D(0)
+        self.transfer_token_fees = D(0)  # fee tokens at their marks
 
     @initialize(
         prices=st.tuples(marks, marks, marks),
@@ -176,6 +203,58 @@ class LedgerConservation(RuleBasedStateMachine):
         self.positions[(m.venue, req.token)] += _at_venue(m) - at_venue_before
 
     @rule(
+        asset=st.sampled_from([Currency.USD, *TOKENS]),
+        amount=qtys,
+        source=st.sampled_from(ACCOUNTS),
+        destination=st.sampled_from(ACCOUNTS),
+    )
+    def submit_transfer(self, asset: str, amount: Decimal, source: str, destination: str) -> None:
+        t = Transfer(f"x{len(self.transfers)}", "route", asset, amount, source, destination, 0)
+        assert self.ledger.track_transfer(t)
+        assert not self.ledger.track_transfer(t)
+        self.transfers.append(ModelTransfer(t))
+
+    @precondition(lambda self: self.transfers)
+    @rule(
+        data=st.data(),
+        state=st.sampled_from(list(TransferState)),
+        fee_usd=money,
+        fee_tokens=st.sampled_from([D(0), D(0), D("0.05"), D("1.000001")]),
+        ts_ns=st.integers(min_value=0, max_value=10**15),
+    )
+    def transfer_update(
+        self,
+        data: st.DataObject,
+        state: TransferState,
+        fee_usd: Decimal,
+        fee_tokens: Decimal,
+        ts_ns: int,
+    ) -> None:
+        m = data.draw(st.sampled_from(self.transfers))
+        t = m.transfer
+        if t.asset == Currency.USD:
+            fee_tokens = D(0)
+        upd = TransferUpdate("route", t.transfer_id, state, ts_ns, fee_usd, fee_tokens)
+        before = self.ledger.snapshot(), self.ledger.pnl(self.marks)
+        applies = TRANSFER_RANK[state] > TRANSFER_RANK[m.state]
+        assert self.ledger.apply_transfer_update(t, upd) is applies
+        if not applies:
+            assert (self.ledger.snapshot(), self.ledger.pnl(self.marks)) == before
+            return
+        token = t.asset != Currency.USD
+        if not m.left and state is not TransferState.REJECTED:
+            m.left = True
+            self.transfer_usd_fees += fee_usd
+            if token:
+                self.transfer_token_fees += fee_tokens * self.marks[t.asset]
+                self.positions[(t.source, t.asset)] -= t.amount + fee_tokens
+        if token and state is TransferState.ARRIVED:
+            self.positions[(t.destination, t.asset)] += t.amount
+        elif token and m.left and state in (TransferState.FAILED, TransferState.REJECTED):
+            self.positions[(t.source, t.asset)] += t.amount
+        m.state = state
+
+    @rule(
         now_ns=st.integers(min_value=0, max_value=10**15),
         rate=st.sampled_from([0.0, 0.05, 0.0725, 1.0]),
     )
@@ -212,6 +291,8 @@ class LedgerConservation(RuleBasedStateMachine):
                 - self.gas
                 - issuer_fees
                 - self.funding
+                - self.transfer_usd_fees
+                - self.transfer_token_fees
             )
             assert self.ledger.equity(self.marks) == expected
             pnl = self.ledger.pnl(self.marks)
@@ -221,6 +302,33 @@ class LedgerConservation(RuleBasedStateMachine):
             assert pnl.gas == self.gas
             assert pnl.issuer_fees == issuer_fees
             assert pnl.funding == self.funding
+            assert pnl.transfer_fees >= self.transfer_usd_fees
+            if not self.transfer_token_fees:
+                assert pnl.transfer_fees == self.transfer_usd_fees
+
+    @invariant()
+    def in_transit_is_what_left_and_has_not_arrived_or_returned(self) -> None:
+        for asset in (Currency.USD, *TOKENS):
+            expected = sum(
+                (
+                    m.transfer.amount
+                    for m in self.transfers
+                    if m.transfer.asset == asset and m.state is TransferState.SENT
+                ),
+                D(0),
+            )
+            assert self.ledger.in_transit(asset) == expected
+            assert self.ledger.snapshot().in_transit.get(asset, D(0)) == expected
+
+    @invariant()
+    def no_float_enters_a_balance(self) -> None:
+        snap = self.ledger.snapshot()
+        values = [*snap.in_transit.values()]
+        for balances in snap.venues.values():
+            values += [balances.cash, *balances.positions.values()]
+        if self.marks:
+            values += list(self.ledger.pnl(self.marks).as_dict().values())
+        assert all(type(v) is Decimal for v in values)
 
     @invariant()
     def positions_follow_fills_and_token_transfers(self) -> None:
@@ -332,3 +440,47 @@ def test_funding_accrues_notional_times_rate_times_time_whatever_the_timer(
     assert abs(charged - exact) <= (len(cuts) + 1) * FUNDING_QUANTUM / 2
     assert ledger.pnl({"AAPLx": notional}).funding == charged
     assert ledger.cash(ISSUER) == -charged
+
+
+@given(
+    mark=marks,
+    asset=st.sampled_from([Currency.USD, "AAPLx"]),
+    amount=qtys,
+    fee_usd=money,
+    fee_tokens=st.sampled_from([D(0), D("0.5"), D("0.000001")]),
+    path=st.sampled_from(
+        [
+            (TransferState.SENT, TransferState.ARRIVED),
+            (TransferState.ARRIVED,),
+            (TransferState.SENT, TransferState.FAILED),
+            (TransferState.SENT, TransferState.REJECTED),
+            (TransferState.REJECTED,),
+        ]
+    ),
+)
+def test_a_transfer_changes_equity_only_by_its_fees(
+    mark: Decimal,
+    asset: str,
+    amount: Decimal,
+    fee_usd: Decimal,
+    fee_tokens: Decimal,
+    path: tuple[TransferState, ...],
+) -> None:
+    ledger = Ledger()
+    ledger.deposit_cash("kraken", D(1_000_000))
+    ledger.deposit_position("kraken", "AAPLx", D(5_000), mark)
+    marks_ = {"AAPLx": mark}
+    start = ledger.equity(marks_)
+    if asset == Currency.USD:
+        fee_tokens = D(0)
+    t = Transfer("x1", "wire", asset, amount, "kraken", ISSUER, 0)
+    assert ledger.track_transfer(t)
+    for ts, state in enumerate(path, start=1):
+        upd = TransferUpdate("wire", "x1", state, ts, fee_usd, fee_tokens)
+        assert ledger.apply_transfer_update(t, upd)
+        assert not ledger.apply_transfer_update(t, upd)
+        left = path[0] is not TransferState.REJECTED
+        cost = fee_usd + fee_tokens * mark if left else D(0)
+        assert ledger.equity(marks_) == start - cost
+        pnl = ledger.pnl(marks_)
+        assert pnl.realized + pnl.unrealized == pnl.total == -cost

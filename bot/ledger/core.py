@@ -10,6 +10,10 @@ Who calls what (the engine is the only writer; strategies read it through ``Ledg
 - ``track_request`` when a mint/redeem is submitted, ``apply_request_update`` for every issuer
   update; idempotent by (request_id, state) and tolerant of skipped states.
 - ``accrue_funding`` on a timer: interest on capital locked in in-flight requests.
+- ``track_transfer`` when a transfer is submitted, ``apply_transfer_update`` for every answer of
+  its venue; idempotent by (transfer_id, state). SENT debits the source (amount + fees, component
+  ``transfer_fees``), the amount is in transit (valued at its mark, USD at par) until ARRIVED
+  credits the destination; FAILED/REJECTED after SENT returns it (``bot.ledger.transfers``).
 - ``equity`` / ``pnl`` / ``snapshot`` for reports; ``version`` says whether anything changed
   since an earlier look (a report may reuse what it derived from the book while it is unchanged).
 
@@ -27,7 +31,17 @@ from bot.ledger.exact import ZERO, exact, from_float, funding_charge
 from bot.ledger.positions import Positions
 from bot.ledger.reports import InFlightSummary, LedgerSnapshot, PnlBreakdown, VenueBalances
 from bot.ledger.requests import STAGE, FundingLock, TrackedRequest
-from bot.model import Fill, LegRole, MintRedeemRequest, RequestState, RequestUpdate
+from bot.ledger.transfers import TransferBook
+from bot.model import (
+    Currency,
+    Fill,
+    LegRole,
+    MintRedeemRequest,
+    RequestState,
+    RequestUpdate,
+    Transfer,
+    TransferUpdate,
+)
 
 _HEDGE_ROLES = (LegRole.HEDGE, LegRole.UNWIND)
 
@@ -41,7 +55,8 @@ class _Book:
     cash: Decimal  # sum of every account's cash
     positions: tuple[tuple[str, Decimal, Decimal], ...]  # (instrument, qty, basis), qty != 0
     requests: tuple[tuple[str, Decimal, Decimal, Decimal], ...]  # (token, owned, basis, receivable)
-    costs: Decimal  # venue fees + gas + issuer fees + funding
+    transit: tuple[tuple[str, Decimal, Decimal], ...]  # (asset, amount, basis) of sent transfers
+    costs: Decimal  # venue fees + gas + issuer fees + funding + transfer fees
     realized: Decimal  # realized trading - costs
 
 
@@ -62,6 +77,7 @@ class Ledger:
         self._requests: dict[str, TrackedRequest] = {}  # not yet terminal
         self._finished: dict[str, RequestState] = {}  # terminal: later updates are stale
         self._locks: list[FundingLock] = []
+        self._transfers = TransferBook(self._cash, self._positions)
         self._version = 0
         self._book: _Book | None = None
 
@@ -254,6 +270,61 @@ class Ledger:
             t.lock = FundingLock(t.request.issuer, notional, ts_ns)
             self._locks.append(t.lock)
 
+    # -- transfers --------------------------------------------------------------------------
+
+    def open_transfers(self) -> list[Transfer]:
+        """Copies of the non-terminal transfers, oldest first; ``state`` is the furthest stage
+        the ledger has applied (PENDING_SUBMIT until the venue says it left)."""
+        return self._transfers.copies()
+
+    def in_transit(self, asset: str) -> Decimal:
+        """How much of ``asset`` (a token symbol, or "USD") has left one of our accounts and not
+        yet arrived at another: ours, at no venue."""
+        total = ZERO
+        with exact():
+            for t in self._transfers.open:
+                if t.transfer.asset == asset:
+                    total += t.in_transit
+        return total
+
+    def available(self, account: str, asset: str) -> Decimal:
+        """What ``account`` holds of ``asset`` ("USD": its cash; a token: its position) less
+        what its transfers not yet sent will take (amount and fees)."""
+        held = self.cash(account) if asset == Currency.USD else self.position(account, asset)
+        with exact():
+            for t in self._transfers.open:
+                held -= t.held_back(account, asset)
+        return held
+
+    def track_transfer(self, transfer: Transfer) -> bool:
+        """Start tracking a submitted transfer (no balance moves). False if already known."""
+        if self._transfers.knows(transfer.transfer_id):
+            return False
+        self._version += 1
+        self._transfers.track(transfer)
+        return True
+
+    def apply_transfer_update(self, transfer: Transfer, update: TransferUpdate) -> bool:
+        """Apply a transfer venue's answer; False (and no change) if stale or a duplicate.
+
+        SENT debits the source: USD amount + ``fee_usd`` from its cash; tokens: amount +
+        ``fee_tokens`` from its position (the amount keeps its cost basis in transit, the fee
+        tokens' basis is a cost) and ``fee_usd`` from its cash. ARRIVED credits the amount to the
+        destination; FAILED, or REJECTED after SENT, returns it to the source. A later state
+        reached without SENT seen applies SENT first with the update's fees; REJECTED before
+        SENT moves nothing. Fees are component ``transfer_fees``.
+        """
+        tid = transfer.transfer_id
+        if update.transfer_id != tid:
+            raise ValueError(f"update for {update.transfer_id} applied to transfer {tid}")
+        if not self._transfers.is_news(tid, update):
+            return False
+        self.track_transfer(transfer)
+        self._version += 1
+        with exact():
+            self._realized_trading += self._transfers.apply(tid, update)
+        return True
+
     # -- funding ----------------------------------------------------------------------------
 
     def accrue_funding(self, now_ns: int, rate_apy: Decimal | float) -> Decimal:
@@ -323,6 +394,7 @@ class Ledger:
                 issuer_fees=self._issuer_fees,
                 hedge_slippage=self._hedge_slippage,
                 funding=self._funding,
+                transfer_fees=self._transfers.fees,
             )
 
     def _current_book(self) -> _Book:
@@ -331,7 +403,13 @@ class Ledger:
         if book is not None and book.version == self._version:
             return book
         with exact():
-            costs = self._venue_fees + self._gas + self._issuer_fees + self._funding
+            costs = (
+                self._venue_fees
+                + self._gas
+                + self._issuer_fees
+                + self._funding
+                + self._transfers.fees
+            )
             book = _Book(
                 version=self._version,
                 cash=sum(self._cash.values(), ZERO),
@@ -344,6 +422,11 @@ class Ledger:
                     (t.request.token, t.owned_tokens, t.owned_basis, t.receivable)
                     for t in self._requests.values()
                 ),
+                transit=tuple(
+                    (t.transfer.asset, t.in_transit, t.basis)
+                    for t in self._transfers.open
+                    if t.in_transit
+                ),
                 costs=costs,
                 realized=self._realized_trading - costs,
             )
@@ -351,7 +434,8 @@ class Ledger:
         return book
 
     def snapshot(self) -> LedgerSnapshot:
-        """Cash and non-zero positions per venue/account; in-flight mints and redeems per token."""
+        """Cash and non-zero positions per venue/account; in-flight mints and redeems per token;
+        transfers in transit per asset."""
         venues: dict[str, VenueBalances] = {}
         for account, cash in self._cash.items():
             venues[account] = VenueBalances(cash, {})
@@ -369,7 +453,12 @@ class Ledger:
                 book[token] = InFlightSummary(
                     prev.count + 1, prev.qty + t.request.qty, prev.cash + cash
                 )
-        return LedgerSnapshot(venues, mints, redeems)
+            in_transit: dict[str, Decimal] = {}
+            for tt in self._transfers.open:
+                if tt.in_transit:
+                    asset = tt.transfer.asset
+                    in_transit[asset] = in_transit.get(asset, ZERO) + tt.in_transit
+        return LedgerSnapshot(venues, mints, redeems, in_transit)
 
 
 def _funded_upto(lock: FundingLock, now_ns: int) -> int:
@@ -380,9 +469,10 @@ def _funded_upto(lock: FundingLock, now_ns: int) -> int:
 def _value(book: _Book, marks: Mapping[str, Decimal]) -> tuple[Decimal, Decimal]:
     """(equity, unrealized) of ``book`` at ``marks``; call inside ``exact()``.
 
-    Equity: cash + positions at marks + in-flight tokens at marks + in-flight receivables.
-    Unrealized: positions and in-flight tokens at marks minus their cost basis. Each sum adds
-    its terms in the book's order (positions, then requests).
+    Equity: cash + positions at marks + in-flight tokens at marks + in-flight receivables +
+    transfers in transit (tokens at marks, USD at par). Unrealized: positions and in-flight
+    tokens (requests and transfers) at marks minus their cost basis. Each sum adds its terms in
+    the book's order (positions, then requests, then transfers).
     """
     total = book.cash
     unrealized = ZERO
@@ -396,6 +486,13 @@ def _value(book: _Book, marks: Mapping[str, Decimal]) -> tuple[Decimal, Decimal]
             total += value
             unrealized += value - basis
         total += receivable
+    for asset, amount, basis in book.transit:
+        if asset == Currency.USD:
+            total += amount
+        else:
+            value = amount * _mark(marks, asset)
+            total += value
+            unrealized += value - basis
     return total, unrealized
 
 

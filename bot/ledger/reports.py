@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 
 
@@ -18,10 +18,12 @@ class PnlBreakdown:
     ``venue_fees`` (sum of fills' fee_usd), ``gas`` (sum of fills' gas_usd), ``issuer_fees``
     (mint/redeem fees of priced requests), ``funding`` (interest on capital locked in
     in-flight requests), ``hedge_slippage`` (HEDGE/UNWIND fills against their reference price:
-    side x (price - reference) x qty; it is inside the fill prices, not a separate cash flow).
+    side x (price - reference) x qty; it is inside the fill prices, not a separate cash flow),
+    ``transfer_fees`` (fees of transfers that left their source: USD fees, plus the cost basis
+    of tokens paid as fees).
 
     ``spread_captured`` is the residual ``total + venue_fees + gas + issuer_fees +
-    hedge_slippage + funding``: the gross trading result before all those costs, i.e. what the
+    hedge_slippage + funding + transfer_fees``: the gross trading result before all those costs, i.e. what the
     trades would have made with free execution and hedges filled at their reference prices.
     """
 
@@ -34,6 +36,7 @@ class PnlBreakdown:
     issuer_fees: Decimal
     hedge_slippage: Decimal
     funding: Decimal
+    transfer_fees: Decimal
 
     def as_dict(self) -> dict[str, Decimal]:
         """Field name -> value, in field order."""
@@ -63,8 +66,10 @@ class InFlightSummary:
 
 @dataclass(frozen=True, slots=True)
 class LedgerSnapshot:
-    """Balances for reports: per venue/account, and in-flight mints and redeems per token."""
+    """Balances for reports: per venue/account, in-flight mints and redeems per token, and
+    transfers in transit per asset (a token symbol, or "USD")."""
 
     venues: dict[str, VenueBalances]
     mints: dict[str, InFlightSummary]
     redeems: dict[str, InFlightSummary]
+    in_transit: dict[str, Decimal] = field(default_factory=dict)
