@@ -141,6 +141,24 @@ class StrategyConfig(Strict):
     hedge_slippage_bps: float = Field(10.0, ge=0, description="limit price band for DAY limits")
     inventory: dict[str, InventoryBand] = Field(default_factory=dict)
     ignore_settlement: bool = Field(False, description="naive variant for comparisons only")
+    hedge_initial_inventory: bool = Field(
+        True, description="hedge the starting token inventory at the broker's first session"
+    )
+    # legs that come back short (docs/strategy.md §7)
+    max_slippage_bps: float = Field(
+        30.0, ge=0, description="token legs: worst price at most this far past the expected one"
+    )
+    swap_deadline_s: float = Field(60.0, gt=0, description="a pool swap reverts if later")
+    sale_attempts: int = Field(4, ge=1, description="offers of unsold minted tokens per redeem")
+    sale_retry_s: float = Field(30.0, ge=0, description="wait before offering the rest again")
+    sale_reprice_bps: float = Field(5.0, ge=0, description="each new offer this much lower")
+    retry_s: float = Field(5.0, ge=0, description="wait after a refused hedge or request")
+    retry_cap_s: float = Field(300.0, ge=0, description="longest wait between retries")
+    request_attempts: int = Field(3, ge=1, description="issuer refusals before stranded")
+    hedge_reprice_s: float = Field(60.0, gt=0, description="re-place a hedge working this long")
+    hedge_deadline_s: float = Field(
+        300.0, gt=0, description="longest a hedge may work before exposure counts as a breach"
+    )
 
 
 class RiskConfig(Strict):

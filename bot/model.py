@@ -113,6 +113,7 @@ class LegRole(StrEnum):
     TOKEN = "token"  # sell/buy the token against the premium/discount
     HEDGE = "hedge"  # broker leg that holds exposure flat while the issuer leg settles
     UNWIND = "unwind"  # closes the hedge once the issuer leg is priced
+    INVENTORY = "inventory"  # hedges the starting token inventory (its PnL is inventory carry)
     REBALANCE = "rebalance"  # inventory management
     QUOTE = "quote"  # market-making quote
 

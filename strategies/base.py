@@ -110,6 +110,10 @@ class LedgerView(Protocol):
 
     def in_flight(self, token: str) -> list[MintRedeemRequest]: ...
 
+    def deposited(self, instrument: str) -> Decimal:
+        """The starting quantity of ``instrument`` (deposits over every venue)."""
+        ...
+
 
 class StrategyContext(Protocol):
     """Read-only view handed to a strategy on every call."""

@@ -22,7 +22,15 @@ from typing import TYPE_CHECKING
 from bot.intents import CancelOrder, PlaceOrder
 from bot.model import Fill, LegRole, MintRedeemRequest, Order, RequestKind, Side
 from bot.sessions import MarketSession
-from strategies.arb_groups import Group, GroupBook, LegKind, Path
+from strategies.arb_groups import (
+    Group,
+    GroupBook,
+    Leg,
+    LegKind,
+    Path,
+    RetryPolicy,
+    SalePolicy,
+)
 from strategies.base import Decision, Quiet
 from strategies.costs import Direction, EdgeBreakdown
 from strategies.gates import Gates
@@ -50,12 +58,13 @@ from strategies.opportunity import (
 )
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.config import Settings, StrategyConfig
     from bot.intents import Intent
     from bot.market import TopOfBook
     from strategies.base import StrategyContext
 
 NS = 1_000_000_000
+ZERO = Decimal(0)
 # An unchanged sub-threshold opportunity is re-costed at most this often (sooner when its premium
 # improves by more than REEVALUATE_BPS): costing takes ~1 ms, a persistent premium would cost it per event.
 REEVALUATE_NS = 60 * NS
@@ -70,6 +79,7 @@ ACCOUNT_RECOST_NS = 10 * 60 * NS
 HOLD_MIN_DELTA = 1e-6  # a hold whose bands would be narrower than 0.01 bps is not worth it
 BACKOFF_BASE_S = 5.0  # after a short token leg; doubles per consecutive one
 BACKOFF_CAP_S = 600.0
+_BROKER_ROLES = (LegRole.HEDGE, LegRole.UNWIND)
 
 
 class MintRedeemStrategy:
@@ -87,7 +97,7 @@ class MintRedeemStrategy:
         self.cfg = config.strategy
         self._up = 1.0 + self.cfg.min_edge_bps * 1e-4
         self._down = 1.0 - self.cfg.min_edge_bps * 1e-4
-        self.groups = GroupBook()
+        self.groups = GroupBook(_sale_policy(self.cfg), _retry_policy(self.cfg))
         self._tokens = token_views(config)
         # overnight hedges need the strategy's consent and an account enabled for them
         brokers = {st.broker for st in self._tokens.values() if st.broker in config.venues}
@@ -108,7 +118,32 @@ class MintRedeemStrategy:
             # after a restart, number new groups past those still in flight
             for request in ctx.ledger.in_flight(st.symbol):
                 self.groups.seen_group_id(st.symbol, request.group_id)
-        return None
+        return self._hedge_inventory(ctx)
+
+    def _hedge_inventory(self, ctx: StrategyContext) -> list[Intent] | None:
+        """Hedges that follow the book rather than one arbitrage: with
+        ``hedge_initial_inventory`` the starting token inventory (the ledger's deposits) gets
+        its own hedge group (``arb_groups.Path.INVENTORY_HEDGE``), placed when the broker's
+        session takes it and grown with the deposits; and after a multiplier step every group
+        still hedged holds the shares of the new multiplier (``GroupBook.rebase``)."""
+        out: list[Intent] = []
+        now = ctx.now_ns
+        for st in self._tokens.values():
+            stock = ctx.tokens.get(st.symbol)
+            if stock is None:
+                continue
+            multiplier = stock.multiplier_at(now)
+            qty = ctx.ledger.deposited(st.symbol) if self.cfg.hedge_initial_inventory else ZERO
+            if st.inventory_hedged == (qty, multiplier):
+                continue
+            last = st.inventory_hedged
+            st.inventory_hedged = (qty, multiplier)
+            if last is not None and last[1] != multiplier:
+                self.groups.rebase(st.symbol, multiplier, ctx.open_orders(), now)
+            if qty > 0 and (last is None or last[0] != qty):
+                self.groups.hedge_inventory(st.symbol, st.venues[0].name, qty, multiplier, now)
+            out.extend(self._flush(ctx, st.symbol) or ())
+        return out or None
 
     def on_stop(self, ctx: StrategyContext) -> None:
         for st in self._tokens.values():
@@ -151,6 +186,11 @@ class MintRedeemStrategy:
                     return None
             st.refresh_multiplier(now)
             st.gates_until_ns = 0
+            held = st.inventory_hedged
+            if held is not None and held[1] != st.mult_dec:  # a step: re-size the hedges
+                out = self._hedge_inventory(ctx)
+                if out:
+                    return out
         fair = mid * st.mult  # costs.fair_value, inlined: this line runs on every event
         hi = fair * self._up
         lo = fair * self._down
@@ -202,7 +242,7 @@ class MintRedeemStrategy:
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
         self._lifecycle_event()
-        group = self.groups.on_fill(fill)
+        group = self.groups.on_fill(fill, ctx.open_orders(fill.group_id), ctx.now_ns)
         if group is not None and fill.role is LegRole.TOKEN:
             self._tokens[group.token].token_failures = 0
         return self._lifecycle(ctx, group)
@@ -219,7 +259,7 @@ class MintRedeemStrategy:
             wait_s = min(BACKOFF_BASE_S * 2 ** (st.token_failures - 1), BACKOFF_CAP_S)
             st.backoff_until_ns = ctx.now_ns + int(max(wait_s, self.cfg.cooldown_s) * NS)
         open_orders = ctx.open_orders(order.group_id)
-        return self._lifecycle(ctx, self.groups.on_order_done(order, open_orders))
+        return self._lifecycle(ctx, self.groups.on_order_done(order, open_orders, ctx.now_ns))
 
     def on_request(self, ctx: StrategyContext, request: MintRedeemRequest) -> list[Intent] | None:
         self._lifecycle_event()
@@ -227,16 +267,22 @@ class MintRedeemStrategy:
         if group is None:
             return None
         open_orders = ctx.open_orders(group.group_id)
-        return self._lifecycle(ctx, self.groups.on_request(request, open_orders))
+        return self._lifecycle(ctx, self.groups.on_request(request, open_orders, ctx.now_ns))
 
     def on_issuer_event(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
         self._lifecycle_event()  # a pause, a fee or a multiplier may change any skip
         return self.on_market(ctx, token)
 
     def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
+        now = ctx.now_ns
+        reprice_ns = self.groups.retry.reprice_ns
+        for order in ctx.open_orders():
+            # a hedge left working too long (a limit the market moved away from) is placed anew
+            if order.role in _BROKER_ROLES and now - order.created_ns >= reprice_ns:
+                self.groups.reprice(order)
+        out = self._hedge_inventory(ctx) or []
         if not self._pending:
-            return None
-        out: list[Intent] = []
+            return out or None
         for token in self.groups.tokens_with_pending():
             out.extend(self._flush(ctx, token) or ())
         return out or None
@@ -588,8 +634,9 @@ class MintRedeemStrategy:
         kind = RequestKind.MINT if premium else RequestKind.REDEEM
         mint_first = plan.path is Path.MINT_FIRST
         group = Group(
-            group_id, st.symbol, v.name, plan.path, qty, shares, hedge_side, form is not None
-        )
+            group_id, st.symbol, v.name, plan.path, qty, shares, hedge_side, form is not None,
+            multiplier=st.mult_dec,
+        )  # fmt: skip
         group.fair, group.request_on_fill = fair, None if mint_first else kind
         self.groups.add(group)
         if mint_first:
@@ -655,7 +702,7 @@ class MintRedeemStrategy:
                 form = None
         quote = ctx.market.quotes.get(st.underlying)
         mark = quote.mid if quote is not None and quote.valid else math.nan
-        legs = self.groups.drain(token, form, mark)
+        legs = self.groups.drain(token, form, mark, now)
         for note in self.groups.take_notes(token):
             self._note(ctx, st, now, note.code, note.reason, 0.0, None, note.action, False)
         intents: list[Intent] = []
@@ -665,10 +712,11 @@ class MintRedeemStrategy:
                 role, gid = leg.role, leg.group_id
                 intents.append(self._broker_leg(st, leg.side, leg.qty, leg.form, mark, role, gid))
             elif leg.kind is LegKind.TOKEN:
-                # minted tokens go at no less than fair value: the hedge covers the price move
+                # minted tokens are hedged: they go at fair value, less the sale policy's
+                # discount for an offer made again (the hedge covers the price move)
                 fair = mark * st.mult if mark == mark else leg.fair
-                v = next(x for x in st.venues if x.name == leg.venue)
-                worst = worst_token_price(fair, leg.side)
+                v = self._sale_venue(ctx, st, leg)
+                worst = worst_token_price(fair * (1.0 - leg.discount_bps * 1e-4), leg.side)
                 intents.append(
                     token_order(v.name, v.kind, token, leg.side, leg.qty, worst, leg.group_id, fair)
                 )
@@ -683,6 +731,21 @@ class MintRedeemStrategy:
             else:
                 intents.append(CancelOrder(st.broker, leg.client_id))
         return intents or None
+
+    @staticmethod
+    def _sale_venue(ctx: StrategyContext, st: TokenView, leg: Leg) -> VenueView:
+        """Where an offer of minted tokens goes: the group's venue first; an offer made again
+        rotates through the token's venues that hold enough of it (the sale policy)."""
+        own = next(v for v in st.venues if v.name == leg.venue)
+        if leg.attempt == 0:
+            return own
+        others = [
+            v
+            for v in st.venues
+            if v is not own and ctx.ledger.position(v.name, st.symbol) >= leg.qty
+        ]
+        choices = [own, *others]
+        return choices[leg.attempt % len(choices)]
 
     def _skip(
         self,
@@ -722,6 +785,25 @@ class MintRedeemStrategy:
         )
         ctx.record(decision)
         st.last_decision, st.last_code = decision, code
+
+
+def _sale_policy(cfg: StrategyConfig) -> SalePolicy:
+    return SalePolicy(
+        attempts=cfg.sale_attempts,
+        retry_ns=int(cfg.sale_retry_s * NS),
+        retry_cap_ns=int(cfg.retry_cap_s * NS),
+        reprice_bps=cfg.sale_reprice_bps,
+        max_discount_bps=cfg.max_slippage_bps,
+    )
+
+
+def _retry_policy(cfg: StrategyConfig) -> RetryPolicy:
+    return RetryPolicy(
+        retry_ns=int(cfg.retry_s * NS),
+        retry_cap_ns=int(cfg.retry_cap_s * NS),
+        request_attempts=cfg.request_attempts,
+        reprice_ns=int(cfg.hedge_reprice_s * NS),
+    )
 
 
 def _room(gap: float) -> float:

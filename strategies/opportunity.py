@@ -125,6 +125,7 @@ class TokenView:
         "rejected_premium", "rejected_up", "recost_ns", "token_failures", "backoff_until_ns",
         "quiet_until_ns", "quiet_epoch", "gates_until_ns", "gates_epoch", "gates_form",
         "gates_closed", "quote", "issuer_state", "watch", "quote_band", "hold_counts",
+        "inventory_hedged",
     )  # fmt: skip
 
     def __init__(self, symbol: str, underlying: str, issuer: str, broker: str) -> None:
@@ -159,6 +160,8 @@ class TokenView:
         self.watch = Quiet(symbol)  # the engine passes over the token's events while it holds
         self.quote_band = self.watch.band(broker, underlying)
         self.hold_counts = True  # whether events passed over repeat the last skip
+        # (starting inventory, multiplier) the inventory hedge was last sized for
+        self.inventory_hedged: tuple[Decimal, Decimal] | None = None
 
     def refresh_multiplier(self, now: int) -> None:
         """Cache the multiplier in force at ``now`` and when the next step activates."""

@@ -111,6 +111,9 @@ class Ledger:
     def in_flight(self, token: str) -> list[MintRedeemRequest]:
         return []
 
+    def deposited(self, instrument: str) -> Decimal:
+        return Decimal(0)
+
 
 class Context:
     """A StrategyContext over a real MarketState, SessionCalendar and IssuerSessionRule."""
@@ -280,13 +283,18 @@ def test_premium_without_inventory_mints_first_hedges_when_priced_sells_on_arriv
     strat.on_fill(ctx, Fill("alpaca", "AAPL", "c2", "t2", Side.SELL, Decimal(51), Decimal("199.75"),
                             TUESDAY_11, role=LegRole.HEDGE, group_id="AAPLx-1"))  # fmt: skip
     req.state = RequestState.SETTLED
+    # the tokens are here: sell them at fair value; the hedge stays on until they are sold
     assert strat.on_request(ctx, req) == [
         PlaceOrder(
             "kraken", "AAPLx", Side.SELL, Decimal("50"), OrderType.LIMIT, Decimal("204.0000"),
             TimeInForce.IOC, False, LegRole.TOKEN, "AAPLx-1", FAIR,
         ),
-        hedge(Side.BUY, role=LegRole.UNWIND),
     ]  # fmt: skip
+    # the sale fills: now, and only now, the hedge is bought back
+    assert strat.on_fill(ctx, token_fill(Side.SELL, "50", "204")) == [
+        hedge(Side.BUY, role=LegRole.UNWIND)
+    ]
+    assert strat.groups.awaiting("AAPLx") == 0
 
 
 def test_premium_below_min_edge_is_skipped_with_its_reason_and_collapsed() -> None:
@@ -470,16 +478,40 @@ def test_unwind_priced_over_the_weekend_waits_for_monday_and_is_noted_once() -> 
     assert strat.on_timer(ctx, "heartbeat") is None  # placed once
 
 
-def test_issuer_refusal_unwinds_the_hedge_and_is_recorded() -> None:
+def test_issuer_refusal_keeps_the_hedge_asks_again_then_strands_the_group() -> None:
     strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
     ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
     strat.on_market(ctx, "AAPLx")
-    strat.on_fill(ctx, hedge_fill(Side.BUY))
+    mint = RequestMintRedeem(
+        "backed", "AAPLx", RequestKind.MINT, Decimal("50"), "AAPLx-1", FAIR, venue="kraken"
+    )
+    assert strat.on_fill(ctx, token_fill(Side.SELL, "50", "208")) == [mint]
+    assert strat.on_fill(ctx, hedge_fill(Side.BUY)) is None
+    # 50 tokens were sold and not yet minted back: the 51 shares stay, the mint is asked again
     refused = priced(RequestState.REJECTED, "MARKET_PAUSED")
-    assert strat.on_request(ctx, refused) == [hedge(Side.SELL, role=LegRole.UNWIND)]
+    assert strat.on_request(ctx, refused) is None
     assert ctx.decisions[-1].action == "issuer_refused"
-    assert ctx.decisions[-1].reason == "AAPLx-1: issuer rejected: MARKET_PAUSED"
+    assert ctx.decisions[-1].reason == (
+        "AAPLx-1: issuer rejected: MARKET_PAUSED; asked again, hedged"
+    )
+    assert strat.groups.awaiting("AAPLx") == 1
+    ctx.now_ns += 5 * NS  # the retry waits 5 s
+    assert strat.on_timer(ctx, "heartbeat") == [mint]
+    refused2 = MintRedeemRequest("r2", "backed", "AAPLx", RequestKind.MINT, Decimal(50), ctx.now_ns,
+                                 "AAPLx-1", RequestState.REJECTED, reason="MARKET_PAUSED")  # fmt: skip
+    assert strat.on_request(ctx, refused2) is None
+    ctx.now_ns += 10 * NS  # then 10 s
+    assert strat.on_timer(ctx, "heartbeat") == [mint]
+    refused3 = MintRedeemRequest("r3", "backed", "AAPLx", RequestKind.MINT, Decimal(50), ctx.now_ns,
+                                 "AAPLx-1", RequestState.REJECTED, reason="MARKET_PAUSED")  # fmt: skip
+    assert strat.on_request(ctx, refused3) is None  # the third refusal: stranded, still hedged
+    assert ctx.decisions[-1].action == "stranded"
+    assert ctx.decisions[-1].reason == (
+        "AAPLx-1: issuer rejected: MARKET_PAUSED; 50 tokens stay, hedge kept"
+    )
     assert strat.groups.awaiting("AAPLx") == 0
+    group = strat.groups.get("AAPLx-1")
+    assert group is not None and group.hedge_position == group.hedge_target() == Decimal(51)
 
 
 def test_partial_token_buy_redeems_what_was_bought_and_unwinds_the_excess_hedge() -> None:

@@ -65,3 +65,5 @@ class RunRecord:
     requests: list[RequestMark] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    # stock -> (ts_ns, net delta, net delta less the carried one) at every change, in shares
+    exposure: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)

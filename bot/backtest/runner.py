@@ -28,6 +28,7 @@ from bot.clock import SimClock, Stopwatch
 from bot.config import Settings
 from bot.engine import Engine
 from bot.errors import FeedError
+from bot.exposure import ExposureMonitor
 from bot.feeds.io import FeedReader
 from bot.feeds.schema import EventKind
 from bot.journal import MemoryJournal
@@ -174,9 +175,19 @@ class Backtest:
 
     # ---- feed checks -----------------------------------------------------------------------
     def _check_feed(self) -> None:
+        self.exposure = ExposureMonitor(
+            settings,
+            self.tokens,
+            self.ledger,
+            self.market,
+            self.calendar,
+            self._order_works,
+        )
+        self.engine.after_answer = lambda: self.exposure.observe(self.clock.now_ns())
         have = self.reader.instruments
         venues_in_feed = {v for v, _ in have}
         missing: list[str] = []
+        self._instruments_of = {}
         for sym, stock in self.settings.stocks.items():
             if (stock.broker, sym) not in have:
                 missing.append(f"stock {sym} at {stock.broker}")
@@ -313,10 +324,22 @@ class Backtest:
         now = self.clock.now_ns()
         marks = engine.marks()
         try:
+    def _order_works(self, stock: str) -> bool:
+        """An order on ``stock`` or one of its tokens works now (the exposure exemption)."""
+        instruments = self._instruments_of.get(stock)
+        if instruments is None:
+            instruments = self._instruments_of[stock] = {stock} | {
+                sym for sym, t in self.settings.tokens.items() if t.underlying == stock
+            }
+        return any(o.instrument in instruments for o in self.engine.executor.open_orders())
+
+    _instruments_of: dict[str, set[str]]
+
             pnl = self._sample_pnl(marks)
         except ValueError:
             return  # a holding without a mark yet (before the first quote)
         self._sample_book()
+        self.exposure.observe(now, answer=False)
         inventory = self._sampled_inventory
         cash = self._sampled_cash
         in_flight = self._sampled_in_flight
@@ -392,6 +415,7 @@ class Backtest:
     def _finish(self, events: int, wall: float) -> None:
         rec = self.record
         rec.decisions = list(self.engine.decisions)
+        self.exposure.finish(self.clock.now_ns())
         for f in self.engine.fills:
             rec.trades.append(
                 TradeMark(
@@ -457,7 +481,9 @@ class Backtest:
 def print_summary(record: RunRecord) -> None:
     """The summary as readable lines on stdout (daemon exit, backtest end)."""
     s = record.summary
+            "exposure": self.exposure.summary(),
     comps = s["pnl_components"]
+        rec.exposure = {sym: ex.series for sym, ex in self.exposure.stocks.items()}
     print(
         f"events {s['events']:,}  wall {s['wall_seconds']:.1f}s  "
         f"({s['events_per_second'] or 0:,.0f} events/s)"

@@ -73,6 +73,10 @@ class Ledger:
         self._issuer_fees = ZERO
         self._hedge_slippage = ZERO
         self._funding = ZERO
+        # inventory carry: the starting positions and their hedge (LegRole.INVENTORY fills),
+        # instrument -> (signed qty, cost); valued at the marks it is the ``inventory_carry``
+        self._carry: dict[str, tuple[Decimal, Decimal]] = {}
+        self._deposited: dict[str, Decimal] = {}
         self._seen_fills: set[tuple[str, str]] = set()
         self._requests: dict[str, TrackedRequest] = {}  # not yet terminal
         self._finished: dict[str, RequestState] = {}  # terminal: later updates are stale
@@ -119,11 +123,22 @@ class Ledger:
             self._contributions += amount
 
     def deposit_position(self, venue: str, instrument: str, qty: Decimal, price: Decimal) -> None:
-        """Add a starting position valued at ``price`` (its cost basis and its contribution)."""
+        """Add a starting position valued at ``price`` (its cost basis and its contribution;
+        its later mark-to-market is inventory carry)."""
         self._version += 1
         with exact():
             self._contributions += qty * price
             self._realized_trading += self._positions.trade((venue, instrument), qty, price)
+            self._deposited[instrument] = self.deposited(instrument) + qty
+            self._add_carry(instrument, qty, price)
+
+    def deposited(self, instrument: str) -> Decimal:
+        """The starting quantity of ``instrument`` deposited, over every venue."""
+        return self._deposited.get(instrument, ZERO)
+
+    def _add_carry(self, instrument: str, qty: Decimal, price: Decimal) -> None:
+        held, cost = self._carry.get(instrument, (ZERO, ZERO))
+        self._carry[instrument] = (held + qty, cost + qty * price)
 
     # -- fills ------------------------------------------------------------------------------
 
@@ -153,6 +168,8 @@ class Ledger:
             self._gas += fill.gas_usd
             if fill.role in _HEDGE_ROLES and reference_price > 0:
                 self._hedge_slippage += dq * (fill.price - from_float(reference_price))
+            elif fill.role is LegRole.INVENTORY:
+                self._add_carry(fill.instrument, dq, fill.price)
         self._seen_fills.add(key)
         return True
 
@@ -384,11 +401,15 @@ class Ledger:
         with exact():
             equity, unrealized = _value(book, marks)
             total = equity - self._contributions
+            carry = ZERO
+            for instrument, (held, cost) in self._carry.items():
+                carry += held * _mark(marks, instrument) - cost if held else -cost
             return PnlBreakdown(
                 total=total,
                 realized=book.realized,
                 unrealized=unrealized,
-                spread_captured=total + book.costs + self._hedge_slippage,
+                spread_captured=total - carry + book.costs + self._hedge_slippage,
+                inventory_carry=carry,
                 venue_fees=self._venue_fees,
                 gas=self._gas,
                 issuer_fees=self._issuer_fees,

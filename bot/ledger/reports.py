@@ -22,15 +22,21 @@ class PnlBreakdown:
     ``transfer_fees`` (fees of transfers that left their source: USD fees, plus the cost basis
     of tokens paid as fees).
 
-    ``spread_captured`` is the residual ``total + venue_fees + gas + issuer_fees +
-    hedge_slippage + funding + transfer_fees``: the gross trading result before all those costs, i.e. what the
-    trades would have made with free execution and hedges filled at their reference prices.
+    ``inventory_carry`` is the mark-to-market of the starting positions (from their deposit
+    price) and of their hedge (``LegRole.INVENTORY`` fills, from their fill price): what holding
+    the starting inventory made, apart from what the strategy did with it.
+
+    ``spread_captured`` is the residual ``total - inventory_carry + venue_fees + gas +
+    issuer_fees + hedge_slippage + funding + transfer_fees``: the strategy's gross trading result before all
+    those costs, i.e. what the trades would have made with free execution and hedges filled at
+    their reference prices.
     """
 
     total: Decimal
     realized: Decimal
     unrealized: Decimal
     spread_captured: Decimal
+    inventory_carry: Decimal
     venue_fees: Decimal
     gas: Decimal
     issuer_fees: Decimal
