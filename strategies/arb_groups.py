@@ -151,9 +151,11 @@ class Group:
         return self.minted - self.token_filled - self.token_open - self.redeeming - self.priced
 
     def hedge_target(self) -> Decimal:
+        """Shares to hold on the hedge side; negative when the group sold more tokens than it
+        bought (a late fill of an offer already made again): then it holds the other side."""
         if not self.hedged:
             return ZERO
-        return shares_for(max(self.exposed, ZERO), self.multiplier)
+        return shares_for(self.exposed, self.multiplier)
 
     @property
     def closed(self) -> bool:
@@ -248,6 +250,8 @@ class GroupBook:
             if not late:
                 g.token_open = max(g.token_open - fill.qty, ZERO)
             if g.path is Path.MINT_FIRST:
+                if late and g.unsold < 0:
+                    self._shrink_offers(g, -g.unsold)
                 self._release_if_sold(g)
             elif g.request_on_fill is not None and g.token_filled >= g.qty:
                 g.token_working = False
@@ -491,6 +495,20 @@ class GroupBook:
         g.sale_attempts += 1
         g.token_open += qty
         self._queue(g, sale)
+
+    @staticmethod
+    def _shrink_offers(g: Group, over: Decimal) -> None:
+        """A late fill sold tokens already offered again: take them off the offers still
+        queued (an offer already working may sell them twice: the hedge then follows)."""
+        for leg in [p for p in g.pending if p.kind is LegKind.TOKEN]:
+            cut = min(leg.qty, over)
+            leg.qty -= cut
+            g.token_open -= cut
+            over -= cut
+            if leg.qty <= 0:
+                g.pending.remove(leg)
+            if over <= 0:
+                return
 
     def _request(self, g: Group, qty: Decimal) -> None:
         assert g.request_on_fill is not None
