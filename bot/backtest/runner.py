@@ -191,6 +191,7 @@ class Backtest:
         for sym, stock in self.settings.stocks.items():
             if (stock.broker, sym) not in have:
                 missing.append(f"stock {sym} at {stock.broker}")
+            in_transit=self.ledger.in_transit,
         for sym, tok in self.settings.tokens.items():
             for venue in tok.venues:
                 kind = self.settings.venues[venue].kind
