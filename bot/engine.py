@@ -575,6 +575,8 @@ class Engine:
             self.after_answer()
     def on_request_update(self, update: RequestUpdate) -> None:
         req = self.executor.requests.get(update.request_id)
+        if update.gas_usd:  # a reverted transaction pays its gas (once per order)
+            self._ledger.charge_gas(update.venue, update.client_id, update.gas_usd)
         if req is None or req.state.is_terminal:
             return
         previous = req.state

@@ -118,6 +118,7 @@ class Executor:
         order.state = OrderState.PENDING_CANCEL
         self.venues[order.venue].cancel_order(order.client_id)
 
+            deadline_ns=intent.deadline_ns,
     def request(self, intent: RequestMintRedeem, now_ns: int) -> MintRedeemRequest:
         issuer = self.issuers.get(intent.issuer)
         if issuer is None:

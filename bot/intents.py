@@ -26,6 +26,7 @@ class PlaceOrder:
     role: LegRole = LegRole.TOKEN
     group_id: str = ""
     reference_price: float = 0.0  # fair value the order was priced against, for the collar
+    deadline_ns: int = 0  # a pool swap reverts if it lands later (0: none)
 
 
 @dataclass(frozen=True, slots=True)

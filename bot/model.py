@@ -180,6 +180,7 @@ class Order:
     venue_order_id: str = ""
     reason: str = ""  # rejection or cancel reason
     reference_price: float = 0.0  # fair value / mid when decided: hedge slippage is measured to it
+    deadline_ns: int = 0  # a swap that lands later reverts (0: no deadline)
 
     @property
     def remaining(self) -> Decimal:
@@ -216,6 +217,7 @@ class OrderUpdate:
     ts_ns: int
     venue_order_id: str = ""
     reason: str = ""
+    gas_usd: Decimal = Decimal(0)  # the chain cost of a reverted transaction (a fill carries its own)
 
 
 @dataclass(slots=True)

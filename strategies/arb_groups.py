@@ -86,6 +86,10 @@ class Group:
     hedged: bool
     fair: float = 0.0
     multiplier: Decimal = ZERO  # shares per token now (a step re-sizes the hedge: ``rebase``)
+    # inventory-first/redeem: the hedge went out with the token leg (an exchange IOC answers in
+    # milliseconds); on a pool the swap's outcome is known only at inclusion, so the hedge
+    # follows its fill and a revert costs gas, not a hedge round trip
+    hedge_first: bool = True
     request_on_fill: RequestKind | None = None  # the issuer leg waits for the token fill
     # facts about the token leg (for mint-first: the sales of the minted tokens)
     token_filled: Decimal = ZERO
@@ -116,7 +120,7 @@ class Group:
         if self.path in (Path.INVENTORY_FIRST, Path.REDEEM):
             self.token_working = True
             self.token_open = self.qty
-            if self.hedged:
+            if self.hedged and self.hedge_first:
                 self.hedge_open = self.shares  # placed with the token leg by the strategy
         elif self.path is Path.INVENTORY_HEDGE:
             self.awaiting = False
@@ -142,7 +146,7 @@ class Group:
             return self.minted - self.token_filled - self.priced
         if self.path is Path.INVENTORY_HEDGE:
             return self.qty
-        traded = self.qty if self.token_working else self.token_filled
+        traded = self.qty if self.token_working and self.hedge_first else self.token_filled
         return traded - self.priced
 
     @property

@@ -84,9 +84,12 @@ def token_order(
     worst_price: Decimal,
     group_id: str,
     fair: float,
+    deadline_ns: int = 0,
 ) -> PlaceOrder:
-    """The token leg: a swap with a worst price on a pool, an IOC limit on an exchange."""
-    order_type = OrderType.MARKET if venue_kind == "pool" else OrderType.LIMIT
+    """The token leg: a swap with a worst price and a deadline on a pool, an IOC limit on an
+    exchange."""
+    pool = venue_kind == "pool"
+    order_type = OrderType.MARKET if pool else OrderType.LIMIT
     return PlaceOrder(
         venue=venue,
         instrument=token,
@@ -98,7 +101,17 @@ def token_order(
         role=LegRole.TOKEN,
         group_id=group_id,
         reference_price=fair,
+        deadline_ns=deadline_ns if pool else 0,
     )
+
+
+def protected_price(break_even: float, expected: float, side: Side, slippage_bps: float) -> float:
+    """The worst price a token leg accepts: ``slippage_bps`` past the price its size was costed
+    at (``expected``: a pool's exact quote, a book's last level for the size), and never past
+    break-even. A sandwich or a moved market can take that much of the edge, not all of it."""
+    if side is Side.SELL:
+        return max(break_even, expected * (1.0 - slippage_bps * 1e-4))
+    return min(break_even, expected * (1.0 + slippage_bps * 1e-4))
 
 
 def broker_order(

@@ -39,6 +39,7 @@ from strategies.legs import (
     HedgeForm,
     broker_order,
     issuer_request,
+    protected_price,
     shares_for,
     to_qty,
     token_order,
@@ -52,6 +53,7 @@ from strategies.opportunity import (
     TokenView,
     VenueView,
     edge_bound,
+    expected_price,
     plan_candidate,
     rejection,
     token_views,
@@ -109,6 +111,7 @@ class MintRedeemStrategy:
         self._min_usd = self.cfg.min_edge_usd - 1e-6  # the bound's slack for float rounding
         self._min_bps = self.cfg.min_edge_bps - 1e-6
         self._epoch = 0  # bumped by every lifecycle event (``_lifecycle_event``)
+        self._swap_deadline_ns = int(self.cfg.swap_deadline_s * NS)
 
     # ---- Strategy protocol ---------------------------------------------------------------------
 
@@ -628,14 +631,20 @@ class MintRedeemStrategy:
         token_side = Side.SELL if premium else Side.BUY
         # mint-first hedges the minted tokens once priced (a sell); the others offset the token leg
         hedge_side = Side.SELL if plan.path is Path.MINT_FIRST else token_side.opposite
-        # the token leg's worst price is its break-even: beyond it the trade no longer pays
+        # the token leg's worst price: at most max_slippage_bps past the price the size was
+        # costed at, never past break-even (beyond it the trade no longer pays)
         slack = -edge.net_usd if premium else edge.net_usd
-        worst = worst_token_price((edge.token_usd + slack) / edge.qty, token_side)
+        break_even = (edge.token_usd + slack) / edge.qty
+        expected = expected_price(ctx.market, v, plan.direction, edge.qty, edge.token_usd)
+        worst = worst_token_price(
+            protected_price(break_even, expected, token_side, self.cfg.max_slippage_bps),
+            token_side,
+        )
         kind = RequestKind.MINT if premium else RequestKind.REDEEM
         mint_first = plan.path is Path.MINT_FIRST
         group = Group(
             group_id, st.symbol, v.name, plan.path, qty, shares, hedge_side, form is not None,
-            multiplier=st.mult_dec,
+            multiplier=st.mult_dec, hedge_first=not v.is_pool,
         )  # fmt: skip
         group.fair, group.request_on_fill = fair, None if mint_first else kind
         self.groups.add(group)
@@ -643,10 +652,11 @@ class MintRedeemStrategy:
             request = issuer_request(st.issuer, st.symbol, kind, qty, group_id, fair, v.name)
             return self._started(ctx, st, now, plan, form, [request])
         # the token leg now, its hedge now; the issuer leg follows the token fill (arb_groups)
+        deadline = now + self._swap_deadline_ns
         intents: list[Intent] = [
-            token_order(v.name, v.kind, st.symbol, token_side, qty, worst, group_id, fair)
+            token_order(v.name, v.kind, st.symbol, token_side, qty, worst, group_id, fair, deadline)
         ]
-        if form is not None:
+        if form is not None and group.hedge_first:
             intents.append(
                 self._broker_leg(st, hedge_side, shares, form, mid, LegRole.HEDGE, group_id)
             )
@@ -717,8 +727,19 @@ class MintRedeemStrategy:
                 fair = mark * st.mult if mark == mark else leg.fair
                 v = self._sale_venue(ctx, st, leg)
                 worst = worst_token_price(fair * (1.0 - leg.discount_bps * 1e-4), leg.side)
+                deadline = now + self._swap_deadline_ns
                 intents.append(
-                    token_order(v.name, v.kind, token, leg.side, leg.qty, worst, leg.group_id, fair)
+                    token_order(
+                        v.name,
+                        v.kind,
+                        token,
+                        leg.side,
+                        leg.qty,
+                        worst,
+                        leg.group_id,
+                        fair,
+                        deadline,
+                    )  # fmt: skip
                 )
             elif leg.kind is LegKind.ISSUER:
                 group = self.groups.get(leg.group_id)

@@ -173,6 +173,24 @@ class TokenView:
         self.next_step_ns = steps[i + 1].effective_ns if i + 1 < len(steps) else NEVER
 
 
+def expected_price(
+    market: MarketState, v: VenueView, direction: Direction, qty: float, token_usd: float
+) -> float:
+    """The price the token leg of ``qty`` was costed at: on a pool the exact quote's average
+    (``token_usd / qty``); on a book the last level the walk touched (an IOC limit there takes
+    the whole size as the book stood)."""
+    average = token_usd / qty
+    book = None if v.is_pool else market.books.get(v.key)
+    if book is None:
+        return average
+    left, price = qty, average
+    for px, size in book.levels(direction is Direction.PREMIUM):
+        price, left = px, left - size
+        if left <= 0.0:
+            break
+    return price
+
+
 def token_views(settings: Settings) -> dict[str, TokenView]:
     """A view per configured token, with its venues and cost parameters."""
     views: dict[str, TokenView] = {}

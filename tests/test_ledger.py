@@ -190,6 +190,28 @@ def test_spread_captured_is_total_before_all_costs(ledger: Ledger) -> None:
     assert pnl.spread_captured == D(50)
 
 
+def test_a_reverted_swap_pays_its_gas_once(ledger: Ledger) -> None:
+    assert ledger.charge_gas("uniswap", "c-9", D("9.0225"))
+    assert not ledger.charge_gas("uniswap", "c-9", D("9.0225"))  # the same answer again
+    assert ledger.cash("uniswap") == D("-9.0225")
+    pnl = ledger.pnl({})
+    assert (pnl.gas, pnl.total, pnl.spread_captured) == (D("9.0225"), D("-9.0225"), D(0))
+
+
+def test_inventory_carry_is_the_starting_inventory_and_its_hedge_at_the_marks(
+    ledger: Ledger,
+) -> None:
+    ledger.deposit_position("kraken", TOKEN, D(10), D(200))
+    assert ledger.deposited(TOKEN) == D(10)
+    hedge = fill("i1", Side.SELL, "10", "199", venue="alpaca", instrument=STOCK,
+                 role=LegRole.INVENTORY)  # fmt: skip
+    ledger.apply_fill(hedge)
+    # the token gained 5 a token (+50), the short hedge lost 3 a share (-30): carry 20, and the
+    # strategy, which did nothing else, made nothing
+    pnl = ledger.pnl({TOKEN: D(205), STOCK: D(202)})
+    assert (pnl.total, pnl.inventory_carry, pnl.spread_captured) == (D(20), D(20), D(0))
+
+
 # -- mint ----------------------------------------------------------------------------------
 
 

@@ -188,10 +188,11 @@ def test_premium_with_inventory_sells_hedges_and_mints_with_the_multiplier() -> 
     intents = strat.on_market(ctx, "AAPLx")
     # 50 tokens (the displayed bid) for 10400; hedge 51 shares at 200.25; unwind half-spread
     # 51 * 0.25; issuer fee 10 bps of 50 * 204: net = 10400 - 10212.75 - 12.75 - 10.2 = 164.3,
-    # so the sale's worst price is (10400 - 164.3) / 50 = 204.714
+    # so break-even is (10400 - 164.3) / 50 = 204.714; the sale's worst price is the bid it
+    # was costed at less max_slippage_bps (30): 208 * 0.997 = 207.376, above break-even
     assert intents == [
         PlaceOrder(
-            "kraken", "AAPLx", Side.SELL, Decimal("50"), OrderType.LIMIT, Decimal("204.7140"),
+            "kraken", "AAPLx", Side.SELL, Decimal("50"), OrderType.LIMIT, Decimal("207.3760"),
             TimeInForce.IOC, False, LegRole.TOKEN, "AAPLx-1", FAIR,
         ),
         hedge(Side.BUY),
@@ -229,10 +230,11 @@ def test_discount_buys_tokens_sells_the_hedge_and_redeems_once_bought() -> None:
     strat, ctx = setup(TUESDAY_11, 199.0, 200.0)
     intents = strat.on_market(ctx, "AAPLx")
     # 50 tokens at 200 = 10000; hedge proceeds 51 * 199.75 = 10187.25; net = 187.25 - 12.75
-    # - 10.2 = 164.3, so the buy's worst price is (10000 + 164.3) / 50 = 203.286
+    # - 10.2 = 164.3, so break-even is (10000 + 164.3) / 50 = 203.286; the buy's worst price
+    # is the ask it was costed at plus max_slippage_bps (30): 200 * 1.003 = 200.6
     assert intents == [
         PlaceOrder(
-            "kraken", "AAPLx", Side.BUY, Decimal("50"), OrderType.LIMIT, Decimal("203.2860"),
+            "kraken", "AAPLx", Side.BUY, Decimal("50"), OrderType.LIMIT, Decimal("200.6000"),
             TimeInForce.IOC, False, LegRole.TOKEN, "AAPLx-1", FAIR,
         ),
         hedge(Side.SELL),
@@ -437,7 +439,23 @@ def test_pool_premium_swaps_with_a_worst_price_and_sizes_against_price_impact() 
     # price impact stops the size short of every configured limit, at the profit optimum
     assert 0 < decision.qty < 50 and decision.reason.endswith("size at the profit optimum")
     assert token_leg.qty == Decimal(repr(decision.qty))
-    assert token_leg.limit_price is not None and token_leg.limit_price < Decimal("212")
+    # the swap's minimum output: the exact quote's average price less max_slippage_bps (30),
+    # rounded up (in our favour), above break-even here; a deadline one swap_deadline_s away
+    average = token_fill_on_pool(ctx.market.pools["uni"], Direction.PREMIUM, decision.qty)[1]
+    floor = average / decision.qty * 0.997
+    break_even = (average - decision.edge_usd) / decision.qty
+    assert floor > break_even
+    assert token_leg.limit_price == Decimal(repr(round(floor, 8))).quantize(
+        Decimal("0.0001"), rounding="ROUND_CEILING"
+    )
+    assert token_leg.deadline_ns == TUESDAY_11 + 60 * NS
+    # on a pool the hedge follows the swap's fill (a revert then costs gas, not a round trip)
+    assert len(intents) == 1
+    swapped = Fill("uni", "AAPLx", "u1", "t-u1", Side.SELL, token_leg.qty, Decimal("211"),
+                   TUESDAY_11, role=LegRole.TOKEN, group_id="AAPLx-1")  # fmt: skip
+    mint, hedge_leg = strat.on_fill(ctx, swapped) or []
+    assert isinstance(hedge_leg, PlaceOrder) and isinstance(mint, RequestMintRedeem)
+    assert (hedge_leg.side, hedge_leg.qty) == (Side.BUY, (token_leg.qty * Decimal("1.02")))
 
     def net(q: float) -> float:  # the exact-cost edge of q tokens, from the pool's own quote
         proceeds = token_fill_on_pool(ctx.market.pools["uni"], Direction.PREMIUM, q)[1]

@@ -75,7 +75,7 @@ class Venue:
         self.answers = Answers()
         self.venue.bind(self.answers)
 
-    def swap(self, side: Side, qty: str, limit: str | None = None) -> None:
+    def swap(self, side: Side, qty: str, limit: str | None = None, deadline_ns: int = 0) -> None:
         order = Order(
             "c1",
             "uni",
@@ -84,6 +84,7 @@ class Venue:
             Decimal(qty),
             OrderType.MARKET,
             None if limit is None else Decimal(limit),
+            deadline_ns=deadline_ns,
         )
         self.venue.submit_order(order)
         self.clock.advance_to(self.clock.now + 300 * MS)
@@ -156,7 +157,22 @@ def test_sell_below_the_worst_price_reverts_and_still_costs_gas() -> None:
         f"slippage: would receive {got} USDC, min 2010.000000 (reverted; gas 9.0225 USD spent)"
     )
     assert v.venue.reverted_gas_usd == Decimal("9.0225")
+    assert v.update().gas_usd == Decimal("9.0225")  # the ledger charges it (test_ledger)
     assert v.venue.pool.sqrt_price_x96 == before.sqrt_price_x96
+
+
+def test_a_swap_that_lands_after_its_deadline_reverts_and_costs_gas() -> None:
+    v = Venue()
+    before = v.venue.pool.copy()
+    v.swap(Side.SELL, "10", deadline_ns=T0 + 199 * MS)  # lands at T0 + 200 ms
+    assert v.update().state is OrderState.REJECTED
+    assert v.update().reason == (
+        "swap reverted: Transaction too old (reverted; gas 9.0225 USD spent)"
+    )
+    assert v.update().gas_usd == Decimal("9.0225")
+    assert v.venue.pool.sqrt_price_x96 == before.sqrt_price_x96
+    v.swap(Side.SELL, "10", deadline_ns=T0 + 500 * MS)  # lands at T0 + 500 ms: in time
+    assert v.fill().qty == 10
 
 
 def test_buy_within_the_worst_price_fills() -> None:

@@ -173,6 +173,19 @@ class Ledger:
         self._seen_fills.add(key)
         return True
 
+    def charge_gas(self, venue: str, client_id: str, gas_usd: Decimal) -> bool:
+        """Charge the gas of a reverted transaction (no fill) to ``venue``'s cash, component
+        ``gas``; False (and no change) if that order's gas was charged before."""
+        key = (venue, f"revert:{client_id}")
+        if key in self._seen_fills:
+            return False
+        self._version += 1
+        with exact():
+            self._cash[venue] = self.cash(venue) - gas_usd
+            self._gas += gas_usd
+        self._seen_fills.add(key)
+        return True
+
     # -- mint / redeem ----------------------------------------------------------------------
 
     def track_request(self, request: MintRedeemRequest, venue: str) -> bool:

@@ -20,6 +20,7 @@ def order_update(
     state: OrderState,
     venue_order_id: str = "",
     reason: str = "",
+    gas_usd: Decimal = Decimal(0),
 ) -> OrderUpdate:
     return OrderUpdate(
         venue=venue,
@@ -28,6 +29,7 @@ def order_update(
         ts_ns=clock.now_ns(),
         venue_order_id=venue_order_id,
         reason=reason,
+        gas_usd=gas_usd,
     )
 
 

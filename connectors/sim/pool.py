@@ -9,9 +9,10 @@ swap, executed when it reaches the venue (the entry leg stands for the time to i
 
 ``limit_price`` is the worst acceptable average price in quote units per token, enforced the way
 the router's ``amountInMaximum`` / ``amountOutMinimum`` are: in base units, ``floor(limit * qty)``.
-A swap beyond it reverts ("slippage: ..."); so does one the pool cannot fill completely. The
-sim has no way to charge gas to the ledger for a reverted swap (an ``OrderUpdate`` carries no cost),
-so the rejection reason names the gas and ``reverted_gas_usd`` sums it (ADR 0005).
+A swap beyond it reverts ("slippage: ..."); so does one the pool cannot fill completely, and one
+that lands after its ``deadline_ns`` ("Transaction too old", as the router says). A reverted swap
+still pays its gas: the rejection carries it (``OrderUpdate.gas_usd``), the ledger charges it,
+and ``reverted_gas_usd`` sums it (ADR 0005).
 
 Fill price = quote amount / token amount (exact Decimal of the base-unit integers; a
 non-terminating quotient is cut at the money context's 50 digits); ``fee_usd`` is 0 (the pool fee
@@ -88,6 +89,9 @@ class SimPool(SimOrderVenue):
     # ---- our swaps -------------------------------------------------------------------------
 
     def _arrive(self, order: Order) -> None:
+        if order.deadline_ns and self._clock.now_ns() > order.deadline_ns:
+            self._reject(order, "swap reverted: Transaction too old", gas=True)
+            return
         info = self.pool_market.info
         token_is_0 = info.token_is_token0
         token_dec = info.decimals0 if token_is_0 else info.decimals1
@@ -142,14 +146,17 @@ class SimPool(SimOrderVenue):
         self._link.answer(self._update(order, OrderState.ACCEPTED), fill)
 
     def _reject(self, order: Order, reason: str, *, gas: bool) -> None:
+        spent = Decimal(0)
         if gas:
             spent = pool_gas_usd(self.config)
             self.reverted_gas_usd += spent
             reason = f"{reason} (reverted; gas {spent} USD spent)"
-        self._link.answer(self._update(order, OrderState.REJECTED, reason))
+        self._link.answer(self._update(order, OrderState.REJECTED, reason, spent))
 
-    def _update(self, order: Order, state: OrderState, reason: str = "") -> OrderUpdate:
-        return order_update(self.name, self._clock, order, state, "", reason)
+    def _update(
+        self, order: Order, state: OrderState, reason: str = "", gas: Decimal = Decimal(0)
+    ) -> OrderUpdate:
+        return order_update(self.name, self._clock, order, state, "", reason, gas)
 
     # ---- recorded pool events (PoolFeedSink) -----------------------------------------------
 
