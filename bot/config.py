@@ -88,9 +88,18 @@ class IssuerConfig(Strict):
     weekend_session: bool = False
     latency_s: float = Field(60.0, ge=0, description="mean time from executable to priced")
     latency_jitter_s: float = Field(30.0, ge=0, description="std-dev of that time")
+    latency_tail_prob: float = Field(
+        0.02, ge=0, le=1, description="delayed model: share of requests executed in the slow tail"
+    )
+    latency_tail_business_days: int = Field(
+        3, ge=1, description="delayed model: the tail's guarantee, T+N business days"
+    )
     settle_s: float = Field(600.0, ge=0, description="time from priced to tokens/cash delivered")
     deliver_to: str = Field("", description="venue whose inventory minted tokens land in")
     quote_valid_s: float = Field(30.0, gt=0, description="firm_quote: quote lifetime")
+    quote_submit_s: float = Field(
+        12.0, ge=0, description="firm_quote: from the quote to the request landing on chain"
+    )
     api_key: SecretRef | None = None
 
 
