@@ -100,6 +100,12 @@ class IssuerConfig(Strict):
     quote_submit_s: float = Field(
         12.0, ge=0, description="firm_quote: from the quote to the request landing on chain"
     )
+    spread_bps: Decimal = Field(
+        Decimal(0), ge=0, lt=10_000, description="mints at mid x (1 + spread), redeems x (1 - s)"
+    )
+    session_limit_usd: Decimal = Field(
+        Decimal(0), ge=0, description="notional priced per issuer session; 0 = no limit"
+    )
     api_key: SecretRef | None = None
 
 
