@@ -14,6 +14,7 @@ import random
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,7 @@ class Backtest:
                 rng = random.Random(f"{seed}:{name}")
                 self.venues[name] = SimExchange(name, v, self.market, self.clock, rng)
             # pools are created when the feed's POOL_STATE row arrives (see _on_pool_state)
+        self.ledger = Ledger()
         self.issuers: dict[str, IssuerVenue] = {
             name: SimIssuer(
                 name,
@@ -139,10 +141,10 @@ class Backtest:
                 self.calendar,
                 random.Random(f"{seed}:{name}"),
                 self.tokens,
+                cash=partial(self.ledger.cash, name),  # refuses mints the account cannot pay
             )
             for name, i in settings.issuers.items()
         }
-        self.ledger = Ledger()
         for account, amount in settings.backtest.initial_cash_usd.items():
             self.ledger.deposit_cash(account, amount)
         self.risk = RiskEngine(
