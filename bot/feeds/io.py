@@ -3,8 +3,9 @@
 ``FeedWriter`` turns rows or column chunks into ``part-NNNNN.parquet`` files plus ``manifest.json``,
 flushing a row group whenever one fills, so memory stays flat however many rows are written.
 ``FeedReader`` validates a feed on open and streams it row group by row group as plain Python
-lists, the backtest's hot input path. Neither reads the wall clock: the same rows give the same
-bytes. This module knows the file format only; what a row means is the importers' and replay's job.
+lists, the backtest's hot input path, optionally limited to a window of receive time. Neither
+reads the wall clock: the same rows give the same bytes. This module knows the file format and
+which kinds carry state (``CARRIED_KINDS``); what a row means is the importers' and replay's job.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from bot.display import utc_text
 from bot.errors import FeedError
 from bot.feeds.schema import (
     COLUMNS,
@@ -49,6 +51,28 @@ _ENCODINGS = {
 }
 
 ColumnData = Sequence[Any] | np.ndarray[Any, Any] | str | int | float
+
+CARRIED_KINDS = frozenset(
+    {
+        EventKind.BOOK_SNAPSHOT,
+        EventKind.BOOK_DELTA,
+        EventKind.POOL_SWAP,
+        EventKind.POOL_MINT,
+        EventKind.POOL_BURN,
+        EventKind.POOL_STATE,
+        EventKind.ISSUER,
+        EventKind.INSTRUMENT,
+    }
+)
+"""Kinds whose rows before a window's start are still read (stamped at the start): the state a
+book, a pool or an issuer is in at the start is built from them. Quotes, tops, trades and oracle
+rounds before it are dropped: each restates its instrument, and an old one stamped at the start
+would pass for fresh."""
+_CARRIED = np.array(sorted(int(k) for k in CARRIED_KINDS), dtype=np.uint8)
+
+GroupPlan = tuple[int, "np.ndarray[Any, Any] | None", int]
+"""A row group to read: its index, the rows kept (None: all) and how many of the first kept rows
+are carried from before the window (stamped at its start)."""
 
 
 def holds_feed(path: Path) -> bool:
@@ -90,7 +114,8 @@ class FeedWriter:
         if holds_feed(self.out_dir):
             if not overwrite:
                 raise FeedError(
-                    f"{self.out_dir} already holds a feed; choose another directory or remove it first"
+                    f"{self.out_dir} already holds a feed; choose another directory, "
+                    "or replace it (--overwrite)"
                 )
             (self.out_dir / MANIFEST_NAME).unlink(missing_ok=True)
             for old in self.out_dir.glob(PART_GLOB):
@@ -334,9 +359,17 @@ def _nan_to_null(column: pa.Array) -> pa.Array:
 
 
 class FeedReader:
-    """Open a feed directory, check it is schema version 1, and stream its rows in order."""
+    """Open a feed directory, check it is schema version 1, and stream its rows in order.
 
-    def __init__(self, path: Path) -> None:
+    ``start_ns``/``end_ns`` limit it to the rows received in ``[start_ns, end_ns)``, plus the
+    ``CARRIED_KINDS`` rows before ``start_ns``, stamped at ``start_ns``; ``events``,
+    ``start_ns`` and ``end_ns`` then describe what is read. A window that holds no row of the
+    feed, or whose start is not before its end, is a ``FeedError``.
+    """
+
+    def __init__(
+        self, path: Path, *, start_ns: int | None = None, end_ns: int | None = None
+    ) -> None:
         self.path = Path(path)
         if not self.path.is_dir():
             raise FeedError(f"feed directory {self.path} does not exist")
@@ -359,20 +392,73 @@ class FeedReader:
             if not part.is_file():
                 raise FeedError(f"feed {self.path} is missing part {part.name}")
             self._check_part(part)
+        self._events = int(manifest.get("events", 0))
+        self._span = (_int_or_none(manifest.get("start_ns")), _int_or_none(manifest.get("end_ns")))
+        self._plan: dict[Path, list[GroupPlan]] | None = None
+        if start_ns is not None or end_ns is not None:
+            self._plan = self._window(start_ns, end_ns)
 
     @property
     def events(self) -> int:
-        return int(self.manifest.get("events", 0))
+        return self._events
 
     @property
     def start_ns(self) -> int | None:
-        value = self.manifest.get("start_ns")
-        return None if value is None else int(value)
+        return self._span[0]
 
     @property
     def end_ns(self) -> int | None:
-        value = self.manifest.get("end_ns")
-        return None if value is None else int(value)
+        return self._span[1]
+
+    def _window(self, start: int | None, end: int | None) -> dict[Path, list[GroupPlan]]:
+        """Plan which rows of which row groups the window keeps; sets ``events`` and the span.
+
+        Row groups wholly inside it are read whole and those after it skipped, as their
+        ``ts_recv`` statistics say; only the others have ``ts_recv`` and ``kind`` read here."""
+        first, last = self._span
+        shown = (
+            f"{'the start' if start is None else utc_text(start)} to "
+            f"{'the end' if end is None else utc_text(end)}"
+        )
+        if start is not None and end is not None and start >= end:
+            raise FeedError(f"window {shown}: the start is not before the end")
+        lo = -(2**63) if start is None else start
+        hi = 2**63 - 1 if end is None else end
+        held = "no events" if first is None else f"{utc_text(first)} to {utc_text(last or first)}"
+        if first is None or last is None or lo > last or hi <= first:
+            raise FeedError(f"feed {self.path} holds {held}; the window {shown} holds none of it")
+        plan: dict[Path, list[GroupPlan]] = {}
+        carried = inside = 0
+        span: list[int] = []  # ts of the first and the latest row read inside the window
+        for part in self._part_paths:
+            with pq.ParquetFile(part) as parquet:
+                for group in range(parquet.metadata.num_row_groups):
+                    meta = parquet.metadata.row_group(group)
+                    low, high = _ts_range(meta)
+                    if low is not None and low >= hi:
+                        break
+                    if low is not None and high is not None and lo <= low and high < hi:
+                        plan.setdefault(part, []).append((group, None, 0))
+                        inside += meta.num_rows
+                        span[1:] = [high] if span else [low, high]
+                        continue
+                    table = parquet.read_row_group(group, columns=["ts_recv", "kind"])
+                    ts = table.column("ts_recv").to_numpy()
+                    before = (ts < lo) & np.isin(table.column("kind").to_numpy(), _CARRIED)
+                    within = np.flatnonzero((ts >= lo) & (ts < hi))
+                    kept = np.concatenate([np.flatnonzero(before), within])
+                    if within.size:
+                        inside += within.size
+                        edges = [int(ts[within[0]]), int(ts[within[-1]])]
+                        span[1:] = edges[1:] if span else edges
+                    if kept.size:
+                        plan.setdefault(part, []).append((group, kept, kept.size - within.size))
+                        carried += kept.size - within.size
+        if not inside:
+            raise FeedError(f"feed {self.path} holds {held}; the window {shown} holds none of it")
+        self._events = carried + inside
+        self._span = (lo if carried else span[0], span[-1])
+        return plan
 
     @property
     def instruments(self) -> set[tuple[str, str]]:
@@ -415,12 +501,27 @@ class FeedReader:
         unknown = set(names) - _COLUMN_SET
         if unknown:
             raise ValueError(f"unknown feed columns: {', '.join(sorted(unknown))}")
-        for part in self._part_paths:
+        for part in self._part_paths if self._plan is None else self._plan:
             with pq.ParquetFile(part) as parquet:
-                for group in range(parquet.metadata.num_row_groups):
+                groups: list[GroupPlan] = (
+                    [(group, None, 0) for group in range(parquet.metadata.num_row_groups)]
+                    if self._plan is None
+                    else self._plan[part]
+                )
+                for group, kept, carried in groups:
                     empty = _null_columns(parquet.metadata.row_group(group), names)
-                    read = [name for name in names if name not in empty]
-                    for batch in parquet.iter_batches(batch_size, [group], read or names[:1]):
+                    read = [name for name in names if name not in empty] or names[:1]
+                    if kept is None:
+                        for batch in parquet.iter_batches(batch_size, [group], read):
+                            yield LazyColumns(batch, empty)
+                        continue
+                    table = parquet.read_row_group(group, columns=read).take(kept)
+                    if carried and "ts_recv" in read:
+                        ts = table.column("ts_recv").to_numpy().copy()
+                        ts[:carried] = self._span[0]  # carried rows are read at the start
+                        position = table.schema.get_field_index("ts_recv")
+                        table = table.set_column(position, "ts_recv", pa.array(ts, pa.int64()))
+                    for batch in table.to_batches(batch_size):
                         yield LazyColumns(batch, empty)
 
     def iter_routed_ahead(
@@ -551,6 +652,21 @@ def _route_codes(batch: pa.RecordBatch) -> tuple[list[int], list[tuple[int, str,
         v, i = divmod(rest, ni)
         routes.append((kind, venues[v], instruments[i]))
     return codes.tolist(), routes
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _ts_range(group: pq.RowGroupMetaData) -> tuple[int | None, int | None]:
+    """The smallest and largest ``ts_recv`` of a row group, from its statistics if it has them."""
+    for i in range(group.num_columns):
+        column = group.column(i)
+        if column.path_in_schema == "ts_recv":
+            stats = column.statistics
+            if stats is not None and stats.has_min_max:
+                return int(stats.min), int(stats.max)
+    return None, None
 
 
 def _nones(n: int) -> list[Any]:
