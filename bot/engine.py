@@ -112,9 +112,9 @@ class Engine:
         self.fills: list[Fill] = []
         self.request_log: list[tuple[MintRedeemRequest, RequestUpdate]] = []
         self.on_sample: Callable[[Engine], None] | None = None
-        self.pool_sinks: dict[str, PoolFeedSink] = {}
         # called after every venue answer once the strategy has acted on it (exposure checks)
         self.after_answer: Callable[[], None] | None = None
+        self.pool_sinks: dict[str, PoolFeedSink] = {}
         self.last_event_ns = 0
         self._last_marks: dict[str, Decimal] = {}
         self._mark_memo: dict[float, Decimal] = {}
@@ -537,6 +537,8 @@ class Engine:
         if order is None:
             log.warning("unknown_order_update", client_id=update.client_id, venue=update.venue)
             return
+        if update.gas_usd:  # a reverted transaction pays its gas (once per order)
+            self._ledger.charge_gas(update.venue, update.client_id, update.gas_usd)
         if order.state in (OrderState.REJECTED, OrderState.CANCELED, OrderState.EXPIRED):
             log.info(
                 "order_done",
@@ -546,9 +548,9 @@ class Engine:
                 venue=order.venue,
             )
             self._act(self.strategy.on_order(self, order))
-
             if self.after_answer is not None:
                 self.after_answer()
+
     def on_fill(self, fill: Fill) -> None:
         order = self.executor.orders.get(fill.client_id)
         reference = order.reference_price if order is not None else 0.0
@@ -570,13 +572,11 @@ class Engine:
             role=str(fill.role),
         )
         self._act(self.strategy.on_fill(self, fill))
-
         if self.after_answer is not None:
             self.after_answer()
+
     def on_request_update(self, update: RequestUpdate) -> None:
         req = self.executor.requests.get(update.request_id)
-        if update.gas_usd:  # a reverted transaction pays its gas (once per order)
-            self._ledger.charge_gas(update.venue, update.client_id, update.gas_usd)
         if req is None or req.state.is_terminal:
             return
         previous = req.state
@@ -593,9 +593,9 @@ class Engine:
         )
         if req.state is not previous or update.state is RequestState.SETTLED:
             self._act(self.strategy.on_request(self, req))
-
         if self.after_answer is not None:
             self.after_answer()
+
     def _request_venue(self, req: MintRedeemRequest) -> str:
         """Where minted tokens land / redeemed tokens come from: the request's venue, else the
         issuer's ``deliver_to``, else the token's first venue."""

@@ -108,6 +108,7 @@ class Executor:
             group_id=intent.group_id,
             created_ns=now_ns,
             reference_price=intent.reference_price,
+            deadline_ns=intent.deadline_ns,
         )
 
     def cancel(self, intent: CancelOrder, now_ns: int) -> None:
@@ -118,7 +119,6 @@ class Executor:
         order.state = OrderState.PENDING_CANCEL
         self.venues[order.venue].cancel_order(order.client_id)
 
-            deadline_ns=intent.deadline_ns,
     def request(self, intent: RequestMintRedeem, now_ns: int) -> MintRedeemRequest:
         issuer = self.issuers.get(intent.issuer)
         if issuer is None:

@@ -171,12 +171,6 @@ class Backtest:
             journal=MemoryJournal(),
         )
         self.engine.on_sample = self._sample
-        self.record = RunRecord(config_name=str(self.feed_path))
-        self._pnl_series: list[float] = []
-        self._tokens_deposited = False
-
-    # ---- feed checks -----------------------------------------------------------------------
-    def _check_feed(self) -> None:
         self.exposure = ExposureMonitor(
             settings,
             self.tokens,
@@ -184,16 +178,22 @@ class Backtest:
             self.market,
             self.calendar,
             self._order_works,
+            in_transit=self.ledger.in_transit,
         )
         self.engine.after_answer = lambda: self.exposure.observe(self.clock.now_ns())
+        self.record = RunRecord(config_name=str(self.feed_path))
+        self._pnl_series: list[float] = []
+        self._tokens_deposited = False
+        self._instruments_of: dict[str, set[str]] = {}
+
+    # ---- feed checks -----------------------------------------------------------------------
+    def _check_feed(self) -> None:
         have = self.reader.instruments
         venues_in_feed = {v for v, _ in have}
         missing: list[str] = []
-        self._instruments_of = {}
         for sym, stock in self.settings.stocks.items():
             if (stock.broker, sym) not in have:
                 missing.append(f"stock {sym} at {stock.broker}")
-            in_transit=self.ledger.in_transit,
         for sym, tok in self.settings.tokens.items():
             for venue in tok.venues:
                 kind = self.settings.venues[venue].kind
@@ -321,12 +321,6 @@ class Backtest:
         self._sampled_in_flight = in_flight
         self._sampled_version = version
 
-    def _sample(self, engine: Engine) -> None:
-        if not self._tokens_deposited:
-            self._deposit_tokens()
-        now = self.clock.now_ns()
-        marks = engine.marks()
-        try:
     def _order_works(self, stock: str) -> bool:
         """An order on ``stock`` or one of its tokens works now (the exposure exemption)."""
         instruments = self._instruments_of.get(stock)
@@ -336,13 +330,17 @@ class Backtest:
             }
         return any(o.instrument in instruments for o in self.engine.executor.open_orders())
 
-    _instruments_of: dict[str, set[str]]
-
+    def _sample(self, engine: Engine) -> None:
+        if not self._tokens_deposited:
+            self._deposit_tokens()
+        now = self.clock.now_ns()
+        self.exposure.observe(now, answer=False)
+        marks = engine.marks()
+        try:
             pnl = self._sample_pnl(marks)
         except ValueError:
             return  # a holding without a mark yet (before the first quote)
         self._sample_book()
-        self.exposure.observe(now, answer=False)
         inventory = self._sampled_inventory
         cash = self._sampled_cash
         in_flight = self._sampled_in_flight
@@ -412,13 +410,13 @@ class Backtest:
         self.interrupted = events < self.reader.events
         wall = watch.elapsed_s()
         self._sample(self.engine)  # the final state
+        self.exposure.finish(self.clock.now_ns())
         self._finish(events, wall)
         return self.record
 
     def _finish(self, events: int, wall: float) -> None:
         rec = self.record
         rec.decisions = list(self.engine.decisions)
-        self.exposure.finish(self.clock.now_ns())
         for f in self.engine.fills:
             rec.trades.append(
                 TradeMark(
@@ -478,15 +476,15 @@ class Backtest:
                 "mints": {t: str(s.qty) for t, s in snap.mints.items()},
                 "redeems": {t: str(s.qty) for t, s in snap.redeems.items()},
             },
+            "exposure": self.exposure.summary(),
         }
+        rec.exposure = {sym: ex.series for sym, ex in self.exposure.stocks.items()}
 
 
 def print_summary(record: RunRecord) -> None:
     """The summary as readable lines on stdout (daemon exit, backtest end)."""
     s = record.summary
-            "exposure": self.exposure.summary(),
     comps = s["pnl_components"]
-        rec.exposure = {sym: ex.series for sym, ex in self.exposure.stocks.items()}
     print(
         f"events {s['events']:,}  wall {s['wall_seconds']:.1f}s  "
         f"({s['events_per_second'] or 0:,.0f} events/s)"
