@@ -1,20 +1,89 @@
 """The ``pegbot`` command line.
 
 Every user error (bad config, bad feed, bad arguments) ends as one line ``error: ...`` on stderr
-and exit code 2; ``config check`` prints one line per problem. Heavy modules are imported inside
-the commands so ``pegbot --help`` stays fast.
+and exit code 2; ``config check`` prints one line per problem. A config that trades nothing is
+not an error: ``run``, ``backtest`` and ``config check`` print a ``warning: ...`` line for it and
+go on. Heavy modules are imported inside the commands so ``pegbot --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from bot.errors import ConfigError, PegbotError
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+
+DEFAULT_CONFIG = Path("config/default.toml")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Instant(click.ParamType[int, Any]):
+    """An ISO 8601 date or date-time (``2026-11-24``, ``2026-11-24T14:30``, ``...T09:30-05:00``);
+    UTC unless it carries an offset. Converted to ns since the epoch."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            moment = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(
+                f"{value!r} is not an ISO date or time "
+                "(e.g. 2026-11-24, 2026-11-24T14:30, 2026-11-24T09:30-05:00)",
+                param,
+                ctx,
+            )
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return (moment - _EPOCH) // timedelta(microseconds=1) * 1000
+
+
+def _config_option(command: F) -> F:
+    return click.option(
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path),
+        default=DEFAULT_CONFIG,
+        show_default=True,
+        help="TOML config file (docs/config.md)",
+    )(command)
+
+
+def _replay_options(command: F) -> F:
+    """The options ``run`` and ``backtest`` share: what to replay and how much to log."""
+    for option in reversed(
+        [
+            click.option(
+                "--feed", type=click.Path(path_type=Path), help="feed directory (overrides config)"
+            ),
+            click.option(
+                "--start",
+                type=Instant(),
+                help="replay from this time on (ISO date or time; UTC unless an offset is given)",
+            ),
+            click.option("--end", type=Instant(), help="replay up to, not including, this time"),
+            click.option(
+                "--log-level",
+                type=click.Choice(LOG_LEVELS),
+                help="overrides run.log_level (backtest default: warning)",
+            ),
+        ]
+    ):
+        command = option(command)
+    return _config_option(command)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,34 +93,71 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path))
-@click.option("--feed", type=click.Path(path_type=Path), help="feed directory (overrides config)")
+@_replay_options
 @click.option("--speed", type=float, help="sim seconds per wall second (default from config)")
-@click.option("--port", type=int, help="health endpoint port on 127.0.0.1 (0 = any free port)")
-def run(config_path: Path, feed: Path | None, speed: float | None, port: int | None) -> None:
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    help="health endpoint port on 127.0.0.1 (0 = any free port; default from config)",
+)
+def run(
+    config_path: Path,
+    feed: Path | None,
+    start: int | None,
+    end: int | None,
+    log_level: str | None,
+    speed: float | None,
+    port: int | None,
+) -> None:
     """Run the daemon: the strategy against simulated venues replaying the feed on the clock."""
-    from bot.config import load_config
-    from bot.daemon import run_daemon
-
-    settings = load_config(config_path)
     if speed is not None and speed <= 0:
         raise click.BadParameter("must be > 0", param_hint="--speed")
-    code = run_daemon(settings, config_path=config_path, feed=feed, speed=speed, port=port)
+    settings = _load(config_path)
+    from bot.daemon import run_daemon  # after the config: a bad one is told at once
+
+    code = run_daemon(
+        settings,
+        config_path=config_path,
+        feed=feed,
+        speed=speed,
+        port=port,
+        log_level=log_level,
+        window=(start, end),
+    )
     sys.exit(code)
 
 
 @cli.command()
-@click.option("--config", "config_path", required=True, type=click.Path(path_type=Path))
-@click.option("--feed", type=click.Path(path_type=Path), help="feed directory (overrides config)")
+@_replay_options
 @click.option(
     "--out", type=click.Path(path_type=Path), default=Path("runs/backtest"), show_default=True
 )
+@click.option("--overwrite", is_flag=True, help="replace the run files in a non-empty --out")
 @click.option("--seed", type=int, help="seed for simulated venues (default from config)")
-def backtest(config_path: Path, feed: Path | None, out: Path, seed: int | None) -> None:
-    """Backtest on a recorded feed; writes summary.json and report.html into --out."""
-    from bot.backtest.runner import run_backtest_cli
+def backtest(
+    config_path: Path,
+    feed: Path | None,
+    start: int | None,
+    end: int | None,
+    log_level: str | None,
+    out: Path,
+    overwrite: bool,
+    seed: int | None,
+) -> None:
+    """Backtest on a recorded feed; writes summary.json, report.html, fills.parquet and
+    decisions.parquet into --out."""
+    from bot.backtest.cli_run import run_backtest_cli
 
-    run_backtest_cli(config_path, feed=feed, out=out, seed=seed)
+    run_backtest_cli(
+        _load(config_path),
+        config_path=config_path,
+        feed=feed,
+        out=out,
+        seed=seed,
+        window=(start, end),
+        overwrite=overwrite,
+        log_level=log_level or "warning",
+    )
 
 
 @cli.group()
@@ -67,16 +173,43 @@ def config_check(file: Path) -> None:
 
     try:
         settings = load_config(file)
-        text, problems = render_effective(settings)
     except ConfigError as exc:
         for line in exc.problems:
-            click.echo(f"{file}: {line}", err=True)
+            click.echo(line, err=True)
         sys.exit(2)
+    text, problems = render_effective(settings)
     if problems:
         for line in problems:
             click.echo(f"{file}: {line}", err=True)
         sys.exit(2)
+    _warn_idle(settings, file)
     click.echo(text)
+
+
+class _ListsNames(click.Command):
+    """A command whose help ends with the names a value may take, looked up only when the help
+    is shown (the registries import the heavy modules ``pegbot --help`` keeps out)."""
+
+    def __init__(self, *args: Any, names: Callable[[], str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.names = names
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_paragraph()
+        formatter.write_text(self.names())
+        super().format_epilog(ctx, formatter)
+
+
+def _import_kinds() -> str:
+    from bot.feeds.importers import IMPORTERS
+
+    return f"KIND is one of: {', '.join(IMPORTERS)} (docs/feeds.md)."
+
+
+def _scenarios() -> str:
+    from bot.feeds.synth import SCENARIOS
+
+    return f"Scenarios: {', '.join(SCENARIOS)} (docs/synth.md)."
 
 
 @cli.group()
@@ -84,23 +217,24 @@ def feed() -> None:
     """Recorded feeds: import real files into the feed schema."""
 
 
-@feed.command("import")
+@feed.command("import", cls=_ListsNames, names=_import_kinds)
 @click.argument("kind")
 @click.argument("src", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path))
-@click.option("--verify", is_flag=True, help="uniswap-v3: replay swaps through the exact pool math")
-def feed_import(kind: str, src: Path, out: Path, verify: bool) -> None:
+@click.option("--verify", is_flag=True, help="run the kind's consistency check; fail on a finding")
+@click.option("--overwrite", is_flag=True, help="replace a feed already in --out")
+def feed_import(kind: str, src: Path, out: Path, verify: bool, overwrite: bool) -> None:
     """Import SRC (a real recorded file) of KIND into a feed directory --out."""
     from bot.feeds.importers import run_import
 
-    result = run_import(kind, src, out, verify=verify)
+    result = run_import(kind, src, out, verify=verify, overwrite=overwrite)
     click.echo(f"imported {result.events} events into {result.out}")
     for line in result.messages:
         click.echo(line)
 
 
-@cli.command()
-@click.option("--scenario", required=True)
+@cli.command(cls=_ListsNames, names=_scenarios)
+@click.option("--scenario", required=True, help="one of the scenarios below")
 @click.option("--days", type=int, default=7, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--out", required=True, type=click.Path(path_type=Path))
@@ -112,6 +246,44 @@ def synth(scenario: str, days: int, seed: int, out: Path, overwrite: bool) -> No
     result = generate(scenario, days, seed, out, overwrite=overwrite)
     for line in result.messages:
         click.echo(line)
+
+
+def _load(path: Path) -> Settings:
+    """The validated config (ConfigError, one line, otherwise), its warnings printed."""
+    from bot.config import load_config
+
+    settings = load_config(path)
+    _warn_idle(settings, path)
+    return settings
+
+
+def _warn_idle(settings: Settings, path: Path) -> None:
+    for line in idle_warnings(settings):
+        click.echo(f"warning: {path}: {line}", err=True)
+
+
+def idle_warnings(settings: Settings) -> list[str]:
+    """Why a valid config would trade nothing, one line per reason (empty when it can trade)."""
+    if not settings.tokens:
+        return ["no [tokens]: this config trades nothing"]
+    cash = {k: v for k, v in settings.backtest.initial_cash_usd.items() if v > 0}
+    held = {k: v for k, v in settings.backtest.initial_tokens.items() if v > 0}
+    if not cash and not held:
+        return [
+            "backtest.initial_cash_usd and backtest.initial_tokens hold nothing: "
+            "no trade can be paid for"
+        ]
+    lines = []
+    for symbol, token in settings.tokens.items():
+        funded = token.issuer in cash or any(
+            venue in cash or f"{venue}:{symbol}" in held for venue in token.venues
+        )
+        if not funded:
+            lines.append(
+                f"tokens.{symbol}: no cash or tokens on its venues ({', '.join(token.venues)}) "
+                f"and no cash at its issuer ({token.issuer}): it cannot trade"
+            )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,7 +14,7 @@ import tomllib
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -185,8 +185,9 @@ class RiskConfig(Strict):
 class BacktestConfig(Strict):
     feed: Path = Path("data/sample")
     seed: int = 7
-    initial_cash_usd: dict[str, Decimal] = Field(default_factory=dict)
-    initial_tokens: dict[str, Decimal] = Field(
+    # A starting balance cannot be negative: no account goes negative (DESIGN.md).
+    initial_cash_usd: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(default_factory=dict)
+    initial_tokens: dict[str, Annotated[Decimal, Field(ge=0)]] = Field(
         default_factory=dict, description="'venue:token' -> quantity"
     )
     sample_interval_s: float = Field(300.0, gt=0, description="report sampling period")
@@ -287,14 +288,29 @@ def _format_validation_error(exc: ValidationError) -> list[str]:
 def load_config(path: Path, environ: dict[str, str] | None = None) -> Settings:
     """Read a TOML config, apply environment overrides, validate everything.
 
-    Raises ConfigError listing every problem (one line each, naming the key).
+    Raises ConfigError listing every problem, one line each, as ``PATH: what is wrong`` (naming
+    the key where there is one).
     """
-    if not path.is_file():
-        raise ConfigError([f"config file {path} does not exist"])
     try:
-        data: dict[str, Any] = tomllib.loads(path.read_text())
+        settings = _load(path, environ)
+    except ConfigError as exc:
+        raise ConfigError([f"{path}: {line}" for line in exc.problems]) from None
+    return settings
+
+
+def _load(path: Path, environ: dict[str, str] | None) -> Settings:
+    if path.is_dir():
+        raise ConfigError(["is a directory, not a config file"])
+    if not path.exists():
+        raise ConfigError(["no such file"])
+    try:
+        data: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"cannot be read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(["not valid TOML: not UTF-8 text"]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        raise ConfigError([f"not valid TOML: {exc}"]) from None
     saved = None
     if environ is not None:
         saved = dict(os.environ)

@@ -10,6 +10,7 @@ the default at a local broker sandbox with real connectors and a live clock.
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
 import threading
 from pathlib import Path
@@ -17,10 +18,13 @@ from typing import Any
 
 import structlog
 
+from bot.backtest.cli_run import print_summary
 from bot.backtest.replay import StopReplay
-from bot.backtest.runner import Backtest, print_summary
+from bot.backtest.runner import Backtest
 from bot.clock import NS_PER_SECOND, Pacer
 from bot.config import Settings
+from bot.display import utc_text
+from bot.errors import InputError
 from bot.logging import configure_logging
 
 log = structlog.get_logger("pegbot.daemon")
@@ -35,10 +39,19 @@ def run_daemon(
     feed: Path | None = None,
     speed: float | None = None,
     port: int | None = None,
+    log_level: str | None = None,
+    window: tuple[int | None, int | None] = (None, None),
 ) -> int:
-    """Run until the feed ends or a signal arrives. Returns the process exit code."""
-    configure_logging(settings.run.log_level)
-    bt = Backtest(settings, feed=feed, log_pnl_every=12)
+    """Run until the feed ends (or the ``window``'s end) or a signal arrives. Returns the
+    process exit code. ``log_level`` overrides ``run.log_level``."""
+    configure_logging(log_level or settings.run.log_level)
+    bt = Backtest(
+        settings,
+        feed=feed,
+        log_pnl_every=12,
+        window_start_ns=window[0],
+        window_end_ns=window[1],
+    )
     speed = speed or settings.run.speed
     return asyncio.run(_main(bt, settings, speed, port, config_path))
 
@@ -72,6 +85,7 @@ async def _main(
         return alive, {
             "engine_alive": alive,
             "events": bt.events_so_far,
+            "sim_time": utc_text(bt.engine.clock.now_ns()),
             "sim_time_ns": bt.engine.clock.now_ns(),
             "config": str(config_path),
         }
@@ -97,7 +111,12 @@ async def _main(
     if "error" in outcome:
         raise outcome["error"]
     record = outcome["record"]
-    log.info("daemon_stopped", interrupted=stop.is_set() and bt.interrupted)
+    log.info(
+        "daemon_stopped",
+        interrupted=stop.is_set() and bt.interrupted,
+        events=record.summary["events"],  # every row handled up to sim_time, none after it
+        sim_time_ns=bt.clock.now_ns(),
+    )
     print_summary(record)
     return 0
 
@@ -107,6 +126,13 @@ async def _start_health(
 ) -> tuple[Any, int]:
     from bot.health import start_health_server
 
-    return await start_health_server(
-        status, host, settings.run.health_port if port is None else port
-    )
+    port = settings.run.health_port if port is None else port
+    try:
+        return await start_health_server(status, host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(
+                f"health port {port} on {host} is already in use; pass another with --port "
+                "(0 picks a free one) or set run.health_port"
+            ) from None
+        raise InputError(f"cannot serve /healthz on {host}:{port}: {exc.strerror or exc}") from None

@@ -21,6 +21,7 @@ import structlog
 
 from bot.clock import Clock
 from bot.config import Settings
+from bot.display import qty_text
 from bot.executor import Executor
 from bot.feeds import schema
 from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem
@@ -198,7 +199,7 @@ class Engine:
                 "decision",
                 token=decision.token,
                 action=decision.action,
-                qty=decision.qty,
+                qty=qty_text(decision.qty),
                 edge_usd=round(decision.edge_usd, 2),
                 edge_bps=round(decision.edge_bps, 1),
                 premium_bps=round(decision.premium_bps, 1),
@@ -566,8 +567,8 @@ class Engine:
             venue=fill.venue,
             instrument=fill.instrument,
             client_id=fill.client_id,
-            side=int(fill.side),
-            qty=str(fill.qty),
+            side="buy" if fill.side > 0 else "sell",
+            qty=qty_text(fill.qty),
             price=str(fill.price),
             role=str(fill.role),
         )

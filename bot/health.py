@@ -32,11 +32,16 @@ def make_app(status: StatusFn) -> web.Application:
 
 
 async def start_health_server(status: StatusFn, host: str, port: int) -> tuple[web.AppRunner, int]:
-    """Start serving; returns the runner (for cleanup) and the bound port (port 0 = any free)."""
+    """Start serving; returns the runner (for cleanup) and the bound port (port 0 = any free).
+    OSError when the address cannot be bound (a port in use, an address not of this host)."""
     runner = web.AppRunner(make_app(status), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
-    await site.start()
+    try:
+        await site.start()
+    except OSError:
+        await runner.cleanup()  # nothing is served: leave nothing behind
+        raise
     bound = port
     for address in runner.addresses:  # the bound (host, port) of each listening socket
         bound = int(address[1])

@@ -105,4 +105,4 @@ def test_environment_overrides_the_file_with_nested_delimiter() -> None:
 def test_missing_config_file_is_one_line() -> None:
     r = pegbot("config", "check", "no/such.toml")
     assert r.returncode == 2
-    assert r.stderr.strip() == "no/such.toml: config file no/such.toml does not exist"
+    assert r.stderr.strip() == "no/such.toml: no such file"

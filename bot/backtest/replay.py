@@ -67,10 +67,12 @@ def replay(
     pacer: Pacer | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
-    """Replay every event; returns how many events were processed.
+    """Replay every event; returns how many events were processed (when a ``StopReplay``
+    ends the replay early: the rows handled before it, the interrupted batch's included).
 
     ``on_pool_state(venue, instrument, row)`` builds a pool from a POOL_STATE row (the runner
-    owns pool construction). ``progress(events_so_far, ts_ns)`` is called once per batch.
+    owns pool construction). ``progress(events_so_far, ts_ns)`` is called once per batch and,
+    when paced, before each pacer call too, so a paced run's count is never a batch behind.
     """
     events = 0
     pace_until = -1 if pacer is not None else sys.maxsize
@@ -101,8 +103,13 @@ def replay(
                 if i < skip_to:
                     continue
                 ts = ts_col[i]
-                if ts > pace_until:
-                    pace_until = pacer(ts)  # type: ignore[misc]
+                if ts > pace_until:  # only when paced: the count is kept here, off the hot path
+                    if progress is not None:
+                        progress(events + i, ts)
+                    try:
+                        pace_until = pacer(ts)  # type: ignore[misc]
+                    except StopReplay:
+                        return events + i  # rows 0..i-1 of this batch were handled
                 if ts >= clock.next_timer_ns:
                     clock.advance_to(ts)
                 else:

@@ -35,6 +35,7 @@ from bot.backtest.report_series import (
 from bot.backtest.report_tables import decisions_html, no_data, summary_html
 
 REPORT_FILE = "report.html"
+TIME_NOTE = "All times in America/New_York (ET); log lines are in UTC."
 
 SECTIONS = (
     ("summary", "Summary"),
@@ -141,7 +142,7 @@ def _header(record: RunRecord, samples: Sequence[Sample]) -> str:
     nav = " ".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title in SECTIONS)
     return (
         f"<h1>Backtest report: {escape(record.config_name)}</h1>\n"
-        f'<p class="meta">{escape(meta)}</p>\n<nav>{nav}</nav>'
+        f'<p class="meta">{escape(meta)}</p>\n<p class="meta">{TIME_NOTE}</p>\n<nav>{nav}</nav>'
     )
 
 

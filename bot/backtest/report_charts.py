@@ -24,6 +24,7 @@ from plotly.subplots import make_subplots
 
 from bot.backtest.record import RequestMark, Sample, TradeMark
 from bot.backtest.report_series import decimate, et_time
+from bot.display import qty_text
 
 PNL_SHOWN = (
     "total",
@@ -151,7 +152,7 @@ def _add_trade_markers(fig: Any, trades: Sequence[TradeMark]) -> None:
             go.Scatter(
                 x=[et_time(m.ts_ns) for m in marks],
                 y=[m.price for m in marks],
-                customdata=[[m.venue, m.instrument, m.qty, m.group_id] for m in marks],
+                customdata=[[m.venue, m.instrument, qty_text(m.qty), m.group_id] for m in marks],
                 hovertemplate=(
                     f"{verb} ({role})<br>%{{customdata[0]}} %{{customdata[1]}}"
                     "<br>qty %{customdata[2]} @ %{y}<br>group %{customdata[3]}<extra></extra>"

@@ -16,6 +16,7 @@ from typing import Any
 
 from bot.backtest.report_series import et_time
 from bot.backtest.summary import PNL_COMPONENTS, REQUIRED_KEYS, validate_summary
+from bot.display import qty_text
 from strategies.base import Decision
 
 DECISION_ROW_LIMIT = 2_000
@@ -42,14 +43,15 @@ def no_data(what: str) -> str:
 
 
 def format_value(key: str, value: Any) -> str:
-    """Display text for one summary value: money to the cent, counts with separators."""
+    """Display text for one summary value: money to the cent, counts with separators, instants
+    (``*_ns``) as ET wall-clock time, quantities without trailing zeros."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
         return str(value).lower()
     number: Decimal | float | int
     if isinstance(value, int):
-        return f"{value:,}"
+        return f"{et_time(value)[:23]} ET" if key.endswith("_ns") else f"{value:,}"
     if isinstance(value, Decimal | str):
         try:
             number = Decimal(value)
@@ -67,7 +69,7 @@ def format_value(key: str, value: Any) -> str:
         return f"{number:,.2f}"
     if key in ("wall_seconds", "events_per_second"):
         return f"{number:,.1f}"
-    return f"{number:,}" if isinstance(number, Decimal) else f"{number:,.6g}"
+    return qty_text(number) if isinstance(number, Decimal) else f"{number:,.6g}"
 
 
 def _is_negative(value: Any) -> bool:
@@ -128,7 +130,7 @@ def summary_html(summary: Mapping[str, Any]) -> str:
     others = [key for key in sorted(summary) if key not in REQUIRED_KEYS]
     if others:
         rows = "".join(
-            f"<tr><td>{escape(key)}</td><td>{escape(_plain(summary[key]))}</td></tr>"
+            f"<tr><td>{escape(key)}</td><td>{escape(_plain(summary[key], key))}</td></tr>"
             for key in others
         )
         tables.append(f"<table><caption>Other figures</caption>{rows}</table>")
@@ -137,12 +139,14 @@ def summary_html(summary: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
-def _plain(value: Any) -> str:
+def _plain(value: Any, key: str = "") -> str:
+    """One line for a nested value; empty entries are left out, and nothing left reads "none"."""
     if isinstance(value, Mapping):
-        return ", ".join(f"{key}: {_plain(item)}" for key, item in value.items())
+        parts = [f"{k}: {_plain(item, str(k))}" for k, item in value.items() if item or item == 0]
+        return ", ".join(parts) or "none"
     if isinstance(value, list | tuple):
-        return ", ".join(_plain(item) for item in value)
-    return format_value("", value)
+        return ", ".join(_plain(item, key) for item in value) or "none"
+    return format_value(key, value)
 
 
 # --- decisions -----------------------------------------------------------------------------

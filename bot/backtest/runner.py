@@ -77,11 +77,15 @@ class Backtest:
         seed: int | None = None,
         log_pnl_every: int = 0,
         strategy: Callable[[Settings], Strategy] | None = None,
+        window_start_ns: int | None = None,
+        window_end_ns: int | None = None,
     ) -> None:
-        """``strategy`` builds the strategy from the settings (default: the mint/redeem one)."""
+        """``strategy`` builds the strategy from the settings (default: the mint/redeem one);
+        ``window_start_ns``/``window_end_ns`` limit the replay to that window of the feed
+        (``FeedReader``: state rows before the start are applied at the start)."""
         self.settings = settings
         self.feed_path = Path(feed or settings.backtest.feed)
-        self.reader = FeedReader(self.feed_path)
+        self.reader = FeedReader(self.feed_path, start_ns=window_start_ns, end_ns=window_end_ns)
         self._check_feed()
         start_ns = self.reader.start_ns or 0
         end_ns = self.reader.end_ns or start_ns
@@ -481,63 +485,4 @@ class Backtest:
         rec.exposure = {sym: ex.series for sym, ex in self.exposure.stocks.items()}
 
 
-def print_summary(record: RunRecord) -> None:
-    """The summary as readable lines on stdout (daemon exit, backtest end)."""
-    s = record.summary
-    comps = s["pnl_components"]
-    print(
-        f"events {s['events']:,}  wall {s['wall_seconds']:.1f}s  "
-        f"({s['events_per_second'] or 0:,.0f} events/s)"
-    )
-    print(
-        f"pnl {Decimal(s['pnl_usd']):,.2f} USD  (spread captured {Decimal(comps['spread_captured']):,.2f}, "
-        f"venue fees {Decimal(comps['venue_fees']):,.2f}, gas {Decimal(comps['gas']):,.2f}, "
-        f"issuer fees {Decimal(comps['issuer_fees']):,.2f}, hedge slippage "
-        f"{Decimal(comps['hedge_slippage']):,.2f}, funding {Decimal(comps['funding']):,.2f})"
-    )
-    print(
-        f"trades {s['trades']}  mints {s['mints']}  redeems {s['redeems']}  hedges {s['hedges']}  "
-        f"risk rejections {s['risk_rejections']}  max drawdown {s['max_drawdown_usd']:,.2f} USD"
-    )
-    for venue, positions in sorted(s["final_inventory"].items()):
-        if positions:
-            held = ", ".join(f"{inst} {q}" for inst, q in sorted(positions.items()))
-            print(f"inventory {venue}: {held}")
-
-
-def run_backtest_cli(config_path: Path, *, feed: Path | None, out: Path, seed: int | None) -> None:
-    """``pegbot backtest``: run, then write summary.json and report.html into ``out``."""
-    import sys
-
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-    from bot.backtest.report import write_report
-    from bot.backtest.summary import write_summary
-    from bot.config import load_config
-    from bot.logging import configure_logging
-
-    settings = load_config(config_path)
-    configure_logging("warning")
-    bt = Backtest(settings, feed=feed, seed=seed)
-    bt.record.config_name = str(config_path)
-    total = bt.reader.events
-    if sys.stderr.isatty():
-        with Progress(
-            TextColumn("backtest"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} events"),
-            TimeRemainingColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("replay", total=total)
-            record = bt.run(progress=lambda n, _ts: bar.update(task, completed=n))
-    else:
-        record = bt.run()
-    out.mkdir(parents=True, exist_ok=True)
-    write_summary(record, out)
-    write_report(record, out)
-    print_summary(record)
-    print(f"wrote {out / 'summary.json'} and {out / 'report.html'}")
-
-
-__all__ = ["Backtest", "EventKind", "print_summary", "run_backtest_cli"]
+__all__ = ["Backtest", "EventKind"]

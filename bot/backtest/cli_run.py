@@ -1,0 +1,111 @@
+"""``pegbot backtest`` as the command line runs it, and the summary lines both commands print.
+
+``run_backtest_cli`` checks ``--out`` before anything runs, assembles a ``Backtest``, replays with
+a progress bar on a terminal, writes the run's files into ``--out`` and prints the summary;
+``print_summary`` is also the daemon's last output. What this module may not do: change a
+trading result (it shows and stores what the run made).
+"""
+
+from __future__ import annotations
+
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+from bot.backtest.record import RunRecord
+from bot.config import Settings
+from bot.display import qty_text
+from bot.errors import InputError
+
+OUTPUT_FILES = ("summary.json", "report.html", "fills.parquet", "decisions.parquet")
+
+
+def prepare_out(out: Path, *, overwrite: bool) -> None:
+    """Make ``out`` ready for a run's files, before the run: a directory that is new, empty, or
+    (with ``overwrite``) one whose ``OUTPUT_FILES`` may be replaced (other files are left as
+    they are). InputError otherwise."""
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} is a file, not a directory")
+    if not overwrite and out.is_dir() and any(out.iterdir()):
+        raise InputError(
+            f"--out {out} is not empty; pass --overwrite to replace the run files in it, "
+            "or choose another directory"
+        )
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--out {out} cannot be created: {exc.strerror or exc}") from None
+
+
+def run_backtest_cli(
+    settings: Settings,
+    *,
+    config_path: Path,
+    feed: Path | None,
+    out: Path,
+    seed: int | None,
+    window: tuple[int | None, int | None] = (None, None),
+    overwrite: bool = False,
+    log_level: str = "warning",
+) -> None:
+    """``pegbot backtest``: run, then write summary.json, report.html, fills.parquet and
+    decisions.parquet into ``out``."""
+    prepare_out(out, overwrite=overwrite)
+    # The kernel is imported once --out is known to be usable: a bad one is told at once.
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from bot.backtest.report import write_report
+    from bot.backtest.runner import Backtest
+    from bot.backtest.summary import write_summary
+    from bot.backtest.trade_log import write_decisions, write_fills
+    from bot.logging import configure_logging
+
+    configure_logging(log_level)
+    bt = Backtest(
+        settings, feed=feed, seed=seed, window_start_ns=window[0], window_end_ns=window[1]
+    )
+    bt.record.config_name = str(config_path)
+    if sys.stderr.isatty():
+        with Progress(
+            TextColumn("backtest"),
+            BarColumn(),
+            TextColumn("{task.completed:,}/{task.total:,} events"),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as bar:
+            task = bar.add_task("replay", total=bt.reader.events)
+            record = bt.run(progress=lambda n, _ts: bar.update(task, completed=n))
+    else:
+        record = bt.run()
+    written = [
+        write_summary(record, out),
+        write_report(record, out),
+        write_fills(bt.engine.fills, out),
+        write_decisions(record.decisions, out),
+    ]
+    print_summary(record)
+    print(f"wrote {', '.join(path.name for path in written)} into {out}")
+
+
+def print_summary(record: RunRecord) -> None:
+    """The summary as readable lines on stdout (daemon exit, backtest end)."""
+    s = record.summary
+    comps = s["pnl_components"]
+    print(
+        f"events {s['events']:,}  wall {s['wall_seconds']:.1f}s  "
+        f"({s['events_per_second'] or 0:,.0f} events/s)"
+    )
+    print(
+        f"pnl {Decimal(s['pnl_usd']):,.2f} USD  (spread captured {Decimal(comps['spread_captured']):,.2f}, "
+        f"venue fees {Decimal(comps['venue_fees']):,.2f}, gas {Decimal(comps['gas']):,.2f}, "
+        f"issuer fees {Decimal(comps['issuer_fees']):,.2f}, hedge slippage "
+        f"{Decimal(comps['hedge_slippage']):,.2f}, funding {Decimal(comps['funding']):,.2f})"
+    )
+    print(
+        f"trades {s['trades']}  mints {s['mints']}  redeems {s['redeems']}  hedges {s['hedges']}  "
+        f"risk rejections {s['risk_rejections']}  max drawdown {s['max_drawdown_usd']:,.2f} USD"
+    )
+    for venue, positions in sorted(s["final_inventory"].items()):
+        if positions:
+            held = ", ".join(f"{inst} {qty_text(q)}" for inst, q in sorted(positions.items()))
+            print(f"inventory {venue}: {held}")
