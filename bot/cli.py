@@ -78,7 +78,7 @@ def _replay_options(command: F) -> F:
             click.option(
                 "--log-level",
                 type=click.Choice(LOG_LEVELS),
-                help="overrides run.log_level (backtest default: warning)",
+                help="log level (run: overrides run.log_level; backtest: default warning)",
             ),
         ]
     ):
