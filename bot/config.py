@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import datetime
+from datetime import datetime, time
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -20,7 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
-from bot.model import IssuerModel
+from bot.model import Currency, IssuerModel
+from bot.money import ZERO, bps_of, money_context
 
 ENV_PREFIX = "PEGBOT_"
 ENV_DELIMITER = "__"
@@ -201,6 +202,73 @@ class RunConfig(Strict):
     heartbeat_s: float = Field(60.0, gt=0)
 
 
+class TransferRouteConfig(Strict):
+    """A way to move cash or tokens between two of our accounts (ADR 0011): a bank wire, a USDC
+    on/off ramp, or a token withdrawal/deposit between an exchange and the wallet."""
+
+    kind: Literal["bank_wire", "usdc_ramp", "token_withdrawal"]
+    source: str
+    destination: str
+    assets: list[str] = Field(
+        default_factory=lambda: [Currency.USD.value], min_length=1, description="USD or tokens"
+    )
+    two_way: bool = Field(True, description="also from destination to source, on the same terms")
+    fee_flat_usd: Decimal = Field(Decimal(0), ge=0, description="USD per transfer, sender's cash")
+    fee_bps: Decimal = Field(Decimal(0), ge=0, lt=10_000, description="of the amount, in its asset")
+    fee_flat_tokens: Decimal = Field(Decimal(0), ge=0, description="token routes: per transfer")
+    gas_usd: Decimal = Field(Decimal(0), ge=0, description="token routes: chain cost, USD")
+    latency_s: float = Field(600.0, ge=0, description="bank_wire: business seconds; else seconds")
+    latency_jitter_s: float = Field(0.0, ge=0, description="std-dev of the latency")
+    opens: time = Field(time(9, 0), description="bank_wire: business hours start, New York time")
+    cutoff: time = Field(time(17, 0), description="bank_wire: later wires leave the next day")
+    fail_rate: float = Field(0.0, ge=0, le=1, description="share of transfers that come back")
+    min_amount: Decimal = Field(Decimal(0), ge=0, description="smaller transfers are refused")
+    entry_latency_ms: float = Field(50.0, ge=0, description="request leg to the venue's API")
+    response_latency_ms: float = Field(50.0, ge=0, description="answer leg back")
+
+    def fees(self, asset: str, amount: Decimal) -> tuple[Decimal, Decimal]:
+        """(USD, tokens) the sender pays on top of ``amount``: ``fee_flat_usd`` (plus ``gas_usd``
+        on token routes) from its cash, and ``fee_bps`` of the amount in the asset moved (plus
+        ``fee_flat_tokens`` on token routes)."""
+        with money_context():
+            share = bps_of(amount, self.fee_bps) if self.fee_bps else ZERO
+            if asset == Currency.USD:
+                return self.fee_flat_usd + share, ZERO
+            return self.fee_flat_usd + self.gas_usd, self.fee_flat_tokens + share
+
+    def connects(self, source: str, destination: str) -> bool:
+        """Whether this route moves funds from ``source`` to ``destination``."""
+        if (source, destination) == (self.source, self.destination):
+            return True
+        return self.two_way and (source, destination) == (self.destination, self.source)
+
+
+class BalanceBand(Strict):
+    """A balance the rebalancer holds an account at: moved back to ``target`` once it is more
+    than ``band`` away (counting transfers in flight)."""
+
+    target: Decimal = Field(ge=0, description="balance to hold (USD, or tokens)")
+    band: Decimal = Field(Decimal(0), ge=0, description="tolerated distance from the target")
+
+
+class RebalanceConfig(Strict):
+    """The rebalancer's policy (bot/rebalancer.py): targets and bands per account, which route
+    between two accounts, and the smallest transfer worth making."""
+
+    enabled: bool = True
+    min_transfer_usd: Decimal = Field(Decimal(1000), gt=0, description="smallest cash transfer")
+    min_transfer_tokens: Decimal = Field(Decimal(1), gt=0, description="smallest token transfer")
+    retry_after_s: float = Field(3600.0, ge=0, description="a route that failed rests this long")
+    check_every_s: float = Field(300.0, ge=0, description="how often balances are looked at")
+    cash: dict[str, BalanceBand] = Field(default_factory=dict, description="account -> band")
+    tokens: dict[str, BalanceBand] = Field(
+        default_factory=dict, description="'venue:TOKEN' -> band"
+    )
+    routes: dict[str, str] = Field(
+        default_factory=dict, description="'source>destination' -> route name"
+    )
+
+
 class Settings(BaseSettings):
     """The whole configuration."""
 
@@ -219,6 +287,8 @@ class Settings(BaseSettings):
     risk: RiskConfig = RiskConfig()
     backtest: BacktestConfig = BacktestConfig()
     run: RunConfig = RunConfig()
+    transfers: dict[str, TransferRouteConfig] = Field(default_factory=dict)
+    rebalance: RebalanceConfig = RebalanceConfig()
 
     @classmethod
     def settings_customise_sources(
@@ -267,6 +337,59 @@ def _cross_check(s: Settings) -> list[str]:
         venue, _, token = key.partition(":")
         if venue not in s.venues or token not in s.tokens:
             problems.append(f"backtest.initial_tokens.{key}: expected 'venue:token' of known names")
+    problems += _check_transfers(s)
+    return problems
+
+
+def _check_transfers(s: Settings) -> list[str]:
+    """Transfer routes join known accounts with assets their kind can move; the rebalancer's
+    bands name known accounts that some route reaches, and its route choices connect them."""
+    problems: list[str] = []
+    accounts = set(s.venues) | set(s.issuers)
+    pools = {name for name, v in s.venues.items() if v.kind == "pool"}
+    token_venues = {name for name, v in s.venues.items() if v.kind != "broker"}
+    for name, r in s.transfers.items():
+        where = f"transfers.{name}"
+        for end in ("source", "destination"):
+            if getattr(r, end) not in accounts:
+                problems.append(f"{where}.{end}: unknown venue or issuer '{getattr(r, end)}'")
+        if r.source == r.destination:
+            problems.append(f"{where}: source and destination are the same account")
+        cash_route = r.kind != "token_withdrawal"
+        for asset in r.assets:
+            if cash_route and asset != Currency.USD:
+                problems.append(f"{where}.assets: a {r.kind} moves USD only, not '{asset}'")
+            elif not cash_route and asset not in s.tokens:
+                problems.append(f"{where}.assets: unknown token '{asset}'")
+        if r.kind == "usdc_ramp" and not {r.source, r.destination} & pools:
+            problems.append(f"{where}: a usdc_ramp has the wallet (a pool venue) at one end")
+        if r.kind == "token_withdrawal" and not {r.source, r.destination} <= token_venues:
+            problems.append(f"{where}: a token_withdrawal joins exchange or pool venues")
+        if r.kind == "bank_wire" and r.opens >= r.cutoff:
+            problems.append(f"{where}.opens: must be before the cutoff {r.cutoff}")
+    reb = s.rebalance
+    holdings = [(f"cash.{a}", a, Currency.USD.value, a in accounts) for a in reb.cash]
+    for key in reb.tokens:
+        venue, _, token = key.partition(":")
+        holdings.append((f"tokens.{key}", venue, token, venue in s.venues and token in s.tokens))
+    for where, account, asset, known in holdings:
+        if not known:
+            token_band = where.startswith("tokens.")
+            what = "'venue:TOKEN' of known names" if token_band else "a known venue or issuer"
+            problems.append(f"rebalance.{where}: expected {what}")
+        elif not any(
+            asset in r.assets and account in (r.source, r.destination) for r in s.transfers.values()
+        ):
+            problems.append(f"rebalance.{where}: no transfer route moves {asset} there or away")
+    for key, route in reb.routes.items():
+        source, sep, destination = key.partition(">")
+        chosen = s.transfers.get(route)
+        if not sep:
+            problems.append(f"rebalance.routes.{key}: expected 'source>destination'")
+        elif chosen is None:
+            problems.append(f"rebalance.routes.{key}: unknown transfer route '{route}'")
+        elif not chosen.connects(source, destination):
+            problems.append(f"rebalance.routes.{key}: route '{route}' does not go that way")
     return problems
 
 

@@ -3,8 +3,10 @@
 Per event (never on a polling tick) it updates ``MarketState``, lets simulated venues with
 working orders react, and calls the strategy with itself as the read-only ``StrategyContext``.
 Intents go through risk to the executor; venue answers come back through ``VenueEvents``
-(``on_order_update``, ``on_fill``, ``on_request_update``) and update the ledger before the
-strategy hears of them. The engine reads time only from its clock and performs no I/O itself.
+(``on_order_update``, ``on_fill``, ``on_request_update``, ``on_transfer_update``) and update the
+ledger before whoever asked hears of them. The rebalancer (``bot.rebalancer``) is asked for
+transfers on the heartbeat and after every answer that moved the book. The engine reads time
+only from its clock and performs no I/O itself.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 import math
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -24,7 +26,7 @@ from bot.config import Settings
 from bot.display import qty_text
 from bot.executor import Executor
 from bot.feeds import schema
-from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem
+from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem, RequestTransfer
 from bot.journal import Journal
 from bot.ledger import Ledger
 from bot.market import MarketState, OracleRound, TopOfBook
@@ -39,10 +41,14 @@ from bot.model import (
     RequestState,
     RequestUpdate,
     TokenizedStock,
+    Transfer,
+    TransferState,
+    TransferUpdate,
 )
+from bot.rebalancer import REQUESTER, Rebalancer
 from bot.risk import RiskEngine
 from bot.sessions import IssuerSessionRule, SessionCalendar
-from connectors.base import IssuerVenue, MarketListener, OrderVenue
+from connectors.base import IssuerVenue, MarketListener, OrderVenue, TransferVenue
 from strategies.base import Decision, Quiet, Strategy
 
 log = structlog.get_logger("pegbot.engine")
@@ -97,7 +103,11 @@ class Engine:
         venues: dict[str, OrderVenue],
         issuers: dict[str, IssuerVenue],
         journal: Journal,
+        transfers: Mapping[str, TransferVenue] | None = None,
+        rebalancer: Rebalancer | None = None,
     ) -> None:
+        """``transfers``: route name -> the venue that carries it; ``rebalancer``: the policy
+        asked for transfers (None: nothing moves unless a strategy asks)."""
         self.settings = settings
         self.clock = clock
         self._sessions = sessions
@@ -107,7 +117,9 @@ class Engine:
         self._ledger = ledger
         self.risk = risk
         self.strategy = strategy
-        self.executor = Executor(venues, issuers, journal)
+        self.executor = Executor(venues, issuers, journal, transfer_venues=transfers)
+        self._rebalancer = rebalancer
+        self.transfer_log: list[tuple[Transfer, TransferUpdate]] = []
         self.decisions: list[Decision] = []
         self.counters: Counter[str] = Counter()
         self.fills: list[Fill] = []
@@ -163,6 +175,8 @@ class Engine:
             v.bind(self)
         for i in issuers.values():
             i.bind(self)
+        for network in {id(t): t for t in (transfers or {}).values()}.values():
+            network.bind(self)
 
     # ---- StrategyContext -------------------------------------------------------------------
     @property
@@ -228,6 +242,7 @@ class Engine:
     def _heartbeat(self) -> None:
         self._ledger.accrue_funding(self.clock.now_ns(), self._funding_apy)
         self._act(self.strategy.on_timer(self, "heartbeat"))
+        self._rebalance()
 
     def _sample(self) -> None:
         if self.on_sample is not None:
@@ -508,14 +523,36 @@ class Engine:
                     continue
                 self._ledger.track_request(req, self._request_venue(req))
                 self.counters["mints" if req.kind is RequestKind.MINT else "redeems"] += 1
+            elif isinstance(intent, RequestTransfer):
+                transfer = self.executor.transfer(intent, now)
+                if transfer.state is TransferState.REJECTED:
+                    self._tell_requester(transfer)
+                    continue
+                self._ledger.track_transfer(transfer)
+                self.counters["transfers"] += 1
+                log.info(
+                    "transfer",
+                    transfer_id=transfer.transfer_id,
+                    route=transfer.route,
+                    asset=transfer.asset,
+                    amount=str(transfer.amount),
+                    source=transfer.source,
+                    destination=transfer.destination,
+                    reason=intent.reason,
+                )
 
-    def _refused(self, intent: PlaceOrder | RequestMintRedeem, now: int, reason: str) -> None:
+    def _refused(
+        self, intent: PlaceOrder | RequestMintRedeem | RequestTransfer, now: int, reason: str
+    ) -> None:
         """A risk rejection is an answer too: the strategy hears it as a rejected order or
-        request, so no arbitrage waits forever for a leg that was never sent."""
+        request, so no arbitrage waits forever for a leg that was never sent (a transfer's
+        requester hears of its rejected transfer)."""
         if isinstance(intent, PlaceOrder):
             self._tell_strategy(
                 self.strategy.on_order, self.executor.reject_order(intent, now, reason)
             )
+        elif isinstance(intent, RequestTransfer):
+            self._tell_requester(self.executor.reject_transfer(intent, now, reason))
         else:
             self._tell_strategy(
                 self.strategy.on_request, self.executor.reject_request(intent, now, reason)
@@ -573,6 +610,7 @@ class Engine:
             role=str(fill.role),
         )
         self._act(self.strategy.on_fill(self, fill))
+        self._rebalance()
         if self.after_answer is not None:
             self.after_answer()
 
@@ -594,8 +632,44 @@ class Engine:
         )
         if req.state is not previous or update.state is RequestState.SETTLED:
             self._act(self.strategy.on_request(self, req))
+        self._rebalance()
         if self.after_answer is not None:
             self.after_answer()
+
+    def on_transfer_update(self, update: TransferUpdate) -> None:
+        transfer = self.executor.transfers.get(update.transfer_id)
+        if transfer is None or update.state.stage <= transfer.state.stage:
+            return  # unknown, late or duplicate
+        self.executor.apply_transfer_update(update)
+        self._ledger.apply_transfer_update(transfer, update)
+        self.transfer_log.append((transfer, update))
+        log.info(
+            "transfer_update",
+            transfer_id=transfer.transfer_id,
+            route=transfer.route,
+            state=str(update.state),
+            fee_usd=str(update.fee_usd),
+            reason=update.reason,
+        )
+        self._tell_requester(transfer)
+        self._rebalance()
+        if self.after_answer is not None:
+            self.after_answer()
+
+    def _tell_requester(self, transfer: Transfer) -> None:
+        """Tell whoever asked for ``transfer``: the rebalancer, or a strategy that listens
+        (one with an ``on_transfer(ctx, transfer)`` handler)."""
+        if transfer.requested_by == REQUESTER and self._rebalancer is not None:
+            self._rebalancer.on_transfer(transfer, self._now())
+            return
+        handler = getattr(self.strategy, "on_transfer", None)
+        if handler is not None:
+            self._tell_strategy(handler, transfer)
+
+    def _rebalance(self) -> None:
+        """Ask the rebalancer for transfers (at once empty while the book is unchanged)."""
+        if self._rebalancer is not None:
+            self._act(self._rebalancer.plan(self._ledger, self._now()))
 
     def _request_venue(self, req: MintRedeemRequest) -> str:
         """Where minted tokens land / redeemed tokens come from: the request's venue, else the

@@ -7,7 +7,9 @@ decides anything and never blocks: venues answer later through the engine's Venu
 
 from __future__ import annotations
 
-from bot.intents import CancelOrder, PlaceOrder, RequestMintRedeem
+from collections.abc import Mapping
+
+from bot.intents import CancelOrder, PlaceOrder, RequestMintRedeem, RequestTransfer
 from bot.journal import Journal, JournalEntry
 from bot.model import (
     Fill,
@@ -17,12 +19,16 @@ from bot.model import (
     OrderUpdate,
     RequestState,
     RequestUpdate,
+    Transfer,
+    TransferState,
+    TransferUpdate,
 )
-from connectors.base import IssuerVenue, OrderVenue
+from connectors.base import IssuerVenue, OrderVenue, TransferVenue
 
 
 class Executor:
-    """Routes orders to venues and requests to issuers; owns their lifecycle state."""
+    """Routes orders to venues, requests to issuers and transfers to transfer venues (by route
+    name); owns their lifecycle state."""
 
     def __init__(
         self,
@@ -30,12 +36,16 @@ class Executor:
         issuers: dict[str, IssuerVenue],
         journal: Journal,
         id_prefix: str = "pb",
+        *,
+        transfer_venues: Mapping[str, TransferVenue] | None = None,
     ) -> None:
         self.venues = venues
         self.issuers = issuers
+        self.transfer_venues = dict(transfer_venues or {})
         self.journal = journal
         self.orders: dict[str, Order] = {}
         self.requests: dict[str, MintRedeemRequest] = {}
+        self.transfers: dict[str, Transfer] = {}
         self._open: dict[str, Order] = {}
         self._prefix = id_prefix
         self._seq = 0
@@ -152,6 +162,61 @@ class Executor:
             group_id=intent.group_id,
             venue=intent.venue,
         )
+
+    def transfer(self, intent: RequestTransfer, now_ns: int) -> Transfer:
+        """Journal a transfer with its id, then hand it to its route's venue."""
+        venue = self.transfer_venues.get(intent.route)
+        if venue is None:
+            return self.reject_transfer(intent, now_ns, f"unknown transfer route '{intent.route}'")
+        t = self._new_transfer(intent, now_ns)
+        payload = {
+            "route": t.route,
+            "asset": t.asset,
+            "amount": str(t.amount),
+            "source": t.source,
+            "destination": t.destination,
+            "requested_by": t.requested_by,
+        }
+        self.journal.append(JournalEntry(now_ns, "transfer", t.transfer_id, payload))
+        self.transfers[t.transfer_id] = t
+        venue.submit_transfer(t)
+        return t
+
+    def reject_transfer(self, intent: RequestTransfer, now_ns: int, reason: str) -> Transfer:
+        """A transfer refused before any venue saw it (risk, unknown route): REJECTED at once."""
+        t = self._new_transfer(intent, now_ns)
+        t.state, t.reason, t.done_ns = TransferState.REJECTED, reason, now_ns
+        self.journal.append(JournalEntry(now_ns, "rejected", t.transfer_id, {"reason": reason}))
+        self.transfers[t.transfer_id] = t
+        return t
+
+    def _new_transfer(self, intent: RequestTransfer, now_ns: int) -> Transfer:
+        return Transfer(
+            transfer_id=self._next_id("t"),
+            route=intent.route,
+            asset=intent.asset,
+            amount=intent.amount,
+            source=intent.source,
+            destination=intent.destination,
+            requested_ns=now_ns,
+            fee_usd=intent.fee_usd,
+            fee_tokens=intent.fee_tokens,
+            requested_by=intent.requested_by,
+        )
+
+    def apply_transfer_update(self, update: TransferUpdate) -> Transfer | None:
+        """Move a transfer to the reported state; the fees are the venue's from SENT on."""
+        t = self.transfers.get(update.transfer_id)
+        if t is None or update.state.stage <= t.state.stage:
+            return t  # unknown, late or duplicate
+        if t.state.stage == 0 and update.state is not TransferState.REJECTED:
+            t.fee_usd, t.fee_tokens, t.sent_ns = update.fee_usd, update.fee_tokens, update.ts_ns
+        t.state = update.state
+        if update.state.is_terminal:
+            t.done_ns = update.ts_ns
+        if update.reason:
+            t.reason = update.reason
+        return t
 
     def apply_order_update(self, update: OrderUpdate) -> Order | None:
         """Move an order to the reported state. Returns the order, or None if unknown."""

@@ -48,4 +48,23 @@ class RequestMintRedeem:
     venue: str = ""  # where minted tokens land / redeemed tokens come from ("" = issuer default)
 
 
-Intent = PlaceOrder | CancelOrder | RequestMintRedeem
+@dataclass(frozen=True, slots=True)
+class RequestTransfer:
+    """Move cash (``asset`` "USD") or tokens from ``source`` to ``destination`` by ``route``.
+
+    ``fee_usd``/``fee_tokens``: the route's quoted fees, which risk checks the source can pay on
+    top of ``amount``. ``requested_by`` is told of the transfer's updates.
+    """
+
+    route: str
+    asset: str
+    amount: Decimal
+    source: str
+    destination: str
+    fee_usd: Decimal = Decimal(0)
+    fee_tokens: Decimal = Decimal(0)
+    requested_by: str = "strategy"
+    reason: str = ""
+
+
+Intent = PlaceOrder | CancelOrder | RequestMintRedeem | RequestTransfer

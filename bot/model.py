@@ -278,6 +278,12 @@ class TransferState(StrEnum):
     def is_terminal(self) -> bool:
         return self in (TransferState.ARRIVED, TransferState.FAILED, TransferState.REJECTED)
 
+    @property
+    def stage(self) -> int:
+        """How far along: 0 not left yet, 1 in transit, 2 done (arrived, failed or rejected).
+        An answer at or behind a transfer's stage is stale."""
+        return 2 if self.is_terminal else 1 if self is TransferState.SENT else 0
+
 
 @dataclass(slots=True)
 class Transfer:

@@ -16,6 +16,12 @@ Checks, in order (the first failure is the verdict):
    their risk is still ours). A mint is checked at its issuer's delivery venue; a redeem only
    reduces exposure and skips this check.
 
+Transfers (``RequestTransfer``) are checked apart: blocked by the kill switch (capital stays
+where it is while the bot is stopped); a positive amount between two different accounts; and
+the source must be able to pay it: the amount plus the quoted fees in each asset may not exceed
+what the account has available (``TransferView.available``: its balance less what its unsent
+transfers will take), so no account goes negative.
+
 Reads only what it is given (a ``LedgerView`` and a mark function); performs no I/O, reads no
 clock and changes nothing but its own kill-switch flag and rejection counter.
 """
@@ -28,7 +34,8 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 
 from bot.config import RiskConfig
-from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem
+from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem, RequestTransfer
+from bot.ledger import TransferView, debits
 from bot.model import MintRedeemRequest, RequestKind, RequestState
 from strategies.base import LedgerView
 
@@ -88,6 +95,8 @@ class RiskEngine:
         with localcontext(_PRECISE):
             if isinstance(intent, PlaceOrder):
                 verdict = self._check_order(intent, ledger, mark)
+            elif isinstance(intent, RequestTransfer):
+                verdict = self._check_transfer(intent, ledger)
             else:
                 verdict = self._check_request(intent, ledger, mark)
         if not verdict.ok:
@@ -129,6 +138,26 @@ class RiskEngine:
         held = ledger.position(venue, r.token) if venue else _ZERO
         exposure = held + self._in_flight_exposure(ledger, venue, r.token)
         return self._check_position(r.token, venue or r.issuer, exposure + r.qty, fair)
+
+    def _check_transfer(self, t: RequestTransfer, ledger: LedgerView) -> RiskVerdict:
+        if self._kill_reason is not None:
+            return _reject("kill_switch", f"kill switch ({self._kill_reason}): no transfer")
+        if t.amount <= 0 or t.fee_usd < 0 or t.fee_tokens < 0 or t.source == t.destination:
+            return _reject(
+                "bad_transfer",
+                f"transfer of {t.amount} {t.asset} from {t.source} to {t.destination}"
+                f" (fees {t.fee_usd} USD, {t.fee_tokens} tokens)",
+            )
+        if not isinstance(ledger, TransferView):
+            return _reject("no_balances", "no account balances to check a transfer against")
+        for asset, amount in debits(t.asset, t.amount, t.fee_usd, t.fee_tokens).items():
+            available = ledger.available(t.source, asset)
+            if amount > available:
+                return _reject(
+                    "overdraw",
+                    f"transfer takes {amount} {asset} from {t.source}: {available} available",
+                )
+        return PASS
 
     def _check_notional(self, qty: Decimal, price: Decimal) -> RiskVerdict:
         notional = qty * price

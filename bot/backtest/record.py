@@ -7,6 +7,7 @@ with simulated time / interval, not with the number of events.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from strategies.base import Decision
@@ -55,6 +56,23 @@ class RequestMark:
     request_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class TransferMark:
+    """A transfer venue's answer (SENT, ARRIVED, FAILED, REJECTED), for the capital chart and
+    the summary's ``transfers``. Exact amounts: the summary adds them up."""
+
+    ts_ns: int
+    transfer_id: str
+    route: str
+    asset: str  # "USD" or a token symbol
+    amount: Decimal
+    source: str
+    destination: str
+    state: str
+    fee_usd: Decimal  # charged when it left (on the first update that says so)
+    fee_tokens: Decimal
+
+
 @dataclass(slots=True)
 class RunRecord:
     """Everything a report needs. ``summary`` is what summary.json holds."""
@@ -65,5 +83,6 @@ class RunRecord:
     requests: list[RequestMark] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    transfers: list[TransferMark] = field(default_factory=list)
     # stock -> (ts_ns, net delta, net delta less the carried one) at every change, in shares
     exposure: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)

@@ -25,6 +25,7 @@ from bot.amm.v3_pool import TICK_SPACING_BY_FEE, V3Pool
 from bot.backtest.record import RequestMark, RunRecord, Sample, TradeMark
 from bot.backtest.replay import ROW_COLUMNS, TOP_COLUMNS, Pacer, replay
 from bot.backtest.summary import max_drawdown
+from bot.backtest.transfers_summary import transfer_marks, transfers_summary
 from bot.clock import SimClock, Stopwatch
 from bot.config import Settings
 from bot.engine import Engine
@@ -37,10 +38,12 @@ from bot.ledger import Ledger
 from bot.logging import set_time_source
 from bot.market import IssuerState, MarketState, PoolInfo, PoolMarket
 from bot.model import MultiplierStep, TokenizedStock
+from bot.rebalancer import Rebalancer
 from bot.risk import RiskEngine
 from bot.sessions import IssuerSessionRule, SessionCalendar
 from connectors.base import IssuerVenue, OrderVenue
 from connectors.sim import SimBroker, SimExchange, SimIssuer, SimPool
+from connectors.sim.transfers import SimTransferNetwork
 from strategies.base import Strategy
 from strategies.mint_redeem import MintRedeemStrategy
 
@@ -160,6 +163,10 @@ class Backtest:
             if strategy is not None
             else MintRedeemStrategy(settings, max_in_flight=settings.strategy.max_in_flight)
         )
+        rng = random.Random(f"{seed}:transfers")
+        self.transfers = SimTransferNetwork(
+            settings.transfers, self.clock, self.calendar, rng, self.ledger
+        )
         self.engine = Engine(
             settings=settings,
             clock=self.clock,
@@ -173,6 +180,8 @@ class Backtest:
             venues=self.venues,
             issuers=self.issuers,
             journal=MemoryJournal(),
+            transfers=dict.fromkeys(settings.transfers, self.transfers),
+            rebalancer=Rebalancer(settings.rebalance, settings.transfers),
         )
         self.engine.on_sample = self._sample
         self.exposure = ExposureMonitor(
@@ -421,6 +430,7 @@ class Backtest:
     def _finish(self, events: int, wall: float) -> None:
         rec = self.record
         rec.decisions = list(self.engine.decisions)
+        rec.transfers = transfer_marks(self.engine.transfer_log)
         for f in self.engine.fills:
             rec.trades.append(
                 TradeMark(
@@ -476,6 +486,7 @@ class Backtest:
                 for venue, bal in snap.venues.items()
             },
             "final_cash": {venue: _usd(bal.cash) for venue, bal in snap.venues.items()},
+            "transfers": transfers_summary(rec.transfers, snap.in_transit),
             "in_flight": {
                 "mints": {t: str(s.qty) for t, s in snap.mints.items()},
                 "redeems": {t: str(s.qty) for t, s in snap.redeems.items()},

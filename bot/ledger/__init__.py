@@ -3,12 +3,14 @@
 ``Ledger`` (bot/ledger/core.py) is the book; ``PnlBreakdown`` and ``LedgerSnapshot`` are what it
 reports. The package is split by idea: ``exact`` (the Decimal contexts and the two places that
 round), ``positions`` (cost basis and realized PnL), ``requests`` (in-flight requests and the
-capital they lock), ``reports`` (the output types). No module here performs I/O or reads a clock.
+capital they lock), ``transfers`` (cash and tokens between our accounts), ``reports`` (the
+output types). No module here performs I/O or reads a clock.
 """
 
 from bot.ledger.core import Ledger
 from bot.ledger.exact import BASIS_QUANTUM, FUNDING_QUANTUM, NS_PER_YEAR
 from bot.ledger.reports import InFlightSummary, LedgerSnapshot, PnlBreakdown, VenueBalances
+from bot.ledger.transfers import TransferView, debits
 
 __all__ = [
     "BASIS_QUANTUM",
@@ -18,5 +20,7 @@ __all__ = [
     "Ledger",
     "LedgerSnapshot",
     "PnlBreakdown",
+    "TransferView",
     "VenueBalances",
+    "debits",
 ]

@@ -16,20 +16,36 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from typing import Protocol, runtime_checkable
 
 from bot.ledger.exact import ZERO
 from bot.ledger.positions import Positions
 from bot.model import Currency, Transfer, TransferState, TransferUpdate
 
-STAGE = {
-    TransferState.PENDING_SUBMIT: 0,
-    TransferState.UNKNOWN: 0,
-    TransferState.SENT: 1,
-    TransferState.ARRIVED: 2,
-    TransferState.FAILED: 2,
-    TransferState.REJECTED: 2,
-}
-"""How far along a transfer state is. An update at or behind the tracked stage is stale."""
+
+def debits(
+    asset: str, amount: Decimal, fee_usd: Decimal, fee_tokens: Decimal
+) -> dict[str, Decimal]:
+    """What a transfer takes from its source when it leaves, per asset: the amount plus the
+    fees in that asset, and for a token transfer its USD fees from the source's cash."""
+    if asset == Currency.USD:
+        return {asset: amount + fee_usd}
+    taken = {asset: amount + fee_tokens}
+    if fee_usd:
+        taken[Currency.USD] = fee_usd
+    return taken
+
+
+@runtime_checkable
+class TransferView(Protocol):
+    """What risk and the rebalancer read about accounts and transfers (``Ledger`` has it)."""
+
+    @property
+    def version(self) -> int: ...
+
+    def available(self, account: str, asset: str) -> Decimal: ...
+
+    def open_transfers(self) -> list[Transfer]: ...
 
 
 @dataclass(slots=True)
@@ -42,7 +58,7 @@ class TrackedTransfer:
 
     @property
     def stage(self) -> int:
-        return STAGE[self.transfer.state]
+        return self.transfer.state.stage
 
     @property
     def in_transit(self) -> Decimal:
@@ -53,14 +69,9 @@ class TrackedTransfer:
         """What this transfer will take from ``account`` in ``asset`` when it leaves (amount and
         fees); nothing once it has left, since the balance then already shows it."""
         t = self.transfer
-        if self.stage > 0 or t.source != account:
+        if t.source != account or t.state is not TransferState.PENDING_SUBMIT:
             return ZERO
-        taken = ZERO
-        if asset == t.asset:
-            taken += t.amount + (ZERO if asset == Currency.USD else t.fee_tokens)
-        if asset == Currency.USD:
-            taken += t.fee_usd
-        return taken
+        return debits(t.asset, t.amount, t.fee_usd, t.fee_tokens).get(asset, ZERO)
 
 
 class TransferBook:
@@ -97,7 +108,7 @@ class TransferBook:
         if transfer_id in self._done:
             return False
         tracked = self._open.get(transfer_id)
-        return STAGE[update.state] > (tracked.stage if tracked is not None else 0)
+        return update.state.stage > (tracked.stage if tracked is not None else 0)
 
     def apply(self, transfer_id: str, update: TransferUpdate) -> Decimal:
         """Apply an update that ``is_news``; returns the realized PnL of tokens arriving where

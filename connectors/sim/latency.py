@@ -18,12 +18,12 @@ from functools import partial
 
 from bot.clock import Clock
 from bot.config import VenueConfig
-from bot.model import Fill, OrderUpdate, RequestUpdate
+from bot.model import Fill, OrderUpdate, RequestUpdate, TransferUpdate
 from connectors.base import VenueEvents
 
 NS_PER_MS = 1_000_000
 
-VenueAnswer = OrderUpdate | Fill | RequestUpdate
+VenueAnswer = OrderUpdate | Fill | RequestUpdate | TransferUpdate
 
 
 class LatencyModel:
@@ -111,5 +111,7 @@ class VenueLink:
             events.on_fill(item)
         elif isinstance(item, OrderUpdate):
             events.on_order_update(item)
+        elif isinstance(item, TransferUpdate):
+            events.on_transfer_update(item)
         else:
             events.on_request_update(item)
