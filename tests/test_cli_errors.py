@@ -131,6 +131,19 @@ def test_backtest_refuses_a_non_empty_out_without_overwrite(pegbot: Pegbot, tmp_
     assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
 
 
+def test_a_feed_error_comes_before_the_out_check_and_creates_no_directory(
+    pegbot: Pegbot, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-feed"
+    error = f"error: feed directory {missing} does not exist\n"
+    r = pegbot("backtest", "--feed", str(missing), "--out", str(tmp_path / "runs" / "new"))
+    assert (r.returncode, r.stderr) == (2, error)
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "notes.txt").write_text("mine")
+    r = pegbot("backtest", "--feed", str(missing), "--out", str(tmp_path))
+    assert (r.returncode, r.stderr) == (2, error)
+
+
 @pytest.mark.parametrize(
     ("window", "message"),
     [

@@ -1,6 +1,6 @@
 """``pegbot backtest`` as the command line runs it, and the summary lines both commands print.
 
-``run_backtest_cli`` checks ``--out`` before anything runs, assembles a ``Backtest``, replays with
+``run_backtest_cli`` assembles a ``Backtest``, checks ``--out`` before the replay, replays with
 a progress bar on a terminal, writes the run's files into ``--out`` and prints the summary;
 ``print_summary`` is also the daemon's last output. What this module may not do: change a
 trading result (it shows and stores what the run made).
@@ -21,7 +21,7 @@ OUTPUT_FILES = ("summary.json", "report.html", "fills.parquet", "decisions.parqu
 
 
 def prepare_out(out: Path, *, overwrite: bool) -> None:
-    """Make ``out`` ready for a run's files, before the run: a directory that is new, empty, or
+    """Make ``out`` ready for a run's files before the replay: a directory that is new, empty, or
     (with ``overwrite``) one whose ``OUTPUT_FILES`` may be replaced (other files are left as
     they are). InputError otherwise."""
     if out.exists() and not out.is_dir():
@@ -50,8 +50,6 @@ def run_backtest_cli(
 ) -> None:
     """``pegbot backtest``: run, then write summary.json, report.html, fills.parquet and
     decisions.parquet into ``out``."""
-    prepare_out(out, overwrite=overwrite)
-    # The kernel is imported once --out is known to be usable: a bad one is told at once.
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from bot.backtest.report import write_report
@@ -65,6 +63,9 @@ def run_backtest_cli(
         settings, feed=feed, seed=seed, window_start_ns=window[0], window_end_ns=window[1]
     )
     bt.record.config_name = str(config_path)
+    # After the feed is known to be usable (its errors do not depend on --out, and leave no
+    # directory behind), before the replay, the long part.
+    prepare_out(out, overwrite=overwrite)
     if sys.stderr.isatty():
         with Progress(
             TextColumn("backtest"),
