@@ -145,9 +145,25 @@ class StrategyConfig(Strict):
     max_qty: float = Field(500.0, gt=0, description="largest size evaluated, tokens")
     ladder_steps: int = Field(12, ge=1, le=200)
     funding_rate_apy: float = Field(0.05, ge=0)
-    annual_vol: float = Field(0.30, gt=0, description="underlying vol for the basis risk premium")
-    risk_premium_sigmas: float = Field(1.0, ge=0)
-    gap_vol_multiple: float = Field(2.0, ge=0, description="extra vol per closed hour vs open")
+    annual_vol: float = Field(0.30, gt=0, description="prior of the underlying's annual vol")
+    intraday_variance_share: float = Field(
+        0.75, gt=0, lt=1, description="prior: share of a day's variance in its regular session"
+    )
+    basis_vol: float = Field(0.15, gt=0, description="prior of the premium's annual vol")
+    premium_half_life_s: float = Field(
+        86_400.0, gt=0, description="prior of the premium's half-life"
+    )
+    vol_prior_s: float = Field(
+        86_400.0, gt=0, description="seconds of evidence the variance priors weigh"
+    )
+    vol_half_life_s: float = Field(
+        432_000.0, gt=0, description="half-life of the evidence: the trailing window"
+    )
+    latency_quantile: float = Field(
+        0.9, gt=0, lt=1, description="issuer latency priced at this quantile"
+    )
+    risk_premium_sigmas: float = Field(1.0, ge=0, description="sigmas of basis charged")
+    gap_vol_multiple: float = Field(2.0, ge=0, description="sigmas of unhedged time charged")
     overnight_hedge: bool = False
     unhedged_risk_budget_usd: float = Field(0.0, ge=0)
     multiplier_window_s: float = Field(3600.0, ge=0)

@@ -10,9 +10,12 @@ swapped). docs/strategy.md states every formula; the short version, for ``q`` to
     net = gross - issuer fee - gas - broker fees - exchange fee - unwind spread (s * half spread)
               - funding - basis risk - gap risk
 
-with ``issuer fee = flat + bps * notional``, ``funding = notional * apy * lock_s / YEAR``,
-``basis risk = k * vol * sqrt(risk_s / YEAR) * notional``,
-``gap risk = g * vol * sqrt(closed_s / YEAR) * notional``.
+with ``issuer fee = flat + (fee bps + spread bps) * notional``, ``funding = notional * apy *
+lock_s / YEAR``, ``basis risk = k * sqrt(basis variance) * notional`` over the time the legs are
+hedged against each other, ``gap risk = g * sqrt(variance of the underlying) * notional`` over
+the time the position would be unhedged (variances in trading time: ``strategies.volatility``).
+On the mint-first path the tokens are sold after settlement: the token proceeds keep only the
+share of today's premium expected to be left then (``Exposure.decay``).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ from bot.amm.errors import AmmRevert
 
 if TYPE_CHECKING:
     from bot.market import Book, PoolMarket, TopOfBook
-    from bot.sessions import IssuerSessionRule, MarketSession, SessionCalendar
+    from bot.sessions import MarketSession, SessionCalendar
+    from strategies.volatility import PremiumStats, RealizedVariance
 
 YEAR_S = 365.0 * 86_400.0
 """Funding and volatility are annualised over calendar time: the latency runs through nights and
@@ -50,6 +54,7 @@ class CostParams:
 
     issuer_fee_flat_usd: float = 0.0
     issuer_fee_bps: float = 0.0
+    issuer_spread_bps: float = 0.0  # a mint priced this far above the mid, a redeem below
     gas_usd: float = 0.0  # per token-leg swap; pools only
     exchange_fee_bps: float = 0.0  # taker fee on the token leg; exchanges only
     commission_per_share_usd: float = 0.0
@@ -57,24 +62,31 @@ class CostParams:
     taf_per_share_usd: float = 0.0
     taf_max_usd: float = math.inf  # no cap unless one is given
     funding_rate_apy: float = 0.0
-    annual_vol: float = 0.0
-    risk_premium_sigmas: float = 0.0
-    gap_vol_multiple: float = 0.0
+    risk_premium_sigmas: float = 0.0  # sigmas of basis charged over the hedged window
+    gap_vol_multiple: float = 0.0  # sigmas of the underlying charged over unhedged time
 
 
 @dataclass(frozen=True, slots=True)
 class Exposure:
-    """How long one arbitrage stays open, in seconds.
+    """How long one arbitrage stays open and what it risks meanwhile.
 
-    ``risk_s``: from now until the issuer leg is priced (until the tokens arrive on the mint-first
-    path), the window of the hedge-versus-issuer basis. ``lock_s``: until the tokens or cash are
-    delivered, the window capital is locked for. ``closed_s``: the part of ``risk_s`` during which
-    the issuer cannot price or the broker cannot hedge.
+    ``risk_s``: from now until the issuer leg is priced (until the minted tokens are sold on the
+    mint-first path). ``lock_s``: until the tokens or cash are delivered, the window capital is
+    locked for. ``gap_s``: the part of it in which the position would be unhedged (no hedge at
+    all, or one the broker cannot place or take off when the issuer prices or the tokens are
+    sold), and ``gap_var`` the underlying's variance over that time; ``basis_s`` and
+    ``basis_var``: the time the hedge and a later token sale are held against each other
+    (mint-first) and the premium's variance over it. ``decay``: the share of today's premium the
+    mint-first sale can expect after settlement (1 elsewhere).
     """
 
     risk_s: float = 0.0
     lock_s: float = 0.0
-    closed_s: float = 0.0
+    gap_s: float = 0.0
+    gap_var: float = 0.0
+    basis_s: float = 0.0
+    basis_var: float = 0.0
+    decay: float = 1.0
 
 
 NO_EXPOSURE = Exposure()
@@ -133,7 +145,9 @@ class EdgeBreakdown:
             "net_bps": self.net_bps,
             "risk_s": self.exposure.risk_s,
             "lock_s": self.exposure.lock_s,
-            "closed_s": self.exposure.closed_s,
+            "gap_s": self.exposure.gap_s,
+            "basis_s": self.exposure.basis_s,
+            "premium_decay": self.exposure.decay,
         }
 
 
@@ -183,7 +197,8 @@ def edge_breakdown(
     hedged = hedge_usd is not None
     hedge = hedge_usd if hedge_usd is not None else shares * underlying_mid
     gross = token_usd - hedge if premium else hedge - token_usd
-    issuer_fee = params.issuer_fee_flat_usd + params.issuer_fee_bps * 1e-4 * notional
+    issuer_bps = params.issuer_fee_bps + params.issuer_spread_bps
+    issuer_fee = params.issuer_fee_flat_usd + issuer_bps * 1e-4 * notional
     exchange_fee = params.exchange_fee_bps * 1e-4 * token_usd
     if hedged:
         # premium: the sell leg is the unwind, near the bid; discount: the hedge itself
@@ -194,9 +209,8 @@ def edge_breakdown(
         broker = 0.0
         unwind_spread = 0.0
     funding = notional * params.funding_rate_apy * exposure.lock_s / YEAR_S
-    vol_notional = params.annual_vol * notional
-    basis = params.risk_premium_sigmas * vol_notional * math.sqrt(exposure.risk_s / YEAR_S)
-    gap = params.gap_vol_multiple * vol_notional * math.sqrt(exposure.closed_s / YEAR_S)
+    basis = params.risk_premium_sigmas * math.sqrt(exposure.basis_var) * notional
+    gap = params.gap_vol_multiple * math.sqrt(exposure.gap_var) * notional
     net = (
         gross
         - issuer_fee
@@ -235,9 +249,25 @@ def edge_breakdown(
 # ---- executable prices for the size actually traded -------------------------------------------
 
 
-def token_fill_on_book(book: Book, direction: Direction, qty: float) -> tuple[float, float]:
-    """``(tokens filled, USD)`` of selling into the bids (premium) or buying the asks (discount)."""
-    return book.walk(direction is Direction.PREMIUM, qty)
+def token_fill_on_book(
+    book: Book, direction: Direction, qty: float, skip: float = 0.0
+) -> tuple[float, float]:
+    """``(tokens filled, USD)`` of selling into the bids (premium) or buying the asks (discount),
+    after the first ``skip`` tokens of that side (taken by our own order still out)."""
+    if skip <= 0.0:
+        return book.walk(direction is Direction.PREMIUM, qty)
+    left_skip, left, usd = skip, qty, 0.0
+    for px, size in book.levels(direction is Direction.PREMIUM):
+        if left_skip > 0.0:
+            used = size if size < left_skip else left_skip
+            left_skip -= used
+            size -= used
+        take = size if size < left else left
+        usd += take * px
+        left -= take
+        if left <= 0.0:
+            break
+    return qty - left, usd
 
 
 def token_fill_on_pool(pool: PoolMarket, direction: Direction, qty: float) -> tuple[float, float]:
@@ -280,52 +310,71 @@ def hedge_fill(top: TopOfBook, direction: Direction, shares: float) -> tuple[flo
 # ---- how long the arbitrage stays open -------------------------------------------------------
 
 
-def closed_seconds(
-    calendar: SessionCalendar,
-    start_ns: int,
-    end_ns: int,
-    issuer_open_ns: int,
-    hedgeable: Callable[[MarketSession], bool],
-) -> float:
-    """Seconds of ``[start_ns, end_ns)`` during which the issuer cannot price yet (before
-    ``issuer_open_ns``) or the broker session does not allow a hedge. Time beyond the calendar's
-    range counts as closed (the conservative answer)."""
-    closed = 0
-    t = start_ns
-    while t < end_ns:
+def next_hedgeable_ns(
+    calendar: SessionCalendar, ts_ns: int, hedgeable: Callable[[MarketSession], bool]
+) -> int:
+    """The first instant at or after ``ts_ns`` at which the broker takes a hedge (past the
+    calendar's range: its end, the conservative answer for how long a position waits)."""
+    t = ts_ns
+    while True:
         try:
-            _, seg_end, session = calendar.interval_at(t)
+            start, end, session = calendar.interval_at(t)
         except ValueError:
-            closed += end_ns - t
-            break
-        seg_end = min(seg_end, end_ns)
-        if not hedgeable(session):
-            closed += seg_end - t
-        elif issuer_open_ns > t:
-            closed += min(seg_end, issuer_open_ns) - t
-        t = seg_end
-    return closed / NS
+            return t
+        if hedgeable(session):
+            return max(start, t)
+        t = end
 
 
 def exposure_window(
     now_ns: int,
     calendar: SessionCalendar,
-    rule: IssuerSessionRule | None,
     *,
-    latency_s: float,
+    priced_ns: int,
     settle_s: float,
-    settle_in_risk: bool,
+    mint_first: bool,
+    hedged: bool,
     hedgeable: Callable[[MarketSession], bool],
+    underlying: RealizedVariance,
+    premium: PremiumStats | None,
 ) -> Exposure:
-    """The exposure of an arbitrage started at ``now_ns``.
+    """The exposure of an arbitrage started at ``now_ns`` whose issuer leg is priced at
+    ``priced_ns`` (the latency quantile) and delivered ``settle_s`` later.
 
-    wait = next instant the issuer executes - now (``rule`` None: it always does);
-    ``risk_s = wait + latency_s`` (``+ settle_s`` on the mint-first path, where the tokens are
-    sold only once they arrive); ``lock_s = wait + latency_s + settle_s``. Raises ValueError when
-    the issuer cannot execute within the calendar.
+    Inventory-first and redeem, hedged now: hedged until priced, when the hedge comes off; if the
+    broker takes no order then, the position is over-hedged (unhedged) until it does. Mint-first:
+    no exposure until priced (the mint's price floats); then hedged once the broker takes the
+    hedge, the hedge held against the later sale (basis) until the tokens are delivered and
+    sold, and over-hedged again if the broker cannot take the unwind then. Unhedged: every
+    exposed second is gap.
     """
-    next_exec = now_ns if rule is None else rule.next_execution_ns(now_ns)
-    wait_s = max(0, next_exec - now_ns) / NS
-    risk_s = wait_s + latency_s + (settle_s if settle_in_risk else 0.0)
-    closed = closed_seconds(calendar, now_ns, now_ns + int(risk_s * NS), next_exec, hedgeable)
-    return Exposure(risk_s=risk_s, lock_s=wait_s + latency_s + settle_s, closed_s=closed)
+    settled_ns = priced_ns + int(settle_s * NS)
+    gaps: list[tuple[int, int]] = []
+    basis = (0, 0)
+    if mint_first:
+        if hedged:
+            on = next_hedgeable_ns(calendar, priced_ns, hedgeable)
+            gaps.append((priced_ns, min(on, settled_ns)))
+            basis = (min(on, settled_ns), settled_ns)
+            gaps.append((settled_ns, next_hedgeable_ns(calendar, settled_ns, hedgeable)))
+        else:
+            gaps.append((priced_ns, settled_ns))
+    elif hedged:
+        gaps.append((priced_ns, next_hedgeable_ns(calendar, priced_ns, hedgeable)))
+    else:
+        gaps.append((now_ns, priced_ns))
+    gap_var = sum(underlying.variance(calendar, a, b) for a, b in gaps if b > a)
+    gap_s = sum(max(0, b - a) for a, b in gaps) / NS
+    basis_s = max(0, basis[1] - basis[0]) / NS
+    basis_var = premium.rate() * basis_s if premium is not None else 0.0
+    risk_end = settled_ns if mint_first else priced_ns
+    decay = premium.decay_over((settled_ns - now_ns) / NS) if mint_first and premium else 1.0
+    return Exposure(
+        risk_s=max(0, risk_end - now_ns) / NS,
+        lock_s=max(0, settled_ns - now_ns) / NS,
+        gap_s=gap_s,
+        gap_var=gap_var,
+        basis_s=basis_s,
+        basis_var=basis_var,
+        decay=decay,
+    )

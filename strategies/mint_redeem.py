@@ -50,6 +50,7 @@ from strategies.opportunity import (
     QTY_STEP,
     Candidate,
     Plan,
+    Reservation,
     TokenView,
     VenueView,
     edge_bound,
@@ -87,14 +88,14 @@ _BROKER_ROLES = (LegRole.HEDGE, LegRole.UNWIND)
 class MintRedeemStrategy:
     """The mint/redeem arbitrage strategy; see the module docstring and docs/strategy.md.
 
-    ``max_in_flight``: groups per token that may await the issuer at once (one by default: a
-    second arbitrage on the same token before the first is priced doubles the basis exposure for
-    no new information).
+    ``max_in_flight``: groups per token that may await the issuer at once (``strategy.max_in_flight``
+    unless given; one by default: a second arbitrage on the same token before the first is priced
+    doubles the basis exposure for no new information).
     """
 
     name = "mint_redeem"
 
-    def __init__(self, config: Settings, *, max_in_flight: int = 1) -> None:
+    def __init__(self, config: Settings, *, max_in_flight: int | None = None) -> None:
         self.settings = config
         self.cfg = config.strategy
         self._up = 1.0 + self.cfg.min_edge_bps * 1e-4
@@ -106,7 +107,8 @@ class MintRedeemStrategy:
         overnight = self.cfg.overnight_hedge and all(
             config.venues[b].overnight_enabled for b in brokers
         )
-        self.gates = Gates(self.cfg, overnight, max_in_flight)
+        in_flight = self.cfg.max_in_flight if max_in_flight is None else max_in_flight
+        self.gates = Gates(self.cfg, overnight, in_flight)
         self._pending = self.groups.pending  # read on every event
         self._min_usd = self.cfg.min_edge_usd - 1e-6  # the bound's slack for float rounding
         self._min_bps = self.cfg.min_edge_bps - 1e-6
@@ -248,6 +250,7 @@ class MintRedeemStrategy:
         group = self.groups.on_fill(fill, ctx.open_orders(fill.group_id), ctx.now_ns)
         if group is not None and fill.role is LegRole.TOKEN:
             self._tokens[group.token].token_failures = 0
+            self._release_reservations(ctx, group.token, group.group_id)
         return self._lifecycle(ctx, group)
 
     def on_order(self, ctx: StrategyContext, order: Order) -> list[Intent] | None:
@@ -262,6 +265,8 @@ class MintRedeemStrategy:
             wait_s = min(BACKOFF_BASE_S * 2 ** (st.token_failures - 1), BACKOFF_CAP_S)
             st.backoff_until_ns = ctx.now_ns + int(max(wait_s, self.cfg.cooldown_s) * NS)
         open_orders = ctx.open_orders(order.group_id)
+        if order.role is LegRole.TOKEN:
+            self._release_reservations(ctx, group.token, group.group_id)
         return self._lifecycle(ctx, self.groups.on_order_done(order, open_orders, ctx.now_ns))
 
     def on_request(self, ctx: StrategyContext, request: MintRedeemRequest) -> list[Intent] | None:
@@ -278,6 +283,7 @@ class MintRedeemStrategy:
 
     def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
         now = ctx.now_ns
+        self._sample_risk(ctx)
         reprice_ns = self.groups.retry.reprice_ns
         for order in ctx.open_orders():
             # a hedge left working too long (a limit the market moved away from) is placed anew
@@ -289,6 +295,53 @@ class MintRedeemStrategy:
         for token in self.groups.tokens_with_pending():
             out.extend(self._flush(ctx, token) or ())
         return out or None
+
+    def _sample_risk(self, ctx: StrategyContext) -> None:
+        """Feed the risk estimates (``strategies.volatility``) on the timer: the underlying's
+        mid, and each venue's premium while the stock's quote is live (a closed market's last
+        quote says nothing about today's premium)."""
+        now = ctx.now_ns
+        try:
+            session = ctx.sessions.session_at(now)
+        except ValueError:
+            return
+        for st in self._tokens.values():
+            quote = ctx.market.quotes.get(st.underlying)
+            if quote is None or not quote.valid:
+                continue
+            mid = quote.mid
+            st.variance.observe(ctx.sessions, now, mid)
+            live = (
+                session is not MarketSession.CLOSED and now - quote.ts_ns <= self.gates.max_age_ns
+            )
+            fair = mid * st.mult
+            for v in st.venues:
+                bid, ask, _ = v.prices(ctx.market)
+                premium = (bid + ask) * 0.5 / fair - 1.0 if live else math.nan
+                st.premiums[v.name].observe(now, premium)
+
+    def _reserve(self, v: VenueView, group_id: str, direction: Direction, qty: Decimal) -> None:
+        """Our token order on ``v`` will take this much of what the market data still shows."""
+        book_ts = -1
+        if not v.is_pool and v.top is not None:
+            book_ts = v.top.ts_ns
+        r = v.reserved
+        total = float(qty)
+        if r is not None and r.direction is direction and r.book_ts_ns == book_ts:
+            total += r.qty
+        v.reserved = Reservation(group_id, direction, total, book_ts)
+
+    def _release_reservations(self, ctx: StrategyContext, token: str, group_id: str) -> None:
+        """The group's token orders that ended no longer take depth."""
+        st = self._tokens.get(token)
+        if st is None:
+            return
+        working = {o.venue for o in ctx.open_orders(group_id) if o.role is LegRole.TOKEN}
+        for v in st.venues:
+            r = v.reserved
+            if r is not None and r.group_id == group_id and v.name not in working:
+                v.reserved = None
+                st.recost_ns = 0  # a skip the reserved depth bound is costed again at once
 
     def _lifecycle_event(self) -> None:
         """A fill, order end or issuer answer: every skip that waited for one is re-checked."""
@@ -653,6 +706,7 @@ class MintRedeemStrategy:
             return self._started(ctx, st, now, plan, form, [request])
         # the token leg now, its hedge now; the issuer leg follows the token fill (arb_groups)
         deadline = now + self._swap_deadline_ns
+        self._reserve(v, group_id, plan.direction, qty)
         intents: list[Intent] = [
             token_order(v.name, v.kind, st.symbol, token_side, qty, worst, group_id, fair, deadline)
         ]
@@ -726,6 +780,7 @@ class MintRedeemStrategy:
                 # discount for an offer made again (the hedge covers the price move)
                 fair = mark * st.mult if mark == mark else leg.fair
                 v = self._sale_venue(ctx, st, leg)
+                self._reserve(v, leg.group_id, Direction.PREMIUM, leg.qty)
                 worst = worst_token_price(fair * (1.0 - leg.discount_bps * 1e-4), leg.side)
                 deadline = now + self._swap_deadline_ns
                 intents.append(

@@ -17,16 +17,20 @@ from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from statistics import NormalDist
 from typing import TYPE_CHECKING, NamedTuple
 
+from bot.amm.errors import AmmRevert
+from bot.issuer_latency import IssuerLatency
+from bot.market import PoolMarket
 from strategies.arb_groups import Path
 from strategies.base import Band, Quiet
 from strategies.costs import (
     NO_EXPOSURE,
+    YEAR_S,
     CostParams,
     Direction,
     EdgeBreakdown,
-    Exposure,
     edge_breakdown,
     exposure_window,
     gas_usd,
@@ -35,15 +39,17 @@ from strategies.costs import (
     token_fill_on_pool,
 )
 from strategies.sizing import SizeChoice, SizeLimit, binding_limit, choose_size
+from strategies.volatility import KINDS, PremiumStats, RealizedVariance, prior_rates
 
 if TYPE_CHECKING:
-    from bot.config import Settings
+    from bot.config import IssuerConfig, Settings
     from bot.market import Book, IssuerState, MarketState, TopOfBook
     from bot.model import MultiplierStep, TokenizedStock
     from bot.sessions import MarketSession
     from strategies.base import Decision, StrategyContext
     from strategies.legs import HedgeForm
 
+NS = 1_000_000_000
 NEVER = sys.maxsize
 QTY_STEP = 0.001  # sizes are searched on a grid of a thousandth of a token (legs.QTY_QUANTUM)
 # The size search stops refining at a bracket this fraction of the binding limit: the profit
@@ -56,7 +62,7 @@ class VenueView:
 
     __slots__ = (
         "name", "kind", "is_pool", "key", "sell_factor", "buy_factor", "scale", "token0",
-        "issuer_fee", "pool_keep", "top", "sqrt_seen", "spot", "band", "accounts",
+        "issuer_fee", "pool_keep", "top", "sqrt_seen", "spot", "band", "accounts", "reserved",
     )  # fmt: skip
 
     def __init__(
@@ -81,6 +87,9 @@ class VenueView:
         self.spot = math.nan
         self.band = Band()  # while the token holds (token_views gives the engine's one)
         self.accounts: VenueAccounts | None = None  # sizing's ledger reads, per ledger version
+        # our own token order still out on this venue: the depth (a book) or the pool state it
+        # will take, which the market data does not show yet (``Reservation``)
+        self.reserved: Reservation | None = None
 
     def init_pool(self, market: MarketState) -> None:
         info = market.pools[self.name].info
@@ -116,6 +125,17 @@ class VenueView:
         return book.top.bid, book.top.ask, book.top.ts_ns
 
 
+class Reservation(NamedTuple):
+    """A token order of ``group_id`` still out on a venue: ``qty`` tokens on ``direction``'s
+    side, placed when the book's top had ``book_ts_ns`` (a book) — two groups never size
+    against the same displayed depth, or price the same pool state twice."""
+
+    group_id: str
+    direction: Direction
+    qty: float
+    book_ts_ns: int
+
+
 class TokenView:
     """Per-token configuration and state: the cached multiplier and the skip collapse."""
 
@@ -125,7 +145,7 @@ class TokenView:
         "rejected_premium", "rejected_up", "recost_ns", "token_failures", "backoff_until_ns",
         "quiet_until_ns", "quiet_epoch", "gates_until_ns", "gates_epoch", "gates_form",
         "gates_closed", "quote", "issuer_state", "watch", "quote_band", "hold_counts",
-        "inventory_hedged",
+        "inventory_hedged", "latency", "variance", "premiums",
     )  # fmt: skip
 
     def __init__(self, symbol: str, underlying: str, issuer: str, broker: str) -> None:
@@ -162,6 +182,10 @@ class TokenView:
         self.hold_counts = True  # whether events passed over repeat the last skip
         # (starting inventory, multiplier) the inventory hedge was last sized for
         self.inventory_hedged: tuple[Decimal, Decimal] | None = None
+        self.latency: IssuerLatency | None = None  # built on first use (needs the calendar)
+        # what the feed says about risk, sampled on the strategy's timer (strategies.volatility)
+        self.variance = RealizedVariance(dict.fromkeys(KINDS, 0.0), 1.0, 1.0)
+        self.premiums: dict[str, PremiumStats] = {}
 
     def refresh_multiplier(self, now: int) -> None:
         """Cache the multiplier in force at ``now`` and when the next step activates."""
@@ -201,15 +225,33 @@ def token_views(settings: Settings) -> dict[str, TokenView]:
         for name in tc.venues:
             vc = settings.venues[name]
             fee = float(vc.taker_fee_bps) if vc.kind == "exchange" else 0.0
-            ic = settings.issuers.get(tc.issuer)
-            issuer_bps = float(ic.fee_bps) if ic is not None else 0.0
+            issuer_bps = issuer_fee_bps(settings.issuers.get(tc.issuer))
             venue = VenueView(name, vc.kind, symbol, fee, issuer_bps)
             venue.band = view.watch.band(name, symbol)
             venues.append(venue)
             view.params[name] = cost_params(settings, tc.issuer, view.broker, name)
         view.venues = tuple(venues)
+        cfg = settings.strategy
+        half_life = cfg.vol_half_life_s
+        view.variance = RealizedVariance(
+            prior_rates(cfg.annual_vol, cfg.intraday_variance_share), cfg.vol_prior_s, half_life
+        )
+        basis_rate = cfg.basis_vol * cfg.basis_vol / YEAR_S  # calendar time: tokens trade 24/7
+        view.premiums = {
+            v.name: PremiumStats(basis_rate, cfg.premium_half_life_s, PRIOR_SAMPLES, half_life)
+            for v in venues
+        }
         views[symbol] = view
     return views
+
+
+PRIOR_SAMPLES = 60.0  # the premium's prior weighs as much as an hour of one-minute samples
+
+
+def issuer_fee_bps(ic: IssuerConfig | None) -> float:
+    """What the issuer takes in bps of notional: its fee and its spread (a mint priced above the
+    mid, a redeem below)."""
+    return float(ic.fee_bps) + float(ic.spread_bps) if ic is not None else 0.0
 
 
 def cost_params(settings: Settings, issuer: str, broker: str, venue: str) -> CostParams:
@@ -222,6 +264,7 @@ def cost_params(settings: Settings, issuer: str, broker: str, venue: str) -> Cos
     return CostParams(
         issuer_fee_flat_usd=float(ic.fee_flat_usd) if ic else 0.0,
         issuer_fee_bps=float(ic.fee_bps) if ic else 0.0,
+        issuer_spread_bps=float(ic.spread_bps) if ic else 0.0,
         gas_usd=gas,
         exchange_fee_bps=float(vc.taker_fee_bps) if vc.kind == "exchange" else 0.0,
         commission_per_share_usd=float(bc.commission_per_share_usd) if bc else 0.0,
@@ -229,7 +272,6 @@ def cost_params(settings: Settings, issuer: str, broker: str, venue: str) -> Cos
         taf_per_share_usd=float(bc.taf_per_share_usd) if bc else 0.0,
         taf_max_usd=float(bc.taf_max_usd) if bc else 0.0,
         funding_rate_apy=cfg.funding_rate_apy,
-        annual_vol=cfg.annual_vol,
         risk_premium_sigmas=cfg.risk_premium_sigmas,
         gap_vol_multiple=cfg.gap_vol_multiple,
     )
@@ -332,9 +374,10 @@ def size_limits(
         limits.append(SizeLimit("unhedged budget", cfg.unhedged_risk_budget_usd / fair))
     book = None if v.is_pool else market.books[v.key]
     if book is not None:
-        limits.append(SizeLimit("token depth", sum(sz for _, sz in book.levels(premium))))
+        depth = sum(sz for _, sz in book.levels(premium)) - reserved_depth(v, book, cand.direction)
+        limits.append(SizeLimit("token depth", depth))
     if premium and books.has_issuer:  # the issuer account pays for the mint when it is priced
-        per_token = fair * books.issuer_fee_factor
+        per_token = fair * books.issuer_fee_factor * mint_price_factor(ctx, settings, st)
         limits.append(SizeLimit("issuer cash", books.issuer_cash / per_token))
     if not premium:
         limits.append(SizeLimit("venue cash", books.venue_cash / (token_px * v.buy_factor)))
@@ -353,7 +396,7 @@ class VenueAccounts(NamedTuple):
     broker_cash: float
     has_issuer: bool
     issuer_cash: float  # the issuer account's cash less the flat fee
-    issuer_fee_factor: float  # 1 + issuer bps
+    issuer_fee_factor: float  # 1 + issuer bps (fee and spread)
     venue_cash: float
     order_cap: float  # max order notional
 
@@ -371,7 +414,7 @@ def _venue_accounts(
         broker_cash=float(ledger.cash(st.broker)),
         has_issuer=ic is not None,
         issuer_cash=float(ledger.cash(st.issuer)) - float(ic.fee_flat_usd) if ic else 0.0,
-        issuer_fee_factor=1.0 + float(ic.fee_bps) * 1e-4 if ic is not None else 1.0,
+        issuer_fee_factor=1.0 + issuer_fee_bps(ic) * 1e-4,
         venue_cash=float(ledger.cash(v.name)),
         order_cap=float(settings.risk.max_order_notional_usd),
     )
@@ -421,7 +464,7 @@ def edge_bound(
             px /= v.pool_keep
         hedge = m * (quote.bid if form is not None else mid)
         a = hedge - px * (1.0 + exchange)
-    a -= params.issuer_fee_bps * 1e-4 * fair
+    a -= (params.issuer_fee_bps + params.issuer_spread_bps) * 1e-4 * fair
     if form is not None:  # the unwind spread is exactly linear: shares * half spread
         a -= m * (quote.ask - quote.bid) * 0.5
     fixed = params.issuer_fee_flat_usd + params.gas_usd
@@ -455,26 +498,38 @@ def plan_candidate(
             exposure = exposure_window(
                 now,
                 ctx.sessions,
-                ctx.issuer_sessions.get(st.issuer),
-                latency_s=ic.latency_s,
+                priced_ns=priced_ns(ctx, settings, st),
                 settle_s=ic.settle_s,
-                settle_in_risk=path is Path.MINT_FIRST,
+                mint_first=path is Path.MINT_FIRST,
+                hedged=form is not None,
                 hedgeable=hedgeable,
+                underlying=st.variance,
+                premium=st.premiums.get(v.name),
             )
         except ValueError:
             return "calendar", f"issuer {st.issuer} cannot price within the session calendar"
-        if form is None:  # unhedged: the whole window carries gap risk
-            exposure = Exposure(exposure.risk_s, exposure.lock_s, exposure.risk_s)
+        # the multiplier gate covers the trade's whole window, not only the next hour
+        window_end = now + int((exposure.lock_s + cfg.multiplier_window_s) * NS)
+        if st.next_step_ns != NEVER and st.next_step_ns <= window_end:
+            ahead = (st.next_step_ns - now) / NS
+            return "multiplier", (
+                f"multiplier activation in {ahead:.0f} s, inside the trade's "
+                f"{exposure.lock_s:.0f} s window"
+            )
     params = live_issuer_fees(market, st.issuer, st.params[v.name])
     half_spread = (quote.ask - quote.bid) * 0.5
-    pm = market.pools.get(v.name) if v.is_pool else None
+    pm = _pool_after_ours(market, v) if v.is_pool else None
+    skip = reserved_depth(v, book, direction) if book is not None else 0.0
+    decay = exposure.decay if path is Path.MINT_FIRST else 1.0
 
     def evaluate(q: float) -> EdgeBreakdown:
         if pm is not None:
             filled, token_usd = token_fill_on_pool(pm, direction, q)
         else:
             assert book is not None
-            filled, token_usd = token_fill_on_book(book, direction, q)
+            filled, token_usd = token_fill_on_book(book, direction, q, skip)
+        if decay < 1.0:  # mint-first sells after settlement: only part of today's premium left
+            token_usd = q * fair + (token_usd - q * fair) * decay
         hedge_usd = hedge_fill(quote, direction, q * m)[1] if form is not None else None
         edge = edge_breakdown(
             direction, q, m, mid, token_usd, hedge_usd, half_spread, exposure, params
@@ -494,6 +549,67 @@ def plan_candidate(
         tolerance=SIZE_TOLERANCE * limit.qty,
     )
     return Plan(v, direction, path, choice, limit, cand.premium_bps)
+
+
+def priced_ns(ctx: StrategyContext, settings: Settings, st: TokenView) -> int:
+    """When the issuer leg of a request made now is priced, at the configured quantile of the
+    issuer's latency distribution (``bot.issuer_latency``: the wait for its window included)."""
+    latency = st.latency
+    if latency is None:
+        ic = settings.issuers[st.issuer]
+        latency = st.latency = IssuerLatency(ic, ctx.sessions, ctx.issuer_sessions.get(st.issuer))
+    return latency.execution_ns(settings.strategy.latency_quantile, ctx.now_ns)
+
+
+def mint_price_factor(ctx: StrategyContext, settings: Settings, st: TokenView) -> float:
+    """How far above fair value a mint requested now may be priced, at the latency quantile's
+    z-score of the underlying's move until then (1 when the price is fixed now)."""
+    cfg = settings.strategy
+    if cfg.ignore_settlement or st.issuer not in settings.issuers:
+        return 1.0
+    now = ctx.now_ns
+    try:
+        variance = st.variance.variance(ctx.sessions, now, priced_ns(ctx, settings, st))
+    except ValueError:
+        return 1.0
+    return math.exp(_z(cfg.latency_quantile) * math.sqrt(variance))
+
+
+def _z(q: float) -> float:
+    z = _Z.get(q)
+    if z is None:
+        z = _Z[q] = NormalDist().inv_cdf(min(max(q, 1e-9), 1.0 - 1e-9))
+    return z
+
+
+_Z: dict[float, float] = {}
+
+
+def reserved_depth(v: VenueView, book: Book, direction: Direction) -> float:
+    """Tokens of the book's ``direction`` side our own order still out will take; a reservation
+    lapses once the book moves (the sim and the venue then show what is left)."""
+    r = v.reserved
+    if r is None or r.direction is not direction or r.book_ts_ns != book.top.ts_ns:
+        return 0.0
+    return r.qty
+
+
+def _pool_after_ours(market: MarketState, v: VenueView) -> PoolMarket | None:
+    """The pool as our swap still out will leave it (it lands a slot after it is sent)."""
+    pm = market.pools.get(v.name)
+    r = v.reserved
+    if pm is None or r is None:
+        return pm
+    pool = pm.pool.copy()
+    sell = r.direction is Direction.PREMIUM
+    info = pm.info
+    decimals = info.decimals0 if info.token_is_token0 else info.decimals1
+    raw = int(Decimal(repr(r.qty)).scaleb(decimals))
+    try:
+        pool.swap(info.token_is_token0 == sell, raw if sell else -raw)
+    except AmmRevert:
+        return pm
+    return PoolMarket(info, pool, pm.ts_ns)
 
 
 def rejection(settings: Settings, plan: Plan) -> tuple[str, str]:

@@ -11,8 +11,8 @@ spread 0.20 (ask 100.10), tokens sold for 1530.00, so fair = 150, notional = 150
                    = 0.15 + 0.0416583 + 0.00249              = 0.1941483
     unwind spread  = 15 * 0.10                               = 1.50
     funding        = 1500 * 5% * (0.001 year)                = 0.075
-    basis risk     = 1 * 30% * sqrt(1e-4) * 1500             = 4.50
-    gap risk       = 2 * 30% * sqrt(2.5e-5) * 1500           = 4.50
+    basis risk     = 1 * sqrt(basis variance 9e-6) * 1500     = 4.50
+    gap risk       = 2 * sqrt(gap variance 2.25e-6) * 1500   = 4.50
     net            = 28.5 - 4 - 2.5 - 0.1941483 - 1.5 - 0.075 - 4.5 - 4.5 = 11.2308517
 """
 
@@ -27,22 +27,23 @@ from bot.amm.price import sqrt_price_x96_from_price
 from bot.amm.tick_math import get_tick_at_sqrt_ratio
 from bot.amm.v3_pool import V3Pool
 from bot.market import Book, PoolInfo, PoolMarket, TopOfBook
-from bot.sessions import IssuerSessionRule, MarketSession, SessionCalendar
+from bot.sessions import MarketSession, SessionCalendar
 from strategies.costs import (
     YEAR_S,
     CostParams,
     Direction,
     Exposure,
     broker_fees,
-    closed_seconds,
     edge_breakdown,
     exposure_window,
     fair_value,
     gas_usd,
     hedge_fill,
+    next_hedgeable_ns,
     token_fill_on_book,
     token_fill_on_pool,
 )
+from strategies.volatility import KINDS, PremiumStats, RealizedVariance
 
 NS = 1_000_000_000
 PARAMS = CostParams(
@@ -54,11 +55,10 @@ PARAMS = CostParams(
     taf_per_share_usd=0.000166,
     taf_max_usd=8.30,
     funding_rate_apy=0.05,
-    annual_vol=0.30,
     risk_premium_sigmas=1.0,
     gap_vol_multiple=2.0,
 )
-EXPOSURE = Exposure(risk_s=YEAR_S * 1e-4, lock_s=YEAR_S * 1e-3, closed_s=YEAR_S * 2.5e-5)
+EXPOSURE = Exposure(risk_s=YEAR_S * 1e-4, lock_s=YEAR_S * 1e-3, gap_var=2.25e-6, basis_var=9e-6)
 
 
 def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> int:
@@ -187,49 +187,87 @@ def _extended(session: MarketSession) -> bool:
     return session in (MarketSession.PRE_MARKET, MarketSession.REGULAR, MarketSession.AFTER_HOURS)
 
 
-def test_exposure_over_a_weekend_waits_for_the_issuer_and_counts_all_of_it_closed(
+RATE = 1e-8  # the underlying's variance per second, the same in every kind of time here
+FLAT = RealizedVariance(dict.fromkeys(KINDS, RATE), 1.0, 1.0)
+PREMIUM_RATE = 4e-9
+TUESDAY_11 = utc(2025, 6, 3, 15)  # 11:00 EDT
+
+
+def premium(half_life_s: float = 3600.0) -> PremiumStats:
+    return PremiumStats(PREMIUM_RATE, half_life_s, 1.0, 1e9)
+
+
+def window(now: int, priced: int, cal: SessionCalendar, **kw: object) -> Exposure:
+    args: dict = {"settle_s": 600.0, "mint_first": False, "hedged": True, "hedgeable": _extended,
+                  "underlying": FLAT, "premium": premium()}  # fmt: skip
+    args.update(kw)
+    return exposure_window(now, cal, priced_ns=priced, **args)
+
+
+def test_hedged_inventory_first_priced_in_session_risks_nothing_but_the_latency(
     cal: SessionCalendar,
 ) -> None:
-    rule = IssuerSessionRule(cal, accept="always", execute="regular")
-    saturday_noon = utc(2025, 6, 7, 16)  # 12:00 EDT
-    monday_open = utc(2025, 6, 9, 13, 30)  # 09:30 EDT
-    wait = (monday_open - saturday_noon) / NS
-    exp = exposure_window(
-        saturday_noon, cal, rule, latency_s=60.0, settle_s=600.0, settle_in_risk=False,
-        hedgeable=_extended,
-    )  # fmt: skip
-    assert wait == 45.5 * 3600
-    assert exp == Exposure(risk_s=wait + 60.0, lock_s=wait + 660.0, closed_s=wait)
+    exp = window(TUESDAY_11, TUESDAY_11 + 60 * NS, cal)
+    assert exp == Exposure(risk_s=60.0, lock_s=660.0)  # no gap, no basis: the hedge is on
 
 
-def test_exposure_counts_broker_closed_time_while_the_issuer_prices(cal: SessionCalendar) -> None:
-    rule = IssuerSessionRule(cal, accept="always", execute="always")
-    friday_1959_30 = utc(2025, 6, 6, 23, 59, 30)  # 19:59:30 EDT, after-hours
-    exp = exposure_window(
-        friday_1959_30, cal, rule, latency_s=60.0, settle_s=600.0, settle_in_risk=True,
-        hedgeable=_extended,
-    )  # fmt: skip
-    assert exp == Exposure(risk_s=660.0, lock_s=660.0, closed_s=630.0)  # closed from 20:00
+def test_a_priced_leg_the_broker_cannot_unwind_is_gap_until_the_next_session(
+    cal: SessionCalendar,
+) -> None:
+    friday_1959 = utc(2025, 6, 6, 23, 59)  # 19:59 EDT
+    priced = friday_1959 + 90 * NS  # 20:00:30: after-hours is over, the unwind waits
+    monday_4 = utc(2025, 6, 9, 8)  # 04:00 EDT: pre-market takes a limit
+    exp = window(friday_1959, priced, cal)
+    gap_s = (monday_4 - priced) / NS
+    assert exp == Exposure(risk_s=90.0, lock_s=690.0, gap_s=gap_s, gap_var=RATE * gap_s)
+    assert next_hedgeable_ns(cal, priced, _extended) == monday_4
 
 
-def test_exposure_in_regular_hours_is_just_the_latency(cal: SessionCalendar) -> None:
-    rule = IssuerSessionRule(cal, accept="always", execute="regular")
-    tuesday_11 = utc(2025, 6, 3, 15)
-    exp = exposure_window(
-        tuesday_11, cal, rule, latency_s=60.0, settle_s=600.0, settle_in_risk=False,
-        hedgeable=_extended,
-    )  # fmt: skip
-    assert exp == Exposure(risk_s=60.0, lock_s=660.0, closed_s=0.0)
+def test_unhedged_every_second_until_priced_is_gap(cal: SessionCalendar) -> None:
+    saturday_noon = utc(2025, 6, 7, 16)
+    monday_0931 = utc(2025, 6, 9, 13, 31)  # the issuer executes at the open plus its latency
+    exp = window(saturday_noon, monday_0931, cal, hedged=False)
+    gap_s = (monday_0931 - saturday_noon) / NS
+    assert exp == Exposure(risk_s=gap_s, lock_s=gap_s + 600.0, gap_s=gap_s, gap_var=RATE * gap_s)
 
 
-def test_time_beyond_the_calendar_counts_as_closed(cal: SessionCalendar) -> None:
+def test_mint_first_holds_the_hedge_against_the_later_sale_and_prices_the_premium_decay(
+    cal: SessionCalendar,
+) -> None:
+    exp = window(TUESDAY_11, TUESDAY_11 + 60 * NS, cal, mint_first=True)
+    # no exposure until priced; then hedged until the tokens arrive 600 s later and are sold:
+    # the premium's variance over those 600 s; of today's premium 0.5 ** (660 / 3600) is left
+    assert exp == Exposure(
+        risk_s=660.0,
+        lock_s=660.0,
+        basis_s=600.0,
+        basis_var=pytest.approx(PREMIUM_RATE * 600.0, rel=1e-9),  # type: ignore[arg-type]
+        decay=pytest.approx(0.5 ** (660 / 3600), rel=1e-12),  # type: ignore[arg-type]
+    )
+
+
+def test_mint_first_priced_after_the_close_is_unhedged_until_the_broker_reopens(
+    cal: SessionCalendar,
+) -> None:
+    friday_1958 = utc(2025, 6, 6, 23, 58)
+    priced = friday_1958 + 150 * NS  # 20:00:30: no hedge can go on before Monday 04:00
+    monday_4 = utc(2025, 6, 9, 8)
+    exp = window(friday_1958, priced, cal, mint_first=True)
+    gap_s = (monday_4 - priced) / NS  # the tokens arrive and are sold, the hedge never went on
+    assert (exp.gap_s, exp.basis_s) == (gap_s, 0.0)
+    assert exp.gap_var == pytest.approx(RATE * gap_s, rel=1e-12)
+
+
+def test_time_beyond_the_calendar_counts_as_unhedged(cal: SessionCalendar) -> None:
     start = cal.end_ns - 10 * NS
-    assert closed_seconds(cal, start, start + 40 * NS, start, lambda s: True) == 30.0
+    assert next_hedgeable_ns(cal, start, lambda s: False) == cal.end_ns
 
 
-def test_risk_terms_grow_with_the_square_root_of_time() -> None:
-    p = CostParams(annual_vol=0.3, risk_premium_sigmas=1.0)
-    one = edge_breakdown(Direction.PREMIUM, 1, 1, 100, 100, 100, 0, Exposure(risk_s=3600), p)
-    four = edge_breakdown(Direction.PREMIUM, 1, 1, 100, 100, 100, 0, Exposure(risk_s=4 * 3600), p)
+def test_risk_terms_are_sigmas_of_the_window_variance_times_notional() -> None:
+    p = CostParams(risk_premium_sigmas=1.0, gap_vol_multiple=2.0)
+    one = edge_breakdown(Direction.PREMIUM, 1, 1, 100, 100, 100, 0, Exposure(basis_var=1e-4), p)
+    four = edge_breakdown(Direction.PREMIUM, 1, 1, 100, 100, 100, 0, Exposure(basis_var=4e-4), p)
     assert four.basis_risk_usd == pytest.approx(2 * one.basis_risk_usd, rel=1e-12)
-    assert one.basis_risk_usd == pytest.approx(0.3 * math.sqrt(3600 / YEAR_S) * 100, rel=1e-12)
+    assert one.basis_risk_usd == pytest.approx(math.sqrt(1e-4) * 100, rel=1e-12)
+    gap = edge_breakdown(Direction.PREMIUM, 1, 1, 100, 100, 100, 0, Exposure(gap_var=1e-4), p)
+    assert gap.gap_risk_usd == pytest.approx(2 * math.sqrt(1e-4) * 100, rel=1e-12)

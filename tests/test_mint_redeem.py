@@ -23,6 +23,7 @@ from bot.amm.tick_math import get_tick_at_sqrt_ratio
 from bot.amm.v3_pool import V3Pool
 from bot.config import Settings
 from bot.intents import CancelOrder, PlaceOrder, RequestMintRedeem
+from bot.issuer_latency import IssuerLatency
 from bot.market import IssuerState, MarketState, PoolInfo, PoolMarket
 from bot.model import (
     Fill,
@@ -42,9 +43,11 @@ from bot.sessions import IssuerSessionRule, SessionCalendar
 from strategies.base import Decision
 from strategies.costs import Direction, token_fill_on_pool
 from strategies.mint_redeem import MintRedeemStrategy
+from strategies.volatility import prior_rates, segments
 
 NS = 1_000_000_000
-CAL = SessionCalendar("2025-06-02", "2025-06-10")
+MS = 1_000_000
+CAL = SessionCalendar("2025-06-02", "2025-06-20")
 
 
 def utc(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> int:
@@ -61,6 +64,7 @@ EXACT: dict[str, Any] = {
     "risk_premium_sigmas": 0.0,
     "gap_vol_multiple": 0.0,
     "cooldown_s": 0.0,
+    "premium_half_life_s": 1e15,  # no decay of the premium before a mint-first sale
 }
 
 
@@ -340,9 +344,9 @@ def test_naive_variant_trades_the_weekend_the_settlement_aware_one_skips() -> No
     assert ctx.decisions[0].components["gap_risk"] == 0.0
 
 
-def test_weekend_with_an_unhedged_budget_prices_the_gap_and_declines() -> None:
+def test_weekend_with_an_unhedged_budget_prices_the_gap_in_trading_time_and_declines() -> None:
     strat, ctx = setup(
-        SATURDAY_NOON, 210.0, 211.0, unhedged_risk_budget_usd=100_000.0, risk_premium_sigmas=1.0,
+        SATURDAY_NOON, 207.5, 208.5, unhedged_risk_budget_usd=100_000.0, risk_premium_sigmas=1.0,
         gap_vol_multiple=2.0,
     )  # fmt: skip
     ctx.quote_stock(199.75, 200.25, ts=FRIDAY_16)
@@ -350,11 +354,17 @@ def test_weekend_with_an_unhedged_budget_prices_the_gap_and_declines() -> None:
     assert strat.on_market(ctx, "AAPLx") is None
     (skip,) = ctx.decisions
     assert skip.reason.startswith("edge ")
-    # 45.5 h until Monday's open + 60 s, all of it closed: 2 * 30% * sqrt(t / year) * notional
-    t = 45.5 * 3600 + 60
-    assert skip.components["closed_s"] == t
+    # unhedged from now until the issuer prices (Monday's open plus the latency at its 0.9
+    # quantile): every second is gap, at the prior variance of its kind of time (a weekend
+    # second, a weeknight's, the pre-market's, the regular session's)
+    latency = IssuerLatency(strat.settings.issuers["backed"], CAL, ctx.issuer_sessions["backed"])
+    priced = latency.execution_ns(0.9, SATURDAY_NOON)
+    assert priced > utc(2025, 6, 9, 13, 30)  # Monday 09:30 EDT
+    rates = prior_rates(0.30, 0.75)
+    variance = sum(rates[kind] * t for kind, t in segments(CAL, SATURDAY_NOON, priced))
+    assert skip.components["gap_s"] == (priced - SATURDAY_NOON) / NS
     assert skip.components["gap_risk"] == pytest.approx(
-        2 * 0.3 * (t / (365 * 86400)) ** 0.5 * skip.components["notional"], rel=1e-12
+        2 * variance**0.5 * skip.components["notional"], rel=1e-9
     )
 
 
@@ -380,6 +390,40 @@ def test_multiplier_activation_window_stands_aside() -> None:
     ctx.tokens["AAPLx"].schedule_multiplier(TUESDAY_11 + 1800 * NS, Decimal("1.03"))
     assert strat.on_market(ctx, "AAPLx") is None
     assert ctx.decisions[0].reason == "multiplier activation in 1800 s"
+
+
+def test_the_multiplier_gate_covers_the_trade_s_whole_window() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    # 65 minutes ahead: past the one-hour window, but inside the trade's own window (priced
+    # after the latency's 0.9 quantile and delivered 600 s later) plus that hour
+    ctx.tokens["AAPLx"].schedule_multiplier(TUESDAY_11 + 3900 * NS, Decimal("1.03"))
+    assert strat.on_market(ctx, "AAPLx") is None
+    (skip,) = ctx.decisions
+    assert skip.reason.startswith("multiplier activation in 3900 s, inside the trade's ")
+    assert skip.reason.endswith(" s window")
+
+
+def test_two_groups_never_size_against_the_same_displayed_depth() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0, max_in_flight=2)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(200)
+    ctx.market.book("kraken", "AAPLx").set_top(208.0, 30.0, 209.0, 30.0, TUESDAY_11)
+    first = strat.on_market(ctx, "AAPLx")
+    assert first is not None and first[0].qty == Decimal(30)
+    ctx.now_ns += 62 * MS  # the book has not moved: its 30 tokens are ours already
+    ctx.quote_stock(199.75, 200.25)
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[-1].reason == "size 0: token depth limit"
+    # the IOC fills: our order no longer takes depth, and a book that moved shows what is left
+    fill = Fill("kraken", "AAPLx", "o1", "t1", Side.SELL, Decimal(30), Decimal(208), ctx.now_ns,
+                role=LegRole.TOKEN, group_id="AAPLx-1")  # fmt: skip
+    strat.on_fill(ctx, fill)
+    ctx.now_ns += NS
+    ctx.market.book("kraken", "AAPLx").set_top(208.0, 20.0, 209.0, 30.0, ctx.now_ns)
+    ctx.quote_stock(199.75, 200.25)
+    second = strat.on_market(ctx, "AAPLx")
+    assert second is not None and second[0].group_id == "AAPLx-2"
+    assert second[0].qty == Decimal(20)
 
 
 def test_stale_quote_in_regular_hours_stands_aside() -> None:
