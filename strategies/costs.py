@@ -254,20 +254,7 @@ def token_fill_on_book(
 ) -> tuple[float, float]:
     """``(tokens filled, USD)`` of selling into the bids (premium) or buying the asks (discount),
     after the first ``skip`` tokens of that side (taken by our own order still out)."""
-    if skip <= 0.0:
-        return book.walk(direction is Direction.PREMIUM, qty)
-    left_skip, left, usd = skip, qty, 0.0
-    for px, size in book.levels(direction is Direction.PREMIUM):
-        if left_skip > 0.0:
-            used = size if size < left_skip else left_skip
-            left_skip -= used
-            size -= used
-        take = size if size < left else left
-        usd += take * px
-        left -= take
-        if left <= 0.0:
-            break
-    return qty - left, usd
+    return book.walk(direction is Direction.PREMIUM, qty, skip)
 
 
 def token_fill_on_pool(pool: PoolMarket, direction: Direction, qty: float) -> tuple[float, float]:
