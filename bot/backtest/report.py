@@ -23,7 +23,13 @@ from typing import Any
 import plotly.io as pio
 
 from bot.backtest.record import RunRecord, Sample
-from bot.backtest.report_charts import in_flight_figure, inventory_figure, pnl_figure, price_figure
+from bot.backtest.report_charts import (
+    capital_figure,
+    in_flight_figure,
+    inventory_figure,
+    pnl_figure,
+    price_figure,
+)
 from bot.backtest.report_series import (
     MAX_LINE_POINTS,
     bookkeeping_samples,
@@ -42,6 +48,7 @@ SECTIONS = (
     ("prices", "Token price vs fair value"),
     ("pnl", "Cumulative PnL by component"),
     ("inventory", "Inventory and cash"),
+    ("capital", "Capital and transfers"),
     ("in-flight", "In-flight mints and redeems"),
     ("decisions", "Decisions"),
 )
@@ -93,6 +100,7 @@ def render_report(record: RunRecord) -> str:
         _section("prices", _prices_html(record, samples_by_token, shapes, embed)),
         _section("pnl", _pnl_html(samples, shapes, embed)),
         _section("inventory", _inventory_html(samples, shapes, embed)),
+        _section("capital", _capital_html(record, samples, shapes, embed)),
         _section("in-flight", _in_flight_html(record, samples_by_token, shapes, embed)),
         _section("decisions", decisions_html(record.decisions)),
     ]
@@ -210,3 +218,14 @@ def _in_flight_html(
     if not samples_by_token and not record.requests:
         return no_data("samples or mint/redeem requests")
     return embed(in_flight_figure(samples_by_token, record.requests, shapes), "in-flight")
+
+
+def _capital_html(
+    record: RunRecord,
+    samples: Sequence[Sample],
+    shapes: list[dict[str, Any]],
+    embed: _FigureEmbedder,
+) -> str:
+    if not record.transfers:
+        return no_data("transfers")
+    return embed(capital_figure(bookkeeping_samples(samples), record.transfers, shapes), "capital")

@@ -16,13 +16,14 @@ What this module may not do: write files, compute PnL, or emit anything that nee
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from bot.backtest.record import RequestMark, Sample, TradeMark
+from bot.backtest.record import RequestMark, Sample, TradeMark, TransferMark
 from bot.backtest.report_series import decimate, et_time
 from bot.display import qty_text
 
@@ -275,3 +276,115 @@ def in_flight_figure(
     fig.update_yaxes(title_text="tokens")
     fig.update_xaxes(title_text="time (ET)")
     return _finish(fig, "In-flight mints and redeems", 400, shapes, "closest")
+
+
+_TRANSFER_SYMBOLS = {"sent": "triangle-down", "arrived": "triangle-up"}
+
+
+def capital_figure(
+    samples: Sequence[Sample], transfers: Sequence[TransferMark], shapes: list[dict[str, Any]]
+) -> Any:
+    """Cash per account (top) and token inventory per venue (bottom), each with what is in
+    transit between accounts (dotted), and every transfer marked on the account it left
+    (down triangle) and the one it reached (up triangle; a cross where it came back)."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
+    for row, field in ((1, "cash"), (2, "inventory")):
+        for index, key in enumerate(_first_seen(getattr(s, field) for s in samples)):
+            fig.add_trace(
+                _line(
+                    samples,
+                    [getattr(s, field).get(key, math.nan) for s in samples],
+                    name=f"{key} cash" if row == 1 else key,
+                    line={"shape": "hv", "color": _PALETTE[(index + 5 * row) % len(_PALETTE)]},
+                    legendgroup=field,
+                    legendgrouptitle_text=field,
+                ),
+                row=row,
+                col=1,
+            )
+    for asset, (times, amounts) in _in_transit_steps(transfers).items():
+        fig.add_trace(
+            go.Scatter(
+                x=[et_time(ts) for ts in times],
+                y=amounts,
+                mode="lines",
+                line={"shape": "hv", "dash": "dot", "color": "#555555"},
+                name=f"{asset} in transit",
+                legendgroup="transit",
+                legendgrouptitle_text="in transit",
+            ),
+            row=1 if asset == "USD" else 2,
+            col=1,
+        )
+    _add_transfer_markers(fig, samples, transfers)
+    fig.update_yaxes(title_text="USD", row=1, col=1)
+    fig.update_yaxes(title_text="tokens", row=2, col=1)
+    fig.update_xaxes(title_text="time (ET)", row=2, col=1)
+    return _finish(fig, "Capital per account and transfers", 600, shapes, "closest")
+
+
+def _in_transit_steps(
+    transfers: Sequence[TransferMark],
+) -> dict[str, tuple[list[int], list[float]]]:
+    """Per asset, the amount between accounts after each answer that changed it."""
+    steps: dict[str, tuple[list[int], list[float]]] = {}
+    totals: dict[str, float] = {}
+    left: set[str] = set()
+    for m in transfers:
+        change = 0.0
+        if m.state == "sent":
+            left.add(m.transfer_id)
+            change = float(m.amount)
+        elif m.transfer_id in left:  # arrived, failed or returned after it left
+            left.discard(m.transfer_id)
+            change = -float(m.amount)
+        if change:
+            totals[m.asset] = totals.get(m.asset, 0.0) + change
+            times, amounts = steps.setdefault(m.asset, ([], []))
+            times.append(m.ts_ns)
+            amounts.append(totals[m.asset])
+    return steps
+
+
+def _add_transfer_markers(
+    fig: Any, samples: Sequence[Sample], transfers: Sequence[TransferMark]
+) -> None:
+    times = [s.ts_ns for s in samples]
+    groups: dict[tuple[str, int], list[tuple[TransferMark, str, float]]] = {}
+    for m in transfers:
+        account = m.source if m.state != "arrived" else m.destination
+        row = 1 if m.asset == "USD" else 2
+        key = account if row == 1 else f"{account}:{m.asset}"
+        y = 0.0
+        if samples:  # on the account's line, at the first sample from then on
+            at = samples[min(bisect_left(times, m.ts_ns), len(samples) - 1)]
+            y = (at.cash if row == 1 else at.inventory).get(key, 0.0)
+        groups.setdefault((m.state, row), []).append((m, account, y))
+    for (state, row), marks in sorted(groups.items()):
+        fig.add_trace(
+            go.Scatter(
+                x=[et_time(m.ts_ns) for m, _, _ in marks],
+                y=[y for _, _, y in marks],
+                customdata=[
+                    [m.route, f"{m.amount} {m.asset}", m.source, m.destination, m.fee_usd, a]
+                    for m, a, _ in marks
+                ],
+                hovertemplate=(
+                    f"transfer {state} at %{{customdata[5]}}<br>%{{customdata[0]}}: "
+                    "%{customdata[1]}<br>%{customdata[2]} → %{customdata[3]}"
+                    "<br>fee %{customdata[4]} USD<extra></extra>"
+                ),
+                name=f"transfer {state}",
+                mode="markers",
+                marker={
+                    "symbol": _TRANSFER_SYMBOLS.get(state, "x"),
+                    "size": 10,
+                    "color": "#000000",
+                    "line": {"width": 1, "color": "#ffffff"},
+                },
+                legendgroup=f"transfers-{state}",
+                showlegend=row == 1 or not any(k == (state, 1) for k in groups),
+            ),
+            row=row,
+            col=1,
+        )
