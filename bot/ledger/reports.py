@@ -27,9 +27,9 @@ class PnlBreakdown:
     the starting inventory made, apart from what the strategy did with it.
 
     ``spread_captured`` is the residual ``total - inventory_carry + venue_fees + gas +
-    issuer_fees + hedge_slippage + funding + transfer_fees``: the strategy's gross trading result before all
-    those costs, i.e. what the trades would have made with free execution and hedges filled at
-    their reference prices.
+    issuer_fees + hedge_slippage + funding + transfer_fees``: the strategy's gross trading result
+    before all those costs, i.e. what the trades would have made with free execution and hedges
+    filled at their reference prices.
     """
 
     total: Decimal
