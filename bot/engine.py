@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any, Protocol
@@ -123,6 +123,7 @@ class Engine:
         self.decisions: list[Decision] = []
         self.counters: Counter[str] = Counter()
         self.fills: list[Fill] = []
+        self.reverted_gas: defaultdict[str, Decimal] = defaultdict(Decimal)  # group -> gas
         self.request_log: list[tuple[MintRedeemRequest, RequestUpdate]] = []
         self.on_sample: Callable[[Engine], None] | None = None
         # called after every venue answer once the strategy has acted on it (exposure checks)
@@ -575,8 +576,10 @@ class Engine:
         if order is None:
             log.warning("unknown_order_update", client_id=update.client_id, venue=update.venue)
             return
-        if update.gas_usd:  # a reverted transaction pays its gas (once per order)
-            self._ledger.charge_gas(update.venue, update.client_id, update.gas_usd)
+        if update.gas_usd and self._ledger.charge_gas(
+            update.venue, update.client_id, update.gas_usd
+        ):  # a reverted transaction pays its gas (once per order)
+            self.reverted_gas[order.group_id] += update.gas_usd
         if order.state in (OrderState.REJECTED, OrderState.CANCELED, OrderState.EXPIRED):
             log.info(
                 "order_done",

@@ -40,6 +40,7 @@ class Decision:
     taken: bool = False
     # consecutive identical skips are collapsed into one record: the events it stood for
     repeats: int = 1
+    group_id: str = ""  # the arbitrage a taken decision started
 
 
 class Band:

@@ -703,7 +703,7 @@ class MintRedeemStrategy:
         self.groups.add(group)
         if mint_first:
             request = issuer_request(st.issuer, st.symbol, kind, qty, group_id, fair, v.name)
-            return self._started(ctx, st, now, plan, form, [request])
+            return self._started(ctx, st, now, plan, form, [request], group_id)
         # the token leg now, its hedge now; the issuer leg follows the token fill (arb_groups)
         deadline = now + self._swap_deadline_ns
         self._reserve(v, group_id, plan.direction, qty)
@@ -714,7 +714,7 @@ class MintRedeemStrategy:
             intents.append(
                 self._broker_leg(st, hedge_side, shares, form, mid, LegRole.HEDGE, group_id)
             )
-        return self._started(ctx, st, now, plan, form, intents)
+        return self._started(ctx, st, now, plan, form, intents, group_id)
 
     def _started(
         self,
@@ -724,6 +724,7 @@ class MintRedeemStrategy:
         plan: Plan,
         form: HedgeForm | None,
         intents: list[Intent],
+        group_id: str,
     ) -> list[Intent]:
         edge = plan.choice.edge
         assert edge is not None
@@ -737,6 +738,8 @@ class MintRedeemStrategy:
             f"${edge.net_usd:.2f}, size at {bound}"
         )
         self._note(ctx, st, now, "taken", reason, plan.premium_bps, edge, plan.direction, True)
+        if st.last_decision is not None:
+            st.last_decision.group_id = group_id  # its predicted edge against what it realized
         return intents
 
     def _broker_leg(

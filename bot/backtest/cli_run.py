@@ -97,11 +97,23 @@ def print_summary(record: RunRecord) -> None:
         f"({s['events_per_second'] or 0:,.0f} events/s)"
     )
     print(
-        f"pnl {Decimal(s['pnl_usd']):,.2f} USD  (spread captured {Decimal(comps['spread_captured']):,.2f}, "
+        f"pnl {Decimal(s['pnl_usd']):,.2f} USD = strategy {Decimal(s['strategy_pnl_usd']):,.2f} "
+        f"+ inventory carry {Decimal(comps['inventory_carry']):,.2f}  (nav "
+        f"{Decimal(s['nav_start']):,.2f} -> {Decimal(s['nav_end']):,.2f})"
+    )
+    print(
+        f"strategy: spread captured {Decimal(comps['spread_captured']):,.2f}, "
         f"venue fees {Decimal(comps['venue_fees']):,.2f}, gas {Decimal(comps['gas']):,.2f}, "
         f"issuer fees {Decimal(comps['issuer_fees']):,.2f}, hedge slippage "
-        f"{Decimal(comps['hedge_slippage']):,.2f}, funding {Decimal(comps['funding']):,.2f})"
+        f"{Decimal(comps['hedge_slippage']):,.2f}, funding {Decimal(comps['funding']):,.2f}, "
+        f"transfer fees {Decimal(comps['transfer_fees']):,.2f}"
     )
+    for stock, ex in sorted(s["exposure"].items()):
+        print(
+            f"exposure {stock}: max unhedged {ex['max_unhedged_usd']:,.2f} USD for at most "
+            f"{ex['max_unhedged_seconds']:g} s, {ex['breaches']} breach(es), final net delta "
+            f"{ex['final_net_delta_shares']} shares"
+        )
     print(
         f"trades {s['trades']}  mints {s['mints']}  redeems {s['redeems']}  hedges {s['hedges']}  "
         f"risk rejections {s['risk_rejections']}  max drawdown {s['max_drawdown_usd']:,.2f} USD"

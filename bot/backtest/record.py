@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from bot.backtest.group_results import GroupResult
 from strategies.base import Decision
 
 
@@ -86,3 +87,4 @@ class RunRecord:
     transfers: list[TransferMark] = field(default_factory=list)
     # stock -> (ts_ns, net delta, net delta less the carried one) at every change, in shares
     exposure: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
+    groups: list[GroupResult] = field(default_factory=list)  # predicted against realized

@@ -30,6 +30,7 @@ from bot.backtest.report_charts import (
     pnl_figure,
     price_figure,
 )
+from bot.backtest.report_groups import exposure_figure, groups_scatter, groups_table
 from bot.backtest.report_series import (
     MAX_LINE_POINTS,
     bookkeeping_samples,
@@ -49,6 +50,8 @@ SECTIONS = (
     ("pnl", "Cumulative PnL by component"),
     ("inventory", "Inventory and cash"),
     ("capital", "Capital and transfers"),
+    ("exposure", "Net delta (exposure)"),
+    ("groups", "Predicted vs realized, per arbitrage"),
     ("in-flight", "In-flight mints and redeems"),
     ("decisions", "Decisions"),
 )
@@ -101,6 +104,8 @@ def render_report(record: RunRecord) -> str:
         _section("pnl", _pnl_html(samples, shapes, embed)),
         _section("inventory", _inventory_html(samples, shapes, embed)),
         _section("capital", _capital_html(record, samples, shapes, embed)),
+        _section("exposure", _exposure_html(record, shapes, embed)),
+        _section("groups", _groups_html(record, embed)),
         _section("in-flight", _in_flight_html(record, samples_by_token, shapes, embed)),
         _section("decisions", decisions_html(record.decisions)),
     ]
@@ -229,3 +234,26 @@ def _capital_html(
     if not record.transfers:
         return no_data("transfers")
     return embed(capital_figure(bookkeeping_samples(samples), record.transfers, shapes), "capital")
+
+
+def _exposure_html(record: RunRecord, shapes: list[dict[str, Any]], embed: _FigureEmbedder) -> str:
+    if not any(record.exposure.values()):
+        return no_data("exposure samples")
+    note = (
+        '<p class="note">Shares of each stock the book is exposed to: every token it owns at a '
+        "market price times the multiplier, plus the broker position (docs/strategy.md §7). "
+        "Outside the unhedged budget only while a hedge works; summary.json "
+        "<code>exposure</code> has the figures.</p>"
+    )
+    return note + embed(exposure_figure(record.exposure, shapes), "exposure")
+
+
+def _groups_html(record: RunRecord, embed: _FigureEmbedder) -> str:
+    if not record.groups:
+        return no_data("arbitrages")
+    note = (
+        '<p class="note">Each arbitrage\'s net edge as the cost model predicted it when it was '
+        "decided, against what its legs realized (fills, fees, gas, issuer cash, and what it "
+        "still holds at the final marks).</p>"
+    )
+    return note + embed(groups_scatter(record.groups), "groups") + groups_table(record.groups)

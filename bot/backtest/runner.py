@@ -22,6 +22,7 @@ import structlog
 
 from bot.amm.price import price_from_sqrt_price_x96
 from bot.amm.v3_pool import TICK_SPACING_BY_FEE, V3Pool
+from bot.backtest.group_results import group_results
 from bot.backtest.record import RequestMark, RunRecord, Sample, TradeMark
 from bot.backtest.replay import ROW_COLUMNS, TOP_COLUMNS, Pacer, replay
 from bot.backtest.summary import max_drawdown
@@ -461,6 +462,13 @@ class Backtest:
         pnl = self.ledger.pnl(marks)
         snap = self.ledger.snapshot()
         counters = self.engine.counters
+        rec.groups = group_results(
+            rec.decisions,
+            self.engine.fills,
+            list(self.engine.executor.requests.values()),
+            self.engine.reverted_gas,
+            marks,
+        )
         rec.summary = {
             "feed": str(self.feed_path),
             "seed": self.seed,
@@ -471,6 +479,11 @@ class Backtest:
             "sim_start_ns": self.reader.start_ns,
             "sim_end_ns": self.clock.now_ns(),
             "pnl_usd": _usd(pnl.total),
+            # the strategy's own result: the PnL less what holding the starting inventory made
+            "strategy_pnl_usd": _usd(pnl.total - pnl.inventory_carry),
+            "contributions": _usd(self.ledger.contributions),
+            "nav_start": _usd(self.ledger.contributions),
+            "nav_end": _usd(self.ledger.contributions + pnl.total),
             "pnl_components": {k: _usd(v) for k, v in pnl.as_dict().items() if k != "total"},
             "max_drawdown_usd": max_drawdown([0.0, *self._pnl_series]),
             "trades": counters["trades"],
@@ -492,6 +505,7 @@ class Backtest:
                 "redeems": {t: str(s.qty) for t, s in snap.redeems.items()},
             },
             "exposure": self.exposure.summary(),
+            "groups": [g.as_summary() for g in rec.groups],
         }
         rec.exposure = {sym: ex.series for sym, ex in self.exposure.stocks.items()}
 
