@@ -4,7 +4,8 @@ account and have not yet arrived at another.
 ``TransferBook`` keeps the ledger's copy of every transfer it has heard of and moves balances on
 facts only: SENT debits the source (amount plus fees), ARRIVED credits the destination, FAILED
 or REJECTED after SENT returns the amount to the source (fees stay paid: the wire went out, the
-gas was burned). Tokens keep their cost basis in transit, so a transfer never realizes PnL.
+gas was burned). Tokens keep their cost basis in transit: moving them realizes no PnL (unless
+they land where the account is short, which covers the short).
 Updates apply once per (transfer id, state), in order; a later state reached without a SENT
 seen applies SENT first (with the fees the update carries). USD is ``Currency.USD`` (USDC at par).
 
