@@ -39,7 +39,8 @@ from bot.money import BPS_PER_UNIT, ZERO, money_context
 
 REQUESTER = "rebalancer"
 NEVER_NS = sys.maxsize
-_QUANTUM = {True: Decimal("0.01"), False: Decimal("0.000001")}  # USD? -> amount quantum
+USD_QUANTUM = Decimal("0.01")  # transfers move whole cents
+TOKEN_QUANTUM = Decimal("0.000001")  # and whole micro-tokens
 
 
 class Rebalancer:
@@ -186,7 +187,8 @@ class _Plan:
             cap = min(self._surplus(source), self._spendable(source, self.asset) - floor)
             flat = route.fee_flat_usd if self.is_cash else route.fee_flat_tokens
             most = (cap - flat) / (1 + route.fee_bps / BPS_PER_UNIT)
-            amount = min(wanted, most).quantize(_QUANTUM[self.is_cash], rounding=ROUND_DOWN)
+            quantum = USD_QUANTUM if self.is_cash else TOKEN_QUANTUM
+            amount = min(wanted, most).quantize(quantum, rounding=ROUND_DOWN)
             if amount < self.minimum:
                 return
             fee_usd, fee_tokens = route.fees(self.asset, amount)
