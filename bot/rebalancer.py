@@ -28,7 +28,7 @@ since the last look returns at once.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import ROUND_DOWN, Decimal
 
 from bot.config import BalanceBand, RebalanceConfig, TransferRouteConfig
@@ -141,23 +141,24 @@ class _Plan:
         self.intents: list[RequestTransfer] = []
 
     def run(self) -> list[RequestTransfer]:
-        below = [a for a, b in self.bands.items() if self.level[a] < b.target - b.band]
-        for account in sorted(below, key=lambda a: (self._shortfall(a), a), reverse=True):
-            donors = [a for a in self.bands if self._surplus(a) > 0]
-            donors.sort(key=lambda a: (self._surplus(a), a), reverse=True)
-            for donor in donors:
-                if self._shortfall(account) < self.minimum:
-                    break
-                self._move(donor, account, account, "below")
-        above = [a for a, b in self.bands.items() if self.level[a] > b.target + b.band]
-        for account in sorted(above, key=lambda a: (self._surplus(a), a), reverse=True):
-            takers = [a for a in self.bands if self._shortfall(a) > 0]
-            takers.sort(key=lambda a: (self._shortfall(a), a), reverse=True)
-            for taker in takers:
-                if self._surplus(account) < self.minimum:
-                    break
-                self._move(account, taker, account, "above")
+        self._restore("below", self._shortfall, self._surplus)
+        self._restore("above", self._surplus, self._shortfall)
         return self.intents
+
+    def _restore(
+        self, side: str, gap: Callable[[str], Decimal], other_gap: Callable[[str], Decimal]
+    ) -> None:
+        """Move every account whose ``gap`` (shortfall below, or surplus above, its target)
+        exceeds its band back toward its target, with the accounts on the other side of their
+        targets, the farthest first."""
+        out = [a for a, b in self.bands.items() if gap(a) > b.band]
+        for account in sorted(out, key=lambda a: (gap(a), a), reverse=True):
+            others = [a for a in self.bands if other_gap(a) > 0]
+            for other in sorted(others, key=lambda a: (other_gap(a), a), reverse=True):
+                if gap(account) < self.minimum:
+                    break
+                source, destination = (other, account) if side == "below" else (account, other)
+                self._move(source, destination, account, side)
 
     def _shortfall(self, account: str) -> Decimal:
         return self.bands[account].target - self.level[account]
