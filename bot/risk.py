@@ -6,8 +6,10 @@ Checks, in order (the first failure is the verdict):
    a request commits capital for a settlement window and cannot be taken back.
 2. fair value: the intent's ``reference_price``, else ``mark(instrument)``; without one an order
    is rejected ("no fair value to collar against") and a request cannot be valued.
-3. price collar: a limit price (or a swap's worst price) farther than ``collar_bps`` from fair
-   value is rejected; exactly at the band passes.
+3. price collar: a limit price (or a swap's worst price) worse for us than ``collar_bps`` from
+   fair value is rejected — a buy above ``fair + band``, a sell below ``fair - band``; exactly at
+   the band passes. A limit on the side that protects us (a sale's minimum far above fair value,
+   in a wick) is not a risk: it only refuses to trade worse than it.
 4. order notional: qty x price <= ``max_order_notional_usd`` (price = limit price, else fair value).
 5. position: |exposure after| x price <= ``max_position_usd`` for the instrument at that venue.
    For a token, exposure counts in-flight requests: unsettled mints (their tokens will land
@@ -112,7 +114,7 @@ class RiskEngine:
             return _reject("no_fair_value", "no fair value to collar against")
         if o.limit_price is not None:
             band = fair * self.config.collar_bps / _BPS
-            if abs(o.limit_price - fair) > band:
+            if (o.limit_price - fair) * o.side > band:  # worse for us than the band allows
                 return _reject(
                     "price_collar",
                     f"limit {o.limit_price} outside fair value {fair} "

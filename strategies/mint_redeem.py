@@ -250,7 +250,7 @@ class MintRedeemStrategy:
         group = self.groups.on_fill(fill, ctx.open_orders(fill.group_id), ctx.now_ns)
         if group is not None and fill.role is LegRole.TOKEN:
             self._tokens[group.token].token_failures = 0
-            self._release_reservations(ctx, group.token, group.group_id)
+            self._release_reservations(ctx, group.token, group.group_id, 1.0)
         return self._lifecycle(ctx, group)
 
     def on_order(self, ctx: StrategyContext, order: Order) -> list[Intent] | None:
@@ -266,7 +266,8 @@ class MintRedeemStrategy:
             st.backoff_until_ns = ctx.now_ns + int(max(wait_s, self.cfg.cooldown_s) * NS)
         open_orders = ctx.open_orders(order.group_id)
         if order.role is LegRole.TOKEN:
-            self._release_reservations(ctx, group.token, group.group_id)
+            filled = float(order.filled_qty / order.qty) if order.qty else 0.0
+            self._release_reservations(ctx, group.token, group.group_id, filled)
         return self._lifecycle(ctx, self.groups.on_order_done(order, open_orders, ctx.now_ns))
 
     def on_request(self, ctx: StrategyContext, request: MintRedeemRequest) -> list[Intent] | None:
@@ -331,15 +332,21 @@ class MintRedeemStrategy:
             total += r.qty
         v.reserved = Reservation(group_id, direction, total, book_ts)
 
-    def _release_reservations(self, ctx: StrategyContext, token: str, group_id: str) -> None:
-        """The group's token orders that ended no longer take depth."""
+    def _release_reservations(
+        self, ctx: StrategyContext, token: str, group_id: str, filled: float
+    ) -> None:
+        """The group's token orders that ended no longer take depth, and what they met is
+        learned (``VenueView.learn``: the price's move against them, the share filled)."""
         st = self._tokens.get(token)
         if st is None:
             return
         working = {o.venue for o in ctx.open_orders(group_id) if o.role is LegRole.TOKEN}
         for v in st.venues:
             r = v.reserved
-            if r is not None and r.group_id == group_id and v.name not in working:
+            if v.name in working:
+                continue
+            v.learn(group_id, ctx.market, filled)
+            if r is not None and r.group_id == group_id:
                 v.reserved = None
                 st.recost_ns = 0  # a skip the reserved depth bound is costed again at once
 
@@ -707,6 +714,8 @@ class MintRedeemStrategy:
         # the token leg now, its hedge now; the issuer leg follows the token fill (arb_groups)
         deadline = now + self._swap_deadline_ns
         self._reserve(v, group_id, plan.direction, qty)
+        bid, ask, _ = v.prices(ctx.market)
+        v.sent[group_id] = (plan.direction, bid if premium else ask)
         intents: list[Intent] = [
             token_order(v.name, v.kind, st.symbol, token_side, qty, worst, group_id, fair, deadline)
         ]

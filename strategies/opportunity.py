@@ -63,6 +63,7 @@ class VenueView:
     __slots__ = (
         "name", "kind", "is_pool", "key", "sell_factor", "buy_factor", "scale", "token0",
         "issuer_fee", "pool_keep", "top", "sqrt_seen", "spot", "band", "accounts", "reserved",
+        "adverse_bps", "fill_rate", "sent",
     )  # fmt: skip
 
     def __init__(
@@ -90,6 +91,27 @@ class VenueView:
         # our own token order still out on this venue: the depth (a book) or the pool state it
         # will take, which the market data does not show yet (``Reservation``)
         self.reserved: Reservation | None = None
+        # what our own token orders here met (``learn``): how far the price had moved against
+        # them by the time they ended, and how much of them filled; priors: nothing, all
+        self.adverse_bps = 0.0
+        self.fill_rate = 1.0
+        self.sent: dict[str, tuple[Direction, float]] = {}  # group -> (side, price when sent)
+
+    def learn(self, group_id: str, market: MarketState, filled: float) -> None:
+        """A token order of ``group_id`` ended having filled ``filled`` of itself: weigh in the
+        move of this venue's price since it was sent (against us: positive) and the fill."""
+        sent = self.sent.pop(group_id, None)
+        if sent is None:
+            return
+        direction, price = sent
+        bid, ask, _ = self.prices(market)
+        now = bid if direction is Direction.PREMIUM else ask
+        if now == now and price > 0.0:
+            moved = (
+                (price - now) / price if direction is Direction.PREMIUM else (now - price) / price
+            )
+            self.adverse_bps += LEARN_WEIGHT * (moved * 1e4 - self.adverse_bps)
+        self.fill_rate += LEARN_WEIGHT * (filled - self.fill_rate)
 
     def init_pool(self, market: MarketState) -> None:
         info = market.pools[self.name].info
@@ -123,6 +145,10 @@ class VenueView:
         if book is None:
             return math.nan, math.nan, 0
         return book.top.bid, book.top.ask, book.top.ts_ns
+
+
+LEARN_WEIGHT = 0.2  # each token order's outcome weighs this much against the ones before
+MIN_FILL_RATE = 0.05  # the expected gas per filled swap is at most 20 swaps' worth
 
 
 class Reservation(NamedTuple):
@@ -521,6 +547,9 @@ def plan_candidate(
     pm = _pool_after_ours(market, v) if v.is_pool else None
     skip = reserved_depth(v, book, direction) if book is not None else 0.0
     decay = exposure.decay if path is Path.MINT_FIRST else 1.0
+    adverse = max(v.adverse_bps, 0.0) * 1e-4
+    if v.fill_rate < 1.0 and params.gas_usd:  # every attempt pays gas; 1 / fill rate of them
+        params = replace(params, gas_usd=params.gas_usd / max(v.fill_rate, MIN_FILL_RATE))
 
     def evaluate(q: float) -> EdgeBreakdown:
         if pm is not None:
@@ -530,6 +559,8 @@ def plan_candidate(
             filled, token_usd = token_fill_on_book(book, direction, q, skip)
         if decay < 1.0:  # mint-first sells after settlement: only part of today's premium left
             token_usd = q * fair + (token_usd - q * fair) * decay
+        elif adverse:  # what this venue's price does against us before our order executes
+            token_usd *= 1.0 - adverse if direction is Direction.PREMIUM else 1.0 + adverse
         hedge_usd = hedge_fill(quote, direction, q * m)[1] if form is not None else None
         edge = edge_breakdown(
             direction, q, m, mid, token_usd, hedge_usd, half_spread, exposure, params

@@ -92,15 +92,28 @@ def test_market_order_notional_uses_the_reference_price(risk: RiskEngine, ledger
 # -- collar --------------------------------------------------------------------------------
 
 
-def test_limit_at_the_collar_edge_passes_and_one_cent_beyond_fails(
+def test_limit_at_the_collar_edge_passes_and_one_cent_worse_fails(
     risk: RiskEngine, ledger: Ledger
 ) -> None:
     assert risk.check(buy("1", limit="105.00"), ledger).ok
-    assert risk.check(buy("1", limit="95.00"), ledger).ok
     above = risk.check(buy("1", limit="105.01"), ledger)
-    below = risk.check(buy("1", limit="94.99"), ledger)
-    assert above.code == below.code == "price_collar"
+    assert above.code == "price_collar"
     assert above.reason == "limit 105.01 outside fair value 100.0 +/- 500 bps"
+    # a sale may not accept less than fair value less the band
+    low_sale = PlaceOrder("kraken", TOKEN, Side.SELL, D(1), OrderType.LIMIT, D("94.99"),
+                          reference_price=100.0)  # fmt: skip
+    assert risk.check(low_sale, ledger).code == "price_collar"
+
+
+def test_a_limit_on_the_side_that_protects_us_is_no_collar_breach(
+    risk: RiskEngine, ledger: Ledger
+) -> None:
+    # a buy that pays at most 90 and a sale (into a wick) that takes at least 140 only refuse
+    # to trade worse than that: no risk however far from fair value
+    assert risk.check(buy("1", limit="90.00"), ledger).ok
+    wick_sale = PlaceOrder("kraken", TOKEN, Side.SELL, D(1), OrderType.LIMIT, D("140"),
+                           reference_price=100.0)  # fmt: skip
+    assert risk.check(wick_sale, ledger).ok
 
 
 def test_market_order_without_reference_price_is_rejected(risk: RiskEngine, ledger: Ledger) -> None:
