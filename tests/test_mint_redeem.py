@@ -758,3 +758,26 @@ def test_a_skipped_premium_that_turns_into_a_discount_is_looked_at_again_at_once
     assert abs(202.94 / FAIR - 1.0) * 1e4 < 54.0  # inside the premium's trigger (49 + 5 bps)
     assert strat.on_market(ctx, "AAPLx") is not None
     assert ctx.decisions[-1].taken and ctx.decisions[-1].premium_bps < 0
+
+
+def test_a_venue_learns_the_move_against_our_orders_and_their_fill_rate() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    assert strat.on_market(ctx, "AAPLx") is not None  # sells 50 at the 208 bid
+    # by the time the IOC ends, the bid has fallen to 206.96 (50 bps against us) and nothing
+    # filled: one outcome weighs 0.2 against the priors (no move, everything fills)
+    ctx.quote_token(206.96, 208.0)
+    ioc = Order("k1", "kraken", "AAPLx", Side.SELL, Decimal(50), OrderType.LIMIT, Decimal("207.376"),
+                TimeInForce.IOC, role=LegRole.TOKEN, group_id="AAPLx-1",
+                state=OrderState.CANCELED)  # fmt: skip
+    strat.on_order(ctx, ioc)
+    (kraken,) = strat._tokens["AAPLx"].venues
+    assert kraken.adverse_bps == pytest.approx(0.2 * 50.0, rel=1e-9)
+    assert kraken.fill_rate == pytest.approx(0.8, rel=1e-12)
+    # the next costing prices the token 10 bps lower than the book shows
+    ctx.now_ns += 3600 * NS
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(208.0, 209.0)
+    strat.on_market(ctx, "AAPLx")
+    taken = ctx.decisions[-1]
+    assert taken.components["token"] == pytest.approx(50 * 208.0 * (1 - 0.001), rel=1e-12)
