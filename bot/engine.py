@@ -139,6 +139,8 @@ class Engine:
         # routing tables, built once so the per-event path is dict lookups only
         self._quiets: dict[str, Quiet] = {sym: strategy.quiet(sym) for sym in settings.tokens}
         self._quiet_list = tuple(self._quiets.values())
+        for quiet in self._quiet_list:
+            quiet.read = True  # the engine honours these promises
         self._listeners = tuple(v for v in venues.values() if isinstance(v, MarketListener))
         tokens_of_stock: dict[str, list[Quiet]] = {}
         tokens_at: dict[tuple[str, str], list[Quiet]] = {}

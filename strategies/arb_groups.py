@@ -405,6 +405,23 @@ class GroupBook:
             del self.pending[token]
         return ready
 
+    def wake_ns(self, token: str, now_ns: int, session_change_ns: int, have_mark: bool) -> int:
+        """When ``token``'s waiting legs can next go: the earliest end of a wait, the next
+        session change for broker legs no session takes now, now for those missing a mark."""
+        groups = self.pending.get(token)
+        if not groups:
+            return now_ns
+        wake = session_change_ns
+        for g in groups.values():
+            for leg in g.pending:
+                if leg.not_before_ns > now_ns:
+                    wake = min(wake, leg.not_before_ns)
+                elif leg.kind is LegKind.BROKER and not have_mark:
+                    return now_ns
+                elif leg.kind is not LegKind.BROKER:
+                    return now_ns  # ready: nothing holds it back
+        return wake
+
     # ---- internals -----------------------------------------------------------------------------
     def _token_ended(self, g: Group, why: str) -> None:
         """Inventory-first/redeem: the token leg ended short; ask the issuer for what traded."""

@@ -77,15 +77,18 @@ class Quiet:
 
     The engine counts the events it passed over in ``events``, for the strategy to book as
     repeats of its last skip. A strategy that never sets either form is called on every event.
+    ``read`` is set by the engine on the promises it honours: a strategy whose promise nobody
+    reads need not work them out.
     """
 
-    __slots__ = ("token", "until_ns", "hold_until_ns", "events", "_bands")
+    __slots__ = ("token", "until_ns", "hold_until_ns", "events", "read", "_bands")
 
     def __init__(self, token: str) -> None:
         self.token = token
         self.until_ns = 0
         self.hold_until_ns = 0
         self.events = 0
+        self.read = False
         self._bands: dict[tuple[str, str], Band] = {}
 
     def band(self, venue: str, instrument: str) -> Band:

@@ -59,6 +59,21 @@ def shares_for(qty: Decimal, multiplier: Decimal) -> Decimal:
     return (qty * multiplier).quantize(SHARE_QUANTUM, rounding=ROUND_HALF_EVEN)
 
 
+def slices(qty: Decimal, price: float, max_notional: float) -> list[Decimal]:
+    """``qty`` shares in orders of at most ``max_notional`` at ``price`` each (1% to spare for
+    the price moving before the order is checked), to the millionth of a share; one slice when
+    it fits or there is no price."""
+    if not price > 0.0 or qty * Decimal(repr(price)) <= Decimal(repr(max_notional)) * Decimal(
+        "0.99"
+    ):
+        return [qty]
+    step = Decimal(repr(max_notional * 0.99 / price)).quantize(SHARE_QUANTUM, rounding=ROUND_FLOOR)
+    if step <= 0:
+        return [qty]
+    whole, rest = divmod(qty, step)
+    return [step] * int(whole) + ([rest] if rest > 0 else [])
+
+
 def limit_price(mark: float, side: Side, slippage_bps: float) -> Decimal:
     """An extended-hours limit: the mark moved ``slippage_bps`` against us (up for a buy, down
     for a sell), to the cent ($1 and above) or to 1/100 cent (below $1), half up."""

@@ -41,6 +41,7 @@ from strategies.legs import (
     issuer_request,
     protected_price,
     shares_for,
+    slices,
     to_qty,
     token_order,
     worst_token_price,
@@ -114,6 +115,7 @@ class MintRedeemStrategy:
         self._min_bps = self.cfg.min_edge_bps - 1e-6
         self._epoch = 0  # bumped by every lifecycle event (``_lifecycle_event``)
         self._swap_deadline_ns = int(self.cfg.swap_deadline_s * NS)
+        self._order_cap = float(config.risk.max_order_notional_usd)
 
     # ---- Strategy protocol ---------------------------------------------------------------------
 
@@ -166,11 +168,11 @@ class MintRedeemStrategy:
         watch.hold_until_ns = 0  # a hold stands only as long as nothing calls
         if watch.events:
             _book_quiet_events(st)
-        if token in self._pending:
+        now = ctx.now_ns
+        if token in self._pending and now >= st.pending_wake_ns:
             out = self._flush(ctx, token)
             if out:
                 return out
-        now = ctx.now_ns
         last = st.last_decision
         if last is not None and now < st.quiet_until_ns and st.quiet_epoch == self._epoch:
             last.repeats += 1  # the last skip holds for certain: every event repeats it
@@ -359,7 +361,7 @@ class MintRedeemStrategy:
     def _go_quiet(self, st: TokenView, now: int) -> None:
         """Let the engine pass over the token's market events until ``st.quiet_until_ns``
         (or the next lifecycle event); not while legs wait for a market event to go out."""
-        if st.quiet_until_ns > now and st.symbol not in self._pending:
+        if st.quiet_until_ns > now and st.symbol not in self._pending and st.watch.read:
             st.watch.until_ns = st.quiet_until_ns
             st.hold_counts = True
 
@@ -383,8 +385,8 @@ class MintRedeemStrategy:
         is unbounded. Venues after ``first`` are not compared, so not bound. A pool's band
         bounds its sqrtPriceX96, whose square is the price: a third of the room there.
         """
-        if st.symbol in self._pending:
-            return
+        if st.symbol in self._pending or not st.watch.read:
+            return  # legs wait for market events, or no engine reads this promise
         hi = fair * self._up
         lo = fair * self._down
         inf = math.inf
@@ -779,6 +781,12 @@ class MintRedeemStrategy:
         quote = ctx.market.quotes.get(st.underlying)
         mark = quote.mid if quote is not None and quote.valid else math.nan
         legs = self.groups.drain(token, form, mark, now)
+        if token in self._pending:  # legs still wait: when can they next go?
+            try:
+                change = ctx.sessions.next_change(now)[0]
+            except ValueError:
+                change = now
+            st.pending_wake_ns = self.groups.wake_ns(token, now, change, mark == mark)
         for note in self.groups.take_notes(token):
             self._note(ctx, st, now, note.code, note.reason, 0.0, None, note.action, False)
         intents: list[Intent] = []
@@ -786,7 +794,9 @@ class MintRedeemStrategy:
             if leg.kind is LegKind.BROKER:
                 assert leg.form is not None
                 role, gid = leg.role, leg.group_id
-                intents.append(self._broker_leg(st, leg.side, leg.qty, leg.form, mark, role, gid))
+                # a hedge larger than one order may be goes in slices each within the cap
+                for qty in slices(leg.qty, mark, self._order_cap):
+                    intents.append(self._broker_leg(st, leg.side, qty, leg.form, mark, role, gid))
             elif leg.kind is LegKind.TOKEN:
                 # minted tokens are hedged: they go at fair value, less the sale policy's
                 # discount for an offer made again (the hedge covers the price move)

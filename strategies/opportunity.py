@@ -171,7 +171,7 @@ class TokenView:
         "rejected_premium", "rejected_up", "recost_ns", "token_failures", "backoff_until_ns",
         "quiet_until_ns", "quiet_epoch", "gates_until_ns", "gates_epoch", "gates_form",
         "gates_closed", "quote", "issuer_state", "watch", "quote_band", "hold_counts",
-        "inventory_hedged", "latency", "variance", "premiums",
+        "inventory_hedged", "latency", "variance", "premiums", "pending_wake_ns",
     )  # fmt: skip
 
     def __init__(self, symbol: str, underlying: str, issuer: str, broker: str) -> None:
@@ -209,6 +209,7 @@ class TokenView:
         # (starting inventory, multiplier) the inventory hedge was last sized for
         self.inventory_hedged: tuple[Decimal, Decimal] | None = None
         self.latency: IssuerLatency | None = None  # built on first use (needs the calendar)
+        self.pending_wake_ns = 0  # legs waiting to go out cannot before then (``_flush``)
         # what the feed says about risk, sampled on the strategy's timer (strategies.volatility)
         self.variance = RealizedVariance(dict.fromkeys(KINDS, 0.0), 1.0, 1.0)
         self.premiums: dict[str, PremiumStats] = {}

@@ -42,6 +42,7 @@ from bot.model import (
 from bot.sessions import IssuerSessionRule, SessionCalendar
 from strategies.base import Decision
 from strategies.costs import Direction, token_fill_on_pool
+from strategies.legs import slices
 from strategies.mint_redeem import MintRedeemStrategy
 from strategies.volatility import prior_rates, segments
 
@@ -100,6 +101,7 @@ class Ledger:
             "kraken": Decimal(1_000_000),
             "backed": Decimal(1_000_000),
         }
+        self.deposits: dict[str, Decimal] = {}
 
     @property
     def version(self) -> int:
@@ -116,7 +118,7 @@ class Ledger:
         return []
 
     def deposited(self, instrument: str) -> Decimal:
-        return Decimal(0)
+        return self.deposits.get(instrument, Decimal(0))
 
 
 class Context:
@@ -781,3 +783,20 @@ def test_a_venue_learns_the_move_against_our_orders_and_their_fill_rate() -> Non
     strat.on_market(ctx, "AAPLx")
     taken = ctx.decisions[-1]
     assert taken.components["token"] == pytest.approx(50 * 208.0 * (1 - 0.001), rel=1e-12)
+
+
+def test_a_hedge_larger_than_one_order_may_be_goes_in_slices_within_the_cap() -> None:
+    assert slices(Decimal(100), 200.0, 50_000.0) == [Decimal(100)]
+    # 99% of 10,000 at 200 is 49.5 shares an order
+    assert slices(Decimal(120), 200.0, 10_000.0) == [Decimal("49.5"), Decimal("49.5"), Decimal(21)]
+    strat, ctx = setup(TUESDAY_11, 204.0, 204.1)  # no premium: only the inventory hedge
+    s = strat.settings
+    s = s.model_copy(update={"risk": s.risk.model_copy(update={"max_order_notional_usd": 50_000})})
+    strat = MintRedeemStrategy(s)
+    ctx.ledger.deposits = {"AAPLx": Decimal(500)}  # 510 shares at 200: 102,000 USD
+    intents = strat.on_start(ctx) or []
+    assert [(i.side, i.qty, i.role) for i in intents if isinstance(i, PlaceOrder)] == [
+        (Side.SELL, Decimal("247.5"), LegRole.INVENTORY),
+        (Side.SELL, Decimal("247.5"), LegRole.INVENTORY),
+        (Side.SELL, Decimal(15), LegRole.INVENTORY),
+    ]

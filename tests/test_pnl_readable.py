@@ -84,9 +84,14 @@ def test_every_arbitrage_has_its_prediction_beside_its_result(runs: dict[bool, B
     assert [g["predicted_usd"] for g in s["groups"]] == [round(d.edge_usd, 2) for d in taken]
     closed = [g for g in bt.record.groups if not g.open]
     assert len(closed) >= len(taken) - 1  # the last may still wait on the issuer
-    # the cost model predicts what the sample's arbitrages realize within 10% in sum
-    predicted = sum(g.predicted_usd for g in closed)
-    realized = float(sum(g.realized_usd for g in closed))
+    # hedged from the start (inventory-first, redeem), the arbitrages realize what the cost
+    # model predicted within 10% in sum; mint-first ones bet on the premium's decay until the
+    # minted tokens arrive and may realize far less (or more): they are shown, not bounded
+    reasons = {d.group_id: d.reason for d in taken}
+    hedged = [g for g in closed if not reasons[g.group_id].startswith("mint-first")]
+    assert len(hedged) >= 10
+    predicted = sum(g.predicted_usd for g in hedged)
+    realized = float(sum(g.realized_usd for g in hedged))
     assert abs(realized - predicted) < 0.10 * predicted
 
 

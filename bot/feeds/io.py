@@ -370,6 +370,9 @@ class FeedReader:
     def __init__(
         self, path: Path, *, start_ns: int | None = None, end_ns: int | None = None
     ) -> None:
+        # Arrow's default allocator (mimalloc) keeps ~50 MB of freed batches for reuse; a reader
+        # that streams a long feed does better returning them (make bench: peak RSS -50 MB)
+        pa.set_memory_pool(pa.system_memory_pool())
         self.path = Path(path)
         if not self.path.is_dir():
             raise FeedError(f"feed directory {self.path} does not exist")
