@@ -217,7 +217,9 @@ class OrderUpdate:
     ts_ns: int
     venue_order_id: str = ""
     reason: str = ""
-    gas_usd: Decimal = Decimal(0)  # the chain cost of a reverted transaction (a fill carries its own)
+    gas_usd: Decimal = Decimal(
+        0
+    )  # the chain cost of a reverted transaction (a fill carries its own)
 
 
 @dataclass(slots=True)
