@@ -19,8 +19,8 @@ answer), never an intent:
   follows ``SalePolicy``: the unsold rest is offered again, re-priced, on a venue the strategy
   picks; after ``attempts`` offers it is redeemed, the hedge kept until that redeem is priced.
 * **A refused issuer leg** of inventory-first or redeem is asked again (``RetryPolicy``); after
-  ``request_attempts`` the group is *stranded*: it keeps its hedge and stops blocking new
-  arbitrage of its token.
+  ``request_attempts`` the group is *stranded*: it keeps its hedge, keeps asking at the longest
+  wait, and stops blocking new arbitrage of its token.
 
 A group is *closed* when nothing of it works or waits and its hedge equals its target. Broker legs
 wait here until a session takes them (``drain`` is given the current hedge form).
@@ -494,13 +494,15 @@ class GroupBook:
             self._note(g, "issuer_refused", f"{g.group_id}: issuer {why}")
             return
         g.request_refusals += 1
+        # asked again after a back-off; a stranded group keeps asking at the longest wait (a
+        # pause or a session limit ends; it holds its hedge meanwhile)
+        wait = backoff_ns(self.retry.retry_ns, self.retry.retry_cap_ns, g.request_refusals)
+        leg = Leg(LegKind.ISSUER, g.group_id, qty=qty, request=request.kind, fair=g.fair)
+        leg.not_before_ns = now_ns + wait
+        self._queue(g, leg)
         if g.request_refusals < self.retry.request_attempts:
-            wait = backoff_ns(self.retry.retry_ns, self.retry.retry_cap_ns, g.request_refusals)
-            leg = Leg(LegKind.ISSUER, g.group_id, qty=qty, request=request.kind, fair=g.fair)
-            leg.not_before_ns = now_ns + wait
-            self._queue(g, leg)
             self._note(g, "issuer_refused", f"{g.group_id}: issuer {why}; asked again, hedged")
-        else:
+        elif not g.stranded:
             g.stranded = True
             self._release(g)
             self._note(g, "stranded", f"{g.group_id}: issuer {why}; {qty} tokens stay, hedge kept")

@@ -87,7 +87,7 @@ class RetryPolicy:
     """Refused broker orders and issuer requests are asked again after ``retry_ns`` (doubling
     per consecutive refusal, at most ``retry_cap_ns``): a venue that refuses everything is not
     hammered, and a group is never left unhedged by giving up. Issuer requests are asked at
-    most ``request_attempts`` times, then the group keeps its hedge (stranded). A hedge or
+    most ``request_attempts`` times quickly, then every ``retry_cap_ns`` (stranded, hedged). A hedge or
     unwind order still working after ``reprice_ns`` (an extended-hours limit the market moved
     away from) is canceled and placed again at the current mark."""
 

@@ -576,6 +576,10 @@ def test_issuer_refusal_keeps_the_hedge_asks_again_then_strands_the_group() -> N
     assert strat.groups.awaiting("AAPLx") == 0
     group = strat.groups.get("AAPLx-1")
     assert group is not None and group.hedge_position == group.hedge_target() == Decimal(51)
+    ctx.now_ns += 20 * NS  # a stranded group still asks, at the longest wait only
+    assert strat.on_timer(ctx, "heartbeat") is None
+    ctx.now_ns += 280 * NS
+    assert strat.on_timer(ctx, "heartbeat") == [mint]
 
 
 def test_partial_token_buy_redeems_what_was_bought_and_unwinds_the_excess_hedge() -> None:
