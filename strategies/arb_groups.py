@@ -497,6 +497,8 @@ class GroupBook:
         # asked again after a back-off; a stranded group keeps asking at the longest wait (a
         # pause or a session limit ends; it holds its hedge meanwhile)
         wait = backoff_ns(self.retry.retry_ns, self.retry.retry_cap_ns, g.request_refusals)
+        if g.request_refusals >= self.retry.request_attempts:
+            wait = self.retry.retry_cap_ns
         leg = Leg(LegKind.ISSUER, g.group_id, qty=qty, request=request.kind, fair=g.fair)
         leg.not_before_ns = now_ns + wait
         self._queue(g, leg)
