@@ -16,7 +16,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from bot.errors import ConfigError
@@ -139,7 +147,9 @@ class InventoryBand(Strict):
 class StrategyConfig(Strict):
     """Parameters of strategies/mint_redeem.py (docs/config.md explains each)."""
 
-    name: Literal["mint_redeem"] = "mint_redeem"
+    name: str = Field(
+        "mint_redeem", description="a registered strategy, or a class as 'module:ClassName'"
+    )
     min_edge_bps: float = Field(15.0, ge=0)
     min_edge_usd: float = Field(5.0, ge=0)
     max_qty: float = Field(500.0, gt=0, description="largest size evaluated, tokens")
@@ -191,6 +201,16 @@ class StrategyConfig(Strict):
     hedge_deadline_s: float = Field(
         300.0, gt=0, description="longest a hedge may work before exposure counts as a breach"
     )
+
+    @field_validator("name")
+    @classmethod
+    def _known_strategy(cls, name: str) -> str:
+        from strategies.registry import REGISTRY, is_import_path
+
+        if name not in REGISTRY and not is_import_path(name):
+            known = ", ".join(sorted(REGISTRY))
+            raise ValueError(f"unknown strategy '{name}'; known: {known}, or 'module:ClassName'")
+        return name
 
 
 class RiskConfig(Strict):
@@ -419,7 +439,7 @@ def _format_validation_error(exc: ValidationError) -> list[str]:
         elif kind == "missing":
             lines.append(f"{loc}: required key is missing")
         else:
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")  # our own validators' words
             lines.append(f"{loc}: {msg}")
     return lines
 

@@ -46,7 +46,7 @@ from connectors.base import IssuerVenue, OrderVenue
 from connectors.sim import SimBroker, SimExchange, SimIssuer, SimPool
 from connectors.sim.transfers import SimTransferNetwork
 from strategies.base import Strategy
-from strategies.mint_redeem import MintRedeemStrategy
+from strategies.registry import build_strategy
 
 log = structlog.get_logger("pegbot.backtest")
 
@@ -162,7 +162,7 @@ class Backtest:
         self.strategy: Strategy = (
             strategy(settings)
             if strategy is not None
-            else MintRedeemStrategy(settings, max_in_flight=settings.strategy.max_in_flight)
+            else build_strategy(settings)
         )
         rng = random.Random(f"{seed}:transfers")
         self.transfers = SimTransferNetwork(
