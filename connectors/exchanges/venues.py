@@ -1,0 +1,120 @@
+"""How each token exchange lists tokenized stocks, declared as data, and a ccxt client for it.
+
+One ccxt wrapper serves every exchange; what differs between venues is a ``VenueQuirks`` record
+(Freqtrade's ``_ft_has`` idea): which raw market field carries the venue's own base id, whether
+that id is the token's name (Kraken: ``AAPLx``) or the underlying's ticker (Bybit: ``AAPL``), which
+field marks a tokenized stock, which field states a venue multiplier, and which ccxt market types
+to load. A new venue is a new record here, not a new code path.
+
+``new_client`` builds the async ccxt client; with ``base_url`` every API URL of the client points
+at a local server (the exchange sandbox, or a server replaying recorded answers). A task that runs
+ccxt calls ``isolate_decimal_context`` first (ccxt re-rounds the caller's decimal context).
+
+What this module may not do: send a request (building a client is offline).
+"""
+
+from __future__ import annotations
+
+import copy
+import decimal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from bot.errors import PegbotError
+
+
+class UnknownVenueError(PegbotError):
+    """An exchange pegbot has no quirks record for."""
+
+
+@dataclass(frozen=True, slots=True)
+class VenueQuirks:
+    """How one exchange lists tokenized stocks (field names are the venue's raw market keys, as
+    ccxt keeps them in ``market["info"]``)."""
+
+    ccxt_id: str
+    base_id_is: Literal["token", "underlying"]  # the venue's base id for AAPLx: "AAPLx" or "AAPL"
+    base_id_field: str  # raw key of the venue's own base id
+    kind_field: str  # raw key that marks a tokenized stock ...
+    kind_value: str  # ... and its value there
+    multiplier_field: str | None = None  # raw key of a multiplier the venue states, if any
+    ccxt_options: Mapping[str, Any] = field(default_factory=dict)  # passed to the ccxt client
+
+    def base_id(self, token: str, underlying: str) -> str:
+        """The venue's own base id of ``token`` (whose underlying share is ``underlying``)."""
+        return token if self.base_id_is == "token" else underlying
+
+
+KRAKEN = VenueQuirks(
+    ccxt_id="kraken",
+    base_id_is="token",
+    base_id_field="base",
+    kind_field="aclass_base",
+    kind_value="tokenized_asset",
+)
+
+# Bybit lists xStocks spot under the share's ticker (baseCoin "AAPL", symbol "AAPLUSDT") and marks
+# them symbolType "xstocks"; only its spot instruments are loaded (one request instead of the
+# spot, linear, inverse and option lists ccxt fetches by default).
+BYBIT = VenueQuirks(
+    ccxt_id="bybit",
+    base_id_is="underlying",
+    base_id_field="baseCoin",
+    kind_field="symbolType",
+    kind_value="xstocks",
+    multiplier_field="xstockMultiplier",
+    ccxt_options={"fetchMarkets": {"types": ["spot"]}},
+)
+
+VENUES: Mapping[str, VenueQuirks] = {q.ccxt_id: q for q in (KRAKEN, BYBIT)}
+
+
+def venue_quirks(ccxt_id: str) -> VenueQuirks:
+    """The quirks record of an exchange, or a one-line error naming it."""
+    try:
+        return VENUES[ccxt_id]
+    except KeyError:
+        known = ", ".join(sorted(VENUES))
+        raise UnknownVenueError(
+            f"no token-exchange support for {ccxt_id!r} (known: {known})"
+        ) from None
+
+
+def new_client(
+    ccxt_id: str,
+    *,
+    api_key: str | None = None,
+    secret: str | None = None,
+    base_url: str | None = None,
+) -> Any:
+    """An async ccxt client for the exchange, configured by its quirks record.
+
+    With ``base_url`` (``http://127.0.0.1:PORT``) every API URL points there and ccxt's client-side
+    rate limiter is off: it paces Kraken's private calls seconds apart, which a local server does
+    not need. The caller closes the client (``await client.close()``).
+    """
+    import ccxt.async_support as ccxt_async  # ~5 s to import: only where a client is built
+
+    quirks = venue_quirks(ccxt_id)
+    config: dict[str, Any] = {"options": copy.deepcopy(dict(quirks.ccxt_options))}
+    if api_key is not None:
+        config["apiKey"] = api_key
+    if secret is not None:
+        config["secret"] = secret
+    client = getattr(ccxt_async, ccxt_id)(config)
+    if base_url is not None:
+        client.urls["api"] = dict.fromkeys(client.urls["api"], base_url.rstrip("/"))
+        client.enableRateLimit = False
+    return client
+
+
+def isolate_decimal_context() -> None:
+    """Give the running task a decimal context of its own (Python's default: half-even).
+
+    ccxt's ``decimal_to_precision`` (behind ``amount_to_precision`` and ``price_to_precision``, so
+    every ``create_order``) sets ROUND_HALF_UP and traps Underflow on the *current* decimal
+    context, which an asyncio task shares with the thread that started it: without this, one
+    order through ccxt turns the rest of the process's default Decimal rounding to half-up.
+    """
+    decimal.setcontext(decimal.Context())
