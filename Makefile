@@ -1,6 +1,7 @@
 # pegbot — `make run` and `make test` set everything up from a fresh clone.
 # Python comes from the machine (3.11+; never downloaded). uv comes from PATH, or is installed with
-# pip into the project venv. Dependencies come from the committed uv.lock.
+# pip into the project venv. Dependencies come from the committed uv.lock; the local chain's npm
+# packages (anvil, solc-js, the Uniswap v3 artifacts) from the committed package-lock.json.
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
@@ -19,7 +20,14 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(VPY)
 	$(UV) sync --frozen --inexact --python $(VPY)
 	@touch $@
 
-setup: $(VENV)/.synced
+# npm ci writes node_modules/.package-lock.json: the target is rebuilt only when the lock changes.
+# No install scripts: anvil's binary comes in its platform package, nothing needs building.
+node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "pegbot's local chain needs Node.js and npm (anvil, solc-js, Uniswap artifacts)"; exit 1; }
+	npm ci --ignore-scripts --no-audit --no-fund
+	@touch $@
+
+setup: $(VENV)/.synced node_modules/.package-lock.json
 
 run: setup
 	$(VENV)/bin/pegbot run --config config/default.toml
@@ -45,4 +53,4 @@ sample: setup
 	$(VENV)/bin/pegbot synth --scenario launch-premium --days 7 --seed 7 --out data/sample --overwrite
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache node_modules build
