@@ -160,9 +160,7 @@ class Backtest:
             mint_venues={n: i.deliver_to for n, i in settings.issuers.items() if i.deliver_to},
         )
         self.strategy: Strategy = (
-            strategy(settings)
-            if strategy is not None
-            else build_strategy(settings)
+            strategy(settings) if strategy is not None else build_strategy(settings)
         )
         rng = random.Random(f"{seed}:transfers")
         self.transfers = SimTransferNetwork(
