@@ -48,7 +48,7 @@ from bot.model import (
 from bot.rebalancer import REQUESTER, Rebalancer
 from bot.risk import RiskEngine
 from bot.sessions import IssuerSessionRule, SessionCalendar
-from connectors.base import IssuerVenue, MarketListener, OrderVenue, TransferVenue
+from connectors.base import ConnectionState, IssuerVenue, MarketListener, OrderVenue, TransferVenue
 from strategies.base import Decision, Quiet, Strategy
 
 log = structlog.get_logger("pegbot.engine")
@@ -494,6 +494,16 @@ class Engine:
         log.info("issuer_event", issuer=issuer, token=token, name=event, value=value)
         if tok is not None:
             self._act(self.strategy.on_issuer_event(self, token))
+
+    def on_connection(self, source: str, state: ConnectionState, detail: str = "") -> None:
+        """A live source's connection changed (connectors.base.MarketDataSink): while it is not
+        connected its data is stale and the strategy hears of it (promises lifted)."""
+        if state is ConnectionState.CONNECTED:
+            self._market.disconnected.pop(source, None)
+        else:
+            self._market.disconnected[source] = state.value
+        log.info("connection", source=source, state=state.value, detail=detail)
+        self._act(self.strategy.on_connection(self, source, state.value))
 
     def on_oracle(self, feed: str, price: float, round_id: int, ts_ns: int) -> None:
         o = self._market.oracles.get(feed)

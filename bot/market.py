@@ -170,6 +170,9 @@ class MarketState:
     oracles: dict[str, OracleRound] = field(default_factory=dict)
     gas_price_gwei: float = 20.0
     eth_usd: float = 3000.0
+    # a live source that is not connected (connectors.base.ConnectionState values): its data is
+    # stale; a source never reported (the replay) counts as connected
+    disconnected: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def quote(self, symbol: str) -> TopOfBook:

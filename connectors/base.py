@@ -9,6 +9,8 @@ simulated one schedules the answer on the simulated clock after its latency.
 
 from __future__ import annotations
 
+from decimal import Decimal
+from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
 from bot.model import (
@@ -72,6 +74,97 @@ class TransferVenue(Protocol):
     def bind(self, events: VenueEvents) -> None: ...
 
     def submit_transfer(self, transfer: Transfer) -> None: ...
+
+
+class ConnectionState(StrEnum):
+    """How a market-data source stands. Anything but CONNECTED makes its data stale: no new
+    arbitrage on what it feeds (the gates), and a GAP says events may have been missed."""
+
+    CONNECTED = "connected"
+    STALE = "stale"  # connected, but nothing arrived for longer than it should
+    RECONNECTING = "reconnecting"
+    GAP = "gap"  # reconnected after a break: what happened meanwhile was not seen
+    CLOSED = "closed"
+
+
+class MarketDataSink(Protocol):
+    """Where market data goes, whatever its source (the replay of a recorded feed, or a live
+    connector): implemented by the engine. Prices are floats (signal math), pool amounts exact
+    integers, times nanoseconds of receive time."""
+
+    def on_quote(
+        self, symbol: str, bid: float, bid_size: float, ask: float, ask_size: float, ts_ns: int
+    ) -> None: ...
+
+    def on_book_top(
+        self,
+        venue: str,
+        instrument: str,
+        bid: float,
+        bid_size: float,
+        ask: float,
+        ask_size: float,
+        ts_ns: int,
+    ) -> None: ...
+
+    def on_book_level(
+        self,
+        venue: str,
+        instrument: str,
+        side: int,
+        price: float,
+        size: float,
+        flags: int,
+        ts_ns: int,
+    ) -> None: ...
+
+    def on_trade(
+        self, venue: str, instrument: str, price: float, size: float, side: int, ts_ns: int
+    ) -> None: ...
+
+    def on_pool_swap(
+        self, venue: str, amount0: int, amount1: int, sqrt_price_x96: int, tick: int, ts_ns: int
+    ) -> None: ...
+
+    def on_pool_liquidity(
+        self, venue: str, tick_lower: int, tick_upper: int, liquidity: int, add: bool
+    ) -> None: ...
+
+    def on_oracle(self, feed: str, price: float, round_id: int, ts_ns: int) -> None: ...
+
+    def on_issuer_event(
+        self, issuer: str, token: str, event: str, value: str | None, ts_effective: int | None
+    ) -> None: ...
+
+    def on_connection(self, source: str, state: ConnectionState, detail: str = "") -> None: ...
+
+
+@runtime_checkable
+class MarketDataSource(Protocol):
+    """A live source of market data for one venue: binds to the sink, connects, reports its
+    connection state through ``MarketDataSink.on_connection``, and closes."""
+
+    name: str
+
+    def bind(self, sink: MarketDataSink) -> None: ...
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@runtime_checkable
+class LiveOrderVenue(OrderVenue, Protocol):
+    """What a real venue adds to ``OrderVenue``: a connection, the venue's own view of an order
+    after an unknown outcome (asked by its client id), and balances for reconciliation."""
+
+    async def connect(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def order_by_client_id(self, client_id: str) -> Order | None: ...
+
+    async def balances(self) -> dict[str, Decimal]: ...
 
 
 @runtime_checkable

@@ -78,6 +78,8 @@ class Gates:
                 return "no_hedge", None
         if not quote.valid:
             return "bad_quote", None
+        if ctx.market.disconnected and st.broker in ctx.market.disconnected:
+            return "disconnected", None
         # a closed market's last quote cannot update: the session checks decide on it
         if session is not _CLOSED and now - quote.ts_ns > self.max_age_ns:
             return "stale", None
@@ -112,6 +114,8 @@ class Gates:
             return f"no hedge: {closed_reason(ctx.sessions.session_at(now), now, ctx.sessions.next_change(now)[0])}"
         if code == "bad_quote":
             return f"crossed quote for {st.underlying}"
+        if code == "disconnected":
+            return f"broker feed {st.broker} {ctx.market.disconnected.get(st.broker, '')}"
         return f"stale quote: {st.underlying} {(now - quote.ts_ns) / NS:.0f} s old"
 
 

@@ -284,6 +284,10 @@ class MintRedeemStrategy:
         self._lifecycle_event()  # a pause, a fee or a multiplier may change any skip
         return self.on_market(ctx, token)
 
+    def on_connection(self, ctx: StrategyContext, source: str, state: str) -> list[Intent] | None:
+        self._lifecycle_event()  # a source lost or back changes what any skip rested on
+        return None
+
     def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
         now = ctx.now_ns
         self._sample_risk(ctx)
@@ -523,7 +527,13 @@ class MintRedeemStrategy:
             return None
         premium_bps = _strongest(candidates)
         max_age = self.gates.max_age_ns
-        fresh = [c for c in candidates if c.data_ts_ns < 0 or now - c.data_ts_ns <= max_age]
+        lost = ctx.market.disconnected  # a live source not connected: its prices are stale
+        fresh = [
+            c
+            for c in candidates
+            if (c.data_ts_ns < 0 or now - c.data_ts_ns <= max_age)
+            and not (lost and c.venue.name in lost)
+        ]
         if not fresh:
             reason = f"stale book: {candidates[0].venue.name}"
             return self._skip(ctx, st, now, "stale", reason, premium_bps)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 StrategyFactory = Callable[["Settings"], "Strategy"]
 REQUIRED = ("on_start", "on_stop", "quiet", "on_market", "on_issuer_event", "on_fill",
-            "on_order", "on_request", "on_timer")  # fmt: skip
+            "on_order", "on_request", "on_timer", "on_connection")  # fmt: skip
 
 
 def _mint_redeem(settings: Settings) -> Strategy:

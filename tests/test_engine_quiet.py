@@ -113,3 +113,16 @@ def test_the_real_strategy_books_passed_over_events_as_repeats_and_lifts_its_pro
     strategy.on_issuer_event(bt.engine, "AAPLx")  # a lifecycle event lifts every promise,
     assert watch.until_ns == 0  # then the token is looked at afresh: in the calm feed's last
     assert watch.hold_until_ns == NEVER  # state no venue is near a threshold, until forever
+
+
+def test_a_lost_connection_marks_its_source_stale_and_lifts_every_promise(bt: Backtest) -> None:
+    from connectors.base import ConnectionState
+
+    s = _strategy(bt)
+    s.promise.until_ns = 10**19
+    bt.engine.on_connection("kraken", ConnectionState.RECONNECTING, "socket closed")
+    assert bt.market.disconnected == {"kraken": "reconnecting"}
+    # MintRedeemStrategy.on_connection is a lifecycle event: the strategy's own promises lift
+    assert all(st.watch.until_ns == 0 for st in s._tokens.values())
+    bt.engine.on_connection("kraken", ConnectionState.CONNECTED)
+    assert bt.market.disconnected == {}

@@ -804,3 +804,21 @@ def test_a_hedge_larger_than_one_order_may_be_goes_in_slices_within_the_cap() ->
         (Side.SELL, Decimal("247.5"), LegRole.INVENTORY),
         (Side.SELL, Decimal(15), LegRole.INVENTORY),
     ]
+
+
+def test_a_venue_whose_live_feed_is_lost_is_stale_until_it_is_back() -> None:
+    strat, ctx = setup(TUESDAY_11, 208.0, 209.0)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    ctx.market.disconnected["kraken"] = "reconnecting"  # the engine's on_connection keeps this
+    assert strat.on_connection(ctx, "kraken", "reconnecting") is None
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[-1].reason == "stale book: kraken"
+    ctx.market.disconnected["alpaca"] = "gap"  # the broker's feed: no arbitrage at all
+    del ctx.market.disconnected["kraken"]
+    strat.on_connection(ctx, "kraken", "connected")
+    assert strat.on_market(ctx, "AAPLx") is None
+    assert ctx.decisions[-1].reason == "broker feed alpaca gap"
+    del ctx.market.disconnected["alpaca"]
+    strat.on_connection(ctx, "alpaca", "connected")
+    intents = strat.on_market(ctx, "AAPLx")
+    assert intents is not None and intents[0].venue == "kraken"

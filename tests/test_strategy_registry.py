@@ -39,7 +39,7 @@ def test_a_user_s_class_by_import_path_runs_in_the_backtest(calm_feed: Path) -> 
     [
         ("tests.no_such_module:X", "strategy.name: cannot import module 'tests.no_such_module'"),
         ("tests.user_strategy:Missing", "strategy.name: 'tests.user_strategy:Missing' is no class (a Strategy is needed)"),
-        ("tests.user_strategy:NotAStrategy", "strategy.name: 'tests.user_strategy:NotAStrategy' is a class without on_start, on_stop, quiet, on_market, on_issuer_event, on_fill, on_order, on_request, on_timer (a Strategy is needed)"),
+        ("tests.user_strategy:NotAStrategy", "strategy.name: 'tests.user_strategy:NotAStrategy' is a class without on_start, on_stop, quiet, on_market, on_issuer_event, on_fill, on_order, on_request, on_timer, on_connection (a Strategy is needed)"),
     ],
 )  # fmt: skip
 def test_an_import_path_to_nothing_usable_is_one_line(name: str, line: str) -> None:

@@ -83,6 +83,9 @@ class Desk:
     def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
         return self._asks()
 
+    def on_connection(self, ctx: StrategyContext, source: str, state: str) -> list[Intent] | None:
+        return None
+
     def on_transfer(self, ctx: StrategyContext, transfer: Transfer) -> list[Intent] | None:
         self.told.append((transfer.transfer_id, transfer.state, transfer.reason.split(":")[0]))
         return None

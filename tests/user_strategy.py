@@ -46,6 +46,9 @@ class CountingStrategy:
     def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
         return None
 
+    def on_connection(self, ctx: StrategyContext, source: str, state: str) -> list[Intent] | None:
+        return None
+
 
 class NotAStrategy:
     pass
