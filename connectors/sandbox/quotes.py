@@ -162,6 +162,13 @@ class RandomWalk:
             self._clock.cancel(self._timer)
             self._timer = None
 
+    def recenter(self, symbol: str, mid: Decimal) -> None:
+        """Walk on from ``mid`` (a quote set from outside, e.g. the control API), instead of
+        jumping back to where the walk left off at its next step."""
+        if symbol not in self._mids:
+            raise KeyError(f"{symbol} is not listed on the sandbox")
+        self._mids[symbol] = mid
+
     def _arm(self, ts_ns: int) -> None:
         try:
             session = self._calendar.session_at(ts_ns)

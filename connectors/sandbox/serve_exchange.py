@@ -1,0 +1,88 @@
+"""The exchange sandbox as a process (``python -m connectors.sandbox.serve exchange``): the
+Kraken-compatible AAPLx/USD market, its book seeded around the fair value it is given (the
+broker's opening mid) and then moved by the flow generator through ``/sandbox/book``. The account
+starts with $100,000 and 100 AAPLx. Ready file fields: ``url`` (ccxt's ``urls`` override, or
+``connectors.exchanges.venues.new_client(..., base_url=url)``), ``control_url``, ``pair``,
+``symbol``, ``api_key``, ``secret`` (Kraken's base64 secret)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import random
+import secrets
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+
+from connectors.sandbox.exchange import DEFAULT_PAIRS, ExchangeSandbox
+from connectors.sandbox.exchange_venue import SandboxVenue
+from connectors.sandbox.serve import fail, until_stop_signal, write_ready
+
+PAIR = "AAPLxUSD"
+BALANCES = {"ZUSD": "100000", "AAPLx": "100"}
+CENT = Decimal("0.01")
+SIZE_STEP = Decimal("0.0001")
+
+Levels = list[tuple[str, str]]
+
+
+def seeded_book(
+    mid: Decimal,
+    rng: random.Random,
+    *,
+    levels: int = 5,
+    half_spread_bps: float = 5.0,
+    level_step_bps: float = 3.0,
+    size_range: tuple[float, float] = (0.25, 4.0),
+) -> tuple[Levels, Levels]:
+    """``levels`` bids and asks around ``mid``: the best ``half_spread_bps`` away, each next one
+    ``level_step_bps`` further (at least a cent), sizes drawn uniformly from ``size_range``."""
+    bids: Levels = []
+    asks: Levels = []
+    for i in range(levels):
+        away = mid * Decimal(str(half_spread_bps + i * level_step_bps)) / Decimal(10_000)
+        bid = (mid - away).quantize(CENT, rounding=ROUND_FLOOR) - i * CENT
+        ask = (mid + away).quantize(CENT, rounding=ROUND_CEILING) + i * CENT
+        for side, price in ((bids, bid), (asks, ask)):
+            size = Decimal(str(rng.uniform(*size_range))).quantize(SIZE_STEP)
+            side.append((str(price), str(size)))
+    return bids, asks
+
+
+def run(args: argparse.Namespace) -> int:
+    venue = SandboxVenue(DEFAULT_PAIRS, balances=BALANCES)
+    bids, asks = seeded_book(Decimal(args.fair_value), random.Random(args.seed))
+    venue.set_book(PAIR, bids, asks)
+    sandbox = ExchangeSandbox(
+        venue,
+        api_key=os.environ.get("PEGBOT_SANDBOX_EXCHANGE_KEY") or secrets.token_urlsafe(42),
+        secret=os.environ.get("PEGBOT_SANDBOX_EXCHANGE_SECRET")
+        or base64.b64encode(secrets.token_bytes(64)).decode(),
+        port=args.port,
+    )
+    try:
+        return asyncio.run(_serve(sandbox, args))
+    except OSError as exc:
+        return fail(f"exchange sandbox: {exc}")
+
+
+async def _serve(sandbox: ExchangeSandbox, args: argparse.Namespace) -> int:
+    url = await sandbox.start()
+    try:
+        write_ready(
+            args.state,
+            "exchange",
+            {
+                "url": url,
+                "control_url": f"{url}/sandbox",
+                "pair": PAIR,
+                "symbol": "AAPLx/USD",
+                "api_key": sandbox.api_key,
+                "secret": sandbox.secret,
+            },
+        )
+        await until_stop_signal()
+    finally:
+        await sandbox.close()
+    return 0
