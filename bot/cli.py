@@ -248,6 +248,54 @@ def synth(scenario: str, days: int, seed: int, out: Path, overwrite: bool) -> No
         click.echo(line)
 
 
+_STATE_OPTION = click.option(
+    "--state",
+    type=click.Path(path_type=Path),
+    default=Path(".sandbox"),
+    show_default=True,
+    help="the sandbox's state folder (pids, endpoints, keys, logs)",
+)
+
+
+@cli.group()
+def sandbox() -> None:
+    """The local sandbox: broker, exchange and chain on 127.0.0.1, moved by a flow generator
+    (docs/sandbox.md, "Running the whole sandbox")."""
+
+
+@sandbox.command("up")
+@_STATE_OPTION
+@click.option("--seed", type=int, default=7, show_default=True, help="seed for quotes and flow")
+def sandbox_up(state: Path, seed: int) -> None:
+    """Start every piece in the background and print the endpoints (or report the running one)."""
+    from connectors.sandbox.launcher import up
+
+    for line in up(state, seed):
+        click.echo(line)
+
+
+@sandbox.command("down")
+@_STATE_OPTION
+def sandbox_down(state: Path) -> None:
+    """Stop exactly the processes `up` recorded and remove the state (the logs stay)."""
+    from connectors.sandbox.launcher import down
+
+    for line in down(state):
+        click.echo(line)
+
+
+@sandbox.command("status")
+@_STATE_OPTION
+def sandbox_status(state: Path) -> None:
+    """What runs and since when, and what died (exit 0 when everything runs, 1 otherwise)."""
+    from connectors.sandbox.launcher import status
+
+    lines, code = status(state)
+    for line in lines:
+        click.echo(line)
+    sys.exit(code)
+
+
 def _load(path: Path) -> Settings:
     """The validated config (ConfigError, one line, otherwise), its warnings printed."""
     from bot.config import load_config

@@ -1,0 +1,401 @@
+"""``pegbot sandbox up|down|status``: the whole local sandbox as detached processes, recorded in a
+state folder (``.sandbox/`` by default).
+
+``up`` starts the broker, the exchange and the chain (``python -m connectors.sandbox.serve``) side
+by side, each in its own session with its output in ``<piece>.log``, waits (at most
+``READY_TIMEOUT_S``) for each one's ready file, then starts the flow generator
+(``python -m connectors.sandbox.flow``) and waits for it. It records every process (anvil too,
+which the chain piece starts) with its pid and start time, the endpoints and the keys in
+``sandbox.json`` (0600), and returns with them running. A piece that exits or does not get
+ready stops everything started so far; the error names it and quotes its log's last line.
+
+``down`` stops exactly the recorded processes (processes.py: a pid that now belongs to another
+process is left alone) and removes the state; the logs stay. ``status`` says what runs and since
+when, and what died. A state whose processes have all gone is reported and removed.
+
+What this module may not do: stop a process it did not record, or start anything that listens
+beyond 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from bot.errors import InputError
+from connectors.sandbox.processes import RecordedProcess, start_time, stop
+from connectors.sandbox.serve import ready_path
+
+STATE_FILE = "sandbox.json"
+SERVERS = ("broker", "exchange", "chain")
+READY_TIMEOUT_S = 60.0
+#: Stop order: the flow first (it trades on the others), anvil last (the chain stops it).
+STOP_ORDER = ("flow", "broker", "exchange", "chain", "anvil")
+_CREDENTIALS = ("api_key", "secret_key", "secret")
+
+
+@dataclass
+class SandboxState:
+    """What ``sandbox.json`` holds."""
+
+    state_dir: str
+    seed: int
+    started_at: str
+    complete: bool = False
+    processes: list[RecordedProcess] = field(default_factory=list)
+    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def save(self, state: Path) -> None:
+        path = state / STATE_FILE
+        tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(asdict(self), out, indent=2)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, state: Path) -> SandboxState | None:
+        path = state / STATE_FILE
+        try:
+            raw = json.loads(path.read_text())
+            raw["processes"] = [RecordedProcess(**p) for p in raw["processes"]]
+            return cls(**raw)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError, KeyError) as exc:
+            raise InputError(f"{path} is not a sandbox state file ({exc}): remove it") from None
+
+    def stop(self) -> list[RecordedProcess]:
+        """Stop what still runs as recorded: the flow and the servers, then anvil if the chain
+        has not stopped it; returns what was running."""
+        ordered = sorted(self.processes, key=lambda p: STOP_ORDER.index(p.name))
+        running = [p for p in ordered if p.state() == "running"]
+        stop([p for p in running if p.name != "anvil"])
+        stop([p for p in running if p.name == "anvil"])
+        return running
+
+
+# ---- the commands ----------------------------------------------------------------------------
+
+
+def up(state: Path, seed: int) -> list[str]:
+    """Start the sandbox in ``state`` (or report the one running there); lines to print."""
+    state = _state_dir(state, create=True)
+    with _locked(state):
+        lines: list[str] = []
+        recorded = SandboxState.load(state)
+        if recorded is not None:
+            if recorded.complete and _all_running(recorded):
+                return [f"already running: {_since(recorded)}", *_endpoint_lines(recorded)]
+            lines = _clear_stale(state, recorded)
+        sandbox = SandboxState(str(state), seed, _now_iso())
+        try:
+            with _interrupted_by_sigterm():
+                _start_all(state, sandbox)
+        except BaseException:  # a piece failed, or Ctrl-C / SIGTERM: nothing may be left running
+            sandbox.stop()
+            _remove_state(state)
+            raise
+        lines.append(f"sandbox up in {state} (seed {seed}); keys in {state / STATE_FILE}")
+        return lines + _endpoint_lines(sandbox)
+
+
+def down(state: Path) -> list[str]:
+    state = _state_dir(state, create=False)
+    with _locked(state):
+        recorded = SandboxState.load(state)
+        if recorded is None:
+            return [f"no sandbox recorded in {state}: nothing to stop"]
+        lines = _not_running_lines(recorded)
+        stopped = recorded.stop()
+        _remove_state(state)
+        names = ", ".join(f"{p.name} (pid {p.pid})" for p in stopped)
+        return [*lines, f"stopped {names or 'nothing'}; removed {state / STATE_FILE}"]
+
+
+def status(state: Path) -> tuple[list[str], int]:
+    """Lines to print, and 0 when everything recorded runs, 1 otherwise."""
+    state = _state_dir(state, create=False)
+    recorded = SandboxState.load(state)
+    if recorded is None:
+        return [f"no sandbox recorded in {state}: nothing runs"], 1
+    if not recorded.complete and _busy(state):
+        return [f"a sandbox is starting in {state} (since {recorded.started_at})"], 1
+    rows = [_row(recorded, p) for p in recorded.processes]
+    if recorded.complete and _all_running(recorded):
+        return [f"running: {_since(recorded)}", *rows], 0
+    if not any(p.state() == "running" for p in recorded.processes):
+        with _locked(state):
+            _remove_state(state)
+        return [
+            f"not running: every process of the sandbox in {state} has gone",
+            *rows,
+            f"removed the stale {state / STATE_FILE}",
+        ], 1
+    head = "partly running" if recorded.complete else "left half-started by an interrupted `up`"
+    return [f"{head}: {_since(recorded)}", *rows, "`pegbot sandbox down` stops the rest"], 1
+
+
+# ---- starting --------------------------------------------------------------------------------
+
+
+def _start_all(state: Path, sandbox: SandboxState) -> None:
+    seed = ["--seed", str(sandbox.seed)]
+    serve = [sys.executable, "-m", "connectors.sandbox.serve"]
+    servers = [
+        _spawn(state, sandbox, piece, [*serve, piece, "--state", str(state), *seed])
+        for piece in SERVERS
+    ]
+    for piece, ready in _wait_ready(state, servers).items():
+        _keep_endpoints(sandbox, piece, ready)
+    # anvil, started by the chain piece, is recorded and stopped by its pid too
+    anvil_pid = sandbox.endpoints["chain"]["anvil_pid"]
+    anvil = _record(anvil_pid, "anvil", state / "anvil.log")
+    if anvil is None:
+        raise InputError(f"sandbox chain: its anvil (pid {anvil_pid}) has gone")
+    sandbox.processes.append(anvil)
+    sandbox.save(state)
+    flow = _spawn(
+        state,
+        sandbox,
+        "flow",
+        [sys.executable, "-m", "connectors.sandbox.flow", "--state", str(state), *seed],
+    )
+    _keep_endpoints(sandbox, "flow", _wait_ready(state, [flow])["flow"])
+    sandbox.complete = True
+    sandbox.save(state)
+
+
+def _spawn(state: Path, sandbox: SandboxState, piece: str, argv: list[str]) -> RecordedProcess:
+    ready_path(state, piece).unlink(missing_ok=True)
+    log_path = state / f"{piece}.log"
+    with open(log_path, "wb") as log:
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # survives the terminal `up` ran in; `down` stops it
+        )
+    process = _record(child.pid, piece, log_path)
+    if process is None:
+        raise InputError(f"sandbox {piece} did not start: {_last_line(log_path)} (log: {log_path})")
+    sandbox.processes.append(process)
+    sandbox.save(state)
+    return process
+
+
+def _record(pid: int, name: str, log: Path) -> RecordedProcess | None:
+    started = start_time(pid)
+    if started is None:
+        return None
+    return RecordedProcess(name, pid, started, _now_iso(), str(log))
+
+
+def _wait_ready(state: Path, processes: list[RecordedProcess]) -> dict[str, dict[str, Any]]:
+    """Each process's ready file, once all have written theirs; the first that exits or is not
+    ready within ``READY_TIMEOUT_S`` is an error naming it."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    ready: dict[str, dict[str, Any]] = {}
+    while True:
+        for process in processes:
+            if process.name in ready:
+                continue
+            try:
+                fields = json.loads(ready_path(state, process.name).read_text())
+            except (OSError, ValueError):
+                fields = {}
+            if fields.get("pid") == process.pid:
+                ready[process.name] = fields
+            elif process.state() != "running":
+                raise InputError(f"sandbox {process.name} did not start: {_tail(process)}")
+            elif time.monotonic() > deadline:
+                raise InputError(
+                    f"sandbox {process.name} was not ready within {READY_TIMEOUT_S:g} s: "
+                    f"{_tail(process)}"
+                )
+        if len(ready) == len(processes):
+            return ready
+        time.sleep(0.05)
+
+
+def _tail(process: RecordedProcess) -> str:
+    return f"{_last_line(Path(process.log))} (log: {process.log})"
+
+
+def _keep_endpoints(sandbox: SandboxState, piece: str, ready: dict[str, Any]) -> None:
+    fields = {k: v for k, v in ready.items() if k not in ("piece", "pid")}
+    credentials = {k: str(fields.pop(k)) for k in _CREDENTIALS if k in fields}
+    sandbox.endpoints[piece] = fields
+    if credentials:
+        sandbox.credentials[piece] = credentials
+
+
+# ---- stale state and reports -----------------------------------------------------------------
+
+
+def _clear_stale(state: Path, recorded: SandboxState) -> list[str]:
+    lines = _not_running_lines(recorded)
+    stopped = recorded.stop()
+    if stopped:
+        lines.append(
+            "stopped what was left: " + ", ".join(f"{p.name} (pid {p.pid})" for p in stopped)
+        )
+    _remove_state(state)
+    interrupted = "" if recorded.complete else ", left by an interrupted `up`"
+    return [f"stale sandbox state in {state}{interrupted}:", *lines]
+
+
+def _not_running_lines(recorded: SandboxState) -> list[str]:
+    lines = []
+    for p in recorded.processes:
+        word = p.state()
+        if word == "exited":
+            lines.append(f"  {p.name} (pid {p.pid}, started {p.started_at}) died")
+        elif word == "replaced":
+            lines.append(f"  {p.name}: pid {p.pid} is now another process; left alone")
+    return lines
+
+
+def _all_running(recorded: SandboxState) -> bool:
+    return all(p.state() == "running" for p in recorded.processes)
+
+
+def _row(recorded: SandboxState, process: RecordedProcess) -> str:
+    head = f"  {process.name:<9}"
+    if process.state() != "running":
+        return f"{head} died     pid {process.pid:<7} started {process.started_at}"
+    return (
+        f"{head} running  pid {process.pid:<7} since {process.started_at} "
+        f"(up {_uptime(process)})  {_what(recorded, process)}"
+    )
+
+
+def _since(recorded: SandboxState) -> str:
+    return f"the sandbox in {recorded.state_dir}, started {recorded.started_at}"
+
+
+def _what(recorded: SandboxState, process: RecordedProcess) -> str:
+    if process.name == "flow":
+        return "(trading the pool, moving the book and the quotes)"
+    url = recorded.endpoints.get("chain" if process.name == "anvil" else process.name, {}).get(
+        "url", "(not ready yet)"
+    )
+    return f"(the chain's node) {url}" if process.name == "anvil" else str(url)
+
+
+def _uptime(process: RecordedProcess) -> str:
+    started = datetime.strptime(process.started_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    seconds = max(0, int((datetime.now(UTC) - started).total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    return (
+        f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
+    )
+
+
+def _endpoint_lines(sandbox: SandboxState) -> list[str]:
+    e = sandbox.endpoints
+    broker, exchange, chain = e["broker"], e["exchange"], e["chain"]
+    pool, tokens = chain["pool"], chain["tokens"]
+    rates = e["flow"]["rates"]
+    return [
+        f"  broker    {broker['url']}  alpaca-py url_override; trading stream "
+        f"{broker['trading_stream_url']}; data stream {broker['data_stream_urls']['iex']}; "
+        f"control {broker['control_url']}",
+        f"  exchange  {exchange['url']}  Kraken for ccxt, pair {exchange['pair']} "
+        f"({exchange['symbol']}); control {exchange['control_url']}",
+        f"  chain     {chain['url']}  anvil, chain id {chain['chain_id']}; AAPLx/USDC 0.3 % pool "
+        f"{pool['address']}; AAPLx {tokens['AAPLx']['address']}; USDC {tokens['USDC']['address']}",
+        f"  flow      pool every {rates['pool_interval_s']:g} s, exchange book every "
+        f"{rates['exchange_interval_s']:g} s, broker every {rates['broker_interval_s']:g} s",
+    ]
+
+
+# ---- the state folder ------------------------------------------------------------------------
+
+
+def _state_dir(state: Path, *, create: bool) -> Path:
+    state = state.absolute()
+    if state.exists() and not state.is_dir():
+        raise InputError(f"--state {state} is not a directory")
+    if create:
+        try:
+            state.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"--state {state}: {exc.strerror}") from None
+    return state
+
+
+@contextmanager
+def _interrupted_by_sigterm() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while the pieces start (on the main thread only), so
+    ``up`` stops what it started, as it does on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _busy(state: Path) -> bool:
+    """Whether an ``up`` or ``down`` holds the state folder's lock now."""
+    try:
+        with _locked(state):
+            return False
+    except InputError:
+        return True
+
+
+@contextmanager
+def _locked(state: Path) -> Iterator[None]:
+    """One ``up`` or ``down`` at a time per state folder."""
+    if not state.is_dir():
+        yield
+        return
+    with open(state / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(f"another `pegbot sandbox` command is working on {state}") from None
+        yield
+
+
+def _remove_state(state: Path) -> None:
+    (state / STATE_FILE).unlink(missing_ok=True)
+    for piece in (*SERVERS, "flow"):
+        ready_path(state, piece).unlink(missing_ok=True)
+
+
+def _last_line(log: Path) -> str:
+    try:
+        lines = [line for line in log.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    if not lines:
+        return "(nothing in its log)"
+    return lines[-1].strip().removeprefix("error: ")
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
