@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -29,64 +28,26 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from bot.errors import InputError
-from connectors.sandbox.processes import RecordedProcess, start_time, stop
+from connectors.sandbox.launcher_state import (
+    STATE_FILE,
+    SandboxState,
+    all_running,
+    endpoint_lines,
+    not_running_lines,
+    now_iso,
+    row,
+    since,
+)
+from connectors.sandbox.processes import RecordedProcess, start_time
 from connectors.sandbox.serve import ready_path
 
-STATE_FILE = "sandbox.json"
 SERVERS = ("broker", "exchange", "chain")
 READY_TIMEOUT_S = 60.0
-#: Stop order: the flow first (it trades on the others), anvil last (the chain stops it).
-STOP_ORDER = ("flow", "broker", "exchange", "chain", "anvil")
-_CREDENTIALS = ("api_key", "secret_key", "secret")
-
-
-@dataclass
-class SandboxState:
-    """What ``sandbox.json`` holds."""
-
-    state_dir: str
-    seed: int
-    started_at: str
-    complete: bool = False
-    processes: list[RecordedProcess] = field(default_factory=list)
-    endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
-    credentials: dict[str, dict[str, str]] = field(default_factory=dict)
-
-    def save(self, state: Path) -> None:
-        path = state / STATE_FILE
-        tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(asdict(self), out, indent=2)
-        os.replace(tmp, path)
-
-    @classmethod
-    def load(cls, state: Path) -> SandboxState | None:
-        path = state / STATE_FILE
-        try:
-            raw = json.loads(path.read_text())
-            raw["processes"] = [RecordedProcess(**p) for p in raw["processes"]]
-            return cls(**raw)
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, TypeError, KeyError) as exc:
-            raise InputError(f"{path} is not a sandbox state file ({exc}): remove it") from None
-
-    def stop(self) -> list[RecordedProcess]:
-        """Stop what still runs as recorded: the flow and the servers, then anvil if the chain
-        has not stopped it; returns what was running."""
-        ordered = sorted(self.processes, key=lambda p: STOP_ORDER.index(p.name))
-        running = [p for p in ordered if p.state() == "running"]
-        stop([p for p in running if p.name != "anvil"])
-        stop([p for p in running if p.name == "anvil"])
-        return running
 
 
 # ---- the commands ----------------------------------------------------------------------------
@@ -99,10 +60,10 @@ def up(state: Path, seed: int) -> list[str]:
         lines: list[str] = []
         recorded = SandboxState.load(state)
         if recorded is not None:
-            if recorded.complete and _all_running(recorded):
-                return [f"already running: {_since(recorded)}", *_endpoint_lines(recorded)]
+            if recorded.complete and all_running(recorded):
+                return [f"already running: {since(recorded)}", *endpoint_lines(recorded)]
             lines = _clear_stale(state, recorded)
-        sandbox = SandboxState(str(state), seed, _now_iso())
+        sandbox = SandboxState(str(state), seed, now_iso())
         try:
             with _interrupted_by_sigterm():
                 _start_all(state, sandbox)
@@ -111,7 +72,7 @@ def up(state: Path, seed: int) -> list[str]:
             _remove_state(state)
             raise
         lines.append(f"sandbox up in {state} (seed {seed}); keys in {state / STATE_FILE}")
-        return lines + _endpoint_lines(sandbox)
+        return lines + endpoint_lines(sandbox)
 
 
 def down(state: Path) -> list[str]:
@@ -120,7 +81,7 @@ def down(state: Path) -> list[str]:
         recorded = SandboxState.load(state)
         if recorded is None:
             return [f"no sandbox recorded in {state}: nothing to stop"]
-        lines = _not_running_lines(recorded)
+        lines = not_running_lines(recorded)
         stopped = recorded.stop()
         _remove_state(state)
         names = ", ".join(f"{p.name} (pid {p.pid})" for p in stopped)
@@ -135,9 +96,9 @@ def status(state: Path) -> tuple[list[str], int]:
         return [f"no sandbox recorded in {state}: nothing runs"], 1
     if not recorded.complete and _busy(state):
         return [f"a sandbox is starting in {state} (since {recorded.started_at})"], 1
-    rows = [_row(recorded, p) for p in recorded.processes]
-    if recorded.complete and _all_running(recorded):
-        return [f"running: {_since(recorded)}", *rows], 0
+    rows = [row(recorded, p) for p in recorded.processes]
+    if recorded.complete and all_running(recorded):
+        return [f"running: {since(recorded)}", *rows], 0
     if not any(p.state() == "running" for p in recorded.processes):
         with _locked(state):
             _remove_state(state)
@@ -147,7 +108,7 @@ def status(state: Path) -> tuple[list[str], int]:
             f"removed the stale {state / STATE_FILE}",
         ], 1
     head = "partly running" if recorded.complete else "left half-started by an interrupted `up`"
-    return [f"{head}: {_since(recorded)}", *rows, "`pegbot sandbox down` stops the rest"], 1
+    return [f"{head}: {since(recorded)}", *rows, "`pegbot sandbox down` stops the rest"], 1
 
 
 # ---- starting --------------------------------------------------------------------------------
@@ -161,7 +122,7 @@ def _start_all(state: Path, sandbox: SandboxState) -> None:
         for piece in SERVERS
     ]
     for piece, ready in _wait_ready(state, servers).items():
-        _keep_endpoints(sandbox, piece, ready)
+        sandbox.keep_ready(piece, ready)
     # anvil, started by the chain piece, is recorded and stopped by its pid too
     anvil_pid = sandbox.endpoints["chain"]["anvil_pid"]
     anvil = _record(anvil_pid, "anvil", state / "anvil.log")
@@ -175,7 +136,7 @@ def _start_all(state: Path, sandbox: SandboxState) -> None:
         "flow",
         [sys.executable, "-m", "connectors.sandbox.flow", "--state", str(state), *seed],
     )
-    _keep_endpoints(sandbox, "flow", _wait_ready(state, [flow])["flow"])
+    sandbox.keep_ready("flow", _wait_ready(state, [flow])["flow"])
     sandbox.complete = True
     sandbox.save(state)
 
@@ -203,7 +164,7 @@ def _record(pid: int, name: str, log: Path) -> RecordedProcess | None:
     started = start_time(pid)
     if started is None:
         return None
-    return RecordedProcess(name, pid, started, _now_iso(), str(log))
+    return RecordedProcess(name, pid, started, now_iso(), str(log))
 
 
 def _wait_ready(state: Path, processes: list[RecordedProcess]) -> dict[str, dict[str, Any]]:
@@ -237,19 +198,11 @@ def _tail(process: RecordedProcess) -> str:
     return f"{_last_line(Path(process.log))} (log: {process.log})"
 
 
-def _keep_endpoints(sandbox: SandboxState, piece: str, ready: dict[str, Any]) -> None:
-    fields = {k: v for k, v in ready.items() if k not in ("piece", "pid")}
-    credentials = {k: str(fields.pop(k)) for k in _CREDENTIALS if k in fields}
-    sandbox.endpoints[piece] = fields
-    if credentials:
-        sandbox.credentials[piece] = credentials
-
-
-# ---- stale state and reports -----------------------------------------------------------------
+# ---- stale state ------------------------------------------------------------------------
 
 
 def _clear_stale(state: Path, recorded: SandboxState) -> list[str]:
-    lines = _not_running_lines(recorded)
+    lines = not_running_lines(recorded)
     stopped = recorded.stop()
     if stopped:
         lines.append(
@@ -258,71 +211,6 @@ def _clear_stale(state: Path, recorded: SandboxState) -> list[str]:
     _remove_state(state)
     interrupted = "" if recorded.complete else ", left by an interrupted `up`"
     return [f"stale sandbox state in {state}{interrupted}:", *lines]
-
-
-def _not_running_lines(recorded: SandboxState) -> list[str]:
-    lines = []
-    for p in recorded.processes:
-        word = p.state()
-        if word == "exited":
-            lines.append(f"  {p.name} (pid {p.pid}, started {p.started_at}) died")
-        elif word == "replaced":
-            lines.append(f"  {p.name}: pid {p.pid} is now another process; left alone")
-    return lines
-
-
-def _all_running(recorded: SandboxState) -> bool:
-    return all(p.state() == "running" for p in recorded.processes)
-
-
-def _row(recorded: SandboxState, process: RecordedProcess) -> str:
-    head = f"  {process.name:<9}"
-    if process.state() != "running":
-        return f"{head} died     pid {process.pid:<7} started {process.started_at}"
-    return (
-        f"{head} running  pid {process.pid:<7} since {process.started_at} "
-        f"(up {_uptime(process)})  {_what(recorded, process)}"
-    )
-
-
-def _since(recorded: SandboxState) -> str:
-    return f"the sandbox in {recorded.state_dir}, started {recorded.started_at}"
-
-
-def _what(recorded: SandboxState, process: RecordedProcess) -> str:
-    if process.name == "flow":
-        return "(trading the pool, moving the book and the quotes)"
-    url = recorded.endpoints.get("chain" if process.name == "anvil" else process.name, {}).get(
-        "url", "(not ready yet)"
-    )
-    return f"(the chain's node) {url}" if process.name == "anvil" else str(url)
-
-
-def _uptime(process: RecordedProcess) -> str:
-    started = datetime.strptime(process.started_at, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
-    seconds = max(0, int((datetime.now(UTC) - started).total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    return (
-        f"{hours}h{rest // 60:02d}m{rest % 60:02d}s" if hours else f"{rest // 60}m{rest % 60:02d}s"
-    )
-
-
-def _endpoint_lines(sandbox: SandboxState) -> list[str]:
-    e = sandbox.endpoints
-    broker, exchange, chain = e["broker"], e["exchange"], e["chain"]
-    pool, tokens = chain["pool"], chain["tokens"]
-    rates = e["flow"]["rates"]
-    return [
-        f"  broker    {broker['url']}  alpaca-py url_override; trading stream "
-        f"{broker['trading_stream_url']}; data stream {broker['data_stream_urls']['iex']}; "
-        f"control {broker['control_url']}",
-        f"  exchange  {exchange['url']}  Kraken for ccxt, pair {exchange['pair']} "
-        f"({exchange['symbol']}); control {exchange['control_url']}",
-        f"  chain     {chain['url']}  anvil, chain id {chain['chain_id']}; AAPLx/USDC 0.3 % pool "
-        f"{pool['address']}; AAPLx {tokens['AAPLx']['address']}; USDC {tokens['USDC']['address']}",
-        f"  flow      pool every {rates['pool_interval_s']:g} s, exchange book every "
-        f"{rates['exchange_interval_s']:g} s, broker every {rates['broker_interval_s']:g} s",
-    ]
 
 
 # ---- the state folder ------------------------------------------------------------------------
@@ -395,7 +283,3 @@ def _last_line(log: Path) -> str:
     if not lines:
         return "(nothing in its log)"
     return lines[-1].strip().removeprefix("error: ")
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
