@@ -40,6 +40,10 @@ class VenueQuirks:
     kind_value: str  # ... and its value there
     multiplier_field: str | None = None  # raw key of a multiplier the venue states, if any
     ccxt_options: Mapping[str, Any] = field(default_factory=dict)  # passed to the ccxt client
+    # ordering (connectors/exchanges/ccxt_venue.py)
+    client_id_max_len: int = 36  # longest client order id the venue takes
+    client_id_param: str = "clientOrderId"  # ccxt param that finds or cancels by client id
+    market_buy_in_base: bool = True  # False: ccxt sizes a market buy in the quote currency
 
     def base_id(self, token: str, underlying: str) -> str:
         """The venue's own base id of ``token`` (whose underlying share is ``underlying``)."""
@@ -52,11 +56,14 @@ KRAKEN = VenueQuirks(
     base_id_field="base",
     kind_field="aclass_base",
     kind_value="tokenized_asset",
+    client_id_max_len=18,  # cl_ord_id: a UUID, or up to 18 characters of free text
 )
 
 # Bybit lists xStocks spot under the share's ticker (baseCoin "AAPL", symbol "AAPLUSDT") and marks
 # them symbolType "xstocks"; only its spot instruments are loaded (one request instead of the
-# spot, linear, inverse and option lists ccxt fetches by default).
+# spot, linear, inverse and option lists ccxt fetches by default). Its client order id is
+# orderLinkId (36 characters): ccxt maps clientOrderId to it when placing, but its order lists and
+# cancels take orderLinkId as is; a spot market buy is sized in USDT there.
 BYBIT = VenueQuirks(
     ccxt_id="bybit",
     base_id_is="underlying",
@@ -65,6 +72,8 @@ BYBIT = VenueQuirks(
     kind_value="xstocks",
     multiplier_field="xstockMultiplier",
     ccxt_options={"fetchMarkets": {"types": ["spot"]}},
+    client_id_param="orderLinkId",
+    market_buy_in_base=False,
 )
 
 VENUES: Mapping[str, VenueQuirks] = {q.ccxt_id: q for q in (KRAKEN, BYBIT)}
@@ -87,12 +96,14 @@ def new_client(
     api_key: str | None = None,
     secret: str | None = None,
     base_url: str | None = None,
+    timeout_s: float | None = None,
 ) -> Any:
     """An async ccxt client for the exchange, configured by its quirks record.
 
     With ``base_url`` (``http://127.0.0.1:PORT``) every API URL points there and ccxt's client-side
     rate limiter is off: it paces Kraken's private calls seconds apart, which a local server does
-    not need. The caller closes the client (``await client.close()``).
+    not need. ``timeout_s``: how long one request may take (ccxt's default is 10 s). The caller
+    closes the client (``await client.close()``).
     """
     import ccxt.async_support as ccxt_async  # ~5 s to import: only where a client is built
 
@@ -102,6 +113,8 @@ def new_client(
         config["apiKey"] = api_key
     if secret is not None:
         config["secret"] = secret
+    if timeout_s is not None:
+        config["timeout"] = int(timeout_s * 1000)
     client = getattr(ccxt_async, ccxt_id)(config)
     if base_url is not None:
         client.urls["api"] = dict.fromkeys(client.urls["api"], base_url.rstrip("/"))

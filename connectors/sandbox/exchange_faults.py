@@ -1,0 +1,63 @@
+"""A test hook for the exchange sandbox: lose answers the way a network does.
+
+``ExchangeFaults`` is an aiohttp middleware installed on an ``ExchangeSandbox`` before it starts.
+``drop_answer(method)`` lets the next call of a private method (``AddOrder``, ``CancelOrder``, ...)
+take effect at the venue and then closes the connection without an answer, so the client cannot
+tell whether it happened (an unknown outcome). ``down = True`` closes every connection before the
+venue sees the request (a venue that stopped answering) until it is set back to False. The
+control API (``/sandbox/``) is never affected, so a test can still move the market.
+
+What this module may not do: change the venue's state, or answer anything itself.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from connectors.sandbox.exchange import ExchangeSandbox
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ExchangeFaults:
+    """Lost answers and a venue that stopped answering, switched on by a test."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self._drops: Counter[str] = Counter()
+        self.dropped: list[str] = []  # private methods (or public paths) lost, in order
+
+    def install(self, sandbox: ExchangeSandbox) -> ExchangeFaults:
+        """Put the hook in front of every route of ``sandbox`` (before it starts)."""
+        sandbox.app.middlewares.append(self._middleware)
+        return self
+
+    def drop_answer(self, method: str, times: int = 1) -> None:
+        """The next ``times`` calls of private ``method`` take effect, then lose their answer."""
+        self._drops[method] += times
+
+    @web.middleware
+    async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path.startswith("/sandbox/"):
+            return await handler(request)
+        if self.down:
+            self.dropped.append(request.match_info.get("method", request.path))
+            return _hang_up(request)
+        answer = await handler(request)
+        method = request.match_info.get("method", "")
+        if request.path.startswith("/0/private/") and self._drops[method] > 0:
+            self._drops[method] -= 1
+            self.dropped.append(method)
+            return _hang_up(request)
+        return answer
+
+
+def _hang_up(request: web.Request) -> web.StreamResponse:
+    """Close the connection with nothing sent back (the response returned is never written)."""
+    transport = request.transport
+    if transport is not None:
+        transport.abort()
+    return web.Response()
