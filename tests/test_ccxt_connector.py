@@ -1,7 +1,8 @@
-"""The ccxt token-exchange connector (connectors/exchanges/ccxt_venue.py) with the real async
-ccxt Kraken client against the local exchange sandbox (the recorded real AssetPairs answer),
-answering the real Engine, Executor and Ledger: orders and their ends, fills at the book's exact
-levels applied once, refusals, lost answers resolved by client id, cancels and balances; and
+"""The ccxt token-exchange connector (connectors/exchanges/ccxt_venue.py, ccxt_book.py) with the
+real async ccxt Kraken client against the local exchange sandbox (the recorded real AssetPairs
+answer), answering the real Engine, Executor and Ledger: orders and their ends, fills at the
+book's exact levels applied once, refusals, lost answers resolved by client id, cancels,
+balances, the book reaching the engine under pegbot's names, a venue that stops answering; and
 Bybit's order terms on its recorded xStocks answer.
 
 Nothing here asserts timing: a test waits for a state (``until``), with a guard that fails it if
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import decimal
+import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
@@ -25,6 +27,7 @@ from structlog.testing import capture_logs
 from bot.clock import SimClock
 from bot.config import Settings
 from bot.engine import Engine
+from bot.feeds.schema import FLAG_FIRST, FLAG_LAST
 from bot.intents import CancelOrder, Intent, PlaceOrder
 from bot.journal import MemoryJournal
 from bot.ledger import Ledger
@@ -45,6 +48,7 @@ from bot.model import (
 from bot.risk import RiskEngine
 from bot.sessions import SessionCalendar
 from connectors.base import ConnectionState
+from connectors.exchanges.ccxt_book import BookPolling, CcxtBook
 from connectors.exchanges.ccxt_orders import OrderTerms, TermsRefused, order_terms
 from connectors.exchanges.ccxt_venue import CcxtExchange
 from connectors.exchanges.ccxt_working import OrderPolling
@@ -68,6 +72,9 @@ BIDS = [("229.90", "1.0"), ("229.75", "3.0"), ("229.40", "4.0")]
 ASKS = [("230.10", "1.5"), ("230.25", "2.0"), ("230.60", "5.0")]
 CALENDAR = SessionCalendar("2025-12-29", "2026-01-09")
 FAST_ORDERS = OrderPolling(first_s=0.005, max_s=0.02, unknown_grace_s=0.0)
+FAST_BOOK = BookPolling(
+    interval_s=0.005, failures_to_reconnect=2, reconnect_first_s=0.005, reconnect_max_s=0.02
+)
 D = Decimal
 
 
@@ -157,6 +164,15 @@ class World:
         """The strategy sends ``intents`` at the next market event (a book top here)."""
         self.strategy.queued.extend(intents)
         self.engine.on_book_top("kraken", "AAPLx", 229.9, 1.0, 230.1, 1.5, self.clock.now_ns())
+
+    def book(self, name: str = "kraken", depth: int = 1) -> CcxtBook:
+        """A book source on the sandbox, bound to the engine (through ``heard``)."""
+        book = CcxtBook(
+            name, "kraken", token="AAPLx", underlying="AAPL", quote="USD", clock=self.clock,
+            depth=depth, base_url=self.sandbox.url, polling=FAST_BOOK,
+        )  # fmt: skip
+        book.bind(self.heard)
+        return book
 
     async def move_book(self, bids: list[list[str]], asks: list[list[str]]) -> None:
         """Through the sandbox's control API, as a flow generator would."""
@@ -438,6 +454,108 @@ def test_balances_are_exact_under_pegbots_symbols() -> None:
         assert context_state() == before
 
     on_world(scenario, usd="12345.67891")
+
+
+# ---- the book --------------------------------------------------------------------------------
+
+
+def test_the_book_reaches_the_engine_under_pegbots_names_with_first_and_last_flags() -> None:
+    async def scenario(w: World) -> None:
+        book = w.book(depth=2)
+        await book.connect()
+        try:
+            assert w.heard.rows == [
+                ("kraken", "AAPLx", 1, 229.9, 1.0, FLAG_FIRST, NOW_NS),
+                ("kraken", "AAPLx", 1, 229.75, 3.0, 0, NOW_NS),
+                ("kraken", "AAPLx", -1, 230.1, 1.5, 0, NOW_NS),
+                ("kraken", "AAPLx", -1, 230.25, 2.0, FLAG_LAST, NOW_NS),
+            ]
+            top = w.engine.market.book("kraken", "AAPLx").top
+            assert (top.bid, top.bid_size, top.ask, top.ask_size) == (229.9, 1.0, 230.1, 1.5)
+            w.clock.advance_to(NOW_NS + 1)
+            await w.move_book([["229.95", "2"]], [])
+            await until(lambda: len(w.heard.rows) == 5, "the moved book")
+            assert w.heard.rows[4:] == [
+                ("kraken", "AAPLx", 1, 229.95, 2.0, FLAG_FIRST | FLAG_LAST, NOW_NS + 1)
+            ]
+            assert math.isnan(top.ask) and top.bid == 229.95
+            await w.move_book([], [])
+            await until(lambda: len(w.heard.rows) == 6, "the emptied book")
+            assert w.heard.rows[5] == (
+                "kraken", "AAPLx", 1, 0.0, 0.0, FLAG_FIRST | FLAG_LAST, NOW_NS + 1
+            )  # fmt: skip
+            assert math.isnan(top.bid) and math.isnan(top.ask)
+            assert [s[:2] for s in w.heard.states] == [("kraken", ConnectionState.CONNECTED)]
+            assert w.heard.tops == []
+        finally:
+            await book.close()
+        assert w.heard.states[-1] == ("kraken", ConnectionState.CLOSED, "closed")
+
+    on_world(scenario)
+
+
+def test_a_top_of_book_source_calls_on_book_top() -> None:
+    async def scenario(w: World) -> None:
+        book = w.book("kraken-top")
+        await book.connect()
+        await book.close()
+        assert w.heard.tops == [("kraken-top", "AAPLx", 229.9, 1.0, 230.1, 1.5, NOW_NS)]
+        assert w.heard.rows == []
+
+    on_world(scenario)
+
+
+def test_a_venue_that_stops_answering_goes_stale_then_reconnects() -> None:
+    async def scenario(w: World) -> None:
+        book = w.book()
+        await book.connect()
+        try:
+            w.faults.down = True
+            await until(lambda: book.state is ConnectionState.RECONNECTING, "the source reconnects")
+            assert w.engine.market.disconnected == {"kraken": "reconnecting"}
+            w.faults.down = False
+            await until(lambda: book.state is ConnectionState.CONNECTED, "the source is back")
+        finally:
+            await book.close()
+        failed = (
+            f"book read failed: kraken GET {w.sandbox.url}/0/public/Depth?pair=AAPLxUSD&count=1"
+        )
+        assert w.heard.states == [
+            ("kraken", ConnectionState.CONNECTED, ""),
+            ("kraken", ConnectionState.STALE, failed),
+            ("kraken", ConnectionState.RECONNECTING, failed),
+            ("kraken", ConnectionState.CONNECTED, ""),
+            ("kraken", ConnectionState.CLOSED, "closed"),
+        ]
+        # back after a break: the sink got the book again
+        assert w.heard.tops == [("kraken", "AAPLx", 229.9, 1.0, 230.1, 1.5, NOW_NS)] * 2
+
+    on_world(scenario)
+
+
+def test_a_book_that_stops_changing_goes_stale_until_it_moves() -> None:
+    async def scenario(w: World) -> None:
+        book = w.book()
+        await book.connect()
+        try:
+            w.clock.advance_to(NOW_NS + 300 * 1_000_000_000)  # stale_after_s on our clock
+            await until(lambda: book.state is ConnectionState.STALE, "stale")
+            await w.move_book([["229.95", "2"]], [["230.05", "1"]])
+            await until(lambda: book.state is ConnectionState.CONNECTED, "fresh again")
+        finally:
+            await book.close()
+        assert [s[1:] for s in w.heard.states] == [
+            (ConnectionState.CONNECTED, ""),
+            (ConnectionState.STALE, "book unchanged for 300 s"),
+            (ConnectionState.CONNECTED, ""),
+            (ConnectionState.CLOSED, "closed"),
+        ]
+        assert [t[2:] for t in w.heard.tops] == [
+            (229.9, 1.0, 230.1, 1.5, NOW_NS),
+            (229.95, 2.0, 230.05, 1.0, NOW_NS + 300 * 1_000_000_000),
+        ]
+
+    on_world(scenario)
 
 
 # ---- another venue ---------------------------------------------------------------------------

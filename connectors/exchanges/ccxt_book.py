@@ -1,0 +1,228 @@
+"""A token's order book on an exchange through ccxt: pegbot's ``MarketDataSource``.
+
+The book is read with REST ``fetch_order_book`` every ``interval_s`` (the exchange sandbox has no
+websocket, so this is how the connector is tested; ccxt pro's ``watch_order_book`` is not used
+yet). A book that changed reaches the sink under pegbot's names: the source's venue name and the
+token's symbol (``AAPLx``), never ccxt's (``AAPLX/USD``), stamped with the receive time from the
+clock the source was given. With ``depth`` 1 it is ``on_book_top``; with more, a snapshot of up to
+``depth`` levels a side as ``on_book_level`` rows, bids then asks best first, the first row flagged
+``FLAG_FIRST`` (the engine clears the book) and the last ``FLAG_LAST`` (the engine refreshes the
+top and tells the strategy), so a strategy hears of one book once.
+
+Connection states (``on_connection``), reported when they change:
+
+- CONNECTED after a book was read (again);
+- STALE when a read fails, or when the book has not changed for ``stale_after_s`` on the clock;
+- RECONNECTING after ``failures_to_reconnect`` reads in a row failed (or the first one, at
+  start): the client is closed and a new one loads the markets again, with back-off, until a
+  book is read;
+- CLOSED after ``close``, or when the venue no longer lists the token (a one-line detail).
+
+What this module may not do: place orders, block the sink, or let ccxt's decimal rounding reach
+the caller (each task isolates its decimal context).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+
+from bot.clock import Clock
+from bot.feeds.schema import FLAG_FIRST, FLAG_LAST, Side
+from connectors.base import ConnectionState, MarketDataSink
+from connectors.exchanges.ccxt_backoff import Backoff
+from connectors.exchanges.ccxt_session import CcxtSession
+from connectors.exchanges.symbols import TokenMarket, UnknownSymbolError, resolve_token_market
+from connectors.exchanges.venues import isolate_decimal_context, venue_quirks
+
+log = structlog.get_logger("pegbot.ccxt")
+
+NS_PER_S = 1_000_000_000
+BID, ASK = int(Side.BUY), int(Side.SELL)  # a level's side, as the feed schema writes it
+Levels = tuple[tuple[float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BookPolling:
+    """How often the book is read and when it counts as stale."""
+
+    interval_s: float = 1.0
+    stale_after_s: float = 300.0  # unchanged this long (clock time) is STALE; 0: never
+    failures_to_reconnect: int = 3
+    reconnect_first_s: float = 1.0
+    reconnect_max_s: float = 30.0
+    request_timeout_s: float = 10.0
+
+
+class CcxtBook:
+    """The order book of ``token`` (whose underlying is ``underlying``) quoted in ``quote`` on
+    exchange ``ccxt_id``, reported to the bound sink as venue ``name``."""
+
+    def __init__(
+        self,
+        name: str,
+        ccxt_id: str,
+        *,
+        token: str,
+        underlying: str,
+        quote: str,
+        clock: Clock,
+        depth: int = 1,
+        base_url: str | None = None,
+        polling: BookPolling | None = None,
+        client_factory: Callable[[], Any] | None = None,
+    ) -> None:
+        if depth < 1:
+            raise ValueError(f"{name}: book depth must be at least 1, got {depth}")
+        self.name = name
+        self.token = token
+        self.quirks = venue_quirks(ccxt_id)
+        self.depth = depth
+        self.polling = polling or BookPolling()
+        self._underlying = underlying
+        self._quote = quote
+        self._clock = clock
+        self._session = CcxtSession(
+            name,
+            ccxt_id,
+            base_url=base_url,
+            timeout_s=self.polling.request_timeout_s,
+            client_factory=client_factory,
+        )
+        self._market: TokenMarket | None = None
+        self._sink: MarketDataSink | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.state: ConnectionState | None = None
+        self._last: tuple[Levels, Levels] | None = None
+        self._changed_ns = 0
+        self._failures = 0
+
+    def __repr__(self) -> str:
+        return f"CcxtBook({self.name!r}, {self.quirks.ccxt_id!r}, {self.token!r})"
+
+    @property
+    def market(self) -> TokenMarket | None:
+        return self._market
+
+    def bind(self, sink: MarketDataSink) -> None:
+        self._sink = sink
+
+    async def connect(self) -> None:
+        """Load the markets, resolve the token's market and read the book once, then keep
+        reading it in a task. A token the venue does not list is ``UnknownSymbolError``; an
+        unreachable venue is not an error here: the source reports RECONNECTING and retries."""
+        if self._task is not None:
+            return
+        await asyncio.get_running_loop().create_task(self._first_read())
+        self._task = self._session.spawn(self._run())
+
+    async def close(self) -> None:
+        self._task = None
+        await self._session.close()
+        self._report(ConnectionState.CLOSED, "closed")
+
+    # ---- the reading loop --------------------------------------------------------------------
+
+    async def _first_read(self) -> None:
+        isolate_decimal_context()
+        try:
+            await self._read()
+        except UnknownSymbolError:
+            await self._session.close_client()
+            raise
+        except Exception as exc:  # down at start: the loop reconnects
+            await self._failed(exc)
+
+    async def _run(self) -> None:
+        backoff = Backoff(self.polling.reconnect_first_s, self.polling.reconnect_max_s)
+        while True:
+            reconnecting = self.state is ConnectionState.RECONNECTING
+            await asyncio.sleep(backoff.next_delay() if reconnecting else self.polling.interval_s)
+            try:
+                await self._read()
+            except UnknownSymbolError as exc:
+                await self._session.close_client()
+                log.error("book_symbol_gone", venue=self.name, reason=str(exc))
+                self._report(ConnectionState.CLOSED, str(exc))
+                return
+            except Exception as exc:  # the venue is down or slow: stale, then reconnect
+                await self._failed(exc)
+                continue
+            backoff.reset()
+
+    async def _read(self) -> None:
+        if self._session.client is None or self._market is None:  # (re)connecting
+            client = self._session.open()
+            await self._session.ask("load_markets")
+            self._market = resolve_token_market(
+                client,
+                self.token,
+                underlying=self._underlying,
+                quote=self._quote,
+                quirks=self.quirks,
+            )
+        book = await self._session.ask("fetch_order_book", self._market.symbol, self.depth)
+        self._failures = 0
+        self._on_book(_side(book.get("bids"), self.depth), _side(book.get("asks"), self.depth))
+
+    async def _failed(self, exc: BaseException) -> None:
+        self._failures += 1
+        detail = f"book read failed: {self._session.reason(exc)}"
+        never_read = self.state is None  # down from the start: nothing to call stale
+        if self._failures < self.polling.failures_to_reconnect and not never_read:
+            self._report(ConnectionState.STALE, detail)
+            return
+        await self._session.close_client()
+        self._report(ConnectionState.RECONNECTING, detail)
+
+    # ---- to the sink -------------------------------------------------------------------------
+
+    def _on_book(self, bids: Levels, asks: Levels) -> None:
+        now = self._clock.now_ns()
+        changed = (bids, asks) != self._last
+        if changed:
+            self._last, self._changed_ns = (bids, asks), now
+        stale_ns = int(self.polling.stale_after_s * NS_PER_S)
+        if not changed and stale_ns and now - self._changed_ns >= stale_ns:
+            unchanged_s = (now - self._changed_ns) / NS_PER_S
+            self._report(ConnectionState.STALE, f"book unchanged for {unchanged_s:g} s")
+            return
+        was_connected = self.state is ConnectionState.CONNECTED
+        self._report(ConnectionState.CONNECTED)
+        if changed or not was_connected:  # after a break the sink gets the book again
+            self._emit(bids, asks, now)
+
+    def _emit(self, bids: Levels, asks: Levels, ts_ns: int) -> None:
+        sink = self._sink
+        if sink is None:
+            return
+        if self.depth == 1:
+            bid, bid_size = bids[0] if bids else (math.nan, 0.0)
+            ask, ask_size = asks[0] if asks else (math.nan, 0.0)
+            sink.on_book_top(self.name, self.token, bid, bid_size, ask, ask_size, ts_ns)
+            return
+        rows = [(BID, p, s) for p, s in bids] + [(ASK, p, s) for p, s in asks]
+        if not rows:  # an empty book: one row that clears it
+            sink.on_book_level(self.name, self.token, BID, 0.0, 0.0, FLAG_FIRST | FLAG_LAST, ts_ns)
+            return
+        last = len(rows) - 1
+        for i, (side, price, size) in enumerate(rows):
+            flags = (FLAG_FIRST if i == 0 else 0) | (FLAG_LAST if i == last else 0)
+            sink.on_book_level(self.name, self.token, side, price, size, flags, ts_ns)
+
+    def _report(self, state: ConnectionState, detail: str = "") -> None:
+        if state is self.state:
+            return
+        self.state = state
+        log.info("book_connection", venue=self.name, token=self.token, state=state.value)
+        if self._sink is not None:
+            self._sink.on_connection(self.name, state, detail)
+
+
+def _side(levels: Any, depth: int) -> Levels:
+    return tuple((float(level[0]), float(level[1])) for level in (levels or [])[:depth])
