@@ -14,10 +14,11 @@ import pytest
 from bot.backtest.runner import Backtest
 from bot.config import RebalanceConfig, Settings, TransferRouteConfig, load_config
 from bot.intents import Intent, RequestTransfer
-from bot.model import Currency, Fill, MintRedeemRequest, Order, Transfer, TransferState
+from bot.model import Currency, Transfer, TransferState
 from bot.sessions import eastern_ns
-from strategies.base import Quiet, StrategyContext
+from strategies.base import StrategyContext
 from tests.conftest import DEFAULT_CONFIG
+from tests.user_strategy import NoTrades
 
 D = Decimal
 USD = Currency.USD
@@ -62,16 +63,16 @@ ROUTES = {
 }
 
 
-class Desk:
+class Desk(NoTrades):
     """A strategy that trades nothing: it asks for the transfers queued in ``asks`` on its next
     call (start or timer) and keeps every transfer it is told about."""
 
     name = "desk"
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
         self.asks: list[Intent] = []
         self.told: list[tuple[str, TransferState, str]] = []
-        self._quiet = {token: Quiet(token) for token in settings.tokens}
 
     def _asks(self) -> list[Intent]:
         asks, self.asks = self.asks, []
@@ -83,32 +84,8 @@ class Desk:
     def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
         return self._asks()
 
-    def on_connection(self, ctx: StrategyContext, source: str, state: str) -> list[Intent] | None:
-        return None
-
     def on_transfer(self, ctx: StrategyContext, transfer: Transfer) -> list[Intent] | None:
         self.told.append((transfer.transfer_id, transfer.state, transfer.reason.split(":")[0]))
-        return None
-
-    def on_stop(self, ctx: StrategyContext) -> None:
-        return None
-
-    def quiet(self, token: str) -> Quiet:
-        return self._quiet[token]
-
-    def on_market(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
-        return None
-
-    def on_issuer_event(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
-        return None
-
-    def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
-        return None
-
-    def on_order(self, ctx: StrategyContext, order: Order) -> list[Intent] | None:
-        return None
-
-    def on_request(self, ctx: StrategyContext, request: MintRedeemRequest) -> list[Intent] | None:
         return None
 
 

@@ -1,4 +1,5 @@
-"""A user's own strategies, outside the package, for tests/test_strategy_registry.py."""
+"""Strategies outside the package: a user's own for tests/test_strategy_registry.py, and
+``NoTrades``, the do-nothing base other tests' strategies build on."""
 
 from __future__ import annotations
 
@@ -8,27 +9,25 @@ from bot.model import Fill, MintRedeemRequest, Order
 from strategies.base import Quiet, StrategyContext
 
 
-class CountingStrategy:
-    """A user's own strategy: counts the market events it sees and never trades."""
+class NoTrades:
+    """Every handler of ``strategies.base.Strategy``, answering nothing; one ``Quiet`` per token
+    that nobody sets (the strategy is called on every event)."""
 
-    name = "counting"
+    name = "no-trades"
 
     def __init__(self, settings: Settings) -> None:
-        self.markets = 0
-        self.started = self.stopped = False
+        self._quiet = {token: Quiet(token) for token in settings.tokens}
 
     def on_start(self, ctx: StrategyContext) -> list[Intent] | None:
-        self.started = True
         return None
 
     def on_stop(self, ctx: StrategyContext) -> None:
-        self.stopped = True
+        return None
 
     def quiet(self, token: str) -> Quiet:
-        return Quiet(token)
+        return self._quiet.setdefault(token, Quiet(token))
 
     def on_market(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
-        self.markets += 1
         return None
 
     def on_issuer_event(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
@@ -47,6 +46,28 @@ class CountingStrategy:
         return None
 
     def on_connection(self, ctx: StrategyContext, source: str, state: str) -> list[Intent] | None:
+        return None
+
+
+class CountingStrategy(NoTrades):
+    """A user's own strategy: counts the market events it sees and never trades."""
+
+    name = "counting"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.markets = 0
+        self.started = self.stopped = False
+
+    def on_start(self, ctx: StrategyContext) -> list[Intent] | None:
+        self.started = True
+        return None
+
+    def on_stop(self, ctx: StrategyContext) -> None:
+        self.stopped = True
+
+    def on_market(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
+        self.markets += 1
         return None
 
 
