@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 
@@ -55,7 +54,6 @@ log = structlog.get_logger("pegbot.engine")
 
 _NONE: tuple[Any, ...] = ()
 MAX_REFUSAL_DEPTH = 4
-NEVER_NS = sys.maxsize
 TopHandler = Callable[[float, float, float, float, int], bool | None]
 """A prepared top-of-book handler: ``(bid, bid_size, ask, ask_size, ts_ns)``. Returns True when
 every token the event concerns was passed over as quiet until a time (``Quiet.until_ns``)."""
@@ -73,16 +71,18 @@ class _Idle:
 _IDLE = _Idle()
 
 
-class PoolFeedSink(Protocol):
-    """Applies recorded pool events to the pool state (the simulated pool in a backtest)."""
-
-    def apply_recorded_swap(
-        self, amount0: int, amount1: int, sqrt_price_x96_after: int, tick_after: int
-    ) -> None: ...
-
-    def apply_recorded_mint(self, tick_lower: int, tick_upper: int, liquidity: int) -> None: ...
-
-    def apply_recorded_burn(self, tick_lower: int, tick_upper: int, liquidity: int) -> None: ...
+def promise_routes(
+    settings: Settings, quiets: Mapping[str, Quiet]
+) -> tuple[dict[str, tuple[Quiet, ...]], dict[tuple[str, str], tuple[Quiet, ...]]]:
+    """Which tokens' promises an event touches: by the stock a broker quote is for, and by
+    (venue, token) for a book event."""
+    of_stock: dict[str, list[Quiet]] = {}
+    at: dict[tuple[str, str], list[Quiet]] = {}
+    for sym, tok in settings.tokens.items():
+        of_stock.setdefault(tok.underlying, []).append(quiets[sym])
+        for venue in tok.venues:
+            at.setdefault((venue, sym), []).append(quiets[sym])
+    return {k: tuple(v) for k, v in of_stock.items()}, {k: tuple(v) for k, v in at.items()}
 
 
 class Engine:
@@ -125,10 +125,8 @@ class Engine:
         self.fills: list[Fill] = []
         self.reverted_gas: defaultdict[str, Decimal] = defaultdict(Decimal)  # group -> gas
         self.request_log: list[tuple[MintRedeemRequest, RequestUpdate]] = []
-        self.on_sample: Callable[[Engine], None] | None = None
         # called after every venue answer once the strategy has acted on it (exposure checks)
         self.after_answer: Callable[[], None] | None = None
-        self.pool_sinks: dict[str, PoolFeedSink] = {}
         self.last_event_ns = 0
         self._last_marks: dict[str, Decimal] = {}
         self._mark_memo: dict[float, Decimal] = {}
@@ -138,18 +136,9 @@ class Engine:
 
         # routing tables, built once so the per-event path is dict lookups only
         self._quiets: dict[str, Quiet] = {sym: strategy.quiet(sym) for sym in settings.tokens}
-        self._quiet_list = tuple(self._quiets.values())
-        for quiet in self._quiet_list:
+        for quiet in self._quiets.values():
             quiet.read = True  # the engine honours these promises
-        self._listeners = tuple(v for v in venues.values() if isinstance(v, MarketListener))
-        tokens_of_stock: dict[str, list[Quiet]] = {}
-        tokens_at: dict[tuple[str, str], list[Quiet]] = {}
-        for sym, tok in settings.tokens.items():
-            tokens_of_stock.setdefault(tok.underlying, []).append(self._quiets[sym])
-            for venue in tok.venues:
-                tokens_at.setdefault((venue, sym), []).append(self._quiets[sym])
-        self._tokens_of_stock = {k: tuple(v) for k, v in tokens_of_stock.items()}
-        self._tokens_at = {k: tuple(v) for k, v in tokens_at.items()}
+        self._tokens_of_stock, self._tokens_at = promise_routes(settings, self._quiets)
         self._pool_token: dict[str, str] = {}
         self._quote_listeners: dict[str, tuple[MarketListener, ...]] = {}
         self._book_listeners: dict[tuple[str, str], tuple[MarketListener, ...]] = {}
@@ -223,12 +212,18 @@ class Engine:
                 reason=decision.reason,
             )
 
+    @property
+    def quiets(self) -> Mapping[str, Quiet]:
+        """Each token's promise (``strategies.base.Quiet``), as the engine honours it."""
+        return self._quiets
+
     # ---- lifecycle ---------------------------------------------------------------------------
-    def start(self) -> None:
-        """Schedule the periodic timers and give the strategy its first call."""
-        run = self.settings.run
-        self._schedule_every(int(run.heartbeat_s * 1e9), self._heartbeat)
-        self._schedule_every(int(self.settings.backtest.sample_interval_s * 1e9), self._sample)
+    def start(self, periodic: Iterable[tuple[int, Callable[[], None]]] = ()) -> None:
+        """Schedule the heartbeat and each ``(period_ns, observer)`` of ``periodic`` (after
+        the heartbeat when both are due), then give the strategy its first call."""
+        self._schedule_every(int(self.settings.run.heartbeat_s * 1e9), self._heartbeat)
+        for period_ns, observer in periodic:
+            self._schedule_every(period_ns, observer)
         self._act(self.strategy.on_start(self))
 
     def stop(self) -> None:
@@ -246,10 +241,6 @@ class Engine:
         self._ledger.accrue_funding(self.clock.now_ns(), self._funding_apy)
         self._act(self.strategy.on_timer(self, "heartbeat"))
         self._rebalance()
-
-    def _sample(self) -> None:
-        if self.on_sample is not None:
-            self.on_sample(self)
 
     # ---- market events (from the feed replay or live connectors) ----------------------------
     def on_quote(
@@ -382,25 +373,6 @@ class Engine:
 
         return handle
 
-    def top_watchers(self, venue: str, instrument: str, quote: bool) -> tuple[Quiet, ...]:
-        """The promises a top-of-book event of ``instrument`` (a broker quote, or a book top at
-        ``venue``) is checked against: one per token it concerns."""
-        if quote:
-            return self._tokens_of_stock.get(instrument, _NONE)
-        return self._tokens_at.get((venue, instrument), _NONE)
-
-    def quiet_horizon(self) -> int:
-        """Until when a run of market events can only update market state: every token is
-        quiet until then (``Quiet.until_ns``) and no venue works an order (0: now)."""
-        for listener in self._listeners:
-            if listener.has_working:
-                return 0
-        horizon = NEVER_NS
-        for quiet in self._quiet_list:
-            if quiet.until_ns < horizon:
-                horizon = quiet.until_ns
-        return horizon
-
     def _market_changed(self, quiets: tuple[Quiet, ...]) -> None:
         """Tell the strategy about a market event on each token that is not quiet."""
         now = self._now()
@@ -443,9 +415,8 @@ class Engine:
     def on_pool_swap(
         self, venue: str, amount0: int, amount1: int, sqrt_price_x96: int, tick: int, ts_ns: int
     ) -> None:
-        sink = self.pool_sinks.get(venue)
-        if sink is not None:
-            sink.apply_recorded_swap(amount0, amount1, sqrt_price_x96, tick)
+        """A swap on a pool whose state its owner (the replay's simulated pool, a live pool
+        watcher) has already brought up to date through the pool model."""
         pm = self._market.pools.get(venue)
         if pm is not None:
             pm.ts_ns = ts_ns
@@ -464,13 +435,8 @@ class Engine:
     def on_pool_liquidity(
         self, venue: str, tick_lower: int, tick_upper: int, liquidity: int, add: bool
     ) -> None:
-        sink = self.pool_sinks.get(venue)
-        if sink is None:
-            return
-        if add:
-            sink.apply_recorded_mint(tick_lower, tick_upper, liquidity)
-        else:
-            sink.apply_recorded_burn(tick_lower, tick_upper, liquidity)
+        """Liquidity added to or taken from a pool (its state already up to date): the next
+        swap prices with it; nothing to decide until then."""
 
     def on_issuer_event(
         self, issuer: str, token: str, event: str, value: str | None, ts_effective: int | None

@@ -332,9 +332,10 @@ def test_every_sample_shows_the_ledger_as_it_is_at_that_instant(calm_feed: Path)
     fresh: list[tuple[int, int, dict[str, float], dict[str, float], dict[str, float]]] = []
     sample = bt._sample
 
-    def sample_then_look(engine: Engine) -> None:
+    def sample_then_look() -> None:
+        engine = bt.engine
         recorded = len(bt.record.samples)
-        sample(engine)
+        sample()
         if len(bt.record.samples) == recorded:
             return  # no mark yet for a holding: nothing recorded
         snap = bt.ledger.snapshot()
@@ -358,7 +359,7 @@ def test_every_sample_shows_the_ledger_as_it_is_at_that_instant(calm_feed: Path)
             assert s.in_flight_mints == (float(mints.qty) if mints else 0.0)
             assert s.in_flight_redeems == (float(redeems.qty) if redeems else 0.0)
 
-    bt.engine.on_sample = sample_then_look
+    bt._sample = sample_then_look  # type: ignore[method-assign]
     bt.run()
     assert bt.engine.fills and bt.engine.request_log  # the run did trade and mint
     per_tick: list[tuple[int, Sample]] = []
@@ -392,7 +393,7 @@ def test_a_sample_after_a_change_shows_it_and_earlier_samples_keep_theirs(
     ledger = bt.ledger
 
     def take() -> Sample:
-        bt._sample(bt.engine)
+        bt._sample()
         return bt.record.samples[-len(bt.settings.tokens)]
 
     first = take()

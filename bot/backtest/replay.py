@@ -8,19 +8,25 @@ exchange tops) go to the engine's prepared per-instrument handlers with the four
 every other kind to a row handler that reads the columns it needs. The simulated clock advances
 through ``advance_to`` only when a timer is due. The daemon uses the same loop with a pacer that
 sleeps so that simulated time passes ``speed`` times faster than wall time.
+
+What only a replay does lives here, not in the engine: recorded pool events are applied to the
+simulated pools (``PoolFeedSink``) before the engine hears of them, and ``RunAhead`` skips runs of
+rows that only overwrite market state while every token is quiet.
 """
 
 from __future__ import annotations
 
 import bisect
 import sys
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Protocol
 
 from bot.clock import SimClock
-from bot.engine import Engine, TopHandler
+from bot.config import Settings
+from bot.engine import Engine, TopHandler, promise_routes
 from bot.feeds.io import LazyColumns, RoutedBatch
 from bot.feeds.schema import EventKind
+from connectors.base import MarketListener, OrderVenue
 from strategies.base import Quiet
 
 QUOTE = int(EventKind.QUOTE)
@@ -52,6 +58,51 @@ RowHandler = Callable[[LazyColumns, int, int], None]
 PoolStateHandler = Callable[[str, str, dict[str, Any]], None]
 Prepared = tuple[TopHandler | None, RowHandler | None, tuple[Quiet, ...] | None]
 FAST_FORWARD_MIN = 8  # a shorter run is not worth setting up
+NEVER_NS = sys.maxsize
+_NONE: tuple[Quiet, ...] = ()
+
+
+class PoolFeedSink(Protocol):
+    """Applies recorded pool events to the pool state (the simulated pool in a backtest)."""
+
+    def apply_recorded_swap(
+        self, amount0: int, amount1: int, sqrt_price_x96_after: int, tick_after: int
+    ) -> None: ...
+
+    def apply_recorded_mint(self, tick_lower: int, tick_upper: int, liquidity: int) -> None: ...
+
+    def apply_recorded_burn(self, tick_lower: int, tick_upper: int, liquidity: int) -> None: ...
+
+
+class RunAhead:
+    """What the replay may skip: the promises each top-of-book event is checked against, and
+    until when every token is quiet with no venue working an order."""
+
+    def __init__(
+        self, settings: Settings, quiets: Mapping[str, Quiet], venues: Mapping[str, OrderVenue]
+    ) -> None:
+        self._of_stock, self._at = promise_routes(settings, quiets)
+        self._quiets = tuple(quiets.values())
+        self._listeners = tuple(v for v in venues.values() if isinstance(v, MarketListener))
+
+    def top_watchers(self, venue: str, instrument: str, quote: bool) -> tuple[Quiet, ...]:
+        """The promises a top-of-book event of ``instrument`` (a broker quote, or a book top at
+        ``venue``) is checked against: one per token it concerns."""
+        if quote:
+            return self._of_stock.get(instrument, _NONE)
+        return self._at.get((venue, instrument), _NONE)
+
+    def horizon(self) -> int:
+        """Until when a run of market events can only update market state: every token is
+        quiet until then (``Quiet.until_ns``) and no venue works an order (0: now)."""
+        for listener in self._listeners:
+            if listener.has_working:
+                return 0
+        horizon = NEVER_NS
+        for quiet in self._quiets:
+            if quiet.until_ns < horizon:
+                horizon = quiet.until_ns
+        return horizon
 
 
 class StopReplay(Exception):
@@ -63,6 +114,8 @@ def replay(
     clock: SimClock,
     batches: Iterator[RoutedBatch],
     *,
+    run_ahead: RunAhead,
+    pool_sinks: Mapping[str, PoolFeedSink],
     on_pool_state: PoolStateHandler,
     pacer: Pacer | None = None,
     progress: Callable[[int, int], None] | None = None,
@@ -71,7 +124,7 @@ def replay(
     ends the replay early: the rows handled before it, the interrupted batch's included).
 
     ``on_pool_state(venue, instrument, row)`` builds a pool from a POOL_STATE row (the runner
-    owns pool construction). ``progress(events_so_far, ts_ns)`` is called once per batch and,
+    owns pool construction and adds its sink to ``pool_sinks``). ``progress(events_so_far, ts_ns)`` is called once per batch and,
     when paced, before each pacer call too, so a paced run's count is never a batch behind.
     """
     events = 0
@@ -85,7 +138,9 @@ def replay(
             for route in batch.routes:
                 handlers = prepared.get(route)
                 if handlers is None:
-                    handlers = prepared[route] = _prepare(engine, route, on_pool_state)
+                    handlers = prepared[route] = _prepare(
+                        engine, run_ahead, pool_sinks, route, on_pool_state
+                    )
                 tops.append(handlers[0])
                 rows.append(handlers[1])
                 watchers.append(handlers[2])
@@ -118,7 +173,7 @@ def replay(
                 if top is not None:
                     if top(bid_px[i], bid_sz[i], ask_px[i], ask_sz[i], ts) and i >= retry_at:
                         # every token is likely quiet until a time: run ahead to it
-                        horizon = min(engine.quiet_horizon(), clock.next_timer_ns, pace_until + 1)
+                        horizon = min(run_ahead.horizon(), clock.next_timer_ns, pace_until + 1)
                         end = bisect.bisect_left(ts_col, horizon, i + 1, n)
                         if end - i > FAST_FORWARD_MIN:
                             skip_to = _fast_forward(clock, batch, tops, rows, watchers, i + 1, end)
@@ -180,37 +235,44 @@ def _fast_forward(
 
 
 def _prepare(
-    engine: Engine, route: tuple[int, str, str], on_pool_state: PoolStateHandler
+    engine: Engine,
+    run_ahead: RunAhead,
+    pool_sinks: Mapping[str, PoolFeedSink],
+    route: tuple[int, str, str],
+    on_pool_state: PoolStateHandler,
 ) -> Prepared:
     """The handlers of one (kind, venue, instrument): a top-of-book one or a row one, and the
     promises its events are checked against (None: a row a fast-forward stops at)."""
     kind, venue, inst = route
     if kind == QUOTE:
-        return engine.quote_handler(inst), None, engine.top_watchers(venue, inst, quote=True)
+        return engine.quote_handler(inst), None, run_ahead.top_watchers(venue, inst, quote=True)
     if kind == BOOK_TOP:
         return (
             engine.book_top_handler(venue, inst),
             None,
-            engine.top_watchers(venue, inst, quote=False),
+            run_ahead.top_watchers(venue, inst, quote=False),
         )
-    row = _row_handler(engine, kind, venue, inst, on_pool_state)
+    row = _row_handler(engine, pool_sinks, kind, venue, inst, on_pool_state)
     return None, row, () if kind == POOL_SWAP else None
 
 
 def _row_handler(
-    engine: Engine, kind: int, venue: str, inst: str, on_pool_state: PoolStateHandler
+    engine: Engine,
+    pool_sinks: Mapping[str, PoolFeedSink],
+    kind: int,
+    venue: str,
+    inst: str,
+    on_pool_state: PoolStateHandler,
 ) -> RowHandler:
     if kind == POOL_SWAP:
 
         def pool_swap(c: LazyColumns, i: int, ts: int) -> None:
-            engine.on_pool_swap(
-                venue,
-                int(c["amount0"][i]),
-                int(c["amount1"][i]),
-                int(c["sqrt_price_x96"][i]),
-                c["tick"][i],
-                ts,
-            )
+            amount0, amount1 = int(c["amount0"][i]), int(c["amount1"][i])
+            sqrt_price, tick = int(c["sqrt_price_x96"][i]), c["tick"][i]
+            sink = pool_sinks.get(venue)
+            if sink is not None:
+                sink.apply_recorded_swap(amount0, amount1, sqrt_price, tick)
+            engine.on_pool_swap(venue, amount0, amount1, sqrt_price, tick, ts)
 
         return pool_swap
     if kind in (BOOK_DELTA, BOOK_SNAPSHOT):
@@ -230,9 +292,14 @@ def _row_handler(
         add = kind == POOL_MINT
 
         def liquidity(c: LazyColumns, i: int, ts: int) -> None:
-            engine.on_pool_liquidity(
-                venue, c["tick_lower"][i], c["tick_upper"][i], int(c["liquidity"][i]), add=add
-            )
+            lower, upper, amount = c["tick_lower"][i], c["tick_upper"][i], int(c["liquidity"][i])
+            sink = pool_sinks.get(venue)
+            if sink is not None:
+                if add:
+                    sink.apply_recorded_mint(lower, upper, amount)
+                else:
+                    sink.apply_recorded_burn(lower, upper, amount)
+            engine.on_pool_liquidity(venue, lower, upper, amount, add=add)
 
         return liquidity
     if kind == POOL_STATE:

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-import random
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -24,37 +22,29 @@ from bot.amm.price import price_from_sqrt_price_x96
 from bot.amm.v3_pool import TICK_SPACING_BY_FEE, V3Pool
 from bot.backtest.group_results import group_results
 from bot.backtest.record import RequestMark, RunRecord, Sample, TradeMark
-from bot.backtest.replay import ROW_COLUMNS, TOP_COLUMNS, Pacer, replay
+from bot.backtest.replay import (
+    ROW_COLUMNS,
+    TOP_COLUMNS,
+    Pacer,
+    PoolFeedSink,
+    RunAhead,
+    replay,
+)
 from bot.backtest.summary import max_drawdown
 from bot.backtest.transfers_summary import transfer_marks, transfers_summary
 from bot.clock import SimClock, Stopwatch
 from bot.config import Settings
-from bot.engine import Engine
 from bot.errors import FeedError
-from bot.exposure import ExposureMonitor
 from bot.feeds.io import FeedReader
 from bot.feeds.schema import EventKind
-from bot.journal import MemoryJournal
-from bot.ledger import Ledger
 from bot.logging import set_time_source
-from bot.market import IssuerState, MarketState, PoolInfo, PoolMarket
-from bot.model import MultiplierStep, TokenizedStock
-from bot.rebalancer import Rebalancer
-from bot.risk import RiskEngine
-from bot.sessions import IssuerSessionRule, SessionCalendar
-from connectors.base import IssuerVenue, OrderVenue
-from connectors.sim import SimBroker, SimExchange, SimIssuer, SimPool
-from connectors.sim.transfers import SimTransferNetwork
+from bot.market import PoolInfo, PoolMarket
+from bot.node import Node, calendar_around
+from connectors.sim import SimPool
+from connectors.sim.adapters import sim_adapters
 from strategies.base import Strategy
-from strategies.registry import build_strategy
 
 log = structlog.get_logger("pegbot.backtest")
-
-
-def _to_ns(dt: datetime) -> int:
-    if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=UTC)
-    return int(dt.timestamp()) * 1_000_000_000 + dt.microsecond * 1000
 
 
 MICRO_USD = Decimal("0.000001")
@@ -64,10 +54,6 @@ PACED_BATCH_ROWS = 4096
 def _usd(x: Decimal) -> Decimal:
     """Summary money: the ledger is exact to many digits; a report shows micro-dollars."""
     return x.quantize(MICRO_USD)
-
-
-def _date_of(ns: int) -> Any:
-    return datetime.fromtimestamp(ns / 1e9, tz=UTC).date()
 
 
 class Backtest:
@@ -84,9 +70,10 @@ class Backtest:
         window_start_ns: int | None = None,
         window_end_ns: int | None = None,
     ) -> None:
-        """``strategy`` builds the strategy from the settings (default: the mint/redeem one);
-        ``window_start_ns``/``window_end_ns`` limit the replay to that window of the feed
-        (``FeedReader``: state rows before the start are applied at the start)."""
+        """``strategy`` builds the strategy from the settings (default: the one
+        ``strategy.name`` names); ``window_start_ns``/``window_end_ns`` limit the replay to that
+        window of the feed (``FeedReader``: state rows before the start are applied at the
+        start)."""
         self.settings = settings
         self.feed_path = Path(feed or settings.backtest.feed)
         self.reader = FeedReader(self.feed_path, start_ns=window_start_ns, end_ns=window_end_ns)
@@ -101,102 +88,31 @@ class Backtest:
 
         self.clock = SimClock(start_ns)
         set_time_source(self.clock.now_ns)  # log lines carry simulated time
-        self.calendar = SessionCalendar(
-            _date_of(start_ns) - timedelta(days=7), _date_of(end_ns) + timedelta(days=14)
+        self.node = Node(
+            settings,
+            self.clock,
+            calendar_around(start_ns, end_ns),
+            partial(sim_adapters, seed=seed),
+            strategy=strategy(settings) if strategy is not None else None,
         )
-        self.market = MarketState()
-        for name, icfg in settings.issuers.items():
-            self.market.issuers[name] = IssuerState(
-                name, fee_flat_usd=icfg.fee_flat_usd, fee_bps=icfg.fee_bps
-            )
-        self.tokens = {
-            sym: TokenizedStock(
-                symbol=sym,
-                underlying=t.underlying,
-                issuer=t.issuer,
-                chain=t.chain,
-                contract=t.contract,
-                decimals=t.decimals,
-                multipliers=[MultiplierStep(0, Decimal(1))]
-                + [MultiplierStep(_to_ns(m.at), m.value) for m in t.multipliers],
-            )
-            for sym, t in settings.tokens.items()
-        }
-        self.issuer_rules = {
-            name: IssuerSessionRule(
-                self.calendar,
-                accept=i.accept_sessions,
-                execute=i.execute_sessions,
-                weekend=i.weekend_session,
-            )
-            for name, i in settings.issuers.items()
-        }
-        self.venues: dict[str, OrderVenue] = {}
-        for name, v in settings.venues.items():
-            if v.kind == "broker":
-                self.venues[name] = SimBroker(name, v, self.market, self.clock, self.calendar)
-            elif v.kind == "exchange":
-                rng = random.Random(f"{seed}:{name}")
-                self.venues[name] = SimExchange(name, v, self.market, self.clock, rng)
-            # pools are created when the feed's POOL_STATE row arrives (see _on_pool_state)
-        self.ledger = Ledger()
-        self.issuers: dict[str, IssuerVenue] = {
-            name: SimIssuer(
-                name,
-                i,
-                self.market,
-                self.clock,
-                self.calendar,
-                random.Random(f"{seed}:{name}"),
-                self.tokens,
-                cash=partial(self.ledger.cash, name),  # refuses mints the account cannot pay
-            )
-            for name, i in settings.issuers.items()
-        }
+        node = self.node
+        self.calendar = node.calendar
+        self.market = node.market
+        self.tokens = node.tokens
+        self.issuer_rules = node.issuer_rules
+        self.venues = node.venues
+        self.issuers = node.issuers
+        self.ledger = node.ledger
+        self.risk = node.risk
+        self.strategy = node.strategy
+        self.engine = node.engine
+        self.exposure = node.exposure
+        self.pool_sinks: dict[str, PoolFeedSink] = {}
         for account, amount in settings.backtest.initial_cash_usd.items():
             self.ledger.deposit_cash(account, amount)
-        self.risk = RiskEngine(
-            settings.risk,
-            mint_venues={n: i.deliver_to for n, i in settings.issuers.items() if i.deliver_to},
-        )
-        self.strategy: Strategy = (
-            strategy(settings) if strategy is not None else build_strategy(settings)
-        )
-        rng = random.Random(f"{seed}:transfers")
-        self.transfers = SimTransferNetwork(
-            settings.transfers, self.clock, self.calendar, rng, self.ledger
-        )
-        self.engine = Engine(
-            settings=settings,
-            clock=self.clock,
-            sessions=self.calendar,
-            issuer_sessions=self.issuer_rules,
-            market=self.market,
-            tokens=self.tokens,
-            ledger=self.ledger,
-            risk=self.risk,
-            strategy=self.strategy,
-            venues=self.venues,
-            issuers=self.issuers,
-            journal=MemoryJournal(),
-            transfers=dict.fromkeys(settings.transfers, self.transfers),
-            rebalancer=Rebalancer(settings.rebalance, settings.transfers),
-        )
-        self.engine.on_sample = self._sample
-        self.exposure = ExposureMonitor(
-            settings,
-            self.tokens,
-            self.ledger,
-            self.market,
-            self.calendar,
-            self._order_works,
-            in_transit=self.ledger.in_transit,
-        )
-        self.engine.after_answer = lambda: self.exposure.observe(self.clock.now_ns())
         self.record = RunRecord(config_name=str(self.feed_path))
         self._pnl_series: list[float] = []
         self._tokens_deposited = False
-        self._instruments_of: dict[str, set[str]] = {}
 
     # ---- feed checks -----------------------------------------------------------------------
     def _check_feed(self) -> None:
@@ -237,7 +153,7 @@ class Backtest:
             raise FeedError(
                 f"feed {self.feed_path}: bad POOL_STATE row for {venue}: {exc}"
             ) from None
-        token = self.engine._pool_token.get(venue, params.get("token0", ""))
+        token = self.node.pool_tokens.get(venue, params.get("token0", ""))
         info = PoolInfo(
             venue=venue,
             token=token,
@@ -252,7 +168,7 @@ class Backtest:
         sim = SimPool(venue, self.settings.venues[venue], self.market, self.clock)
         sim.bind(self.engine)
         self.venues[venue] = sim
-        self.engine.pool_sinks[venue] = sim
+        self.pool_sinks[venue] = sim
 
     def pool_price(self, venue: str) -> float:
         pm = self.market.pools.get(venue)
@@ -333,16 +249,8 @@ class Backtest:
         self._sampled_in_flight = in_flight
         self._sampled_version = version
 
-    def _order_works(self, stock: str) -> bool:
-        """An order on ``stock`` or one of its tokens works now (the exposure exemption)."""
-        instruments = self._instruments_of.get(stock)
-        if instruments is None:
-            instruments = self._instruments_of[stock] = {stock} | {
-                sym for sym, t in self.settings.tokens.items() if t.underlying == stock
-            }
-        return any(o.instrument in instruments for o in self.engine.executor.open_orders())
-
-    def _sample(self, engine: Engine) -> None:
+    def _sample(self) -> None:
+        engine = self.engine
         if not self._tokens_deposited:
             self._deposit_tokens()
         now = self.clock.now_ns()
@@ -399,7 +307,8 @@ class Backtest:
     # ---- run ---------------------------------------------------------------------------------
     def run(self, *, pacer: Pacer | None = None, progress: Any = None) -> RunRecord:
         watch = Stopwatch()
-        self.engine.start()
+        period_ns = int(self.settings.backtest.sample_interval_s * 1e9)
+        self.engine.start(periodic=[(period_ns, self._sample)])
 
         def on_batch(events: int, ts_ns: int) -> None:
             self.events_so_far = events
@@ -413,6 +322,8 @@ class Backtest:
             self.reader.iter_routed_ahead(
                 TOP_COLUMNS, ROW_COLUMNS, PACED_BATCH_ROWS if pacer is not None else 65_536
             ),
+            run_ahead=RunAhead(self.settings, self.engine.quiets, self.venues),
+            pool_sinks=self.pool_sinks,
             on_pool_state=self._on_pool_state,
             pacer=pacer,
             progress=on_batch,
@@ -421,7 +332,7 @@ class Backtest:
         self.events_so_far = events
         self.interrupted = events < self.reader.events
         wall = watch.elapsed_s()
-        self._sample(self.engine)  # the final state
+        self._sample()  # the final state
         self.exposure.finish(self.clock.now_ns())
         self._finish(events, wall)
         return self.record
