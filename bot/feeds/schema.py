@@ -38,6 +38,7 @@ class EventKind(IntEnum):
     ORACLE = 10  # oracle round: price, round_id, value = JSON extras (e.g. market status)
     ISSUER = 11  # issuer event: event name, value, ts_effective
     INSTRUMENT = 12  # reference data for a listed instrument: value = JSON
+    CONNECTION = 13  # a live source's link changed: venue = source, event = state, value = detail
 
 
 class Side(IntEnum):
