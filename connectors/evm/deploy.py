@@ -216,3 +216,28 @@ def add_liquidity(
     receipt = send(w3, call, provider)
     mints = pool.events.Mint().process_receipt(receipt, errors=DISCARD)
     return [(m["args"]["amount0"], m["args"]["amount1"]) for m in mints]
+
+
+def deploy_order_processor(
+    w3: Web3,
+    usdc: Contract,
+    stock: Contract,
+    *,
+    admin: str,
+    operator: str,
+    treasury: str,
+    quote_signer: str,
+    fee_flat: int = 0,
+    fee_bps: int = 0,
+) -> Contract:
+    """Deploy our ``OrderProcessor`` for ``stock`` against ``usdc`` and make it the stock token's
+    issuer (``admin`` must be the token's admin). ``treasury`` (an unlocked account) approves it
+    for the cash redeems pay out; ``fee_flat`` is in USDC units."""
+    processor = deploy_ours(
+        w3, "OrderProcessor", admin, usdc.address, stock.address, operator, treasury, quote_signer
+    )
+    if fee_flat or fee_bps:
+        send(w3, processor.functions.setFees(fee_flat, fee_bps), admin)
+    send(w3, stock.functions.setIssuer(processor.address), admin)
+    send(w3, usdc.functions.approve(processor.address, 2**256 - 1), treasury)
+    return processor

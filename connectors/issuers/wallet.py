@@ -1,0 +1,138 @@
+"""Our wallet on chain, as the issuer adapters use it: calls, and transactions signed here with
+the wallet's key (EIP-1559), sent one at a time.
+
+This is the minimal sender the adapters need until ``connectors/evm/tx_manager.py`` (nonces,
+replacement of a stuck transaction) is in the tree: it takes the pending nonce from the node,
+prices a transaction at twice the base fee plus a tip, and waits for its receipt. A call that
+would revert is refused before anything is signed (``Reverted`` with the contract's reason). The
+transaction hash is known before it is sent, so a send whose answer is lost is followed by its
+hash, never sent again blind: an unknown outcome, not a failure.
+
+What this module may not do: log or repr the key (registered with ``bot.logging`` as a secret),
+or send two transactions at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import aiohttp
+from eth_account import Account
+from hexbytes import HexBytes
+from pydantic import SecretStr
+from web3 import AsyncHTTPProvider, AsyncWeb3
+from web3.contract import AsyncContract
+from web3.contract.async_contract import AsyncContractFunction
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
+from web3.types import TxReceipt
+
+from bot.logging import register_secret
+from connectors.evm.solidity import compile_contracts
+
+_PRIORITY_FEE_WEI = 10**9
+_GAS_MARGIN = 50_000
+
+
+class Reverted(RuntimeError):
+    """The contract refused the call; the message is its reason (starting with the issuer's code
+    for our order processor)."""
+
+
+class SendUnknown(RuntimeError):
+    """A transaction was sent and no receipt came within the timeout: its outcome is unknown."""
+
+
+def revert_reason(exc: Exception) -> str:
+    text = str(exc.args[0]) if exc.args else str(exc)
+    return text.removeprefix("execution reverted: ").strip() or "reverted"
+
+
+def contract_abi(name: str) -> list[dict[str, Any]]:
+    """The ABI of one of our contracts (compiled once, then read from the build cache)."""
+    return compile_contracts()[name].abi
+
+
+class ChainWallet:
+    """One account's calls and transactions on one chain."""
+
+    def __init__(
+        self,
+        rpc_url: str,
+        private_key: SecretStr | str,
+        *,
+        receipt_timeout_s: float = 30.0,
+        poll_s: float = 0.05,
+    ) -> None:
+        key = private_key.get_secret_value() if isinstance(private_key, SecretStr) else private_key
+        register_secret(key)
+        register_secret(key.removeprefix("0x"))
+        self._account = Account.from_key(key)
+        self.address = self._account.address
+        self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+        self._receipt_timeout_s = receipt_timeout_s
+        self._poll_s = poll_s
+        self._lock = asyncio.Lock()
+        self.chain_id = 0
+
+    def __repr__(self) -> str:
+        return f"ChainWallet({self.address})"
+
+    async def connect(self) -> None:
+        self.chain_id = await self.w3.eth.chain_id
+
+    async def close(self) -> None:
+        await self.w3.provider.disconnect()
+
+    def contract(self, address: str, name: str) -> AsyncContract:
+        return self.w3.eth.contract(
+            address=AsyncWeb3.to_checksum_address(address), abi=contract_abi(name)
+        )
+
+    async def call(self, fn: AsyncContractFunction) -> Any:
+        return await fn.call({"from": self.address})
+
+    async def send(self, fn: AsyncContractFunction) -> TxReceipt:
+        """Sign and send ``fn`` and return its receipt. ``Reverted`` if it would revert (nothing
+        sent) or did; ``SendUnknown`` if it was sent and no receipt came."""
+        async with self._lock:
+            try:
+                gas = await fn.estimate_gas({"from": self.address})
+            except ContractLogicError as exc:
+                raise Reverted(revert_reason(exc)) from None
+            latest = await self.w3.eth.get_block("latest")
+            base_fee = int(latest.get("baseFeePerGas", 0))
+            tx: dict[str, Any] = {
+                "to": fn.address,
+                "data": fn._encode_transaction_data(),
+                "value": 0,
+                "gas": gas + _GAS_MARGIN,
+                "nonce": await self.w3.eth.get_transaction_count(self.address, "pending"),
+                "chainId": self.chain_id or await self.w3.eth.chain_id,
+                "maxPriorityFeePerGas": _PRIORITY_FEE_WEI,
+                "maxFeePerGas": 2 * base_fee + _PRIORITY_FEE_WEI,
+                "type": 2,
+            }
+            signed = self._account.sign_transaction(tx)
+            # a lost answer: it may have arrived, so follow the hash
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+                await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            receipt = await self.wait_receipt(HexBytes(signed.hash))
+        if receipt["status"] != 1:
+            raise Reverted(f"transaction {HexBytes(signed.hash).to_0x_hex()} reverted")
+        return receipt
+
+    async def wait_receipt(self, tx_hash: HexBytes) -> TxReceipt:
+        try:
+            return await self.w3.eth.wait_for_transaction_receipt(
+                tx_hash, timeout=self._receipt_timeout_s, poll_latency=self._poll_s
+            )
+        except (TimeExhausted, Web3Exception, aiohttp.ClientError, OSError) as exc:
+            raise SendUnknown(f"no receipt for {tx_hash.to_0x_hex()}: {exc}") from None
+
+    async def approve_exactly(self, token: AsyncContract, spender: str, amount: int) -> None:
+        """Approve ``spender`` for ``amount`` more than it may already take (exact approvals:
+        never unlimited)."""
+        allowance = await token.functions.allowance(self.address, spender).call()
+        await self.send(token.functions.approve(spender, allowance + amount))
