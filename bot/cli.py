@@ -100,6 +100,11 @@ def cli() -> None:
     type=click.IntRange(0, 65535),
     help="health endpoint port on 127.0.0.1 (0 = any free port; default from config)",
 )
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0, min_open=True),
+    help="live environments: stop after this many seconds (default: run until a signal)",
+)
 def run(
     config_path: Path,
     feed: Path | None,
@@ -108,8 +113,10 @@ def run(
     log_level: str | None,
     speed: float | None,
     port: int | None,
+    seconds: float | None,
 ) -> None:
-    """Run the daemon: the strategy against simulated venues replaying the feed on the clock."""
+    """Run the daemon in the config's environment (run.environment): a live node on the sandbox,
+    paper or live venues, or the strategy against simulated venues replaying a feed."""
     if speed is not None and speed <= 0:
         raise click.BadParameter("must be > 0", param_hint="--speed")
     settings = _load(config_path)
@@ -123,6 +130,7 @@ def run(
         port=port,
         log_level=log_level,
         window=(start, end),
+        seconds=seconds,
     )
     sys.exit(code)
 
@@ -178,6 +186,9 @@ def config_check(file: Path) -> None:
             click.echo(line, err=True)
         sys.exit(2)
     text, problems = render_effective(settings)
+    from bot.live import config_problems  # what the run's environment still lacks
+
+    problems += [p for p in config_problems(settings) if p not in problems]
     if problems:
         for line in problems:
             click.echo(f"{file}: {line}", err=True)
@@ -314,6 +325,8 @@ def idle_warnings(settings: Settings) -> list[str]:
     """Why a valid config would trade nothing, one line per reason (empty when it can trade)."""
     if not settings.tokens:
         return ["no [tokens]: this config trades nothing"]
+    if settings.run.environment != "backtest":
+        return []  # a live run holds what its venues hold
     cash = {k: v for k, v in settings.backtest.initial_cash_usd.items() if v > 0}
     held = {k: v for k, v in settings.backtest.initial_tokens.items() if v > 0}
     if not cash and not held:

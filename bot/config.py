@@ -80,9 +80,34 @@ class VenueConfig(Strict):
     base_fee_gwei: float = Field(20.0, ge=0)
     priority_fee_gwei: float = Field(0.05, ge=0)
     eth_usd: float = Field(3000.0, gt=0)
-    # real connectors (later issues) name their credentials here
+    # live connectors (sandbox, paper, live; a sandbox run fills the endpoints and keys in)
     api_key: SecretRef | None = None
     api_secret: SecretRef | None = None
+    url: str = Field("", description="API base URL override ('' = the venue's own)")
+    paper: bool = Field(True, description="broker: Alpaca's paper API")
+    live_confirmation: str = Field(
+        "", description="broker: must read 'trade real money at Alpaca' with paper = false"
+    )
+    stream_url: str = Field("", description="broker: trade-updates stream URL override")
+    data_feed: Literal["iex", "sip", "overnight"] = Field("iex", description="broker: quote feed")
+    fallback_feed: Literal["iex", "sip", "overnight"] | None = Field(
+        "iex", description="broker: feed used when data_feed is not entitled"
+    )
+    data_stream_urls: dict[str, str] = Field(
+        default_factory=dict, description="broker: feed -> market-data stream URL override"
+    )
+    ccxt_id: str = Field("", description="exchange: the ccxt exchange id ('' = the venue name)")
+    quote_currency: str = Field("USD", description="exchange: what the token is quoted in")
+    book_depth: int = Field(5, ge=1, description="exchange: book levels read")
+    book_interval_s: float = Field(1.0, gt=0, description="exchange: book read period")
+    rpc_url: str = Field("", description="pool: JSON-RPC HTTP URL")
+    ws_url: str = Field("", description="pool: JSON-RPC websocket URL (logs)")
+    chain_id: int | None = Field(None, description="pool: the chain id the RPC must report")
+    pool_address: str = Field("", description="pool: the Uniswap v3 pool's address")
+    router: str = Field("", description="pool: SwapRouter address")
+    quoter: str = Field("", description="pool: QuoterV2 address")
+    confirmations: int = Field(1, ge=0, description="pool: blocks before a log counts")
+    wallet_key: SecretRef | None = Field(None, description="pool: the wallet's private key")
 
 
 class IssuerConfig(Strict):
@@ -231,11 +256,24 @@ class BacktestConfig(Strict):
 
 
 class RunConfig(Strict):
-    speed: float = Field(2000.0, gt=0, description="sim seconds per wall second")
+    environment: Literal["backtest", "sandbox", "paper", "live"] = Field(
+        "backtest", description="what `pegbot run` trades on (docs/config.md)"
+    )
+    speed: float = Field(2000.0, gt=0, description="backtest: sim seconds per wall second")
     health_host: str = "127.0.0.1"
     health_port: int = Field(8787, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     heartbeat_s: float = Field(60.0, gt=0)
+
+
+class SandboxConfig(Strict):
+    """The local sandbox a ``sandbox`` run trades on (``pegbot sandbox up``)."""
+
+    state: Path = Field(Path(".sandbox"), description="its state folder")
+    manage: bool = Field(
+        True, description="`pegbot run` starts it if none runs, and stops what it started"
+    )
+    seed: int = Field(7, description="the sandbox's seed when the run starts it")
 
 
 class TransferRouteConfig(Strict):
@@ -323,6 +361,7 @@ class Settings(BaseSettings):
     risk: RiskConfig = RiskConfig()
     backtest: BacktestConfig = BacktestConfig()
     run: RunConfig = RunConfig()
+    sandbox: SandboxConfig = SandboxConfig()
     transfers: dict[str, TransferRouteConfig] = Field(default_factory=dict)
     rebalance: RebalanceConfig = RebalanceConfig()
 
@@ -507,7 +546,7 @@ def secret_refs(s: Settings) -> list[tuple[str, SecretRef]]:
     """Every secret reference in the config with its key path."""
     refs: list[tuple[str, SecretRef]] = []
     for name, v in s.venues.items():
-        for field_name in ("api_key", "api_secret"):
+        for field_name in ("api_key", "api_secret", "wallet_key"):
             ref = getattr(v, field_name)
             if ref is not None:
                 refs.append((f"venues.{name}.{field_name}", ref))

@@ -1,35 +1,48 @@
-"""``pegbot run``: the long-lived daemon.
+"""``pegbot run``: the long-lived daemon, a node (bot/node.py) on asyncio.
 
-In this slice the daemon runs the strategy against simulated venues that replay a recorded feed
-paced on the wall clock (``run.speed`` simulated seconds per wall second), serves ``/healthz``,
-logs each decision and a running PnL, and prints the summary when the feed ends or on SIGINT /
-SIGTERM. The kernel is the one the backtest uses; only the pacing differs. A later issue points
-the default at a local broker sandbox with real connectors and a live clock.
+In the live environments (``sandbox``, ``paper``, ``live``) the clock is the wall clock, the
+venues and market data are the real connectors (bot/live.py), and the run goes on until SIGINT or
+SIGTERM (or ``--seconds``). Start-up, in order:
+
+1. ``sandbox`` with ``sandbox.manage``: a sandbox is started in ``sandbox.state`` unless one runs
+   there already; only one this run started is stopped at exit.
+2. The node is assembled, ``/healthz`` is served, every venue and source connects (a part that
+   cannot: its one-line error, exit 2, nothing traded).
+3. The ledger opens with what the venues hold: each account's cash at once, positions at the
+   first fair value (the strategy is not started before every holding has a mark).
+4. The engine starts: heartbeat, then every market event and venue answer as it comes.
+
+At exit: the strategy's ``on_stop``, the connectors closed, a summary printed. The ``backtest``
+environment (a paced replay of a feed) is bot/backtest/paced.py; this module does not import the
+backtest package for the others.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import signal
-import threading
+import time
+from datetime import timedelta
+from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import structlog
 
-from bot.backtest.cli_run import print_summary
-from bot.backtest.replay import StopReplay
-from bot.backtest.runner import Backtest
-from bot.clock import NS_PER_SECOND, Pacer
+from bot.clock import NS_PER_SECOND, LiveClock
 from bot.config import Settings
 from bot.display import utc_text
 from bot.errors import InputError
+from bot.health import serve_health
 from bot.logging import configure_logging
+from bot.model import Currency
+from bot.node import Node, calendar_around
 
 log = structlog.get_logger("pegbot.daemon")
 
-PACE_SLICE_S = 0.02  # wall seconds of replay handled between pacing checks
+MARKS_TIMEOUT_S = 60.0  # the wait for a first quote of every stock held before the ledger opens
+CALENDAR_DAYS = 400  # the session calendar a live run is built with
 
 
 def run_daemon(
@@ -41,98 +54,227 @@ def run_daemon(
     port: int | None = None,
     log_level: str | None = None,
     window: tuple[int | None, int | None] = (None, None),
+    seconds: float | None = None,
 ) -> int:
-    """Run until the feed ends (or the ``window``'s end) or a signal arrives. Returns the
-    process exit code. ``log_level`` overrides ``run.log_level``."""
+    """Run the configured environment until a signal (or ``seconds``); the exit code."""
+    env = settings.run.environment
+    if env == "backtest":
+        from bot.backtest.paced import run_paced
+
+        return run_paced(
+            settings,
+            config_path=config_path,
+            feed=feed,
+            speed=speed,
+            port=port,
+            log_level=log_level,
+            window=window,
+        )
+    given = [
+        name
+        for name, value in (
+            ("--feed", feed),
+            ("--speed", speed),
+            ("--start", window[0]),
+            ("--end", window[1]),
+        )
+        if value is not None
+    ]
+    if given:
+        raise InputError(
+            f"{', '.join(given)}: only for a replay (run.environment = 'backtest'); "
+            f"{config_path} trades the {env} environment"
+        )
     configure_logging(log_level or settings.run.log_level)
-    bt = Backtest(
-        settings,
-        feed=feed,
-        log_pnl_every=12,
-        window_start_ns=window[0],
-        window_end_ns=window[1],
-    )
-    speed = speed or settings.run.speed
-    return asyncio.run(_main(bt, settings, speed, port, config_path))
+    return asyncio.run(LiveRun(settings, config_path, port, seconds).main())
 
 
-async def _main(
-    bt: Backtest, settings: Settings, speed: float, port: int | None, config_path: Path
-) -> int:
-    stop = threading.Event()
-    pacer = Pacer(speed, max_sleep_s=1.0)
-    slice_ns = int(PACE_SLICE_S * speed * NS_PER_SECOND)
-    outcome: dict[str, Any] = {}
+def run_prefix(now_ns: int) -> str:
+    """This run's client-id prefix: 'p' and the start second in base 36 (5 digits: unique for
+    about two years), so an account that keeps old ids never sees one again."""
+    n = now_ns // NS_PER_SECOND % 36**5
+    digits = ""
+    for _ in range(5):
+        n, d = divmod(n, 36)
+        digits = "0123456789abcdefghijklmnopqrstuvwxyz"[d] + digits
+    return "p" + digits
 
-    def pace(ts_ns: int) -> int:
-        if stop.is_set():
-            raise StopReplay
-        delay = pacer.delay_s(ts_ns)
-        if delay > 0 and stop.wait(delay):
-            raise StopReplay
-        return ts_ns + slice_ns
 
-    def work() -> None:
+class LiveRun:
+    """One live run of the daemon (module docstring)."""
+
+    def __init__(
+        self, settings: Settings, config_path: Path, port: int | None, seconds: float | None
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.port = port
+        self.seconds = seconds
+        self.node: Node | None = None
+        self.started_sandbox = False
+        self.trading = False
+        self.opened_ns = 0
+
+    async def main(self) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
         try:
-            outcome["record"] = bt.run(pacer=pace)
-        except BaseException as exc:  # reported by the health endpoint and the exit code
-            outcome["error"] = exc
+            await self._sandbox_up()
+            return await self._run(stop)
+        finally:
+            if self.started_sandbox:
+                await asyncio.to_thread(self._sandbox_down)
 
-    worker = threading.Thread(target=work, name="pegbot-engine", daemon=True)
+    async def _run(self, stop: asyncio.Event) -> int:
+        from bot.live import endpoints_for, live_adapters
 
-    def status() -> tuple[bool, dict[str, Any]]:
-        alive = worker.is_alive() and "error" not in outcome
-        return alive, {
-            "engine_alive": alive,
-            "events": bt.events_so_far,
-            "sim_time": utc_text(bt.engine.clock.now_ns()),
-            "sim_time_ns": bt.engine.clock.now_ns(),
-            "config": str(config_path),
+        settings = self.settings
+        endpoints = endpoints_for(settings)
+        clock = LiveClock(asyncio.get_running_loop())
+        now = clock.now_ns()
+        self.opened_ns = now
+        calendar = calendar_around(
+            now, now + int(timedelta(days=CALENDAR_DAYS).total_seconds()) * NS_PER_SECOND
+        )
+        self.node = node = Node(
+            settings,
+            clock,
+            calendar,
+            partial(live_adapters, endpoints=endpoints),
+            id_prefix=run_prefix(now),
+        )
+        runner, bound = await serve_health(self._status, settings, self.port)
+        try:
+            log.info(
+                "daemon_started",
+                environment=settings.run.environment,
+                config=str(self.config_path),
+                health=f"http://{settings.run.health_host}:{bound}/healthz",
+                venues=sorted(node.venues),
+                sources=[repr(s) for s in node.sources],
+            )
+            await node.connect()
+            try:
+                await self._open_ledger(stop)
+                if not stop.is_set():
+                    node.engine.start()
+                    self.trading = True
+                    log.info("trading", strategy=type(node.strategy).__name__)
+                    await self._wait(stop)
+            finally:
+                if self.trading:
+                    node.engine.stop()
+                await node.close()
+        finally:
+            await runner.cleanup()
+        self._print_summary()
+        return 0
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        try:
+            await asyncio.wait_for(stop.wait(), self.seconds)
+        except TimeoutError:
+            log.info("run_time_over", seconds=self.seconds)
+
+    # ---- the opening book ----------------------------------------------------------------
+    async def _open_ledger(self, stop: asyncio.Event) -> None:
+        """Every account's cash and holdings, as its venue states them (module docstring, 3)."""
+        node = self.node
+        assert node is not None
+        holdings: list[tuple[str, str, Decimal]] = []
+        known = set(node.settings.stocks) | set(node.settings.tokens)
+        for name, venue in node.venues.items():
+            balances = getattr(venue, "balances", None)
+            if balances is None:
+                continue
+            for asset, amount in (await balances()).items():
+                if asset == Currency.USD.value:
+                    node.ledger.deposit_cash(name, amount)
+                elif asset in known and amount:
+                    holdings.append((name, asset, amount))
+        deadline = time.monotonic() + MARKS_TIMEOUT_S
+        while holdings and not stop.is_set():
+            marks = node.engine.marks()
+            if all(inst in marks for _, inst, _ in holdings):
+                for account, inst, qty in holdings:
+                    node.ledger.deposit_position(account, inst, qty, marks[inst])
+                break
+            if time.monotonic() > deadline:
+                missing = sorted({inst for _, inst, _ in holdings if inst not in marks})
+                raise InputError(
+                    f"no quote for {', '.join(missing)} within {MARKS_TIMEOUT_S:g} s: the "
+                    "holdings cannot be valued, nothing is traded"
+                )
+            await asyncio.sleep(0.1)
+        snap = node.ledger.snapshot()
+        log.info(
+            "ledger_opened",
+            cash={v: str(b.cash) for v, b in snap.venues.items()},
+            positions={
+                v: {i: str(q) for i, q in b.positions.items()} for v, b in snap.venues.items()
+            },
+        )
+
+    # ---- health and summary --------------------------------------------------------------
+    def _status(self) -> tuple[bool, dict[str, Any]]:
+        node = self.node
+        if node is None:
+            return False, {"engine_alive": False}
+        disconnected = dict(node.market.disconnected)
+        return self.trading, {
+            "engine_alive": self.trading,
+            "environment": self.settings.run.environment,
+            "time": utc_text(node.clock.now_ns()),
+            "fills": len(node.engine.fills),
+            "decisions": len(node.engine.decisions),
+            "disconnected": disconnected,
+            "config": str(self.config_path),
         }
 
-    runner, bound = await _start_health(status, settings.run.health_host, port, settings)
-    log.info(
-        "daemon_started",
-        feed=str(bt.feed_path),
-        speed=speed,
-        health=f"http://{settings.run.health_host}:{bound}/healthz",
-    )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    worker.start()
-    try:
-        while worker.is_alive():
-            await asyncio.sleep(0.1)
-    finally:
-        stop.set()
-        worker.join()
-        await runner.cleanup()
-    if "error" in outcome:
-        raise outcome["error"]
-    record = outcome["record"]
-    log.info(
-        "daemon_stopped",
-        interrupted=stop.is_set() and bt.interrupted,
-        events=record.summary["events"],  # every row handled up to sim_time, none after it
-        sim_time_ns=bt.clock.now_ns(),
-    )
-    print_summary(record)
-    return 0
+    def _print_summary(self) -> None:
+        node = self.node
+        if node is None:
+            return
+        engine = node.engine
+        marks = engine.marks()
+        try:
+            pnl = node.ledger.pnl(marks)
+            pnl_text = f"{pnl.total:,.2f} USD"
+        except ValueError:
+            pnl_text = "not known (a holding without a mark)"
+        wall = (node.clock.now_ns() - self.opened_ns) / NS_PER_SECOND
+        print(f"{self.settings.run.environment} run of {wall:,.1f} s: pnl {pnl_text}")
+        c = engine.counters
+        print(
+            f"decisions {len(engine.decisions)} ({sum(d.taken for d in engine.decisions)} taken)  "
+            f"trades {c['trades']}  mints {c['mints']}  redeems {c['redeems']}  "
+            f"hedges {c['hedges']}  open orders {len(engine.executor.open_orders())}"
+        )
+        for stock, ex in sorted(node.exposure.summary().items()):
+            print(f"exposure {stock}: final net delta {ex['final_net_delta_shares']} shares")
 
+    # ---- the managed sandbox -------------------------------------------------------------
+    async def _sandbox_up(self) -> None:
+        s = self.settings
+        if s.run.environment != "sandbox" or not s.sandbox.manage:
+            return
+        from connectors.sandbox.launcher import up
+        from connectors.sandbox.launcher_state import SandboxState, all_running
 
-async def _start_health(
-    status: Any, host: str, port: int | None, settings: Settings
-) -> tuple[Any, int]:
-    from bot.health import start_health_server
+        state = Path(s.sandbox.state)
+        recorded = SandboxState.load(state)
+        if recorded is not None and recorded.complete and all_running(recorded):
+            log.info("sandbox_running", state=str(state))
+            return
+        lines = await asyncio.to_thread(up, state, s.sandbox.seed)
+        self.started_sandbox = True
+        for line in lines:
+            log.info("sandbox", line=line)
 
-    port = settings.run.health_port if port is None else port
-    try:
-        return await start_health_server(status, host, port)
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise InputError(
-                f"health port {port} on {host} is already in use; pass another with --port "
-                "(0 picks a free one) or set run.health_port"
-            ) from None
-        raise InputError(f"cannot serve /healthz on {host}:{port}: {exc.strerror or exc}") from None
+    def _sandbox_down(self) -> None:
+        from connectors.sandbox.launcher import down
+
+        for line in down(Path(self.settings.sandbox.state)):
+            log.info("sandbox", line=line)

@@ -105,9 +105,11 @@ class Engine:
         journal: Journal,
         transfers: Mapping[str, TransferVenue] | None = None,
         rebalancer: Rebalancer | None = None,
+        id_prefix: str = "pb",
     ) -> None:
         """``transfers``: route name -> the venue that carries it; ``rebalancer``: the policy
-        asked for transfers (None: nothing moves unless a strategy asks)."""
+        asked for transfers (None: nothing moves unless a strategy asks); ``id_prefix`` starts
+        every client id (a live run's own, so a venue that keeps old ids never sees one again)."""
         self.settings = settings
         self.clock = clock
         self._sessions = sessions
@@ -117,7 +119,7 @@ class Engine:
         self._ledger = ledger
         self.risk = risk
         self.strategy = strategy
-        self.executor = Executor(venues, issuers, journal, transfer_venues=transfers)
+        self.executor = Executor(venues, issuers, journal, id_prefix, transfer_venues=transfers)
         self._rebalancer = rebalancer
         self.transfer_log: list[tuple[Transfer, TransferUpdate]] = []
         self.decisions: list[Decision] = []

@@ -7,11 +7,17 @@ comes in a later issue. It reads engine figures; it never changes anything.
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from bot.errors import InputError
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 StatusFn = Callable[[], tuple[bool, dict[str, Any]]]
 
@@ -46,3 +52,21 @@ async def start_health_server(status: StatusFn, host: str, port: int) -> tuple[w
     for address in runner.addresses:  # the bound (host, port) of each listening socket
         bound = int(address[1])
     return runner, bound
+
+
+async def serve_health(
+    status: StatusFn, settings: Settings, port: int | None
+) -> tuple[web.AppRunner, int]:
+    """``start_health_server`` on ``run.health_host`` and ``port`` (default ``run.health_port``),
+    with a one-line InputError when the address cannot be bound."""
+    host = settings.run.health_host
+    port = settings.run.health_port if port is None else port
+    try:
+        return await start_health_server(status, host, port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise InputError(
+                f"health port {port} on {host} is already in use; pass another with --port "
+                "(0 picks a free one) or set run.health_port"
+            ) from None
+        raise InputError(f"cannot serve /healthz on {host}:{port}: {exc.strerror or exc}") from None

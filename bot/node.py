@@ -128,6 +128,7 @@ class Node:
         *,
         strategy: Strategy | None = None,
         journal: Journal | None = None,
+        id_prefix: str = "pb",
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -176,6 +177,7 @@ class Node:
             journal=journal if journal is not None else MemoryJournal(),
             transfers=self.adapters.transfers,
             rebalancer=Rebalancer(settings.rebalance, settings.transfers),
+            id_prefix=id_prefix,
         )
         self.exposure = ExposureMonitor(
             settings,

@@ -17,6 +17,7 @@ SECTIONS: list[type[BaseModel]] = [
     config.RiskConfig,
     config.BacktestConfig,
     config.RunConfig,
+    config.SandboxConfig,
 ]
 
 
