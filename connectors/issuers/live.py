@@ -45,7 +45,8 @@ class LiveIssuer:
         self._clock = clock
         self._events: VenueEvents | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self.reported: dict[str, RequestState] = {}
+        self.reported: dict[str, RequestState] = {}  # the last state reported per request
+        self._said: dict[str, set[RequestState]] = {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -84,9 +85,11 @@ class LiveIssuer:
         reason: str = "",
     ) -> None:
         """Report ``state`` unless it was reported already (or the request has ended)."""
+        said = self._said.setdefault(request.request_id, set())
         last = self.reported.get(request.request_id)
-        if last is state or (last is not None and last.is_terminal):
+        if state in said or (last is not None and last.is_terminal):
             return
+        said.add(state)
         self.reported[request.request_id] = state
         update = RequestUpdate(
             issuer=self.name,

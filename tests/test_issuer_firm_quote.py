@@ -1,0 +1,132 @@
+"""The firm-quote issuer end to end: FirmQuoteIssuer (the adapter) asks the issuer sandbox's
+HTTP API for a signed quote priced at the broker sandbox's mid and settles it on anvil through
+the OrderProcessor."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+import pytest
+
+from bot.clock import LiveClock
+from bot.model import IssuerModel, RequestKind, RequestState
+from connectors.issuers.firm_quote import FirmQuoteIssuer
+from tests.issuer_world import Answers, Deployed, World, deploy, request, running, until
+
+if TYPE_CHECKING:
+    from tests.evm_chain import LocalChain
+
+pytest_plugins = ["tests.evm_chain"]
+
+
+@pytest.fixture
+def deployed(chain: LocalChain) -> Deployed:
+    return deploy(chain)
+
+
+@asynccontextmanager
+async def adapter(world: World, clock: LiveClock) -> AsyncIterator[tuple[FirmQuoteIssuer, Answers]]:
+    answers = Answers()
+    venue = FirmQuoteIssuer(
+        "issuer",
+        clock=clock,
+        url=world.issuer.url,
+        api_key=world.api_key,
+        rpc_url=world.deployed.chain.anvil.url,
+        processor=world.deployed.processor.address,
+        private_key=world.deployed.wallet_key,
+        poll_s=0.05,
+    )
+    venue.bind(answers)
+    await venue.connect()
+    try:
+        yield venue, answers
+    finally:
+        await venue.close()
+
+
+def _ended(answers: Answers, request_id: str) -> bool:
+    states = answers.states(request_id)
+    return bool(states) and RequestState(states[-1]).is_terminal
+
+
+def test_a_quoted_mint_settles_atomically_at_the_quoted_price(deployed: Deployed) -> None:
+    async def run() -> None:
+        clock = LiveClock()
+        async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
+            before = deployed.balances()
+            venue.submit_request(request("m1", RequestKind.MINT, "2"))
+            await until(lambda: _ended(answers, "m1"))
+            after = deployed.balances()
+            assert answers.states("m1") == ["accepted", "priced", "settled"], answers.updates
+            # the mid 190.00 x 2 = 380.00, fee 0.20 + 0.95
+            for update in answers.updates:
+                assert (update.price, update.fee_usd) == (Decimal("190"), Decimal("1.15"))
+            assert (after[0] - before[0], after[1] - before[1]) == (-381_150_000, 2 * 10**18)
+            assert await venue.settled("m1") is True
+
+    asyncio.run(run())
+
+
+def test_a_quoted_redeem_burns_the_tokens_and_pays_the_cash(deployed: Deployed) -> None:
+    async def run() -> None:
+        clock = LiveClock()
+        async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
+            before = deployed.balances()
+            supply = deployed.chain.market.stock.functions.totalSupply().call()
+            venue.submit_request(request("r1", RequestKind.REDEEM, "1.5"))
+            await until(lambda: _ended(answers, "r1"))
+            after = deployed.balances()
+            assert answers.states("r1") == ["accepted", "priced", "settled"], answers.updates
+            # 1.5 x 190 = 285.00 less 0.20 + 0.7125
+            assert answers.last("r1").fee_usd == Decimal("0.9125")
+            assert (after[0] - before[0], after[1] - before[1]) == (284_087_500, -15 * 10**17)
+            stock = deployed.chain.market.stock
+            assert stock.functions.totalSupply().call() == supply - 15 * 10**17
+
+    asyncio.run(run())
+
+
+def test_a_refused_quote_is_rejected_with_the_issuers_reason(deployed: Deployed) -> None:
+    async def run() -> None:
+        clock = LiveClock()
+        async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
+            world.issuer.faults.refuse_next(
+                "MAX_LIMIT_REACHED: open quotes limit", IssuerModel.FIRM_QUOTE
+            )
+            world.issuer.faults.paused = False
+            before = deployed.balances()
+            venue.submit_request(request("m1", RequestKind.MINT, "1"))
+            await until(lambda: _ended(answers, "m1"))
+            assert answers.states("m1") == ["rejected"]
+            assert answers.last("m1").reason == "MAX_LIMIT_REACHED: open quotes limit"
+            world.issuer.faults.paused = True
+            venue.submit_request(request("m2", RequestKind.MINT, "1"))
+            await until(lambda: _ended(answers, "m2"))
+            assert answers.last("m2").reason == "MARKET_PAUSED: the issuer is paused"
+            assert deployed.balances() == before
+
+    asyncio.run(run())
+
+
+def test_a_quote_expired_when_it_lands_is_refused_by_the_contract(deployed: Deployed) -> None:
+    async def run() -> None:
+        clock = LiveClock()
+        # an issuer whose quotes expire a second before they are even answered
+        async with (
+            running(deployed, clock, quote_valid_s=-1) as world,
+            adapter(world, clock) as (venue, answers),
+        ):
+            before = deployed.balances()
+            venue.submit_request(request("r1", RequestKind.REDEEM, "1"))
+            await until(lambda: _ended(answers, "r1"))
+            assert answers.states("r1") == ["accepted", "rejected"]
+            assert answers.last("r1").reason == "QUOTE_EXPIRED: quote expired"
+            assert deployed.balances() == before
+            assert await venue.settled("r1") is False
+
+    asyncio.run(run())
