@@ -153,8 +153,10 @@ def test_market_order_in_regular_hours_fills_at_the_quote_and_moves_position_and
     client.submit_order(market(OrderSide.SELL, 10, "unwind-1"))
     assert client.get_all_positions() == []
     account = client.get_account()
-    # The sale's proceeds are cash now but buying power only once they settle (T+1).
-    assert (account.cash, account.buying_power, account.daytrade_count) == ("99999.6", "98099.8", 1)
+    # The sale's proceeds are cash and buying power at once, as at Alpaca, though they settle
+    # only on the next trading day (T+1): the connector's own check keeps them unspent.
+    assert (account.cash, account.buying_power, account.daytrade_count) == ("99999.6", "99999.6", 1)
+    assert box.call(box.sandbox.account.unsettled, box.sandbox.clock.now_ns()) == Decimal("1899.8")
     trade = data.get_stock_latest_trade(StockLatestTradeRequest(symbol_or_symbols="AAPL"))["AAPL"]
     assert (trade.price, trade.size) == (189.98, 10)
 

@@ -2,8 +2,10 @@
 ``trade_updates`` stream turned into the kernel's ``OrderUpdate`` and ``Fill``.
 
 Nothing blocks the loop: ``submit_order`` refuses locally what Alpaca would refuse anyway
-(extended hours need limit + day) and sends the rest as a task under ``client_order_id =
-order.client_id``. Accepted: ACCEPTED once, whichever of the REST answer and the stream says it
+(extended hours need limit + day) and runs the rest as a task: the account checks first (buying
+power less unsettled proceeds and orders in flight, shares held when shorting is off, pattern day
+trading; alpaca_checks.py), REJECTED with one line and never sent when one fails, then the order
+under ``client_order_id = order.client_id``. Accepted: ACCEPTED once, whichever of the REST answer and the stream says it
 first. Refused (HTTP 4xx): REJECTED with Alpaca's message (a duplicate client id this connector
 sent itself is looked up instead). Unknown outcome (timeout, dropped connection, HTTP 5xx): the
 order stays pending and is asked for by client id with back-off; found, it is adopted; not
@@ -14,7 +16,8 @@ waited out (alpaca_rest.py); a cancel meanwhile ends the order CANCELED, unsent.
 Fills come from the stream, exact (alpaca_wire.py); stream events reach the loop through
 ``call_soon_threadsafe`` and wait while their order's submit is unanswered, so another order
 under the same client id is never taken for ours. When the stream is back after a break, every
-open order is looked up. Times are receive times from ``clock``. docs/connectors.md has the
+open order is looked up. ``replace_order`` (alpaca_replace.py) changes an open order's quantity or
+limit; the account reads (``account``, ``positions``, ``clock``, ``calendar``) run off the loop. Times are receive times from ``clock``. docs/connectors.md has the
 states and failures in full.
 
 Live trading needs ``paper=False`` and ``live_confirmation=LIVE_CONFIRMATION``. What this module
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Sequence
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -36,6 +40,9 @@ from bot.errors import PegbotError
 from bot.logging import register_secret
 from bot.model import Currency, Fill, Order, OrderState, OrderUpdate, VenueKind
 from connectors.base import VenueEvents
+from connectors.broker.alpaca_account import AccountView, CalendarDay, MarketClock, PositionView
+from connectors.broker.alpaca_checks import AccountReads, OrderChecks, PriceOf
+from connectors.broker.alpaca_replace import ReplacingOrders
 from connectors.broker.alpaca_rest import (
     DEFAULT_BACKOFF,
     Abandoned,
@@ -44,7 +51,6 @@ from connectors.broker.alpaca_rest import (
     OutcomeUnknown,
     Refused,
     as_json,
-    as_rows,
 )
 from connectors.broker.alpaca_streams import (
     ReportingTradingStream,
@@ -70,7 +76,7 @@ class BrokerConnectError(PegbotError):
     """The broker cannot be traded on: keys refused, account blocked, no trade stream."""
 
 
-class AlpacaBroker:
+class AlpacaBroker(ReplacingOrders):
     """One Alpaca account as an order venue (module docstring)."""
 
     kind = VenueKind.BROKER
@@ -90,7 +96,12 @@ class AlpacaBroker:
         lookup_attempts: int = 8,
         request_timeout_s: float = 10.0,
         connect_timeout_s: float = 15.0,
+        order_checks: bool = True,
+        price_of: PriceOf | None = None,
     ) -> None:
+        """``order_checks``: check buying power, shorting and pattern day trading before each
+        order (alpaca_checks.py), refusing locally what fails; ``price_of(symbol)`` prices a
+        market order for that check (the engine's quote; else a held position's price)."""
         if not paper and live_confirmation != LIVE_CONFIRMATION:
             raise BrokerConnectError(
                 f"{name}: live trading needs paper=false and live_confirmation "
@@ -113,6 +124,8 @@ class AlpacaBroker:
             timeout_s=request_timeout_s,
             backoff=backoff,
         )
+        self._reads = AccountReads(self._rest)
+        self._checks = OrderChecks(self._reads, clock, price_of) if order_checks else None
         stream = ReportingTradingStream(
             api_key,
             secret_key,
@@ -126,6 +139,7 @@ class AlpacaBroker:
         self._events: VenueEvents | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._orders: dict[str, OrderProgress] = {}
+        self._aliases: dict[str, str] = {}  # a replacement's client id at Alpaca -> ours
         self._tasks: set[asyncio.Task[None]] = set()
         self._placing: dict[str, asyncio.Task[None]] = {}  # client id -> its submit
         self._listening = asyncio.Event()
@@ -208,22 +222,54 @@ class AlpacaBroker:
 
     async def balances(self) -> dict[str, Decimal]:
         """Cash (``"USD"``) and every position by symbol, exact, as Alpaca states them."""
-        account = as_json(await self._rest.call("account", lambda c: c.get_account()))
-        positions = as_rows(await self._rest.call("positions", lambda c: c.get_all_positions()))
-        out = {Currency.USD.value: Decimal(str(account["cash"]))}
-        for row in positions:
-            out[str(row["symbol"])] = Decimal(str(row["qty"]))
+        account = await self._reads.account()
+        out = {Currency.USD.value: account.cash}
+        for position in await self._reads.positions():
+            out[position.symbol] = position.qty
         return out
+
+    # ---- account reads (each raises OutcomeUnknown or Refused when Alpaca cannot answer) ------
+
+    async def account(self) -> AccountView:
+        """``GET /v2/account``: cash, buying power, equity, the PDT and shorting flags."""
+        return await self._reads.account()
+
+    async def positions(self) -> list[PositionView]:
+        """``GET /v2/positions``: every open position, signed."""
+        return await self._reads.positions()
+
+    async def clock(self) -> MarketClock:
+        """``GET /v2/clock``: whether the regular session is open, the next open and close."""
+        return await self._reads.clock()
+
+    async def calendar(self, start: date, end: date) -> list[CalendarDay]:
+        """``GET /v2/calendar``: the trading days from ``start`` to ``end``."""
+        return await self._reads.calendar(start, end)
 
     # ---- sending -------------------------------------------------------------------------
 
     async def _place(self, progress: OrderProgress) -> None:
-        """Send the order; after an unknown outcome, look it up (and send it again if Alpaca
-        never had it) until its outcome is known or ``lookup_attempts`` are spent."""
+        """Check the account, then send the order; after an unknown outcome, look it up (and
+        send it again if Alpaca never had it) until its outcome is known or ``lookup_attempts``
+        are spent."""
+        client_id = progress.order.client_id
         try:
+            if self._checks is not None:
+                reason = await self._checks.refusal(progress.order)
+                if reason is None and progress.cancel_requested:
+                    reason, state = "canceled before it was sent", OrderState.CANCELED
+                else:
+                    state = OrderState.REJECTED
+                if reason is not None:
+                    log.info("order_refused_locally", venue=self.name, client_id=client_id,
+                             reason=reason)  # fmt: skip
+                    self._tell([progress.refuse(reason, self._clock.now_ns(), state)])
+                    return
             await self._send(progress)
         finally:
-            self._placing.pop(progress.order.client_id, None)
+            self._placing.pop(client_id, None)
+            if self._checks is not None:
+                self._checks.answered(client_id)
 
     async def _send(self, progress: OrderProgress) -> None:
         order = progress.order
@@ -307,11 +353,11 @@ class AlpacaBroker:
         """Ask Alpaca for the order and report what is new in its answer."""
         client_id = progress.order.client_id
         try:
-            view = await self._view(client_id)
+            view = await self._view(progress.lookup_id)
         except OutcomeUnknown as error:
             log.warning("refresh_failed", venue=self.name, client_id=client_id, error=str(error))
             return
-        if view is not None and view.is_for(progress.order):
+        if view is not None and view.is_for(progress.current):
             self._tell(progress.answer(view, None, self._clock.now_ns()))
 
     async def _cancel(self, progress: OrderProgress) -> None:
@@ -345,7 +391,7 @@ class AlpacaBroker:
     def _trade_update(self, message: dict[str, Any], received_ns: int) -> None:
         data = message.get("data") or {}
         view = AlpacaOrderView.from_json(data["order"])
-        progress = self._orders.get(view.client_id)
+        progress = self._orders.get(self._aliases.get(view.client_id, view.client_id))
         if progress is None:
             log.info("trade_update_not_ours", venue=self.name, client_id=view.client_id)
             return

@@ -87,6 +87,37 @@ def local_refusal(order: Order) -> str | None:
     return None
 
 
+def replace_refusal(
+    progress: OrderProgress | None, qty: Decimal | None, limit_price: Decimal | None
+) -> str | None:
+    """Why a replace of this order cannot be sent (one line), or None."""
+    if progress is None:
+        return "not an order this connector sent"
+    order = progress.current
+    if progress.ended:
+        return "the order has ended"
+    if not progress.alpaca_id or progress.placing:
+        return "Alpaca has not taken the order yet"
+    if progress.cancel_requested:
+        return "a cancel of the order is under way"
+    if progress.filled:
+        return (
+            f"partly filled ({progress.filled} of {order.qty}): cancel it and send the rest as "
+            "a new order"
+        )
+    if qty is None and limit_price is None:
+        return "nothing to change: give a quantity or a limit price"
+    if limit_price is not None and order.order_type is not OrderType.LIMIT:
+        return f"a {order.order_type.value} order has no limit price"
+    if qty is not None and (qty <= 0 or qty != qty.to_integral_value()):
+        return f"alpaca-py replaces whole shares only, not {qty}"
+    if limit_price is not None and (
+        limit_price <= 0 or Decimal(repr(float(limit_price))) != limit_price
+    ):
+        return f"limit price {limit_price} cannot be sent"
+    return None
+
+
 def order_request(order: Order) -> MarketOrderRequest | LimitOrderRequest:
     """The alpaca-py request for ``order``, under its client id (checked by local_refusal)."""
     fields: dict[str, Any] = {
@@ -207,12 +238,37 @@ class OrderProgress:
     placing: bool = True  # the submit's answer is not known yet: stream events wait
     waiting: list[tuple[AlpacaOrderView, Execution | None, int]] = field(default_factory=list)
     cancel_requested: bool = False
+    # after a replace: the order's terms now, the client id Alpaca knows it by, and what the
+    # orders it replaced filled (their late fills still count; their "replaced" end does not)
+    terms: Order | None = None
+    alpaca_client_id: str = ""
+    replaced: dict[str, Decimal] = field(default_factory=dict)
+    prior_filled: Decimal = ZERO
+    prior_notional: Decimal = ZERO
+
+    @property
+    def current(self) -> Order:
+        """The order as it stands at Alpaca now (its replacement's terms, our client id)."""
+        return self.terms or self.order
+
+    @property
+    def lookup_id(self) -> str:
+        """The client id Alpaca knows the current order by."""
+        return self.alpaca_client_id or self.order.client_id
+
+    def replace_with(self, view: AlpacaOrderView, terms: Order) -> None:
+        """Alpaca answered a replace: ``view`` is the new order; the old one only fills now."""
+        self.replaced[self.alpaca_id] = self.filled - self.prior_filled
+        self.prior_filled, self.prior_notional = self.filled, self.notional
+        self.alpaca_id, self.alpaca_client_id, self.terms = view.alpaca_id, view.client_id, terms
 
     def answer(
         self, view: AlpacaOrderView, execution: Execution | None, ts_ns: int
     ) -> list[OrderUpdate | Fill]:
         """What is new in ``view``: ACCEPTED once, then a fill for the increase in filled
         quantity, then the end (canceled, expired, rejected) once."""
+        if view.alpaca_id in self.replaced:
+            return self._late_fill(view, execution, ts_ns)
         if (self.alpaca_id and view.alpaca_id != self.alpaca_id) or (
             self.ended and not self.alpaca_id
         ):
@@ -220,7 +276,7 @@ class OrderProgress:
         self.alpaca_id = view.alpaca_id
         state = view.state
         out: list[OrderUpdate | Fill] = list(self.acknowledge(view, ts_ns))
-        increment = view.filled_qty - self.filled
+        increment = self.prior_filled + view.filled_qty - self.filled
         if increment > 0:
             out.append(self._fill(view, execution, increment, ts_ns))
         if state in _ENDED and not self.ended:
@@ -228,6 +284,25 @@ class OrderProgress:
         if state.is_terminal:
             self.ended = True
         return out
+
+    def _late_fill(
+        self, view: AlpacaOrderView, execution: Execution | None, ts_ns: int
+    ) -> list[OrderUpdate | Fill]:
+        """A fill of an order replaced since (it raced the replace): counted, nothing else."""
+        increment = view.filled_qty - self.replaced[view.alpaca_id]
+        if increment <= 0:
+            return []
+        with money_context():
+            if execution is not None and execution.qty == increment:
+                price = execution.price
+            else:
+                price = view.filled_avg_price or ZERO
+            self.replaced[view.alpaca_id] = view.filled_qty
+            self.filled += increment
+            self.prior_filled += increment
+            self.notional += price * increment
+            self.prior_notional += price * increment
+        return [self._new_fill(view, increment, price, ts_ns)]
 
     def acknowledge(self, view: AlpacaOrderView, ts_ns: int) -> list[OrderUpdate]:
         """ACCEPTED, the first time Alpaca shows the order (unless it shows it rejected, or an
@@ -252,10 +327,14 @@ class OrderProgress:
             if execution is not None and execution.qty == qty:
                 price = execution.price
             else:  # executions were missed: what the new average says they cost
-                notional = (view.filled_avg_price or ZERO) * view.filled_qty - self.notional
+                own_notional = self.notional - self.prior_notional
+                notional = (view.filled_avg_price or ZERO) * view.filled_qty - own_notional
                 price = notional / qty
-            self.filled = view.filled_qty
+            self.filled = self.prior_filled + view.filled_qty
             self.notional += price * qty
+        return self._new_fill(view, qty, price, ts_ns)
+
+    def _new_fill(self, view: AlpacaOrderView, qty: Decimal, price: Decimal, ts_ns: int) -> Fill:
         o = self.order
         return Fill(
             venue=self.venue,

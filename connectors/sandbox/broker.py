@@ -59,6 +59,9 @@ class BrokerSandboxConfig:
     shorting_enabled: bool = False
     pattern_day_trader: bool = False
     """The flag the account starts with (it also turns on after four day trades in five days)."""
+    buying_power_counts_unsettled: bool = True
+    """``buying_power`` includes sale proceeds not settled yet (T+1), as Alpaca's does (DOMAIN.md):
+    orders may spend them. False: only settled cash counts."""
     overnight_enabled: bool = False
     data_feeds: frozenset[str] = frozenset({"iex"})
     """Feeds the keys are entitled to (iex, sip, overnight); others answer 403 / error 409."""
@@ -98,6 +101,7 @@ class BrokerSandbox:
             cash=config.cash,
             shorting_enabled=config.shorting_enabled,
             pattern_day_trader=config.pattern_day_trader,
+            buying_power_counts_unsettled=config.buying_power_counts_unsettled,
         )
         keys = (config.api_key, config.secret_key)
         # The hub hears a quote before the desk trades on it, so a quote reduced by a fill

@@ -1,8 +1,10 @@
 """The broker sandbox's one account: cash, T+1 settlement, positions, day trades.
 
 A cash account, as the hedger in DOMAIN.md runs it (no margin): ``cash`` moves with every fill,
-sale proceeds settle on the next trading day, and ``buying_power`` is the settled cash less what
-open buy (and short) orders hold, so unsettled T+1 proceeds are not spent twice. Positions keep a
+sale proceeds settle on the next trading day, and ``buying_power`` is the cash less what open buy
+(and short) orders hold. It counts unsettled T+1 proceeds, as Alpaca's does (DOMAIN.md), so orders
+may spend them (the broker connector's own check does not); without
+``buying_power_counts_unsettled`` only settled cash counts. Positions keep a
 signed quantity and a cost basis at the average entry price.
 
 Day trades follow FINRA's pattern-day-trader rule as Alpaca applies it: an order that closes
@@ -53,8 +55,10 @@ class Account:
         cash: Decimal,
         shorting_enabled: bool,
         pattern_day_trader: bool,
+        buying_power_counts_unsettled: bool = True,
     ) -> None:
         self._calendar = calendar
+        self.buying_power_counts_unsettled = buying_power_counts_unsettled
         self.cash = cash
         self.shorting_enabled = shorting_enabled
         self._flagged_pdt = pattern_day_trader
@@ -89,7 +93,8 @@ class Account:
         return sum((amount for _, amount in self._unsettled), ZERO)
 
     def buying_power(self, ts_ns: int) -> Decimal:
-        return max(ZERO, self.cash - self.unsettled(ts_ns) - self.reserved)
+        unsettled = ZERO if self.buying_power_counts_unsettled else self.unsettled(ts_ns)
+        return max(ZERO, self.cash - unsettled - self.reserved)
 
     def market_value(self, marks: dict[str, Decimal]) -> tuple[Decimal, Decimal]:
         """``(long, short)`` market value of the positions at ``marks`` (short is negative)."""

@@ -12,6 +12,8 @@ backtest and on the sandbox; refusals answer as Alpaca does, HTTP 4xx with ``cod
 * market orders are refused outside the regular session (Alpaca would queue them for the open:
   a hedge at an unknown gap price must be the strategy's decision). Limit orders sent while their
   session is closed are queued (status ``accepted``) and become ``new`` when it opens.
+* replace (PATCH) of an open order: a new order with the new terms, checked like a new one,
+  takes its place; the old one ends ``replaced``.
 * client_order_id unique per account (422), buying power and shares available checked and held
   (403), pattern-day-trader protection (403), sub-penny limits refused (422).
 
@@ -22,7 +24,8 @@ cancels what it cannot fill on arrival, FOK fills all on arrival or is canceled;
 orders expire at the end of their last session (regular close, or 20:00 ET for extended hours).
 
 Events, in order, to every ``on_update`` listener: ``new``, ``partial_fill``, ``fill``,
-``canceled``, ``expired``, ``rejected`` (only after :meth:`OrderDesk.reject_next_order`, which
+``canceled``, ``expired``, ``replaced`` (the old order of a replace; the new one follows as
+``new``), ``rejected`` (only after :meth:`OrderDesk.reject_next_order`, which
 stands for an execution venue refusing a routed order).
 
 What this module may not do: read the wall clock, or know HTTP or JSON (see broker_rest.py).
@@ -45,6 +48,9 @@ from connectors.sandbox.quotes import CENT, QuoteBoard, decimal_text
 
 OPEN_STATUSES = frozenset({"accepted", "new", "partially_filled"})
 _REGULAR = frozenset({MarketSession.REGULAR})
+_REPLACEABLE = frozenset(
+    {"qty", "limit_price", "time_in_force", "client_order_id", "stop_price", "trail"}
+)
 _MAX_SESSION_HOPS = 64  # intervals walked to find an expiry (a long holiday weekend is ~6)
 
 
@@ -65,6 +71,9 @@ class SandboxOrder:
     canceled_ns: int | None = None
     expired_ns: int | None = None
     failed_ns: int | None = None
+    replaced_ns: int | None = None
+    replaced_by: str | None = None
+    replaces: str | None = None
     expires_ns: int | None = None
     reserved: Decimal = ZERO  # buying power this order holds
     reserve_per_share: Decimal = ZERO
@@ -260,6 +269,44 @@ class OrderDesk:
             self._trade(order)
         self._arm_session_timer()
 
+    def replace(self, order_id: str, patch: Mapping[str, Any]) -> SandboxOrder:
+        """PATCH an open order: a new order with the patched terms takes its place (status
+        ``accepted``, routed by the caller), the old one ends ``replaced``. The new order's
+        ``qty`` is what it trades; fills of the old one stay with it."""
+        old = self.by_id(order_id)
+        if old.status not in OPEN_STATUSES:
+            raise refused(f'order is already in "{old.status}" state')
+        for name in patch:
+            if name not in _REPLACEABLE:
+                raise invalid(f"{name} cannot be replaced in the sandbox")
+        if patch.get("stop_price") is not None or patch.get("trail") is not None:
+            raise invalid("stop and trailing orders are not simulated by the sandbox")
+        t = old.ticket
+        if t.type == "market" and patch.get("limit_price") is not None:
+            raise invalid("limit_price is only for limit orders")
+        fields = {
+            "symbol": t.symbol,
+            "side": t.side,
+            "type": t.type,
+            "time_in_force": patch.get("time_in_force") or t.time_in_force,
+            "qty": patch.get("qty") if patch.get("qty") is not None else t.qty,
+            "limit_price": patch.get("limit_price", t.limit_price) or t.limit_price,
+            "extended_hours": t.extended_hours,
+            "client_order_id": patch.get("client_order_id"),
+        }
+        # the new order is checked as if the old one held nothing
+        del self._working[old.id]
+        self._account.reserved -= old.reserved
+        try:
+            new = self.accept(fields)
+        except BrokerError:
+            self._account.reserved += old.reserved
+            self._working = {old.id: old, **self._working}
+            raise
+        old.reserved, new.replaces, old.replaced_by = ZERO, old.id, new.id
+        self._close(old, "replaced")
+        return new
+
     def reject_next_order(self) -> None:
         """The next routed order is rejected by the (simulated) execution venue."""
         self._rejections += 1
@@ -354,7 +401,7 @@ class OrderDesk:
     ) -> None:
         """End an order: release what it holds, stop its expiry, tell the listeners."""
         now = self._clock.now_ns()
-        del self._working[order.id]
+        self._working.pop(order.id, None)
         self._account.reserved -= order.reserved
         order.reserved = ZERO
         if order.expiry is not None:
@@ -366,6 +413,8 @@ class OrderDesk:
             order.expired_ns = now
         elif status == "rejected":
             order.failed_ns = now
+        elif status == "replaced":
+            order.replaced_ns = now
         self._set(order, status, execution=execution)
 
     def _arm_expiry(self, order: SandboxOrder) -> None:

@@ -43,6 +43,7 @@ class BrokerFaults:
     def __init__(self) -> None:
         self._armed: list[_Loss] = []
         self.requests: Counter[str] = Counter()
+        self.calls: Counter[str] = Counter()  # by "METHOD path"
         self.lost: list[str] = []  # "METHOD path" of every request or answer lost, in order
 
     def install(self, sandbox: BrokerSandbox) -> BrokerFaults:
@@ -68,6 +69,7 @@ class BrokerFaults:
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         self.requests[request.path] += 1
+        self.calls[f"{request.method} {request.path}"] += 1
         if self._take(request, before=True) is not None:
             return _close(request)
         answer = await handler(request)

@@ -128,6 +128,7 @@ class BrokerRest:
                 get("/v2/orders:by_client_order_id", self._order_by_client_id),
                 get("/v2/orders/{order_id}", self._order),
                 delete("/v2/orders/{order_id}", self._cancel),
+                web.patch("/v2/orders/{order_id}", self._replace),
                 get("/v2/assets/{symbol}", self._asset),
                 get("/v2/clock", self._clock_view),
                 get("/v2/calendar", self._calendar_view),
@@ -242,6 +243,18 @@ class BrokerRest:
         if query.get("direction", "desc") == "desc":
             rows.reverse()
         return web.json_response([wire.order_json(o) for o in rows[:limit]])
+
+    async def _replace(self, request: web.Request) -> web.Response:
+        try:
+            patch = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            patch = None
+        if not isinstance(patch, dict):
+            raise BrokerError(400, 40010000, "request body format is invalid")
+        order = self._desk.replace(request.match_info["order_id"], patch)
+        answer = wire.order_json(order)
+        self._desk.route(order)
+        return web.json_response(answer)
 
     async def _cancel(self, request: web.Request) -> web.Response:
         self._desk.cancel(request.match_info["order_id"])
