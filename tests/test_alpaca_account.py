@@ -20,6 +20,7 @@ from bot.model import OrderState, Side
 from bot.sessions import EASTERN
 from connectors.broker import ReplaceRefused
 from connectors.broker.alpaca_account import CalendarDay, PositionView
+from connectors.sandbox.broker_fees import FeeRates
 from tests.test_alpaca_connector import (
     KEY,
     SECRET,
@@ -261,5 +262,32 @@ def test_a_replaced_order_keeps_its_client_id_and_reports_the_new_orders_fills_o
             "bid-2": ("replaced", D(10)),
             "bid-2.r1": ("canceled", D(4)),
         }
+
+    asyncio.run(run())
+
+
+def test_sec_and_taf_fees_on_a_sale_are_read_from_the_account_activities() -> None:
+    async def run() -> None:
+        async with sandbox(et(TUESDAY, 11), regulatory_fees=FeeRates()) as (box, _):
+            answers = Answers()
+            async with connected(box, answers) as broker:
+                broker.submit_order(order("buy-1", "100", limit="190.02"))
+                await until(lambda: answers.done("buy-1"), "the buy")
+                assert await broker.fees() == []  # buys pay none
+                broker.submit_order(order("sell-1", "100", side=Side.SELL))
+                await until(lambda: answers.done("sell-1"), "the sale")
+                fees = await broker.fees()
+                later = await broker.fees(after=datetime(2026, 3, 10, 16, tzinfo=EASTERN))
+                account = await broker.account()
+
+        (_, fill) = answers.of("sell-1")
+        assert fill[1:3] == (D(100), D("189.98"))  # the fill carries no fee: the activity does
+        # SEC: 18,998 x 27.80 / 1e6 = 0.528 -> 0.53; TAF: 100 x 0.000166 = 0.0166 -> 0.02
+        assert [(f.sub_type, f.symbol, f.qty, f.amount_usd) for f in fees] == [
+            ("REG", "AAPL", D(100), D("0.53")),
+            ("TAF", "AAPL", D(100), D("0.02")),
+        ]
+        assert fees[0].day == TUESDAY and later == []
+        assert account.cash == D("99995.45")  # 100,000 - 19,002 + 18,998 - 0.55
 
     asyncio.run(run())

@@ -159,6 +159,32 @@ class CalendarDay:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BrokerFee:
+    """A fee Alpaca charged as an account activity (``FEE``), not on a fill: the SEC fee (sub
+    type ``REG``) and FINRA's TAF on sales. ``amount_usd`` is positive (what it cost)."""
+
+    id: str
+    sub_type: str
+    day: date
+    symbol: str
+    qty: Decimal
+    amount_usd: Decimal
+    description: str
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> BrokerFee:
+        return cls(
+            id=str(raw["id"]),
+            sub_type=str(raw.get("activity_sub_type") or ""),
+            day=date.fromisoformat(str(raw["date"])[:10]),
+            symbol=str(raw.get("symbol") or ""),
+            qty=_decimal(raw.get("qty")),
+            amount_usd=-_decimal(raw.get("net_amount")),
+            description=str(raw.get("description") or ""),
+        )
+
+
 # ---- the trading day -----------------------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,7 +40,13 @@ from bot.errors import PegbotError
 from bot.logging import register_secret
 from bot.model import Currency, Fill, Order, OrderState, OrderUpdate, VenueKind
 from connectors.base import VenueEvents
-from connectors.broker.alpaca_account import AccountView, CalendarDay, MarketClock, PositionView
+from connectors.broker.alpaca_account import (
+    AccountView,
+    BrokerFee,
+    CalendarDay,
+    MarketClock,
+    PositionView,
+)
 from connectors.broker.alpaca_checks import AccountReads, OrderChecks, PriceOf
 from connectors.broker.alpaca_replace import ReplacingOrders
 from connectors.broker.alpaca_rest import (
@@ -241,6 +247,11 @@ class AlpacaBroker(ReplacingOrders):
     async def clock(self) -> MarketClock:
         """``GET /v2/clock``: whether the regular session is open, the next open and close."""
         return await self._reads.clock()
+
+    async def fees(self, after: datetime | None = None) -> list[BrokerFee]:
+        """``GET /v2/account/activities/FEE``: the SEC and TAF fees Alpaca charged (they are
+        not on the fills: ``Fill.fee_usd`` is 0 here), oldest first."""
+        return await self._reads.fees(after)
 
     async def calendar(self, start: date, end: date) -> list[CalendarDay]:
         """``GET /v2/calendar``: the trading days from ``start`` to ``end``."""

@@ -31,6 +31,7 @@ from bot.model import Order, Side
 from bot.money import ZERO
 from connectors.broker.alpaca_account import (
     AccountView,
+    BrokerFee,
     CalendarDay,
     MarketClock,
     PositionView,
@@ -46,6 +47,7 @@ from connectors.broker.alpaca_rest import AlpacaRest, OutcomeUnknown, Refused, a
 
 log = structlog.get_logger("pegbot.alpaca")
 
+_PAGE = 100  # activities a page
 PriceOf = Callable[[str], Decimal | None]
 """The price a market order is checked at (the ask for a buy, the bid for a sell; None: not
 known): the wiring passes the engine's latest quote."""
@@ -92,6 +94,25 @@ class AccountReads:
         request = GetCalendarRequest(start=start, end=end)
         rows = as_rows(await self._rest.call("calendar", lambda c: c.get_calendar(request)))
         return [CalendarDay.from_json(row) for row in rows]
+
+    async def fees(self, after: datetime | None = None) -> list[BrokerFee]:
+        """Every ``FEE`` account activity after ``after`` (all: None), oldest first, page by
+        page (alpaca-py 0.44's trading client has no call for it: its generic ``get``)."""
+        out: list[BrokerFee] = []
+        params: dict[str, str] = {"direction": "asc", "page_size": str(_PAGE)}
+        if after is not None:
+            params["after"] = after.isoformat()
+        while True:
+            rows = await self._fee_page(dict(params))
+            out += [BrokerFee.from_json(row) for row in rows]
+            if len(rows) < _PAGE:
+                return out
+            params["page_token"] = str(rows[-1]["id"])
+
+    async def _fee_page(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        return as_rows(
+            await self._rest.call("fees", lambda c: c.get("/account/activities/FEE", query))
+        )
 
     async def orders_since(self, since_ns: int) -> list[dict[str, Any]]:
         """Every order submitted after ``since_ns`` (open and closed, oldest first, up to 500)."""

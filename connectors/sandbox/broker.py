@@ -37,6 +37,7 @@ from bot.clock import Clock, SimClock, Stopwatch
 from bot.sessions import EASTERN, SessionCalendar
 from connectors.sandbox.broker_account import Account
 from connectors.sandbox.broker_desk import OrderDesk
+from connectors.sandbox.broker_fees import FeeRates, RegulatoryFees
 from connectors.sandbox.broker_rest import BrokerRest, RateWindow
 from connectors.sandbox.broker_stream import FEEDS, StreamHub
 from connectors.sandbox.quotes import QuoteBoard, RandomWalk, StockQuote
@@ -63,6 +64,8 @@ class BrokerSandboxConfig:
     """``buying_power`` includes sale proceeds not settled yet (T+1), as Alpaca's does (DOMAIN.md):
     orders may spend them. False: only settled cash counts."""
     overnight_enabled: bool = False
+    regulatory_fees: FeeRates | None = None
+    """Rates of the SEC and TAF fees sales pay (as FEE account activities); None: no fees."""
     data_feeds: frozenset[str] = frozenset({"iex"})
     """Feeds the keys are entitled to (iex, sip, overnight); others answer 403 / error 409."""
     rate_limit_per_min: int = 200
@@ -116,6 +119,7 @@ class BrokerSandbox:
             self.account,
             overnight_enabled=config.overnight_enabled,
             seed=config.seed,
+            fees=None if config.regulatory_fees is None else RegulatoryFees(config.regulatory_fees),
         )
         self.desk.on_update.append(self.streams.on_trade_update)
         self.walk = (

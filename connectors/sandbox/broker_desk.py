@@ -14,6 +14,8 @@ backtest and on the sandbox; refusals answer as Alpaca does, HTTP 4xx with ``cod
   session is closed are queued (status ``accepted``) and become ``new`` when it opens.
 * replace (PATCH) of an open order: a new order with the new terms, checked like a new one,
   takes its place; the old one ends ``replaced``.
+* sales pay SEC and TAF fees in cash, kept as ``FEE`` activities (broker_fees.py), when the
+  sandbox is configured with fee rates.
 * client_order_id unique per account (422), buying power and shares available checked and held
   (403), pattern-day-trader protection (403), sub-penny limits refused (422).
 
@@ -43,6 +45,7 @@ from typing import Any
 from bot.clock import Clock, TimerHandle
 from bot.sessions import EXTENDED_SESSIONS, MarketSession, SessionCalendar
 from connectors.sandbox.broker_account import ZERO, Account
+from connectors.sandbox.broker_fees import RegulatoryFees
 from connectors.sandbox.broker_rules import BrokerError, OrderTicket, invalid, read_ticket, refused
 from connectors.sandbox.quotes import CENT, QuoteBoard, decimal_text
 
@@ -123,8 +126,10 @@ class OrderDesk:
         *,
         overnight_enabled: bool,
         seed: int,
+        fees: RegulatoryFees | None = None,
     ) -> None:
         self._clock = clock
+        self.fees = fees
         self._calendar = calendar
         self._board = board
         self._account = account
@@ -375,6 +380,8 @@ class OrderDesk:
         if closed_same_day and not order.day_trade:  # one day trade per order, however filled
             order.day_trade = True
             account.record_day_trade(now)
+        if self.fees is not None and not order.buy:
+            account.cash -= self.fees.on_sale(order.symbol, qty, price, order.id, now)
         release = min(order.reserved, (order.reserve_per_share * qty).quantize(CENT))
         order.reserved -= release
         account.reserved -= release

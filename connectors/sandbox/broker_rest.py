@@ -130,6 +130,8 @@ class BrokerRest:
                 delete("/v2/orders/{order_id}", self._cancel),
                 web.patch("/v2/orders/{order_id}", self._replace),
                 get("/v2/assets/{symbol}", self._asset),
+                get("/v2/account/activities", self._activities),
+                get("/v2/account/activities/{activity_type}", self._activities),
                 get("/v2/clock", self._clock_view),
                 get("/v2/calendar", self._calendar_view),
                 get("/v2/stocks/quotes/latest", self._latest_quotes),
@@ -195,6 +197,35 @@ class BrokerRest:
         if not self._board.listed(symbol):
             raise BrokerError(404, 40410000, "asset not found")
         return web.json_response(wire.asset_json(symbol, self._account.shorting_enabled))
+
+    async def _activities(self, request: web.Request) -> web.Response:
+        """Account activities: the FEE ones (regulatory fees on sales) are the only kind the
+        sandbox keeps; filtered by type, date, after, until; ``direction``, ``page_size``."""
+        query = request.query
+        types = request.match_info.get("activity_type") or query.get("activity_types", "")
+        wanted = {t for t in types.split(",") if t}
+        after, until = _instant(query.get("after")), _instant(query.get("until"))
+        on_day = _day(query.get("date"), "date")
+        fees = self._desk.fees.activities if self._desk.fees is not None else []
+        rows = [
+            a
+            for a in fees
+            if (not wanted or "FEE" in wanted)
+            and (after is None or a.ts_ns > after)
+            and (until is None or a.ts_ns <= until)
+            and (on_day is None or wire.eastern_date(a.ts_ns) == on_day)
+        ]
+        if query.get("direction", "desc") == "desc":
+            rows.reverse()
+        token = query.get("page_token")
+        if token:
+            ids = [a.id for a in rows]
+            rows = rows[ids.index(token) + 1 :] if token in ids else []
+        try:
+            size = min(int(query.get("page_size", "100")), 100)
+        except ValueError:
+            raise BrokerError(422, 40010001, "page_size must be an integer") from None
+        return web.json_response([wire.fee_activity_json(a) for a in rows[:size]])
 
     # ---- orders ------------------------------------------------------------------------------
 

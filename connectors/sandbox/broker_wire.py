@@ -20,6 +20,7 @@ import msgpack
 from bot.sessions import EASTERN
 from connectors.sandbox.broker_account import ZERO, Account, Holding
 from connectors.sandbox.broker_desk import Execution, SandboxOrder
+from connectors.sandbox.broker_fees import FeeActivity
 from connectors.sandbox.quotes import StockQuote, StockTrade, decimal_text
 
 EXCHANGE = "NASDAQ"  # every sandbox listing; alpaca-py checks it against AssetExchange
@@ -55,6 +56,30 @@ def iso_eastern(ts_ns: int) -> str:
     offset = local.strftime("%z")
     stamp = local.strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{ts_ns % _NS:09d}{offset[:3]}:{offset[3:]}"
+
+
+def eastern_date(ts_ns: int) -> date:
+    return datetime.fromtimestamp(ts_ns // _NS, EASTERN).date()
+
+
+_FEE_NAMES = {"REG": "SEC fee", "TAF": "FINRA trading activity fee"}
+
+
+def fee_activity_json(fee: FeeActivity) -> dict[str, Any]:
+    """A FEE non-trade activity as ``GET /v2/account/activities`` lists it."""
+    return {
+        "id": fee.id,
+        "activity_type": "FEE",
+        "activity_sub_type": fee.sub_type,
+        "date": eastern_date(fee.ts_ns).isoformat(),
+        "created_at": iso_us(fee.ts_ns),
+        "net_amount": number(-fee.amount),
+        "description": f"{_FEE_NAMES[fee.sub_type]} on the sale of {number(fee.qty)} {fee.symbol}",
+        "symbol": fee.symbol,
+        "qty": number(fee.qty),
+        "per_share_amount": None,
+        "status": "executed",
+    }
 
 
 def _optional_iso(ts_ns: int | None) -> str | None:
