@@ -30,7 +30,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 setup: $(VENV)/.synced node_modules/.package-lock.json
 
 run: setup
-	$(VENV)/bin/pegbot run --config config/default.toml
+	$(VENV)/bin/pegbot run --config config/sandbox.toml
 
 test: setup
 	$(VENV)/bin/pytest

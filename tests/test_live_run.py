@@ -1,0 +1,189 @@
+"""`pegbot run` in the live environments, as a user runs it (the console script in its own
+process): on the sandbox it connects the real alpaca-py and ccxt clients, opens the ledger with
+what the sandbox's accounts hold, trades until told to stop and prints its summary; a sandbox it
+found running is left running, one it started is stopped; a paper config reaches its venues
+through the URLs and keys it names; what a config lacks is one line and exit 2, nothing traded.
+
+One sandbox (`pegbot sandbox up` in a temporary state folder) is shared by the module."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import pytest
+
+from tests.conftest import REPO
+
+PEGBOT = Path(sys.executable).parent / "pegbot"
+SANDBOX_CONFIG = REPO / "config" / "sandbox.toml"
+
+
+class Outcome(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        out = []
+        for line in self.stderr.splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                if record.get("event") == name:
+                    out.append(record)
+        return out
+
+
+def pegbot(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> Outcome:
+    done = subprocess.run(
+        [str(PEGBOT), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+    )
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    state = tmp_path_factory.mktemp("sandbox") / "state"
+    up = pegbot("sandbox", "up", "--state", str(state))
+    assert up.returncode == 0, up.stderr
+    try:
+        yield state
+    finally:
+        pegbot("sandbox", "down", "--state", str(state))
+
+
+def sandbox_json(state: Path) -> dict[str, Any]:
+    return dict(json.loads((state / "sandbox.json").read_text()))
+
+
+def test_a_sandbox_run_connects_opens_the_ledger_from_the_accounts_and_leaves_a_running_sandbox(
+    sandbox: Path,
+) -> None:
+    before = sandbox_json(sandbox)
+    run = pegbot(
+        "run", "--config", str(SANDBOX_CONFIG), "--seconds", "6", "--port", "0",
+        env={"PEGBOT_SANDBOX__STATE": str(sandbox)},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    (started,) = run.events("daemon_started")
+    assert started["environment"] == "sandbox"
+    assert started["venues"] == ["alpaca", "kraken"]
+    states = {(e["source"], e["state"]) for e in run.events("connection")}
+    assert {("alpaca", "connected"), ("kraken", "connected")} <= states
+    (opened,) = run.events("ledger_opened")
+    # the broker sandbox's account and the exchange sandbox's balances, as they state them
+    assert opened["cash"]["alpaca"] == "100000"
+    assert opened["positions"]["kraken"] == {"AAPLx": "100.00000000"}
+    (trading,) = run.events("trading")
+    assert trading["strategy"] == "MintRedeemStrategy"
+    assert "sandbox run of" in run.stdout and "decisions" in run.stdout
+    assert not run.events("sandbox")  # it found the sandbox running: it started none
+    after = sandbox_json(sandbox)
+    assert after["started_at"] == before["started_at"]  # still the same sandbox, still running
+    assert pegbot("sandbox", "status", "--state", str(sandbox)).returncode == 0
+
+
+def test_a_sandbox_run_without_a_sandbox_and_not_managing_one_says_so_in_one_line(
+    tmp_path: Path,
+) -> None:
+    run = pegbot(
+        "run", "--config", str(SANDBOX_CONFIG), "--seconds", "1", "--port", "0",
+        env={"PEGBOT_SANDBOX__STATE": str(tmp_path / "none"), "PEGBOT_SANDBOX__MANAGE": "false"},
+    )  # fmt: skip
+    assert run.returncode == 2
+    lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert lines == [
+        f"error: no sandbox runs in {tmp_path / 'none'}: start one with `pegbot sandbox up` "
+        "or set sandbox.manage = true"
+    ]
+
+
+def test_replay_options_are_refused_for_a_live_environment(sandbox: Path) -> None:
+    run = pegbot(
+        "run", "--config", str(SANDBOX_CONFIG), "--speed", "10",
+        env={"PEGBOT_SANDBOX__STATE": str(sandbox)},
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines()[-1] == (
+        f"error: --speed: only for a replay (run.environment = 'backtest'); "
+        f"{SANDBOX_CONFIG} trades the sandbox environment"
+    )
+
+
+def paper_config(tmp_path: Path, state: Path) -> Path:
+    """config/paper-alpaca.example.toml's broker and exchange, pointed at the sandbox's servers
+    (a paper run reaches whatever URLs its config names), keys from the environment."""
+    ends = sandbox_json(state)["endpoints"]
+    text = f"""
+[run]
+environment = "paper"
+heartbeat_s = 10
+
+[stocks.AAPL]
+broker = "alpaca"
+
+[tokens.AAPLx]
+underlying = "AAPL"
+issuer = "xstocks"
+venues = ["kraken"]
+
+[venues.alpaca]
+kind = "broker"
+paper = true
+url = "{ends["broker"]["url"]}"
+stream_url = "{ends["broker"]["trading_stream_url"]}"
+data_stream_urls = {{ iex = "{ends["broker"]["data_stream_urls"]["iex"]}" }}
+api_key = {{ env = "TEST_APCA_KEY" }}
+api_secret = {{ env = "TEST_APCA_SECRET" }}
+
+[venues.kraken]
+kind = "exchange"
+ccxt_id = "kraken"
+url = "{ends["exchange"]["url"]}"
+api_key = {{ env = "TEST_KRAKEN_KEY" }}
+api_secret = {{ env = "TEST_KRAKEN_SECRET" }}
+
+[issuers.xstocks]
+model = "delayed_request"
+deliver_to = "kraken"
+"""
+    path = tmp_path / "paper.toml"
+    path.write_text(text)
+    return path
+
+
+def test_a_paper_run_reaches_the_venues_its_config_names_with_keys_from_the_environment(
+    sandbox: Path, tmp_path: Path
+) -> None:
+    config = paper_config(tmp_path, sandbox)
+    keys = sandbox_json(sandbox)["credentials"]
+    missing = pegbot("config", "check", str(config))
+    assert missing.returncode == 2
+    assert missing.stderr.splitlines()[0] == (
+        f"{config}: venues.alpaca.api_key: secret environment variable TEST_APCA_KEY is not set"
+    )
+    env = {
+        "TEST_APCA_KEY": keys["broker"]["api_key"],
+        "TEST_APCA_SECRET": keys["broker"]["secret_key"],
+        "TEST_KRAKEN_KEY": keys["exchange"]["api_key"],
+        "TEST_KRAKEN_SECRET": keys["exchange"]["secret"],
+    }
+    run = pegbot("run", "--config", str(config), "--seconds", "3", "--port", "0", env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    (opened,) = run.events("ledger_opened")
+    assert opened["cash"]["alpaca"] == "100000"
+    (trading,) = run.events("trading")
+    assert trading["strategy"] == "MintRedeemStrategy"
+    for secret in env.values():  # keys never reach the logs or the summary
+        assert secret not in run.stderr and secret not in run.stdout
