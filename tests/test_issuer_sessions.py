@@ -17,6 +17,7 @@ from bot.sessions import eastern_ns
 from connectors.issuers.delayed_request import DelayedRequestIssuer
 from connectors.issuers.firm_quote import FirmQuoteIssuer
 from connectors.issuers.order_processor import OrderProcessorIssuer
+from connectors.issuers.wallet import ChainWallet
 from tests.issuer_world import Answers, Deployed, deploy, request, running, until
 
 if TYPE_CHECKING:
@@ -38,12 +39,9 @@ def test_requests_made_on_a_saturday_are_filled_at_mondays_open(deployed: Deploy
         clock = SimClock(SATURDAY_NOON)
         async with running(deployed, clock, execute_sessions="regular") as world:
             answers = Answers()
-            common = {
-                "clock": clock,
-                "rpc_url": deployed.chain.anvil.url,
-                "private_key": deployed.wallet_key,
-                "poll_s": 0.05,
-            }
+            wallet = ChainWallet(deployed.chain.anvil.url, deployed.wallet_key)
+            await wallet.connect()  # one key, one sender, shared by the three adapters
+            common = {"clock": clock, "wallet": wallet, "poll_s": 0.05}
             orders = OrderProcessorIssuer(
                 "dinari",
                 processor=deployed.processor.address,
@@ -97,6 +95,7 @@ def test_requests_made_on_a_saturday_are_filled_at_mondays_open(deployed: Deploy
             finally:
                 for venue in venues:
                     await venue.close()
+                await wallet.close()
 
     asyncio.run(run())
 

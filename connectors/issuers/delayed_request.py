@@ -48,19 +48,22 @@ class DelayedRequestIssuer(LiveIssuer):
         clock: Clock,
         url: str,
         api_key: SecretStr | str,
-        rpc_url: str,
-        private_key: SecretStr | str,
+        rpc_url: str = "",
+        private_key: SecretStr | str = "",
         limit_price: LimitPrice,
         token: str = "AAPLx",
+        wallet: ChainWallet | None = None,
         poll_s: float = 0.5,
         submit_timeout_s: float = 30.0,
     ) -> None:
         """``url`` is the issuer's API (``api_key`` its key; the deposit address, token and USDC
-        come from its ``/v1/info``), ``private_key`` our wallet's, ``limit_price`` the max USD per
-        token for a mint (a redeem has none)."""
+        come from its ``/v1/info``), ``private_key`` our wallet's (or ``wallet``, a connected
+        ``ChainWallet`` shared by the adapters that send from one key), ``limit_price`` the max
+        USD per token for a mint (a redeem has none)."""
         super().__init__(name, clock, (token,))
         self.api = IssuerApi(url, api_key)
-        self.wallet = ChainWallet(rpc_url, private_key)
+        self.wallet = wallet or ChainWallet(rpc_url, private_key)
+        self._owns_wallet = wallet is None
         self._limit_price = limit_price
         self._poll_s = poll_s
         self._submit_timeout_s = submit_timeout_s
@@ -85,7 +88,8 @@ class DelayedRequestIssuer(LiveIssuer):
     async def close(self) -> None:
         await self.close_tasks()
         await self.api.close()
-        await self.wallet.close()
+        if self._owns_wallet:
+            await self.wallet.close()
 
     async def lookup(self, request_id: str) -> dict[str, Any] | None:
         """The issuer's record of our request (None: it has none)."""

@@ -46,19 +46,23 @@ class FirmQuoteIssuer(LiveIssuer):
         clock: Clock,
         url: str,
         api_key: SecretStr | str,
-        rpc_url: str,
+        rpc_url: str = "",
         processor: str,
-        private_key: SecretStr | str,
+        private_key: SecretStr | str = "",
         token: str = "AAPLx",
+        wallet: ChainWallet | None = None,
         quote_timeout_s: float = 10.0,
         poll_s: float = 0.25,
         unknown_grace_s: float = 30.0,
     ) -> None:
         """``url`` is the issuer's API (``api_key`` its key), ``processor`` the contract that
-        settles its quotes, ``private_key`` our wallet's."""
+        settles its quotes, ``private_key`` our wallet's (or
+        ``wallet``, a connected ``ChainWallet`` shared by the adapters that send from one key:
+        its nonces must have one writer)."""
         super().__init__(name, clock, (token,))
         self.api = IssuerApi(url, api_key)
-        self.wallet = ChainWallet(rpc_url, private_key)
+        self.wallet = wallet or ChainWallet(rpc_url, private_key)
+        self._owns_wallet = wallet is None
         self._processor_address = processor
         self._quote_timeout_s = quote_timeout_s
         self._poll_s = poll_s
@@ -81,7 +85,8 @@ class FirmQuoteIssuer(LiveIssuer):
     async def close(self) -> None:
         await self.close_tasks()
         await self.api.close()
-        await self.wallet.close()
+        if self._owns_wallet:
+            await self.wallet.close()
 
     @property
     def processor(self) -> AsyncContract:

@@ -52,19 +52,22 @@ class OrderProcessorIssuer(LiveIssuer):
         name: str,
         *,
         clock: Clock,
-        rpc_url: str,
+        rpc_url: str = "",
         processor: str,
-        private_key: SecretStr | str,
+        private_key: SecretStr | str = "",
         limit_price: LimitPrice,
         token: str = "AAPLx",
+        wallet: ChainWallet | None = None,
         poll_s: float = 0.25,
         unknown_grace_s: float = 30.0,
     ) -> None:
         """``processor`` is the OrderProcessor's address (the token and USDC are read from it);
-        ``private_key`` the wallet's; ``limit_price`` the max USD per token for a mint and the
-        min for a redeem (None: none)."""
+        ``private_key`` the wallet's (or ``wallet``, a connected ``ChainWallet`` shared by the
+        adapters that send from one key); ``limit_price`` the max USD per token for a mint and
+        the min for a redeem (None: none)."""
         super().__init__(name, clock, (token,))
-        self.wallet = ChainWallet(rpc_url, private_key)
+        self.wallet = wallet or ChainWallet(rpc_url, private_key)
+        self._owns_wallet = wallet is None
         self._processor_address = processor
         self._limit_price = limit_price
         self._poll_s = poll_s
@@ -86,7 +89,8 @@ class OrderProcessorIssuer(LiveIssuer):
 
     async def close(self) -> None:
         await self.close_tasks()
-        await self.wallet.close()
+        if self._owns_wallet:
+            await self.wallet.close()
 
     @property
     def processor(self) -> AsyncContract:

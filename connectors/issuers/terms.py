@@ -59,7 +59,13 @@ def price_units(price_usd: Decimal, *, round_up: bool) -> int:
 
 def usd(units: int) -> Decimal:
     """Cash units (or a price in cash units per token) as exact USD."""
-    return Decimal(units).scaleb(-6)
+    return tidy(Decimal(units).scaleb(-6))
+
+
+def tidy(value: Decimal) -> Decimal:
+    """``value`` without trailing zeros (190.100000 -> 190.1), never in exponent form."""
+    value = value.normalize()
+    return value.quantize(Decimal(1)) if value.as_tuple().exponent > 0 else value  # type: ignore[operator]
 
 
 def tokens(units: int) -> Decimal:
@@ -108,7 +114,7 @@ class Settlement:
         with money_context():
             gross = self.price_usd() * tokens(self.qty)
             moved = usd(self.cash)
-            return moved - gross if self.kind is RequestKind.MINT else gross - moved
+            return tidy(moved - gross if self.kind is RequestKind.MINT else gross - moved)
 
 
 def settlement(kind: RequestKind, qty: int, price: int, fee_flat: int, fee_bps: int) -> Settlement:

@@ -66,6 +66,8 @@ class ChainWallet:
         poll_s: float = 0.05,
     ) -> None:
         key = private_key.get_secret_value() if isinstance(private_key, SecretStr) else private_key
+        if not rpc_url or not key:
+            raise ValueError("a wallet needs the chain's rpc_url and its private key")
         register_secret(key)
         register_secret(key.removeprefix("0x"))
         self._account = Account.from_key(key)
@@ -80,7 +82,8 @@ class ChainWallet:
         return f"ChainWallet({self.address})"
 
     async def connect(self) -> None:
-        self.chain_id = await self.w3.eth.chain_id
+        if not self.chain_id:  # shared by several adapters: connected once
+            self.chain_id = await self.w3.eth.chain_id
 
     async def close(self) -> None:
         await self.w3.provider.disconnect()
