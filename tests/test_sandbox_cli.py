@@ -1,7 +1,7 @@
 """`pegbot sandbox up|down|status` as a user runs it (the real console script, in its own process):
-`up` leaves the broker, the exchange, the chain (and its anvil) and the flow generator running
-detached, and the real alpaca-py, ccxt and web3 clients reach them through the endpoints it
-recorded; a second `up` reports them; `down` stops exactly them; a stale state is reported and
+`up` leaves the broker, the exchange, the chain (and its anvil), the issuer and the flow generator
+running detached, and the real alpaca-py, ccxt and web3 clients reach them through the endpoints
+it recorded; a second `up` reports them; `down` stops exactly them; a stale state is reported and
 cleaned without touching a process that merely reuses a recorded pid; a piece that cannot start
 is named in one line and nothing is left running.
 
@@ -25,7 +25,7 @@ from connectors.sandbox.flow import PremiumWalk
 from connectors.sandbox.processes import start_time
 
 PEGBOT = Path(sys.executable).parent / "pegbot"
-PIECES = ["broker", "exchange", "chain", "anvil", "flow"]
+PIECES = ["broker", "exchange", "chain", "anvil", "issuer", "flow"]
 
 
 class Outcome(NamedTuple):
@@ -94,6 +94,7 @@ def test_up_leaves_every_piece_running_and_prints_the_endpoints(
         ["broker", endpoints["broker"]["url"]],
         ["exchange", endpoints["exchange"]["url"]],
         ["chain", endpoints["chain"]["url"]],
+        ["issuer", endpoints["issuer"]["url"]],
         ["flow", "pool"],
     ]
     keys = record["credentials"]
@@ -192,6 +193,30 @@ def test_web3_reads_the_pool_the_flow_has_traded(sandbox: tuple[Path, Outcome]) 
     assert "pool" in [line.split()[1] for line in flow_log]
 
 
+def test_the_issuer_is_aapl_xs_issuer_and_answers_with_its_key(
+    sandbox: tuple[Path, Outcome],
+) -> None:
+    import requests
+
+    from connectors.evm.deploy import local_web3
+    from connectors.evm.solidity import compile_contracts
+
+    record = recorded(sandbox[0])
+    chain, issuer = record["endpoints"]["chain"], record["endpoints"]["issuer"]
+    w3 = local_web3(chain["url"])
+    stock = w3.eth.contract(
+        address=chain["tokens"]["AAPLx"]["address"], abi=compile_contracts()["StockToken"].abi
+    )
+    assert stock.functions.issuer().call() == issuer["processor"]
+    session = requests.Session()
+    session.trust_env = False
+    key = record["credentials"]["issuer"]["api_key"]
+    info = session.get(f"{issuer['url']}/v1/info", headers={"X-Api-Key": key}, timeout=10)
+    assert info.status_code == 200
+    assert info.json()["deposit_address"] == chain["accounts"]["issuer"]
+    assert session.get(f"{issuer['url']}/v1/info", timeout=10).status_code == 401
+
+
 def test_status_lists_every_process_and_a_second_up_reports_them(
     sandbox: tuple[Path, Outcome],
 ) -> None:
@@ -219,11 +244,11 @@ def test_down_stops_exactly_the_recorded_processes(sandbox: tuple[Path, Outcome]
     processes = recorded(state)["processes"]
     down = pegbot("sandbox", "down", "--state", str(state))
     assert down.returncode == 0, down.stderr
-    in_stop_order = ["flow", "broker", "exchange", "chain", "anvil"]
+    in_stop_order = ["flow", "issuer", "broker", "exchange", "chain", "anvil"]
     by_name = {p["name"]: p["pid"] for p in processes}
     stopped = ", ".join(f"{name} (pid {by_name[name]})" for name in in_stop_order)
     assert down.stdout == f"stopped {stopped}; removed {state}/sandbox.json\n"
-    assert [start_time(p["pid"]) for p in processes] == [None] * 5
+    assert [start_time(p["pid"]) for p in processes] == [None] * len(PIECES)
     assert processes_using(state) == []
     assert sorted(p.name for p in state.iterdir()) == [
         ".lock",
@@ -232,6 +257,7 @@ def test_down_stops_exactly_the_recorded_processes(sandbox: tuple[Path, Outcome]
         "chain.log",
         "exchange.log",
         "flow.log",
+        "issuer.log",
     ]
     assert (state / "chain.log").read_text().splitlines()[-1] == "chain stopped"
     status = pegbot("sandbox", "status", "--state", str(state))

@@ -3,9 +3,10 @@ state folder (``.sandbox/`` by default).
 
 ``up`` starts the broker, the exchange and the chain (``python -m connectors.sandbox.serve``) side
 by side, each in its own session with its output in ``<piece>.log``, waits (at most
-``READY_TIMEOUT_S``) for each one's ready file, then starts the flow generator
-(``python -m connectors.sandbox.flow``) and waits for it. It records every process (anvil too,
-which the chain piece starts) with its pid and start time, the endpoints and the keys in
+``READY_TIMEOUT_S``) for each one's ready file, then starts the issuer (which deploys its contract
+on the chain and prices at the broker) and then the flow generator
+(``python -m connectors.sandbox.flow``), each once the one before is ready. It records every
+process (anvil too, which the chain piece starts) with its pid and start time, the endpoints and the keys in
 ``sandbox.json`` (0600), and returns with them running. A piece that exits or does not get
 ready stops everything started so far; the error names it and quotes its log's last line.
 
@@ -130,6 +131,8 @@ def _start_all(state: Path, sandbox: SandboxState) -> None:
         raise InputError(f"sandbox chain: its anvil (pid {anvil_pid}) has gone")
     sandbox.processes.append(anvil)
     sandbox.save(state)
+    issuer = _spawn(state, sandbox, "issuer", [*serve, "issuer", "--state", str(state), *seed])
+    sandbox.keep_ready("issuer", _wait_ready(state, [issuer])["issuer"])
     flow = _spawn(
         state,
         sandbox,
@@ -271,7 +274,7 @@ def _locked(state: Path) -> Iterator[None]:
 
 def _remove_state(state: Path) -> None:
     (state / STATE_FILE).unlink(missing_ok=True)
-    for piece in (*SERVERS, "flow"):
+    for piece in (*SERVERS, "issuer", "flow"):
         ready_path(state, piece).unlink(missing_ok=True)
 
 

@@ -17,8 +17,9 @@ from bot.errors import InputError
 from connectors.sandbox.processes import RecordedProcess, stop
 
 STATE_FILE = "sandbox.json"
-#: Stop order: the flow first (it trades on the others), anvil last (the chain stops it).
-STOP_ORDER = ("flow", "broker", "exchange", "chain", "anvil")
+#: Stop order: the flow first (it trades on the others), then the issuer (it works on the chain
+#: and the broker), anvil last (the chain stops it).
+STOP_ORDER = ("flow", "issuer", "broker", "exchange", "chain", "anvil")
 #: Ready-file fields that are keys: kept under ``credentials``, never printed.
 CREDENTIALS = ("api_key", "secret_key", "secret")
 
@@ -136,8 +137,20 @@ def endpoint_lines(sandbox: SandboxState) -> list[str]:
         f"({exchange['symbol']}); control {exchange['control_url']}",
         f"  chain     {chain['url']}  anvil, chain id {chain['chain_id']}; AAPLx/USDC 0.3 % pool "
         f"{pool['address']}; AAPLx {tokens['AAPLx']['address']}; USDC {tokens['USDC']['address']}",
+        *_issuer_lines(e),
         f"  flow      pool every {rates['pool_interval_s']:g} s, exchange book every "
         f"{rates['exchange_interval_s']:g} s, broker every {rates['broker_interval_s']:g} s",
+    ]
+
+
+def _issuer_lines(endpoints: dict[str, dict[str, Any]]) -> list[str]:
+    issuer = endpoints.get("issuer")
+    if issuer is None:  # a state recorded before the issuer was a piece
+        return []
+    return [
+        f"  issuer    {issuer['url']}  order processor {issuer['processor']} (AAPLx's issuer); "
+        f"firm quotes POST /v1/quotes; delayed requests POST /v1/requests; "
+        f"executes in '{issuer['sessions']['execute']}'"
     ]
 
 

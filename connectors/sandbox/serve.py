@@ -3,17 +3,20 @@
     python -m connectors.sandbox.serve broker   --state DIR [--seed N] [--fair-value USD]
     python -m connectors.sandbox.serve exchange --state DIR [--seed N] [--fair-value USD]
     python -m connectors.sandbox.serve chain    --state DIR [--fair-value USD]
+    python -m connectors.sandbox.serve issuer   --state DIR [--execute-sessions RULE]
 
 Once a piece answers, it writes ``DIR/<piece>.ready.json`` (its endpoints, and the keys it
 accepts; created 0600, replaced atomically, so a reader never sees half a file) and prints one
-line ``<piece> ready: <url>``. SIGTERM or SIGINT stops it and it exits 0 (the chain stops the
-anvil it started). A problem it can name (the state folder, a port in use, anvil missing) is one
+line ``<piece> ready: <url>``. The issuer needs the broker's and the chain's ready files
+(serve_issuer.py). SIGTERM or SIGINT stops it and it exits 0 (the chain stops the anvil it
+started). A problem it can name (the state folder, a port in use, anvil missing) is one
 line ``error: ...`` on stderr and exit 2. ``pegbot sandbox up`` starts these detached
 (connectors/sandbox/launcher.py); the flow generator is ``connectors.sandbox.flow``.
 
-Keys: the broker's come from ``PEGBOT_SANDBOX_BROKER_KEY`` / ``PEGBOT_SANDBOX_BROKER_SECRET`` and
-the exchange's from ``PEGBOT_SANDBOX_EXCHANGE_KEY`` / ``PEGBOT_SANDBOX_EXCHANGE_SECRET`` when set,
-otherwise they are made up at start. They are written to the ready file only, never printed.
+Keys: the broker's come from ``PEGBOT_SANDBOX_BROKER_KEY`` / ``PEGBOT_SANDBOX_BROKER_SECRET``,
+the exchange's from ``PEGBOT_SANDBOX_EXCHANGE_KEY`` / ``PEGBOT_SANDBOX_EXCHANGE_SECRET`` and the
+issuer's from ``PEGBOT_SANDBOX_ISSUER_KEY`` when set, otherwise they are made up at start. They
+are written to the ready file only, never printed.
 
 What this module may not do: import a piece's heavy modules before SIGTERM is handled (a stop
 asked for while starting must still stop it), or listen beyond 127.0.0.1.
@@ -32,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-PIECES = ("broker", "exchange", "chain")
+PIECES = ("broker", "exchange", "chain", "issuer")
 #: AAPL's opening mid on the broker, the AAPLx/USD book's centre and the pool's starting price.
 DEFAULT_FAIR_VALUE = "190"
 DEFAULT_SEED = 7
@@ -92,7 +95,15 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
     parser.add_argument("--fair-value", default=DEFAULT_FAIR_VALUE, help="AAPL in USD")
     parser.add_argument(
-        "--port", type=int, default=0, help="broker/exchange port (0: a free one; not the chain)"
+        "--port",
+        type=int,
+        default=0,
+        help="broker/exchange/issuer port (0: a free one; not the chain)",
+    )
+    parser.add_argument(
+        "--execute-sessions",
+        default="24/5",
+        help="issuer: when requests are executed (an IssuerSessionRule name)",
     )
     return parser.parse_args(argv)
 
@@ -108,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
             from connectors.sandbox.serve_broker import run
         elif args.piece == "exchange":
             from connectors.sandbox.serve_exchange import run
+        elif args.piece == "issuer":
+            from connectors.sandbox.serve_issuer import run
         else:
             from connectors.sandbox.serve_chain import run
         code = run(args)
