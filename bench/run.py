@@ -6,6 +6,9 @@ strategy called on every market event), each in its own process so that its peak
 (ru_maxrss) is its own. Each prints its fills beside its speed: a workload that trades nothing
 exercises no risk, executor, venue or ledger path.
 
+Last, ``bench.tick_to_intent``: the live path's latency from one Alpaca quote frame's bytes to
+the intents handed to the executor (percentiles in microseconds, with the intents produced).
+
 Generated feeds are cached under ``.bench/`` (seeded, so a cached feed is identical to a fresh
 one) and written again when bench/workloads.py is newer than the cache.
 """
@@ -135,11 +138,16 @@ def _child(*args: str) -> None:
 
 
 def main() -> None:
-    """``python -m bench.run``: every workload both ways; ``python -m bench.run generate``;
-    ``python -m bench.run WORKLOAD [on|off]``: one run in this process."""
+    """``python -m bench.run``: every workload both ways, then the tick-to-intent latency;
+    ``python -m bench.run generate``; ``python -m bench.run WORKLOAD [on|off]``: one run in this
+    process; ``python -m bench.run tick_to_intent [FRAMES]``: the latency alone."""
     args = sys.argv[1:]
     if args == ["generate"]:
         generate()
+    elif args[:1] == ["tick_to_intent"]:
+        from bench.tick_to_intent import main as tick_to_intent
+
+        raise SystemExit(tick_to_intent(args[1:]))
     elif args:
         if len(args) > 2 or args[1:] not in ([], ["on"], ["off"]):
             raise SystemExit("usage: python -m bench.run [generate | WORKLOAD [on|off]]")
@@ -149,6 +157,7 @@ def main() -> None:
         for workload in WORKLOADS:
             for promises in ("on", "off"):
                 _child(workload, promises)
+        _child("tick_to_intent")
 
 
 if __name__ == "__main__":
