@@ -130,6 +130,9 @@ class IssuerConfig(Strict):
     )
     settle_s: float = Field(600.0, ge=0, description="time from priced to tokens/cash delivered")
     deliver_to: str = Field("", description="venue whose inventory minted tokens land in")
+    cash_account: str = Field(
+        "", description="account that pays mints and is paid for redeems ('' = the issuer's own)"
+    )
     quote_valid_s: float = Field(30.0, gt=0, description="firm_quote: quote lifetime")
     quote_submit_s: float = Field(
         12.0, ge=0, description="firm_quote: from the quote to the request landing on chain"
@@ -402,6 +405,8 @@ def _cross_check(s: Settings) -> list[str]:
     for name, iss in s.issuers.items():
         if iss.deliver_to and iss.deliver_to not in s.venues:
             problems.append(f"issuers.{name}.deliver_to: unknown venue '{iss.deliver_to}'")
+        if iss.cash_account and iss.cash_account not in s.venues:
+            problems.append(f"issuers.{name}.cash_account: unknown venue '{iss.cash_account}'")
     for key in s.strategy.inventory:
         if key not in s.venues:
             problems.append(f"strategy.inventory.{key}: unknown venue '{key}'")

@@ -502,7 +502,9 @@ class Engine:
                 if req.state is RequestState.REJECTED:
                     self._tell_strategy(self.strategy.on_request, req)
                     continue
-                self._ledger.track_request(req, self._request_venue(req))
+                self._ledger.track_request(
+                    req, self._request_venue(req), self.request_cash_account(req.issuer)
+                )
                 self.counters["mints" if req.kind is RequestKind.MINT else "redeems"] += 1
             elif isinstance(intent, RequestTransfer):
                 transfer = self.executor.transfer(intent, now)
@@ -603,7 +605,9 @@ class Engine:
             return
         previous = req.state
         self.executor.apply_request_update(update)
-        self._ledger.apply_request_update(req, update, self._request_venue(req))
+        self._ledger.apply_request_update(
+            req, update, self._request_venue(req), self.request_cash_account(req.issuer)
+        )
         self.request_log.append((req, update))
         log.info(
             "request_update",
@@ -653,6 +657,11 @@ class Engine:
         """Ask the rebalancer for transfers (at once empty while the book is unchanged)."""
         if self._rebalancer is not None:
             self._act(self._rebalancer.plan(self._ledger, self._now()))
+
+    def request_cash_account(self, issuer: str) -> str:
+        """The account that pays for ``issuer``'s mints and is paid for its redeems."""
+        cfg = self.settings.issuers.get(issuer)
+        return cfg.cash_account if cfg is not None and cfg.cash_account else issuer
 
     def _request_venue(self, req: MintRedeemRequest) -> str:
         """Where minted tokens land / redeemed tokens come from: the request's venue, else the

@@ -440,7 +440,9 @@ def _venue_accounts(
         inventory_floor=float(band.target - band.band) if band is not None else 0.0,
         broker_cash=float(ledger.cash(st.broker)),
         has_issuer=ic is not None,
-        issuer_cash=float(ledger.cash(st.issuer)) - float(ic.fee_flat_usd) if ic else 0.0,
+        issuer_cash=float(ledger.cash(ic.cash_account or st.issuer)) - float(ic.fee_flat_usd)
+        if ic
+        else 0.0,
         issuer_fee_factor=1.0 + issuer_fee_bps(ic) * 1e-4,
         venue_cash=float(ledger.cash(v.name)),
         order_cap=float(settings.risk.max_order_notional_usd),

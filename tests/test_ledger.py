@@ -237,6 +237,26 @@ def test_mint_priced_debits_issuer_and_settled_credits_the_delivery_venue(ledger
     assert pnl.total == D(5)
 
 
+def test_a_named_cash_account_pays_the_mint_and_is_paid_for_the_redeem(ledger: Ledger) -> None:
+    """A live issuer paid from the wallet: the pool venue's cash moves, the issuer's does not."""
+    ledger.deposit_cash("wallet", D(10_000))
+    mint = request("m1", RequestKind.MINT, "10")
+    priced = update(mint, RequestState.PRICED, 1, price="200", fee="5")
+    assert ledger.apply_request_update(mint, priced, "wallet", "wallet")
+    assert ledger.cash("wallet") == D(10_000) - D(2005)
+    assert ledger.cash("backed") == D(50_000)
+    assert ledger.apply_request_update(mint, update(mint, RequestState.SETTLED, 2), "wallet")
+    assert ledger.position("wallet", TOKEN) == D(10)
+    redeem = request("r1", RequestKind.REDEEM, "4")
+    assert ledger.apply_request_update(
+        redeem, update(redeem, RequestState.ACCEPTED, 3), "wallet", "wallet"
+    )
+    done = update(redeem, RequestState.SETTLED, 4, price="210", fee="2")
+    assert ledger.apply_request_update(redeem, done, "wallet")  # the account seen first counts
+    assert ledger.cash("wallet") == D(10_000) - D(2005) + D(838)
+    assert ledger.cash("backed") == D(50_000)
+
+
 def test_mint_settled_without_priced_is_priced_first(ledger: Ledger) -> None:
     mint = request("m1", RequestKind.MINT, "2")
     settled = update(mint, RequestState.SETTLED, 7, price="100", fee="1")

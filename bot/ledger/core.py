@@ -188,9 +188,12 @@ class Ledger:
 
     # -- mint / redeem ----------------------------------------------------------------------
 
-    def track_request(self, request: MintRedeemRequest, venue: str) -> bool:
+    def track_request(
+        self, request: MintRedeemRequest, venue: str, cash_account: str | None = None
+    ) -> bool:
         """Start tracking a submitted request (no balance moves). ``venue``: where minted tokens
-        will land, or where redeemed tokens are taken from. False if already known."""
+        will land, or where redeemed tokens are taken from; ``cash_account``: the account that
+        pays for a mint or is paid for a redeem (default: the issuer's). False if already known."""
         rid = request.request_id
         if rid in self._requests or rid in self._finished:
             return False
@@ -198,11 +201,15 @@ class Ledger:
             request, state=RequestState.PENDING_SUBMIT, price=ZERO, fee_usd=ZERO, reason=""
         )
         self._version += 1
-        self._requests[rid] = TrackedRequest(copy, venue)
+        self._requests[rid] = TrackedRequest(copy, venue, cash_account or request.issuer)
         return True
 
     def apply_request_update(
-        self, request: MintRedeemRequest, update: RequestUpdate, venue: str
+        self,
+        request: MintRedeemRequest,
+        update: RequestUpdate,
+        venue: str,
+        cash_account: str | None = None,
     ) -> bool:
         """Apply an issuer update; False (and no change) if it is stale or a duplicate.
 
@@ -212,8 +219,8 @@ class Ledger:
         the issuer account. Skipped states are applied in order (a SETTLED mint that was never
         seen PRICED is priced first). REJECTED/CANCELED returns whatever is in flight, refunds
         issuer fees and undoes a priced redeem's PnL. Price and fee come from the update when
-        it carries a price, else from ``request``. ``venue`` is recorded on first sight and
-        ignored afterwards. UNKNOWN and PENDING_SUBMIT only start tracking.
+        it carries a price, else from ``request``. ``venue`` and ``cash_account`` (default: the
+        issuer's account) are recorded on first sight and ignored afterwards. UNKNOWN and PENDING_SUBMIT only start tracking.
         """
         rid = request.request_id
         if update.request_id != rid:
@@ -221,8 +228,8 @@ class Ledger:
         if rid in self._finished:
             return False
         if STAGE[update.state] == 0:
-            return self.track_request(request, venue)
-        self.track_request(request, venue)
+            return self.track_request(request, venue, cash_account)
+        self.track_request(request, venue, cash_account)
         tracked = self._requests[rid]
         if STAGE[update.state] <= tracked.stage:
             return False
@@ -261,7 +268,7 @@ class Ledger:
             if t.is_mint:
                 t.tokens, t.basis = req.qty, price * req.qty
                 t.cash = t.basis + fee
-                self._cash[req.issuer] = self.cash(req.issuer) - t.cash
+                self._cash[t.cash_account] = self.cash(t.cash_account) - t.cash
             else:
                 self._realized_trading += price * req.qty - t.basis
                 t.cash = price * req.qty - fee
@@ -271,7 +278,7 @@ class Ledger:
             if t.is_mint:
                 self._realized_trading += self._positions.receive(key, t.tokens, t.basis)
             else:
-                self._cash[req.issuer] = self.cash(req.issuer) + t.cash
+                self._cash[t.cash_account] = self.cash(t.cash_account) + t.cash
             self._lock(t, None, ts_ns)
         req.state = step
 
@@ -281,7 +288,7 @@ class Ledger:
         if priced:
             self._issuer_fees -= req.fee_usd
         if t.is_mint and priced:
-            self._cash[req.issuer] = self.cash(req.issuer) + t.cash
+            self._cash[t.cash_account] = self.cash(t.cash_account) + t.cash
         elif not t.is_mint and t.stage >= STAGE[RequestState.ACCEPTED]:
             if priced:
                 self._realized_trading -= req.price * req.qty - t.basis
@@ -297,7 +304,7 @@ class Ledger:
             t.lock.end_ns = ts_ns
             t.lock = None
         if notional is not None and notional > 0:
-            t.lock = FundingLock(t.request.issuer, notional, ts_ns)
+            t.lock = FundingLock(t.cash_account, notional, ts_ns)
             self._locks.append(t.lock)
 
     # -- transfers --------------------------------------------------------------------------

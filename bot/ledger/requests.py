@@ -51,10 +51,13 @@ class TrackedRequest:
     a redeem accepted; kept afterwards so a cancel can return them).
     ``cash``: cash paid for a priced mint (price x qty + fee) or receivable for a priced redeem
     (price x qty - fee).
+    ``cash_account``: the account that pays for a mint and is paid for a redeem (the issuer's
+    own account unless the config names another: a wallet that pays on chain).
     """
 
     request: MintRedeemRequest
     venue: str
+    cash_account: str
     tokens: Decimal = ZERO
     basis: Decimal = ZERO
     cash: Decimal = ZERO

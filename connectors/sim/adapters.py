@@ -34,7 +34,8 @@ def sim_adapters(parts: NodeParts, *, seed: int) -> Adapters:
             parts.calendar,
             random.Random(f"{seed}:{name}"),
             parts.tokens,
-            cash=partial(parts.ledger.cash, name),  # refuses mints the account cannot pay
+            # refuses mints the paying account cannot pay
+            cash=partial(parts.ledger.cash, i.cash_account or name),
         )
         for name, i in s.issuers.items()
     }
