@@ -88,10 +88,10 @@ async def block_number(rpc: JsonRpc) -> int:
     return int(await rpc.call("eth_blockNumber"), 16)
 
 
-async def check_pool(rpc: JsonRpc, address: str, block: int) -> PoolFacts:
+async def check_pool(rpc: JsonRpc, address: str, block: int | str) -> PoolFacts:
     """The pool's tokens, or ``PoolCheckError`` when ``address`` is no Uniswap v3 pool."""
     not_a_pool = f"{address} is not a Uniswap v3 pool"
-    code = await rpc.call("eth_getCode", [address, hex(block)])
+    code = await rpc.call("eth_getCode", [address, hex(block) if isinstance(block, int) else block])
     if not code or code == "0x":
         raise PoolCheckError(f"{not_a_pool} (no contract code at block {block})")
     try:
