@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from bot.errors import ConfigError, PegbotError
+from bot.record.cli_record import add_parser as add_record_command
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -305,6 +306,9 @@ def sandbox_status(state: Path) -> None:
     for line in lines:
         click.echo(line)
     sys.exit(code)
+
+
+add_record_command(cli)  # pegbot record (bot/record/cli_record.py)
 
 
 def _load(path: Path) -> Settings:
