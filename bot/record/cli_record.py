@@ -78,12 +78,7 @@ def run(args: RecordArgs) -> int:
 
     configure_logging(args.log_level)
     settings = load_config(args.config)
-    try:
-        from bot.live import build_sources  # type: ignore[import-not-found,unused-ignore]
-    except ImportError as exc:
-        raise PegbotError(
-            f"pegbot record needs the live assembly (bot.live.build_sources): {exc}"
-        ) from None
+    from bot.live import build_sources
 
     async def main() -> int:
         clock = LiveClock(asyncio.get_running_loop())
