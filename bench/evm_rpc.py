@@ -94,7 +94,7 @@ def main() -> None:
         ).call()
         pool = w3.eth.contract(address=pool_address, abi=uniswap_artifact("UniswapV3Pool")["abi"])
         send(w3, pool.functions.initialize(2**96), market.deployer)
-        provider = w3.eth.accounts[2]
+        provider = list(w3.eth.accounts)[2]
         send(w3, market.usdc.functions.mint(provider, 10**30), market.deployer)
         send(w3, market.stock.functions.mint(provider, 10**30), market.issuer)
         for token in (market.usdc, market.stock):
@@ -117,7 +117,10 @@ async def measure(anvil: Anvil, pool_address: str, market: Any, owner: str) -> N
         )
     )
     aw3.provider.global_ccip_read_enabled = False
-    pool = aw3.eth.contract(address=pool_address, abi=uniswap_artifact("UniswapV3Pool")["abi"])
+    pool = aw3.eth.contract(
+        address=AsyncWeb3.to_checksum_address(pool_address),
+        abi=uniswap_artifact("UniswapV3Pool")["abi"],
+    )
     usdc = aw3.eth.contract(address=market.usdc.address, abi=market.usdc.abi)
     quoter = aw3.eth.contract(
         address=market.uniswap.quoter.address, abi=uniswap_artifact("QuoterV2")["abi"]
