@@ -6,7 +6,9 @@ replacement of a stuck transaction) is in the tree: it takes the pending nonce f
 prices a transaction at twice the base fee plus a tip, and waits for its receipt. A call that
 would revert is refused before anything is signed (``Reverted`` with the contract's reason). The
 transaction hash is known before it is sent, so a send whose answer is lost is followed by its
-hash, never sent again blind: an unknown outcome, not a failure.
+hash, never sent again blind: an unknown outcome, not a failure. (The HTTP client may send it
+again by itself on a connection that closed under it; the node's "nonce too low" or "already
+known" then means the transaction may be ours, and it is followed by its hash too.)
 
 What this module may not do: log or repr the key (registered with ``bot.logging`` as a secret),
 or send two transactions at once.
@@ -15,7 +17,7 @@ or send two transactions at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import re
 from typing import Any
 
 import aiohttp
@@ -25,13 +27,15 @@ from pydantic import SecretStr
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.contract import AsyncContract
 from web3.contract.async_contract import AsyncContractFunction
-from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception
-from web3.types import TxReceipt
+from web3.exceptions import ContractLogicError, TimeExhausted, Web3Exception, Web3RPCError
+from web3.types import RPCEndpoint, TxReceipt
 
 from bot.logging import register_secret
 from connectors.evm.solidity import compile_contracts
 
 _PRIORITY_FEE_WEI = 10**9
+# What a node answers to a transaction it already has (or whose nonce it has seen used)
+_MAY_BE_OURS = re.compile(r"nonce too low|already known|known transaction", re.IGNORECASE)
 _GAS_MARGIN = 50_000
 
 
@@ -72,7 +76,13 @@ class ChainWallet:
         register_secret(key.removeprefix("0x"))
         self._account = Account.from_key(key)
         self.address = self._account.address
-        self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+        self.w3 = AsyncWeb3(
+            AsyncHTTPProvider(
+                rpc_url,
+                cache_allowed_requests=True,
+                cacheable_requests={RPCEndpoint("eth_chainId")},
+            )
+        )
         self._receipt_timeout_s = receipt_timeout_s
         self._poll_s = poll_s
         self._lock = asyncio.Lock()
@@ -118,9 +128,15 @@ class ChainWallet:
                 "type": 2,
             }
             signed = self._account.sign_transaction(tx)
-            # a lost answer: it may have arrived, so follow the hash
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
+            try:
                 await self.w3.eth.send_raw_transaction(signed.raw_transaction)
+            except (aiohttp.ClientError, TimeoutError, OSError):
+                pass  # a lost answer: it may have arrived, so follow the hash
+            except Web3RPCError as exc:
+                # The HTTP client sends a request again on a connection closed under it
+                # (aiohttp does), so the node may already hold this very transaction.
+                if not _MAY_BE_OURS.search(str(exc)):
+                    raise Reverted(f"the node refused the transaction: {exc}") from None
             receipt = await self.wait_receipt(HexBytes(signed.hash))
         if receipt["status"] != 1:
             raise Reverted(f"transaction {HexBytes(signed.hash).to_0x_hex()} reverted")

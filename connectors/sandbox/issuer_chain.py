@@ -20,7 +20,7 @@ from web3.contract import AsyncContract
 from web3.contract.async_contract import AsyncContractFunction
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3Exception
 from web3.logs import DISCARD as _DISCARD
-from web3.types import TxReceipt
+from web3.types import RPCEndpoint, TxReceipt
 
 from bot.logging import register_secret
 from connectors.issuers.terms import FirmQuote, quote_digest
@@ -47,7 +47,13 @@ class IssuerChain:
         register_secret(quote_key)
         register_secret(quote_key.removeprefix("0x"))
         self._signer = Account.from_key(quote_key)
-        self.w3 = AsyncWeb3(AsyncHTTPProvider(rpc_url))
+        self.w3 = AsyncWeb3(
+            AsyncHTTPProvider(
+                rpc_url,
+                cache_allowed_requests=True,
+                cacheable_requests={RPCEndpoint("eth_chainId")},
+            )
+        )
         self.processor: AsyncContract = self.w3.eth.contract(
             address=to_checksum_address(processor), abi=contract_abi("OrderProcessor")
         )

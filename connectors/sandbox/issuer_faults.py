@@ -9,6 +9,8 @@
   answered 409 with it, a delayed request ends rejected with it (its deposit refunded).
 - ``delay_next(seconds)``: the next request is filled, quoted or executed that much later.
 - ``paused``: while set, every request is refused ``MARKET_PAUSED``.
+- ``lose_next_answer(method, path)``: the next such HTTP request takes effect, then its answer is
+  lost (the connection closes with nothing sent): the client cannot tell what happened.
 
 The same switches are reachable over HTTP at ``POST /sandbox/faults`` (issuer_http.py), so a
 sandbox started by ``pegbot sandbox up`` can be made to refuse too.
@@ -36,6 +38,8 @@ class IssuerFaults:
     _refusals: list[_Armed] = field(default_factory=list)
     _delays: list[_Armed] = field(default_factory=list)
     refused: list[str] = field(default_factory=list)  # every reason answered, in order
+    _losses: list[tuple[str, str]] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # "METHOD path" of every answer lost
 
     def refuse_next(self, reason: str, model: IssuerModel | None = None) -> None:
         if ":" not in reason:
@@ -46,6 +50,17 @@ class IssuerFaults:
         if seconds < 0:
             raise ValueError("a delay is >= 0 s")
         self._delays.append(_Armed(model, delay_s=seconds))
+
+    def lose_next_answer(self, method: str, path: str) -> None:
+        self._losses.append((method.upper(), path))
+
+    def answer_lost(self, method: str, path: str) -> bool:
+        """Whether the answer to this request is to be lost (an armed loss is used up)."""
+        if (method, path) not in self._losses:
+            return False
+        self._losses.remove((method, path))
+        self.lost.append(f"{method} {path}")
+        return True
 
     def refusal(self, model: IssuerModel) -> str:
         """The reason to refuse the request of ``model`` now ("" to take it); an armed refusal

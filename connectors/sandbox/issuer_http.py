@@ -9,7 +9,7 @@
   delayed request (``delayed_request``, issuer_requests.py), answered 200 with its state;
   ``GET /v1/requests/{id}`` and ``GET /v1/requests?client_request_id=...`` read it.
 - ``POST /sandbox/faults`` ``{refuse_next: {reason, model}, delay_next: {seconds, model},
-  paused}``: the fault hook (issuer_faults.py) from outside.
+  paused, lose_next_answer: {method, path}}``: the fault hook (issuer_faults.py) from outside.
 
 Quantities are token units (1e-18) and prices USDC units per token, as decimal strings.
 
@@ -60,11 +60,15 @@ class IssuerHttp:
         if not hmac.compare_digest(key.encode(), self._issuer.config.api_key.encode()):
             return _error(401, "UNAUTHORIZED: X-Api-Key missing or wrong")
         try:
-            return await handler(request)
+            answer = await handler(request)
         except BadRequest as exc:
-            return _error(400, str(exc))
+            answer = _error(400, str(exc))
         except ValueError:
-            return _error(400, "BAD_REQUEST: the body is not a JSON object")
+            answer = _error(400, "BAD_REQUEST: the body is not a JSON object")
+        lost = self._issuer.faults.answer_lost(request.method, request.path)
+        if lost and request.transport is not None:
+            request.transport.close()  # it has taken effect; the answer never leaves
+        return answer
 
     async def _info(self, request: web.Request) -> web.Response:
         issuer = self._issuer
@@ -170,6 +174,9 @@ class IssuerHttp:
             if "delay_next" in body:
                 armed = body["delay_next"]
                 faults.delay_next(float(armed["seconds"]), _model(armed.get("model")))
+            if "lose_next_answer" in body:
+                armed = body["lose_next_answer"]
+                faults.lose_next_answer(str(armed["method"]), str(armed["path"]))
             if "paused" in body:
                 faults.paused = bool(body["paused"])
         except (KeyError, TypeError) as exc:
