@@ -18,10 +18,20 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot.clock import LiveClock
+from bot.config import Settings
+from bot.engine import Engine
+from bot.intents import Intent
+from bot.journal import MemoryJournal
+from bot.ledger import Ledger
+from bot.market import MarketState
+from bot.model import TokenizedStock
+from bot.risk import RiskEngine
+from bot.sessions import SessionCalendar
 from connectors.base import ConnectionState
 from connectors.evm.anvil import LOCAL_CHAIN_ID
 from connectors.evm.pool_reader import PoolCheckError
 from connectors.evm.pool_watcher import V3PoolWatcher, WatcherSettings
+from strategies.base import StrategyContext
 from tests.evm_live import (
     SPACING,
     CuttableProxy,
@@ -34,6 +44,7 @@ from tests.evm_live import (
     swap_to_tick,
     until,
 )
+from tests.user_strategy import CountingStrategy
 
 if TYPE_CHECKING:
     from tests.evm_chain import LocalChain
@@ -232,6 +243,66 @@ def test_no_new_block_for_a_while_is_stale_until_the_next(chain: LocalChain) -> 
         assert heard.state_names()[:3] == ["connected", "stale", "connected"]
 
     run(chain, scenario, WatcherSettings(stale_after_s=0.2))
+
+
+class PoolReader(CountingStrategy):
+    """Reads the pool's price from the engine's market state on every market event."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.prices: list[int] = []
+        self.connections: list[tuple[str, str]] = []
+
+    def on_market(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
+        self.prices.append(ctx.market.pools["uniswap"].pool.sqrt_price_x96)
+        return super().on_market(ctx, token)
+
+    def on_connection(self, ctx: StrategyContext, source: str, state: str) -> list[Intent] | None:
+        self.connections.append((source, state))
+        return None
+
+
+def test_through_the_engine_the_strategy_reads_the_chain_state_on_each_swap(
+    chain: LocalChain,
+) -> None:
+    """The node's wiring: the PoolMarket from load() in MarketState.pools, the watcher bound to
+    the real Engine, no pool sink: each swap reaches the strategy with the pool already moved."""
+    pool = deploy_stock_pool(chain)
+    settings = Settings(
+        stocks={"TSLA": {"broker": "alpaca"}},
+        tokens={"TSLAx": {"underlying": "TSLA", "issuer": "backed", "venues": ["uniswap"]}},
+        venues={"alpaca": {"kind": "broker"}, "uniswap": {"kind": "pool"}},
+        issuers={"backed": {"model": "delayed_request"}},
+    )
+    strategy = PoolReader(settings)
+    market = MarketState()
+    clock = LiveClock()
+    engine = Engine(
+        settings=settings, clock=clock, sessions=SessionCalendar("2026-01-05", "2026-01-09"),
+        issuer_sessions={}, market=market,
+        tokens={"TSLAx": TokenizedStock("TSLAx", "TSLA", "backed")}, ledger=Ledger(),
+        risk=RiskEngine(settings.risk), strategy=strategy, venues={}, issuers={},
+        journal=MemoryJournal(),
+    )  # fmt: skip
+
+    async def main() -> None:
+        watcher = watcher_for(chain, pool)
+        market.pools["uniswap"] = await watcher.load()
+        watcher.bind(engine)
+        await watcher.connect()
+        try:
+            for away in (-4, 7):
+                await in_thread(swap_to_tick, chain, pool, away)
+                await in_step(chain, watcher, pool)
+                assert strategy.prices[-1] == pool.read(chain).sqrt_price_x96
+        finally:
+            await watcher.close()
+        assert len(strategy.prices) == 2
+        assert market.pools["uniswap"].pool is watcher.pool_market.pool
+        assert strategy.connections == [("uniswap", "connected"), ("uniswap", "closed")]
+        assert market.disconnected == {"uniswap": "closed"}
+
+    asyncio.run(main())
 
 
 def _free_port() -> int:

@@ -267,7 +267,7 @@ class V3PoolWatcher:
                 await self._follow()
             except RpcError as exc:
                 why = str(exc)
-            except (AmmRevert, ValueError, KeyError, TypeError) as exc:  # an unreadable answer
+            except Exception as exc:  # an unreadable answer: start over from the chain's state
                 why = f"{type(exc).__name__}: {exc}"
                 log.error("pool_watch_failed", venue=self.name, reason=why)
             self._report(ConnectionState.RECONNECTING, why)
@@ -278,7 +278,7 @@ class V3PoolWatcher:
                     await self._subscribe()
                     block = await self.reload()
                     break
-                except RpcError as exc:
+                except Exception as exc:  # down still, or an unreadable answer: try again
                     log.info("pool_reconnect_failed", venue=self.name, reason=str(exc))
             backoff.reset()
             self._report(ConnectionState.GAP, f"reconnected; state reloaded at block {block}")
