@@ -14,6 +14,8 @@ import pytest
 
 from bot.clock import LiveClock
 from bot.model import IssuerModel, RequestKind, RequestState
+from connectors.base import IssuerVenue
+from connectors.evm.deploy import send
 from connectors.issuers.firm_quote import FirmQuoteIssuer
 from tests.issuer_world import Answers, Deployed, World, deploy, request, running, until
 
@@ -58,6 +60,7 @@ def test_a_quoted_mint_settles_atomically_at_the_quoted_price(deployed: Deployed
     async def run() -> None:
         clock = LiveClock()
         async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
+            assert isinstance(venue, IssuerVenue)
             before = deployed.balances()
             venue.submit_request(request("m1", RequestKind.MINT, "2"))
             await until(lambda: _ended(answers, "m1"))
@@ -128,5 +131,51 @@ def test_a_quote_expired_when_it_lands_is_refused_by_the_contract(deployed: Depl
             assert answers.last("r1").reason == "QUOTE_EXPIRED: quote expired"
             assert deployed.balances() == before
             assert await venue.settled("r1") is False
+
+    asyncio.run(run())
+
+
+def test_the_price_is_the_share_price_times_the_tokens_multiplier(deployed: Deployed) -> None:
+    chain = deployed.chain
+    now = chain.w3.eth.get_block("latest")["timestamp"]
+    call = chain.market.stock.functions.scheduleMultiplier(105 * 10**16, now + 2)  # x1.05
+    send(chain.w3, call, chain.market.deployer)
+    chain.anvil.rpc("evm_increaseTime", [10])
+    chain.anvil.rpc("evm_mine")
+
+    async def run() -> None:
+        clock = LiveClock()
+        async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
+            before = deployed.balances()
+            venue.submit_request(request("m1", RequestKind.MINT, "1"))
+            await until(lambda: _ended(answers, "m1"))
+            after = deployed.balances()
+            assert answers.states("m1") == ["accepted", "priced", "settled"], answers.updates
+            # 190.00 x 1.05 = 199.50, fee 0.20 + 0.49875
+            settled = answers.last("m1")
+            assert (settled.price, settled.fee_usd) == (Decimal("199.5"), Decimal("0.69875"))
+            assert (after[0] - before[0], after[1] - before[1]) == (-200_198_750, 10**18)
+
+    asyncio.run(run())
+
+
+def test_quotes_beyond_the_session_limit_are_refused_max_limit_reached(
+    deployed: Deployed,
+) -> None:
+    async def run() -> None:
+        clock = LiveClock()
+        async with (
+            running(deployed, clock, session_limit_usd=Decimal(500)) as world,
+            adapter(world, clock) as (venue, answers),
+        ):
+            venue.submit_request(request("m1", RequestKind.MINT, "2"))
+            await until(lambda: _ended(answers, "m1"))
+            venue.submit_request(request("m2", RequestKind.MINT, "1"))
+            await until(lambda: _ended(answers, "m2"))
+            assert answers.states("m1") == ["accepted", "priced", "settled"]
+            assert answers.states("m2") == ["rejected"]
+            assert answers.last("m2").reason == (
+                "MAX_LIMIT_REACHED: 380 USD of the session limit 500 USD taken, 190 USD more asked"
+            )
 
     asyncio.run(run())

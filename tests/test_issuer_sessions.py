@@ -46,6 +46,7 @@ def test_requests_made_on_a_saturday_are_filled_at_mondays_open(deployed: Deploy
                 "dinari",
                 processor=deployed.processor.address,
                 limit_price=lambda r: Decimal("195"),
+                max_poll_s=0.2,
                 **common,  # type: ignore[arg-type]
             )
             delayed = DelayedRequestIssuer(
@@ -53,6 +54,7 @@ def test_requests_made_on_a_saturday_are_filled_at_mondays_open(deployed: Deploy
                 url=world.issuer.url,
                 api_key=world.api_key,
                 limit_price=lambda r: Decimal("195"),
+                max_poll_s=0.2,
                 **common,  # type: ignore[arg-type]
             )
             quotes = FirmQuoteIssuer(

@@ -6,7 +6,8 @@ market, settled by the issuer on chain.
   (``limit_price(request)``, USD per token; no limit, no mint) plus its fee; a redeem sends the
   tokens. Then ``POST {url}/v1/requests`` with ``client_request_id`` = our request id and the
   deposit's transaction hash (asked again on no answer: the same id is the same request).
-- Answers follow the request's status, polled every ``poll_s`` (``GET /v1/requests/{id}``):
+- Answers follow the request's status, polled every ``poll_s`` (``GET /v1/requests/{id}``),
+  backing off to ``max_poll_s`` while it does not change:
   ACCEPTED, PRICED (the issuer's price and fee), SETTLED (tokens minted and unused cash refunded,
   or cash paid); REJECTED with the issuer's reason (MARKET_CLOSED, MAX_LIMIT_REACHED,
   LIMIT_PRICE, ...; the issuer returns the deposit), or with the revert reason when the deposit
@@ -54,6 +55,7 @@ class DelayedRequestIssuer(LiveIssuer):
         token: str = "AAPLx",
         wallet: ChainWallet | None = None,
         poll_s: float = 0.5,
+        max_poll_s: float = 5.0,
         submit_timeout_s: float = 30.0,
     ) -> None:
         """``url`` is the issuer's API (``api_key`` its key; the deposit address, token and USDC
@@ -66,6 +68,7 @@ class DelayedRequestIssuer(LiveIssuer):
         self._owns_wallet = wallet is None
         self._limit_price = limit_price
         self._poll_s = poll_s
+        self._max_poll_s = max(poll_s, max_poll_s)
         self._submit_timeout_s = submit_timeout_s
         self._stock: AsyncContract | None = None
         self._usdc: AsyncContract | None = None
@@ -152,15 +155,23 @@ class DelayedRequestIssuer(LiveIssuer):
 
     async def _follow(self, request: MintRedeemRequest, status: dict[str, Any]) -> None:
         path = f"/v1/requests/{status['id']}"
+        wait_s = self._poll_s
         while True:
             self._report(request, status)
             if status["status"] in ("settled", "rejected"):
                 return
-            await asyncio.sleep(self._poll_s)
+            await asyncio.sleep(wait_s)
             try:
-                status = await self.api.ask("GET", path)
+                fresh = await self.api.ask("GET", path)
             except IssuerUnreachable:
                 continue  # ask again next round
+            # back off while nothing changes (a request waiting for the open), not after a change
+            wait_s = (
+                self._poll_s
+                if fresh["status"] != status["status"]
+                else min(2 * wait_s, self._max_poll_s)
+            )
+            status = fresh
 
     def _report(self, request: MintRedeemRequest, status: dict[str, Any]) -> None:
         state = _STATES[str(status["status"])]

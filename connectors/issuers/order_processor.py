@@ -10,6 +10,8 @@ by the issuer at its broker's price.
   counts it (cash moved minus price x qty); REJECTED with the reason the contract reverted with
   (nothing sent), or the issuer's reason from ``OrderCancelled`` (MARKET_CLOSED, LIMIT_PRICE,
   MAX_LIMIT_REACHED, ...).
+- An open order is read every ``poll_s``, backing off to ``max_poll_s`` while it waits (a
+  weekend's order is not read four times a second until Monday).
 - A send whose receipt never came is an unknown outcome: the order is looked up by its client
   reference (``order_for``) until it appears or ``unknown_grace_s`` passes (then REJECTED: it
   never landed).
@@ -59,6 +61,7 @@ class OrderProcessorIssuer(LiveIssuer):
         token: str = "AAPLx",
         wallet: ChainWallet | None = None,
         poll_s: float = 0.25,
+        max_poll_s: float = 5.0,
         unknown_grace_s: float = 30.0,
     ) -> None:
         """``processor`` is the OrderProcessor's address (the token and USDC are read from it);
@@ -71,6 +74,7 @@ class OrderProcessorIssuer(LiveIssuer):
         self._processor_address = processor
         self._limit_price = limit_price
         self._poll_s = poll_s
+        self._max_poll_s = max(poll_s, max_poll_s)
         self._grace_s = unknown_grace_s
         self._processor: AsyncContract | None = None
         self._stock: AsyncContract | None = None
@@ -160,6 +164,7 @@ class OrderProcessorIssuer(LiveIssuer):
 
     async def _follow(self, request: MintRedeemRequest, order_id: int, from_block: int) -> None:
         events = self.processor.events
+        wait_s = self._poll_s
         while True:
             order = await self.processor.functions.orders(order_id).call()
             status = int(order[2])
@@ -176,7 +181,8 @@ class OrderProcessorIssuer(LiveIssuer):
                 cancelled = await _one_log(events.OrderCancelled(), order_id, from_block)
                 self.answer(request, RequestState.REJECTED, reason=str(cancelled["reason"]))
                 return
-            await asyncio.sleep(self._poll_s)
+            await asyncio.sleep(wait_s)
+            wait_s = min(2 * wait_s, self._max_poll_s)  # an order waiting for the open
 
 
 async def _one_log(event: Any, order_id: int, from_block: int) -> Any:

@@ -12,7 +12,10 @@ the local chain, priced at the broker sandbox's quote (docs/issuers.md).
   tokens (refunding unused cash) or pays the cash ``settle_s`` after that (issuer_requests.py).
 
 Every price is the broker's share price x the token's multiplier, moved by ``spread_bps`` against
-the requester, in whole USDC units per token rounded in the issuer's favour. Sessions come from
+the requester, in whole USDC units per token rounded in the issuer's favour. Refusals on terms:
+MIN_NOTIONAL below ``min_notional_usd``, MAX_LIMIT_REACHED beyond ``session_limit_usd`` of
+notional priced in one issuer session (the simulated issuer's ``SessionNotional``; a firm quote
+counts when quoted, an order when filled, a delayed request when executed). Sessions come from
 ``IssuerSessionRule`` on the real NYSE calendar: a request arriving when the accept rule is closed
 is refused MARKET_CLOSED (a firm quote also when the execute rule is); work due while the execute
 rule is closed waits for its open. Timers run on the clock given (a ``SimClock`` in tests), so a
@@ -39,13 +42,14 @@ from bot.logging import register_secret
 from bot.model import IssuerModel, RequestKind
 from bot.money import BPS_PER_UNIT, money_context
 from bot.sessions import EASTERN, IssuerSessionRule, SessionCalendar
-from connectors.issuers.terms import price_units
+from connectors.issuers.terms import price_units, usd
 from connectors.sandbox.issuer_chain import IssuerChain
 from connectors.sandbox.issuer_faults import IssuerFaults
 from connectors.sandbox.issuer_http import IssuerHttp
 from connectors.sandbox.issuer_orders import OrderWatcher
 from connectors.sandbox.issuer_prices import BrokerQuotes
 from connectors.sandbox.issuer_requests import DelayedRequests
+from connectors.sim.issuer_limits import SessionNotional
 
 log = structlog.get_logger("pegbot.sandbox.issuer")
 HOST = "127.0.0.1"
@@ -82,6 +86,8 @@ class IssuerSandboxConfig:
     """Delayed request: from pricing to the tokens or cash delivered."""
     spread_bps: Decimal = Decimal(0)
     min_notional_usd: Decimal = Decimal(0)
+    session_limit_usd: Decimal = Decimal(0)
+    """Notional priced (filled, quoted, executed) per issuer session; 0: no limit."""
     poll_s: float = 0.2
     """How often the chain is read for new orders."""
     port: int = 0
@@ -124,6 +130,7 @@ class IssuerSandbox:
         self.quotes = BrokerQuotes(
             config.broker_url, config.broker_key, config.broker_secret, config.symbol
         )
+        self.session_notional = SessionNotional(self.sessions, config.session_limit_usd)
         self._spread = config.spread_bps / BPS_PER_UNIT
         self._tasks: set[asyncio.Task[Any]] = set()
         self._runner: web.AppRunner | None = None
@@ -211,11 +218,18 @@ class IssuerSandbox:
             price *= 1 + self._spread if mint else 1 - self._spread
         return price_units(price, round_up=mint)
 
-    def notional_refusal(self, notional_units: int) -> str:
+    def take_notional(self, key: str, notional_units: int) -> str:
+        """Why the issuer will not price ``notional_units`` more now (MIN_NOTIONAL,
+        MAX_LIMIT_REACHED), or "" having counted it against the session."""
+        notional = usd(notional_units)
         minimum = self.config.min_notional_usd
-        if minimum and Decimal(notional_units).scaleb(-6) < minimum:
-            return f"MIN_NOTIONAL: notional below {minimum} USD"
-        return ""
+        if minimum and notional < minimum:
+            return f"MIN_NOTIONAL: notional {notional} USD below the minimum {minimum} USD"
+        now = self.clock.now_ns()
+        reason = self.session_notional.refusal(now, notional)
+        if not reason:
+            self.session_notional.priced(key, now, notional)
+        return reason
 
     def refusal(self, model: IssuerModel) -> str:
         return self.faults.refusal(model)

@@ -120,7 +120,7 @@ class IssuerHttp:
             return _refused(str(exc))
         chain = issuer.chain
         terms = settlement(kind, qty, price, chain.fee_flat, chain.fee_bps)
-        reason = issuer.notional_refusal(terms.notional)
+        reason = issuer.take_notional(f"quote-{requester}-{client_ref}", terms.notional)
         if reason:
             return _refused(reason)
         quote = FirmQuote(

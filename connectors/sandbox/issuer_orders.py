@@ -3,7 +3,7 @@
 ``fill_latency_s`` after it was seen (at the execute rule's open if that is later) at the broker's
 ask (mint) or bid (redeem) x multiplier, moved by the spread; or cancels it on chain with the
 reason: MARKET_CLOSED (arrived while the accept rule was closed), a fault's refusal, NO_PRICE,
-LIMIT_PRICE (the fill price is beyond the order's limit), MIN_NOTIONAL.
+LIMIT_PRICE (the fill price is beyond the order's limit), MIN_NOTIONAL, MAX_LIMIT_REACHED.
 
 What this module may not do: fill an order twice (each id is taken once, and only while the chain
 still says it is open), or fill outside the execute rule.
@@ -87,11 +87,12 @@ class OrderWatcher:
             await self._cancel(order, str(exc))
             return
         terms = settlement(kind, order.qty, price, issuer.chain.fee_flat, issuer.chain.fee_bps)
-        reason = issuer.notional_refusal(terms.notional)
         if kind is RequestKind.MINT and price > order.limit_price:
             reason = f"LIMIT_PRICE: fill price {price} above the max {order.limit_price}"
         elif kind is RequestKind.REDEEM and price < order.limit_price:
             reason = f"LIMIT_PRICE: fill price {price} below the min {order.limit_price}"
+        else:
+            reason = issuer.take_notional(f"order-{order.order_id}", terms.notional)
         if reason:
             await self._cancel(order, reason)
             return

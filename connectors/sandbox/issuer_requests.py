@@ -4,7 +4,7 @@ requester's ``max_price`` and its fee for a mint, the tokens for a redeem), acce
 accept rule is open, executed ``request_latency_s`` later (at the execute rule's open if that is
 later) at the broker's mid x multiplier moved by the spread, and settled ``settle_s`` after that:
 the tokens minted to the wallet and the unused cash refunded, or the cash paid. A request refused
-(MARKET_CLOSED, a fault, LIMIT_PRICE, NO_PRICE, MIN_NOTIONAL) ends ``rejected`` with its reason and
+(MARKET_CLOSED, a fault, LIMIT_PRICE, NO_PRICE, MIN_NOTIONAL, MAX_LIMIT_REACHED) ends ``rejected`` with its reason and
 its deposit returned. Redeemed tokens stay with the treasury.
 
 Statuses: ``accepted`` -> ``priced`` (price, fee) -> ``settled``; or ``rejected`` (reason). A
@@ -152,11 +152,12 @@ class DelayedRequests:
         terms = settlement(
             request.kind, request.qty, price, issuer.chain.fee_flat, issuer.chain.fee_bps
         )
-        reason = issuer.notional_refusal(terms.notional)
         if request.kind is RequestKind.MINT and price > request.max_price:
             reason = f"LIMIT_PRICE: price {price} above the max {request.max_price}"
         elif request.kind is RequestKind.REDEEM and terms.notional < terms.fee:
             reason = "MIN_NOTIONAL: notional below the fee"
+        else:
+            reason = issuer.take_notional(request.request_id, terms.notional)
         if reason:
             await self._reject(request, reason)
             return
