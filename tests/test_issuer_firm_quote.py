@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot.clock import LiveClock
+from bot.logging import redact_text
 from bot.model import IssuerModel, RequestKind, RequestState
 from connectors.base import IssuerVenue
 from connectors.evm.deploy import send
@@ -61,6 +62,11 @@ def test_a_quoted_mint_settles_atomically_at_the_quoted_price(deployed: Deployed
         clock = LiveClock()
         async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
             assert isinstance(venue, IssuerVenue)
+            config = world.issuer.config
+            shown = repr(venue) + repr(venue.api) + repr(world.issuer) + repr(config)
+            for secret in (world.api_key, config.quote_key, config.broker_secret):
+                assert secret not in shown
+                assert redact_text(secret) == "***"
             before = deployed.balances()
             venue.submit_request(request("m1", RequestKind.MINT, "2"))
             await until(lambda: _ended(answers, "m1"))

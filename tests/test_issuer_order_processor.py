@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from bot.clock import LiveClock
+from bot.logging import redact_text
 from bot.model import IssuerModel, RequestKind, RequestState
 from connectors.issuers.order_processor import OrderProcessorIssuer
 from tests.issuer_world import Answers, Deployed, World, deploy, request, running, until
@@ -68,6 +69,9 @@ def test_a_mint_fills_at_the_broker_ask_and_refunds_the_escrow(deployed: Deploye
             assert (settled.price, settled.fee_usd) == (Decimal("190.1"), Decimal("1.1505"))
             assert (after[0] - before[0], after[1] - before[1]) == (-381_350_500, 2 * 10**18)
             assert await venue.order_for("m1") == 1
+            key = deployed.wallet_key
+            assert key not in repr(venue) + repr(venue.wallet) + repr(world.issuer)
+            assert redact_text(f"key {key} and {key.removeprefix('0x')}") == "key *** and ***"
 
     asyncio.run(run())
 

@@ -30,6 +30,7 @@ from web3 import Web3
 
 from bot.clock import LiveClock
 from connectors.evm.deploy import TransactionFailed, deploy_order_processor, local_web3, send
+from connectors.evm.node_packages import NodePackageMissing
 from connectors.evm.solidity import SolidityError, compile_contracts
 from connectors.sandbox.issuer import IssuerSandbox, IssuerSandboxConfig
 from connectors.sandbox.serve import fail, ready_path, until_stop_signal, write_ready
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     quote_key = Account.create()
     try:
         processor = _deploy(local_web3(chain["url"]), chain, quote_key.address)
-    except (TransactionFailed, SolidityError, RequestsConnectionError) as exc:
+    except (TransactionFailed, SolidityError, NodePackageMissing, RequestsConnectionError) as exc:
         return fail(f"issuer: cannot deploy the order processor: {exc}")
     accounts = chain["accounts"]
     config = IssuerSandboxConfig(
