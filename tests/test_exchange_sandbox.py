@@ -349,3 +349,45 @@ def test_ccxt_rounds_on_the_callers_decimal_context_so_the_sandbox_runs_get_thei
             decimal.ROUND_HALF_EVEN,
             False,
         )
+
+
+def test_public_trades_list_every_print_with_its_id_and_the_aggressors_side() -> None:
+    async def scenario(kraken: Any, sandbox: ExchangeSandbox) -> None:
+        sandbox.venue.print_trade("AAPLxUSD", "230.05", "0.4", "buy")
+        await kraken.create_order(aaplx(kraken), "limit", "sell", 1, 229.9, {"timeInForce": "IOC"})
+        trades = await kraken.fetch_trades(aaplx(kraken))
+        assert [(t["id"], t["price"], t["amount"], t["side"], t["type"]) for t in trades] == [
+            ("1", 230.05, 0.4, "buy", "market"),
+            ("2", 229.9, 1.0, "sell", "limit"),
+        ]
+        assert await kraken.fetch_trades(aaplx(kraken), since=int(OPENED * 1000) + 1000) == []
+
+    on_sandbox(scenario)
+
+
+def test_withdrawals_need_a_withdrawal_key_for_the_asset_and_its_address() -> None:
+    async def scenario(kraken: Any, sandbox: ExchangeSandbox) -> None:
+        sandbox.funding.withdraw_keys["wallet"] = ("AAPLx", "0x" + "22" * 20)
+        refusals = []
+        for code, address, key in (
+            ("AAPLX", None, "nobody"),
+            ("USD", None, "wallet"),
+            ("AAPLX", "0x" + "33" * 20, "wallet"),
+            ("AAPLX", None, "wallet"),  # 6 AAPLx: more than the 5 held
+        ):
+            with pytest.raises(ccxt.ExchangeError) as refused:
+                amount = "6" if code == "AAPLX" and address is None and key == "wallet" else "1"
+                await kraken.withdraw(code, amount, address, {"key": key})
+            refusals.append(str(refused.value).split(" ", 1)[1])
+        done = await kraken.withdraw("AAPLX", "1", "0x" + "22" * 20, {"key": "wallet"})
+        (listed,) = await kraken.fetch_withdrawals("AAPLX")
+        assert refusals == [
+            '{"error":["EFunding:Unknown withdraw key"]}',
+            '{"error":["EFunding:Unknown withdraw key"]}',
+            '{"error":["EFunding:Invalid withdraw address"]}',
+            '{"error":["EFunding:Insufficient funds"]}',
+        ]
+        assert (listed["id"], listed["amount"], listed["status"]) == (done["id"], 1.0, "ok")
+        assert sandbox.venue.balance("AAPLx") == decimal.Decimal(4)
+
+    on_sandbox(scenario)

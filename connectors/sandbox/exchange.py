@@ -3,14 +3,17 @@ override (``connectors.exchanges.venues.new_client("kraken", ..., base_url=sandb
 
 It speaks Kraken's REST paths and shapes, HTTP 200 with ``{"error": [...], "result": ...}``:
 
-- public, GET ``/0/public/``: Time, Assets, AssetPairs, Ticker, Depth;
+- public, GET ``/0/public/``: Time, Assets, AssetPairs, Ticker, Depth, Trades;
 - private, POST ``/0/private/``: Balance, BalanceEx, AddOrder, CancelOrder, OpenOrders,
-  ClosedOrders, QueryOrders, TradesHistory. ``API-Key`` must be the sandbox's key and
+  ClosedOrders, QueryOrders, TradesHistory; and the funding subset (exchange_funding.py):
+  DepositMethods, DepositAddresses, DepositStatus, Withdraw, WithdrawStatus. ``API-Key`` must be the sandbox's key and
   ``API-Sign`` Kraken's signature (HMAC-SHA512 keyed by the base64-decoded secret, over the URI
   path followed by SHA-256 of nonce + POST data); nonces must increase per key. A parameter the
   sandbox does not implement is refused by name rather than ignored;
-- control, POST ``/sandbox/book`` ``{"pair", "bids", "asks"}`` and ``/sandbox/balance``
-  ``{"asset", "amount"}``: how a test or a flow generator moves the market. Not authenticated:
+- control, POST ``/sandbox/book`` ``{"pair", "bids", "asks"}``, ``/sandbox/balance``
+  ``{"asset", "amount"}``, ``/sandbox/trade`` ``{"pair", "price", "volume", "side"}`` (another
+  participant's print on the public tape), ``/sandbox/deposit`` ``{"asset", "amount", "txid"}``
+  and ``/sandbox/withdrawal/fail`` ``{"refid"}``: how a test or a flow generator moves the market. Not authenticated:
   the server listens on 127.0.0.1 only.
 
 Matching and money live in ``exchange_venue.py``, answer shapes in ``exchange_wire.py``. What this
@@ -34,6 +37,7 @@ from aiohttp import web
 from bot.errors import InputError
 from connectors.exchanges.venues import new_client
 from connectors.sandbox import exchange_wire as wire
+from connectors.sandbox.exchange_funding import Funding
 from connectors.sandbox.exchange_http import LocalHttpServer
 from connectors.sandbox.exchange_orders import KrakenError, SandboxOrder
 from connectors.sandbox.exchange_venue import SandboxVenue
@@ -106,8 +110,11 @@ class ExchangeSandbox(LocalHttpServer):
         api_key: str | None = None,
         secret: str | None = None,
         port: int = 0,
+        funding: Funding | None = None,
     ) -> None:
+        """``funding``: deposits and withdrawals over ``venue`` (default: no withdrawal keys)."""
         self.venue = venue or SandboxVenue(DEFAULT_PAIRS)
+        self.funding = funding or Funding(self.venue)
         self.api_key = api_key or f"sandbox-{secrets.token_hex(8)}"
         self.secret = secret or base64.b64encode(secrets.token_bytes(64)).decode()
         self._secret_bytes = base64.b64decode(self.secret)
@@ -121,6 +128,7 @@ class ExchangeSandbox(LocalHttpServer):
             "ClosedOrders": self._closed_orders,
             "QueryOrders": self._query_orders,
             "TradesHistory": self._trades_history,
+            **self.funding.handlers(),
         }
         app = web.Application()
         public: dict[str, Callable[[Mapping[str, str]], Any]] = {
@@ -129,12 +137,16 @@ class ExchangeSandbox(LocalHttpServer):
             "AssetPairs": self._asset_pairs,
             "Ticker": self._ticker,
             "Depth": self._depth,
+            "Trades": self._public_trades,
         }
         for name, answer in public.items():
             app.router.add_get(f"/0/public/{name}", _public(answer))
         app.router.add_post("/0/private/{method}", self._private_call)
         app.router.add_post("/sandbox/book", _control(self._set_book))
         app.router.add_post("/sandbox/balance", _control(self._set_balance))
+        app.router.add_post("/sandbox/trade", _control(self._print_trade))
+        app.router.add_post("/sandbox/deposit", _control(self._deposit))
+        app.router.add_post("/sandbox/withdrawal/fail", _control(self._fail_withdrawal))
         super().__init__(app, port=port)
 
     def client(self) -> Any:
@@ -168,6 +180,18 @@ class ExchangeSandbox(LocalHttpServer):
             count = _integer(query, "count")
             bids, asks = bids[:count], asks[:count]
         return {pair.pair_id: wire.depth(pair, bids, asks, updated)}
+
+    def _public_trades(self, query: Mapping[str, str]) -> dict[str, Any]:
+        """Trades after ``since`` (seconds, or Kraken's nanosecond cursor), oldest first, up to
+        ``count`` (1000); ``last`` is the cursor of the newest listed."""
+        _only(query, {"pair", "since", "count"})
+        pair = self.venue.pair(_required(query, "pair"))
+        since = float(query.get("since", "0") or 0)
+        since = since / 1e9 if since > 1e12 else since
+        count = _integer(query, "count") if "count" in query else 1000
+        tape = [t for t in self.venue.tape if t.pair is pair and t.time > since][:count]
+        last = int(tape[-1].time * 1e9) if tape else int(since * 1e9)
+        return {pair.pair_id: wire.public_trades(pair, tape), "last": str(last)}
 
     # private
 
@@ -263,6 +287,15 @@ class ExchangeSandbox(LocalHttpServer):
 
     def _set_balance(self, body: Mapping[str, Any]) -> None:
         self.venue.set_balance(body["asset"], str(body["amount"]))
+
+    def _print_trade(self, body: Mapping[str, Any]) -> None:
+        self.venue.print_trade(body["pair"], str(body["price"]), str(body["volume"]), body["side"])
+
+    def _deposit(self, body: Mapping[str, Any]) -> None:
+        self.funding.deposit(body["asset"], str(body["amount"]), str(body["txid"]))
+
+    def _fail_withdrawal(self, body: Mapping[str, Any]) -> None:
+        self.funding.fail_withdrawal(body["refid"])
 
 
 def _public(

@@ -4,16 +4,21 @@
 ``drop_answer(method)`` lets the next call of a private method (``AddOrder``, ``CancelOrder``, ...)
 take effect at the venue and then closes the connection without an answer, so the client cannot
 tell whether it happened (an unknown outcome). ``down = True`` closes every connection before the
-venue sees the request (a venue that stopped answering) until it is set back to False. The
-control API (``/sandbox/``) is never affected, so a test can still move the market.
+venue sees the request (a venue that stopped answering) until it is set back to False.
+``garble(name, body)`` answers the next call of a public endpoint (``Depth``, ``Trades``) or
+private method with ``body`` instead (HTTP 200; the venue acted); ``rewrite(name, change)`` passes
+the next answer's JSON through ``change``. The control API (``/sandbox/``) is never affected, so a
+test can still move the market.
 
 What this module may not do: change the venue's state, or answer anything itself.
 """
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -29,6 +34,7 @@ class ExchangeFaults:
         self.down = False
         self._drops: Counter[str] = Counter()
         self.dropped: list[str] = []  # private methods (or public paths) lost, in order
+        self._rewrites: dict[str, list[Callable[[bytes], bytes]]] = {}
 
     def install(self, sandbox: ExchangeSandbox) -> ExchangeFaults:
         """Put the hook in front of every route of ``sandbox`` (before it starts)."""
@@ -39,6 +45,18 @@ class ExchangeFaults:
         """The next ``times`` calls of private ``method`` take effect, then lose their answer."""
         self._drops[method] += times
 
+    def garble(self, name: str, body: str, times: int = 1) -> None:
+        """The next ``times`` answers of endpoint or method ``name`` are ``body`` (HTTP 200)."""
+        self._rewrites.setdefault(name, []).extend([lambda _: body.encode()] * times)
+
+    def rewrite(self, name: str, change: Callable[[Any], Any], times: int = 1) -> None:
+        """The next ``times`` answers of ``name`` pass through ``change`` (their parsed JSON)."""
+
+        def apply(raw: bytes) -> bytes:
+            return json.dumps(change(json.loads(raw))).encode()
+
+        self._rewrites.setdefault(name, []).extend([apply] * times)
+
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path.startswith("/sandbox/"):
@@ -48,6 +66,11 @@ class ExchangeFaults:
             return _hang_up(request)
         answer = await handler(request)
         method = request.match_info.get("method", "")
+        name = method or request.path.rsplit("/", 1)[-1]
+        pending = self._rewrites.get(name)
+        if pending and isinstance(answer, web.Response) and isinstance(answer.body, bytes):
+            body = pending.pop(0)(answer.body)
+            return web.Response(body=body, status=200, content_type="application/json")
         if request.path.startswith("/0/private/") and self._drops[method] > 0:
             self._drops[method] -= 1
             self.dropped.append(method)

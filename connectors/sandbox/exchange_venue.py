@@ -63,6 +63,19 @@ def _levels(raw: Iterable[tuple[DecimalLike, DecimalLike]], *, descending: bool)
 Quote = tuple[Decimal, Decimal]
 
 
+@dataclass(frozen=True, slots=True)
+class Print:
+    """One trade on the public tape: ours, or another participant's (``print_trade``)."""
+
+    pair: Pair
+    time: float
+    price: Decimal
+    vol: Decimal
+    side: str  # the aggressor's: "buy" or "sell"
+    ordertype: str  # the aggressor's: "market" or "limit"
+    trade_id: int
+
+
 def _quotes(levels: list[_Level]) -> list[Quote]:
     return [(level.price, level.size) for level in levels]
 
@@ -101,6 +114,7 @@ class SandboxVenue:
         self._balances: dict[str, Decimal] = {}
         self.orders: dict[str, SandboxOrder] = {}
         self.trades: dict[str, SandboxTrade] = {}
+        self.tape: list[Print] = []  # every trade, ours and others', oldest first
         self._now = now
         for asset, amount in (balances or {}).items():
             self.set_balance(asset, amount)
@@ -329,6 +343,25 @@ class SandboxVenue:
         )
         self.trades[trade.txid] = trade
         order.trade_ids.append(trade.txid)
+        if maker:  # the other side took our resting order
+            side, ordertype = ("sell" if order.is_buy else "buy"), "limit"
+        else:
+            side, ordertype = order.side, order.ordertype
+        self.tape.append(Print(pair, trade.time, price, vol, side, ordertype, len(self.tape) + 1))
+
+    def print_trade(
+        self, pair_name: str, price: DecimalLike, volume: DecimalLike, side: str
+    ) -> Print:
+        """Another participant's trade on the public tape (the book is not changed)."""
+        if side not in ("buy", "sell"):
+            raise ValueError(f"a print's side is buy or sell, not {side!r}")
+        p, v = to_decimal(price), to_decimal(volume)
+        if p <= 0 or v <= 0:
+            raise ValueError("a print needs a positive price and volume")
+        pair = self.pair(pair_name)
+        done = Print(pair, self.now(), p, v, side, "market", len(self.tape) + 1)
+        self.tape.append(done)
+        return done
 
     def _settle(self, order: SandboxOrder) -> None:
         if order.status == "open" and not order.remaining:

@@ -13,7 +13,7 @@ from typing import Any
 
 from bot.money import ZERO, money_context
 from connectors.sandbox.exchange_orders import Pair, SandboxOrder, SandboxTrade
-from connectors.sandbox.exchange_venue import Quote, SandboxVenue
+from connectors.sandbox.exchange_venue import Print, Quote, SandboxVenue
 
 
 def fixed(value: Decimal, places: int) -> str:
@@ -41,6 +41,23 @@ def assets(venue: SandboxVenue) -> dict[str, Any]:
         }
         for asset, decimals in sorted(venue.asset_decimals.items())
     }
+
+
+def public_trades(pair: Pair, tape: list[Print]) -> list[list[Any]]:
+    """Trades as the public Trades endpoint lists them: price, volume, time, b/s, m/l, misc,
+    trade id."""
+    return [
+        [
+            fixed(t.price, pair.price_decimals),
+            fixed(t.vol, pair.lot_decimals),
+            round(t.time, 4),
+            "b" if t.side == "buy" else "s",
+            "l" if t.ordertype == "limit" else "m",
+            "",
+            t.trade_id,
+        ]
+        for t in tape
+    ]
 
 
 def depth(pair: Pair, bids: list[Quote], asks: list[Quote], updated: float) -> dict[str, Any]:
