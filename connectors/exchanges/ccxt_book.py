@@ -1,8 +1,12 @@
-"""A token's order book on an exchange through ccxt: pegbot's ``MarketDataSource``.
+"""A token's order book (and its public trades) on an exchange through ccxt: pegbot's
+``MarketDataSource``.
 
-The book is read with REST ``fetch_order_book`` every ``interval_s`` (the exchange sandbox has no
-websocket, so this is how the connector is tested; ccxt pro's ``watch_order_book`` is not used
-yet). A book that changed reaches the sink under pegbot's names: the source's venue name and the
+The book is read with REST ``fetch_order_book`` every ``interval_s``; ccxt pro's
+``watch_order_book`` is not used (docs/connectors.md, "Websockets": ccxt's Kraken subscribes
+under its upper-cased unified symbol, ``AAPLX/USD``, not the venue's ``AAPLx/USD``). With
+``trades=True`` the same round reads ``fetch_trades`` and hands each trade printed since the
+previous round to ``on_trade`` once (keyed by the venue's trade id; trades from before
+``connect`` are not reported), price and size as the venue printed them, side the aggressor's. A book that changed reaches the sink under pegbot's names: the source's venue name and the
 token's symbol (``AAPLx``), never ccxt's (``AAPLX/USD``), stamped with the receive time from the
 clock the source was given. With ``depth`` 1 it is ``on_book_top``; with more, a snapshot of up to
 ``depth`` levels a side as ``on_book_level`` rows, bids then asks best first, the first row flagged
@@ -12,7 +16,8 @@ top and tells the strategy), so a strategy hears of one book once.
 Connection states (``on_connection``), reported when they change:
 
 - CONNECTED after a book was read (again);
-- STALE when a read fails, or when the book has not changed for ``stale_after_s`` on the clock;
+- STALE when a read fails (an unreachable venue, or an answer that cannot be read: logged in one
+  line), or when the book has not changed for ``stale_after_s`` on the clock;
 - RECONNECTING after ``failures_to_reconnect`` reads in a row failed (or the first one, at
   start): the client is closed and a new one loads the markets again, with back-off, until a
   book is read;
@@ -76,6 +81,7 @@ class CcxtBook:
         base_url: str | None = None,
         polling: BookPolling | None = None,
         client_factory: Callable[[], Any] | None = None,
+        trades: bool = False,
     ) -> None:
         if depth < 1:
             raise ValueError(f"{name}: book depth must be at least 1, got {depth}")
@@ -101,6 +107,9 @@ class CcxtBook:
         self._last: tuple[Levels, Levels] | None = None
         self._changed_ns = 0
         self._failures = 0
+        self.trades = trades
+        self._trades_seen: dict[str, int] = {}  # trade id -> its venue time (ms)
+        self._trades_since_ms: int | None = None  # None: not read yet (the first read is a base)
 
     def __repr__(self) -> str:
         return f"CcxtBook({self.name!r}, {self.quirks.ccxt_id!r}, {self.token!r})"
@@ -167,12 +176,48 @@ class CcxtBook:
                 quirks=self.quirks,
             )
         book = await self._session.ask("fetch_order_book", self._market.symbol, self.depth)
+        bids, asks = _side(book.get("bids"), self.depth), _side(book.get("asks"), self.depth)
+        printed = await self._read_trades() if self.trades else []
         self._failures = 0
-        self._on_book(_side(book.get("bids"), self.depth), _side(book.get("asks"), self.depth))
+        self._on_book(bids, asks)
+        self._emit_trades(printed)
+
+    async def _read_trades(self) -> list[tuple[float, float, int]]:
+        """Trades printed since the last read, oldest first: ``(price, size, side)``."""
+        assert self._market is not None
+        since = self._trades_since_ms
+        rows = await self._session.ask("fetch_trades", self._market.symbol, since)
+        fresh: list[tuple[int, str, float, float, int]] = []
+        for row in rows or []:
+            trade_id, ms = str(row["id"]), int(row["timestamp"])
+            price, size = float(row["price"]), float(row["amount"])
+            if not (math.isfinite(price) and math.isfinite(size) and price > 0 and size > 0):
+                raise ValueError(f"trade {trade_id}: price {row['price']}, size {row['amount']}")
+            if trade_id in self._trades_seen:
+                continue
+            side = {"buy": BID, "sell": ASK}.get(row.get("side"), int(Side.UNKNOWN))
+            fresh.append((ms, trade_id, price, size, side))
+        fresh.sort()
+        for ms, trade_id, *_ in fresh:
+            self._trades_seen[trade_id] = ms
+        newest = max([since or 0, *(ms for ms, *_ in fresh)])
+        self._trades_seen = {t: ms for t, ms in self._trades_seen.items() if ms >= newest - 1000}
+        self._trades_since_ms = newest
+        if since is None:  # the first read only marks where the tape stood
+            return []
+        return [(price, size, side) for _, _, price, size, side in fresh]
+
+    def _emit_trades(self, printed: list[tuple[float, float, int]]) -> None:
+        if self._sink is None or not printed:
+            return
+        now = self._clock.now_ns()
+        for price, size, side in printed:
+            self._sink.on_trade(self.name, self.token, price, size, side, now)
 
     async def _failed(self, exc: BaseException) -> None:
         self._failures += 1
         detail = f"book read failed: {self._session.reason(exc)}"
+        log.warning("book_read_failed", venue=self.name, token=self.token, reason=detail)
         never_read = self.state is None  # down from the start: nothing to call stale
         if self._failures < self.polling.failures_to_reconnect and not never_read:
             self._report(ConnectionState.STALE, detail)

@@ -183,13 +183,32 @@ def fee_usd(trade: Mapping[str, Any], market: TokenMarket, price: Decimal) -> tu
     return total, ", ".join(unconverted)
 
 
+def fee_reported(trade: Mapping[str, Any]) -> bool:
+    """Whether the venue stated the trade's fee (a cost, even zero)."""
+    fees = trade.get("fees") or ([trade["fee"]] if trade.get("fee") else [])
+    return any(fee.get("cost") not in (None, "") for fee in fees)
+
+
+def market_fee(trade: Mapping[str, Any], market: TokenMarket, price: Decimal) -> Decimal:
+    """The fee the market's rate says a trade costs in USD (maker or taker as the trade says,
+    taker when it does not; zero when the market states no rate)."""
+    maker = trade.get("takerOrMaker") == "maker"
+    rate = (market.maker_fee if maker else market.taker_fee) or ZERO
+    with money_context():
+        return price * _decimal(trade.get("amount")) * rate
+
+
 def trade_fill(
     trade: Mapping[str, Any], order: Order, market: TokenMarket, venue: str, ts_ns: int
 ) -> tuple[Fill, str]:
     """A venue trade of ``order`` as a Fill keyed by the venue's trade id, received at ``ts_ns``,
-    and the fees it could not convert to USD ("" when none)."""
+    and the fees it could not convert to USD ("" when none). A trade whose fee the venue does not
+    state pays the market's maker or taker rate (``market_fee``)."""
     price = _decimal(trade.get("price"))
-    fee, unconverted = fee_usd(trade, market, price)
+    if fee_reported(trade):
+        fee, unconverted = fee_usd(trade, market, price)
+    else:
+        fee, unconverted = market_fee(trade, market, price), ""
     fill = Fill(
         venue=venue,
         instrument=order.instrument,

@@ -7,7 +7,8 @@ decimal context. A task isolates itself so nothing it runs can touch the context
 started it; each call gets a fresh context too, so the engine handlers a task calls after a ccxt
 call (an order's answer, a fill) compute in Python's default half-even, never in ccxt's leftovers.
 One call at a time: Kraken wants a strictly increasing nonce per key, and two requests in flight
-could arrive out of order.
+could arrive out of order. An answer that is not JSON (a proxy's HTML page, a truncated body) is
+``GarbledAnswerError``: ccxt would hand its parser the raw body and read, say, an empty book.
 
 What this module may not do: put a secret in a repr, an error or a log line (``scrub`` removes
 them from a failure's text).
@@ -32,6 +33,13 @@ log = structlog.get_logger("pegbot.ccxt")
 
 class VenueUnavailableError(PegbotError):
     """The exchange cannot be asked now (one line, no secret)."""
+
+
+class GarbledAnswerError(Exception):
+    """The venue answered something that is not JSON: the outcome of the call is unknown."""
+
+
+_ASKED = object()  # what ``last_json_response`` holds until a call's answer is parsed
 
 
 class CcxtSession:
@@ -70,6 +78,7 @@ class CcxtSession:
         """The client, built if there is none."""
         if self.client is None:
             self.client = self._factory() if self._factory else self._new_client()
+            self.client.enableLastJsonResponse = True  # to tell an unreadable answer (ask)
             if self._exact:
                 self.client.number = str
         return self.client
@@ -93,8 +102,14 @@ class CcxtSession:
         async with self._one_at_a_time:
             if self.client is None:
                 raise VenueUnavailableError(f"{self.name}: not connected")
+            client = self.client
+            client.last_json_response = _ASKED
             with decimal.localcontext(decimal.Context()):
-                return await getattr(self.client, method)(*args)
+                answer = await getattr(client, method)(*args)
+            if client.last_json_response is None and client.last_http_response:
+                text = " ".join(str(client.last_http_response).split())[:60]
+                raise GarbledAnswerError(f"{method}: the answer is not JSON: {text!r}")
+            return answer
 
     def _secrets(self) -> list[str]:
         return [s.get_secret_value() for s in (self._api_key, self._secret) if s is not None]

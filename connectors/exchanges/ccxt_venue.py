@@ -41,7 +41,13 @@ from bot.model import Order, OrderState, OrderUpdate, VenueKind
 from bot.money import to_decimal
 from connectors.base import VenueEvents
 from connectors.exchanges.ccxt_backoff import Backoff
-from connectors.exchanges.ccxt_orders import TermsRefused, order_from_venue, order_terms, trade_fill
+from connectors.exchanges.ccxt_orders import (
+    TermsRefused,
+    fee_reported,
+    order_from_venue,
+    order_terms,
+    trade_fill,
+)
 from connectors.exchanges.ccxt_session import CcxtSession, VenueUnavailableError
 from connectors.exchanges.ccxt_working import (
     NS_PER_S,
@@ -320,6 +326,9 @@ class CcxtExchange:
                 log.error(
                     "fee_not_in_usd", venue=self.name, trade_id=fill.trade_id, fee=unconverted
                 )
+            if not fee_reported(trade):
+                log.info("fee_from_market_rate", venue=self.name, trade_id=fill.trade_id,
+                         fee_usd=str(fill.fee_usd), liquidity=fill.liquidity)  # fmt: skip
             if self._events is not None:
                 self._events.on_fill(fill)
         return bool(fresh)
