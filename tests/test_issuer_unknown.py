@@ -6,15 +6,10 @@ receipt were lost is found on chain by our request id and followed to its fill."
 from __future__ import annotations
 
 import asyncio
-import json
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-import aiohttp
 import pytest
-from aiohttp import web
-from eth_utils.crypto import keccak
-from hexbytes import HexBytes
 
 from bot.clock import LiveClock
 from bot.model import RequestKind, RequestState
@@ -22,7 +17,7 @@ from connectors.issuers.delayed_request import DelayedRequestIssuer
 from connectors.issuers.firm_quote import FirmQuoteIssuer
 from connectors.issuers.order_processor import OrderProcessorIssuer
 from connectors.issuers.wallet import ChainWallet
-from tests.issuer_world import Answers, Deployed, deploy, request, running, until
+from tests.issuer_world import Answers, Deployed, LossyNode, deploy, request, running, until
 
 if TYPE_CHECKING:
     from tests.evm_chain import LocalChain
@@ -106,64 +101,6 @@ def test_a_quote_whose_answer_was_lost_is_asked_again_and_settled_once(
             assert (after[0] - before[0], after[1] - before[1]) == (189_325_000, -(10**18))
 
     asyncio.run(run())
-
-
-class LossyNode:
-    """A JSON-RPC proxy in front of anvil that loses what a network loses: the answer to the
-    ``lose_send``-th ``eth_sendRawTransaction`` (the node has taken it), and then, for
-    ``hide_s``, that transaction's receipt (answered null, as for one not mined yet). aiohttp
-    sends a request again on a connection closed under it, so the node also answers the same
-    transaction a second time ("nonce too low"), as it would on a real network."""
-
-    def __init__(self, upstream: str, *, lose_send: int, hide_s: float) -> None:
-        self._upstream = upstream
-        self._lose_send = lose_send
-        self._hide_s = hide_s
-        self._sends = 0
-        self._hidden = ""
-        self._hide_until = 0.0
-        self.lost: list[str] = []
-        self._runner: web.AppRunner | None = None
-        self._session: aiohttp.ClientSession | None = None
-        self.url = ""
-
-    async def start(self) -> None:
-        app = web.Application()
-        app.router.add_post("/", self._relay)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        self.url = f"http://127.0.0.1:{self._runner.addresses[0][1]}"
-        self._session = aiohttp.ClientSession()
-
-    async def stop(self) -> None:
-        assert self._runner is not None and self._session is not None
-        await self._session.close()
-        await self._runner.cleanup()
-
-    async def _relay(self, request: web.Request) -> web.StreamResponse:
-        assert self._session is not None
-        body = await request.read()
-        call = json.loads(body)
-        method = call.get("method") if isinstance(call, dict) else None
-        now = asyncio.get_running_loop().time()
-        hidden = method == "eth_getTransactionReceipt" and call["params"][0] == self._hidden
-        if hidden and now < self._hide_until:
-            return web.json_response({"jsonrpc": "2.0", "id": call["id"], "result": None})
-        headers = {"Content-Type": "application/json"}
-        async with self._session.post(self._upstream, data=body, headers=headers) as answer:
-            relayed = await answer.read()
-        if method == "eth_sendRawTransaction":
-            self._sends += 1
-            if self._sends == self._lose_send:
-                raw = HexBytes(call["params"][0])
-                self._hidden = HexBytes(keccak(raw)).to_0x_hex()
-                self._hide_until = now + self._hide_s
-                self.lost.append(self._hidden)
-                if request.transport is not None:
-                    request.transport.close()
-                return web.Response()
-        return web.Response(body=relayed, content_type="application/json")
 
 
 def test_an_order_whose_send_and_receipt_were_lost_is_found_by_its_request_id(

@@ -9,8 +9,9 @@ until an expiry; we settle the quote ourselves on the ``OrderProcessor`` contrac
   REJECTED NO_QUOTE (nothing has happened on chain).
 - A quote is ACCEPTED with its price and fee (as the simulated issuer answers), then the exact
   approval and the settlement are sent: mined, PRICED and SETTLED at the quoted price; reverted,
-  REJECTED with the contract's reason (QUOTE_EXPIRED, BAD_SIGNATURE, QUOTE_USED, ...). A lost
-  receipt is looked up by the quote's nonce (``settled(request_id)``), which is one per request.
+  REJECTED with the contract's reason (QUOTE_EXPIRED, BAD_SIGNATURE, QUOTE_USED, ...) unless the
+  chain says the quote was settled (a copy of our call reverts QUOTE_USED after the first landed).
+  A lost receipt is looked up by the quote's nonce (``settled(request_id)``), one per request.
 
 What this module may not do: settle a quote it did not check is for our wallet, quantity and
 kind, or block the caller.
@@ -131,8 +132,10 @@ class FirmQuoteIssuer(LiveIssuer):
                 call = functions.redeemWithAttestation(quote.as_tuple(), signature)
             await self.wallet.send(call)
         except Reverted as exc:
-            self.answer(request, RequestState.REJECTED, reason=str(exc))
-            return
+            # a copy of our settlement reverts QUOTE_USED once the first has landed: ask the chain
+            if not await self._settled_or_false(request.request_id):
+                self.answer(request, RequestState.REJECTED, reason=str(exc))
+                return
         except SendUnknown:
             if not await self._settled_after_unknown(request):
                 self.answer(
@@ -158,6 +161,12 @@ class FirmQuoteIssuer(LiveIssuer):
                 if loop.time() > deadline:
                     raise IssuerRefused(f"NO_QUOTE: the issuer did not answer ({exc})") from None
             await asyncio.sleep(self._poll_s)
+
+    async def _settled_or_false(self, request_id: str) -> bool:
+        try:
+            return await self.settled(request_id)
+        except Exception:  # cannot tell: the revert stands
+            return False
 
     async def _settled_after_unknown(self, request: MintRedeemRequest) -> bool:
         loop = asyncio.get_running_loop()

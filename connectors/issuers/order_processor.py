@@ -12,6 +12,8 @@ by the issuer at its broker's price.
   MAX_LIMIT_REACHED, ...).
 - An open order is read every ``poll_s``, backing off to ``max_poll_s`` while it waits (a
   weekend's order is not read four times a second until Monday).
+- A revert is checked against the chain before it is reported: if an order under our
+  reference exists (a copy of the call reverted DUPLICATE after the first landed), it is followed.
 - A send whose receipt never came is an unknown outcome: the order is looked up by its client
   reference (``order_for``) until it appears or ``unknown_grace_s`` passes (then REJECTED: it
   never landed).
@@ -134,8 +136,13 @@ class OrderProcessorIssuer(LiveIssuer):
                 await self.wallet.approve_exactly(self._stock, self.processor.address, qty)
                 receipt = await self.wallet.send(functions.requestRedeem(qty, min_price, ref))
         except Reverted as exc:
-            self.answer(request, RequestState.REJECTED, reason=str(exc))
-            return
+            # A sender may have sent our call twice (the first one landed, the copy reverted
+            # DUPLICATE): what the chain holds under our reference decides, not the revert.
+            order_id = await self._order_or_zero(request.request_id)
+            if order_id == 0:
+                self.answer(request, RequestState.REJECTED, reason=str(exc))
+                return
+            from_block = 0
         except SendUnknown:
             order_id = await self._find_after_unknown(request)
             if order_id == 0:
@@ -149,6 +156,12 @@ class OrderProcessorIssuer(LiveIssuer):
             order_id, from_block = created[0]["args"]["id"], receipt["blockNumber"]
         self.answer(request, RequestState.ACCEPTED)
         await self._follow(request, order_id, from_block)
+
+    async def _order_or_zero(self, request_id: str) -> int:
+        try:
+            return await self.order_for(request_id)
+        except Exception:  # cannot tell: the revert stands
+            return 0
 
     async def _find_after_unknown(self, request: MintRedeemRequest) -> int:
         loop = asyncio.get_running_loop()

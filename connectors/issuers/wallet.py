@@ -1,11 +1,12 @@
-"""Our wallet on chain, as the issuer adapters use it: calls, and transactions signed here with
-the wallet's key (EIP-1559), sent one at a time.
+"""Our wallet on chain, as the issuer adapters use it: calls, and transactions (EIP-1559) sent
+one at a time. A call that would revert is refused before anything is signed (``Reverted`` with
+the contract's reason).
 
-This is the minimal sender the adapters need until ``connectors/evm/tx_manager.py`` (nonces,
-replacement of a stuck transaction) is in the tree: it takes the pending nonce from the node,
-prices a transaction at twice the base fee plus a tip, and waits for its receipt. A call that
-would revert is refused before anything is signed (``Reverted`` with the contract's reason). The
-transaction hash is known before it is sent, so a send whose answer is lost is followed by its
+Given a ``TxManager`` (connectors/evm/tx_manager.py: one writer of the account's nonces for the
+whole node, replacement of a stuck transaction) it sends through it. Without one it is a minimal
+sender of its own, written before the TxManager was in the tree: it signs with the wallet's key,
+takes the pending nonce from the node, prices a transaction at twice the base fee plus a tip,
+and waits for its receipt (no replacement). The transaction hash is known before it is sent, so a send whose answer is lost is followed by its
 hash, never sent again blind: an unknown outcome, not a failure. (The HTTP client may send it
 again by itself on a connection that closed under it; the node's "nonce too low" or "already
 known" then means the transaction may be ours, and it is followed by its hash too.)
@@ -18,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
+from typing import Any, cast
 
 import aiohttp
 from eth_account import Account
+from eth_account.signers.local import LocalAccount
 from hexbytes import HexBytes
 from pydantic import SecretStr
 from web3 import AsyncHTTPProvider, AsyncWeb3
@@ -32,6 +34,7 @@ from web3.types import RPCEndpoint, TxReceipt
 
 from bot.logging import register_secret
 from connectors.evm.solidity import compile_contracts
+from connectors.evm.tx_manager import TxError, TxManager
 
 _PRIORITY_FEE_WEI = 10**9
 # What a node answers to a transaction it already has (or whose nonce it has seen used)
@@ -64,18 +67,28 @@ class ChainWallet:
     def __init__(
         self,
         rpc_url: str,
-        private_key: SecretStr | str,
+        private_key: SecretStr | str = "",
         *,
+        tx_manager: TxManager | None = None,
         receipt_timeout_s: float = 30.0,
         poll_s: float = 0.05,
     ) -> None:
+        """Send with ``private_key`` (this module's minimal sender), or through ``tx_manager``
+        (connectors/evm/tx_manager.py: the node's single writer of the account's nonces, which
+        replaces a stuck transaction; give a ``receipt_timeout_s`` beyond its
+        ``replace_after_s``). Calls and contracts go to ``rpc_url`` either way."""
         key = private_key.get_secret_value() if isinstance(private_key, SecretStr) else private_key
-        if not rpc_url or not key:
-            raise ValueError("a wallet needs the chain's rpc_url and its private key")
-        register_secret(key)
-        register_secret(key.removeprefix("0x"))
-        self._account = Account.from_key(key)
-        self.address = self._account.address
+        if not rpc_url or bool(key) == (tx_manager is not None):
+            raise ValueError("a wallet needs the chain's rpc_url and a private key or a TxManager")
+        self._tx_manager = tx_manager
+        self._account: LocalAccount | None = None
+        if tx_manager is not None:
+            self.address = tx_manager.address
+        else:
+            register_secret(key)
+            register_secret(key.removeprefix("0x"))
+            self._account = Account.from_key(key)
+            self.address = self._account.address
         self.w3 = AsyncWeb3(
             AsyncHTTPProvider(
                 rpc_url,
@@ -94,8 +107,14 @@ class ChainWallet:
     async def connect(self) -> None:
         if not self.chain_id:  # shared by several adapters: connected once
             self.chain_id = await self.w3.eth.chain_id
+        if self._tx_manager is not None and self._tx_manager.next_nonce is None:
+            try:
+                await self._tx_manager.start()
+            except TxError as exc:
+                raise ConnectionError(str(exc)) from None
 
     async def close(self) -> None:
+        """Close the calls' connection (a TxManager given is the caller's to close)."""
         await self.w3.provider.disconnect()
 
     def contract(self, address: str, name: str) -> AsyncContract:
@@ -114,6 +133,9 @@ class ChainWallet:
                 gas = await fn.estimate_gas({"from": self.address})
             except ContractLogicError as exc:
                 raise Reverted(revert_reason(exc)) from None
+            if self._tx_manager is not None:
+                return await self._send_managed(self._tx_manager, fn, gas)
+            assert self._account is not None
             latest = await self.w3.eth.get_block("latest")
             base_fee = int(latest.get("baseFeePerGas", 0))
             tx: dict[str, Any] = {
@@ -141,6 +163,29 @@ class ChainWallet:
         if receipt["status"] != 1:
             raise Reverted(f"transaction {HexBytes(signed.hash).to_0x_hex()} reverted")
         return receipt
+
+    async def _send_managed(
+        self, manager: TxManager, fn: AsyncContractFunction, gas: int
+    ) -> TxReceipt:
+        try:
+            pending = await manager.send(
+                fn.address, fn._encode_transaction_data(), gas=gas + _GAS_MARGIN
+            )
+        except TxError as exc:  # refused outright: nothing was sent
+            raise Reverted(f"the node refused the transaction: {exc}") from None
+        try:
+            outcome = await manager.wait(pending, timeout_s=self._receipt_timeout_s)
+        except TimeoutError as exc:
+            raise SendUnknown(str(exc)) from None
+        if not outcome.succeeded:
+            raise Reverted(f"transaction {outcome.tx_hash} reverted")
+        receipt = {
+            "transactionHash": HexBytes(outcome.tx_hash),
+            "blockNumber": outcome.block_number,
+            "status": 1,
+            "logs": list(outcome.logs),
+        }
+        return cast(TxReceipt, receipt)
 
     async def wait_receipt(self, tx_hash: HexBytes) -> TxReceipt:
         try:
