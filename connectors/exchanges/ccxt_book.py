@@ -270,4 +270,10 @@ class CcxtBook:
 
 
 def _side(levels: Any, depth: int) -> Levels:
-    return tuple((float(level[0]), float(level[1])) for level in (levels or [])[:depth])
+    """A side's first ``depth`` levels; a level without a positive finite price and size is an
+    answer that cannot be read (ValueError)."""
+    out = tuple((float(level[0]), float(level[1])) for level in (levels or [])[:depth])
+    for price, size in out:
+        if not (math.isfinite(price) and math.isfinite(size) and price > 0 and size > 0):
+            raise ValueError(f"book level {price} x {size} cannot be read")
+    return out
