@@ -34,7 +34,7 @@ from connectors.evm.deploy import send
 from connectors.evm.keys import Signer
 from connectors.evm.pool_reader import PoolCheckError
 from connectors.evm.pool_venue import UniswapV3Venue
-from connectors.evm.tx_manager import TxManager, TxSettings
+from connectors.evm.tx_manager import SignedVersion, TxManager, TxSettings
 from tests.evm_live import Pool, anvil_account, deploy_stock_pool, until
 
 if TYPE_CHECKING:
@@ -114,7 +114,11 @@ def order(client_id: str, side: Side, qty: str, limit: str | None, **more: Any) 
     )
 
 
-def on_world(chain: LocalChain, scenario: Callable[[World], Awaitable[None]]) -> None:
+def on_world(
+    chain: LocalChain,
+    scenario: Callable[[World], Awaitable[None]],
+    journal: Callable[[SignedVersion], None] | None = None,
+) -> None:
     pool = deploy_stock_pool(chain)
     market, uniswap = chain.market, chain.market.uniswap
     signer = Signer(anvil_account(6))
@@ -127,6 +131,7 @@ def on_world(chain: LocalChain, scenario: Callable[[World], Awaitable[None]]) ->
             signer,
             chain_id=LOCAL_CHAIN_ID,
             settings=TxSettings(poll_s=0.02, tip_wei=10**9),
+            journal=journal,
         )
         venue = UniswapV3Venue(
             "uniswap", txm=txm, rpc_url=chain.anvil.url, chain_id=LOCAL_CHAIN_ID,
@@ -298,6 +303,53 @@ def test_orders_it_cannot_send_are_rejected_at_no_cost_and_quotes_are_quoter_v2s
         )
 
     on_world(chain, scenario)
+
+
+def test_after_a_restart_a_swap_is_adopted_from_the_journal_s_hashes(chain: LocalChain) -> None:
+    journal: list[SignedVersion] = []
+
+    async def scenario(w: World) -> None:
+        w.venue.submit_order(order("sell-2", Side.SELL, "4", "90"))
+        await ended(w, "sell-2")
+        (fill,) = w.heard.fills
+        # every version was journaled before it was sent, tagged with what it was for
+        assert [v.tag for v in journal] == ["sell-2/approve", "sell-2"]
+        assert [v.tx_hash for v in journal] == w.venue.records["sell-2"].hashes
+
+        # a new venue on the same account, as after a restart, knows the swap by its hashes
+        fresh = UniswapV3Venue(
+            "uniswap", txm=TxManager(w.chain.anvil.url, Signer(anvil_account(6)),
+            chain_id=LOCAL_CHAIN_ID), rpc_url=w.chain.anvil.url, chain_id=LOCAL_CHAIN_ID,
+            pool_address=w.pool.address, router_address=w.venue.router_address,
+            quoter_address=w.venue.quoter_address, token="TSLAx",
+            token_address=w.venue.token_address, quote="USDC", quote_address=w.venue.quote_address,
+            eth_usd=ETH_USD, clock=LiveClock(),
+        )  # fmt: skip
+        await fresh.connect()
+        try:
+            by_tag = {v.tag: v.tx_hash for v in journal}
+            adopted = await fresh.adopt(
+                order("sell-2", Side.SELL, "4", "90"),
+                [by_tag["sell-2"]],
+                [by_tag["sell-2/approve"]],
+            )
+            again = fresh.records["sell-2"].fill
+            assert again is not None
+            assert (again.trade_id, again.qty, again.price, again.gas_usd) == (
+                fill.trade_id, fill.qty, fill.price, fill.gas_usd,
+            )  # fmt: skip
+            assert (adopted.state, adopted.filled_qty, adopted.avg_price) == (
+                OrderState.FILLED, fill.qty, fill.price,
+            )  # fmt: skip
+            never = "0x" + "ab" * 32  # signed, never seen by the node
+            unknown = await fresh.adopt(order("lost-1", Side.SELL, "1", "90"), [never])
+            assert unknown.state is OrderState.UNKNOWN
+            unsent = await fresh.adopt(order("unsent-1", Side.SELL, "1", "90"), [])
+            assert unsent.state is OrderState.REJECTED
+        finally:
+            await fresh.close()
+
+    on_world(chain, scenario, journal.append)
 
 
 def test_a_venue_pointed_at_something_else_is_a_one_line_error(chain: LocalChain) -> None:

@@ -32,7 +32,7 @@ be mined.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
@@ -253,7 +253,7 @@ class UniswapV3Venue:
             terms = self.terms(order)
             await self._approve(record, terms.token_in, terms.amount_in_max)
             call = self._router_call(terms)
-            pending = await self.txm.send(self.router_address, call)
+            pending = await self.txm.send(self.router_address, call, tag=order.client_id)
         except (_Refused, TxError) as exc:
             self._end(record, OrderState.REJECTED, str(exc))
             return
@@ -265,7 +265,7 @@ class UniswapV3Venue:
         record.hashes[:] = list(dict.fromkeys([*record.hashes, *outcome.hashes_sent]))
         record.gas_wei += outcome.cost_wei
         if outcome.succeeded:
-            self._filled(record, terms, outcome)
+            self._filled(record, outcome)
             return
         state, reason = await self._why_reverted(terms, outcome)
         self._end(record, state, reason)
@@ -276,7 +276,7 @@ class UniswapV3Venue:
         if allowance == amount:
             return
         data = APPROVE + spender + amount.to_bytes(32, "big").hex()
-        outcome = await self.txm.execute(token, data)
+        outcome = await self.txm.execute(token, data, tag=f"{record.order.client_id}/approve")
         record.hashes.append(outcome.tx_hash)
         record.gas_wei += outcome.cost_wei
         if not outcome.succeeded:
@@ -298,7 +298,15 @@ class UniswapV3Venue:
         head = EXACT_INPUT_SINGLE if terms.sell else EXACT_OUTPUT_SINGLE
         return head + encode([_SINGLE], [params]).hex()
 
-    def _filled(self, record: SwapRecord, terms: SwapTerms, outcome: TxOutcome) -> None:
+    def _filled(self, record: SwapRecord, outcome: TxOutcome) -> None:
+        fill = self._fill_of(record, outcome)
+        if fill is None:
+            self._end(record, OrderState.REJECTED, f"no Swap log in {outcome.tx_hash}")
+        elif self._events is not None:
+            self._events.on_fill(fill)
+
+    def _fill_of(self, record: SwapRecord, outcome: TxOutcome) -> Fill | None:
+        """The fill the receipt's Swap log of this pool says (kept in the record), or None."""
         swap: tuple[int, SwapLog] | None = None
         for entry in outcome.logs:
             topics = [_hex(t) for t in entry["topics"]]
@@ -308,8 +316,7 @@ class UniswapV3Venue:
                 assert isinstance(decoded, SwapLog)
                 swap = (int(entry["logIndex"]), decoded)
         if swap is None:
-            self._end(record, OrderState.REJECTED, f"no Swap log in {outcome.tx_hash}")
-            return
+            return None
         index, event = swap
         facts = self._facts
         assert facts is not None
@@ -338,8 +345,7 @@ class UniswapV3Venue:
         )
         record.fill = fill
         record.state = OrderState.FILLED
-        if self._events is not None:
-            self._events.on_fill(fill)
+        return fill
 
     async def _why_reverted(self, terms: SwapTerms, outcome: TxOutcome) -> tuple[OrderState, str]:
         block = await self.rpc.call("eth_getBlockByNumber", [hex(outcome.block_number), False])
@@ -402,6 +408,39 @@ class UniswapV3Venue:
         )
 
     # ---- the venue's view --------------------------------------------------------------------
+
+    async def adopt(
+        self, order: Order, swap_hashes: Sequence[str], other_hashes: Sequence[str] = ()
+    ) -> Order:
+        """After a restart: this venue's view of ``order`` from the hashes the journal holds
+        (every version of its swap transaction, tagged with the client id; ``other_hashes``:
+        its approval's, tagged ``<client id>/approve``, whose gas counts). FILLED (the fill in
+        ``records[client_id].fill``), EXPIRED or REJECTED once a version was mined; UNKNOWN
+        while none is; REJECTED if no swap was signed. Nothing is reported to the events: the
+        node reconciles; ``order_by_client_id`` answers from now on."""
+        record = SwapRecord(
+            replace(order), hashes=[*other_hashes, *swap_hashes], swap_hashes=list(swap_hashes)
+        )
+        self.records[order.client_id] = record
+        for tx_hash in other_hashes:
+            approval = await self.txm.outcome_of([tx_hash])
+            if approval is not None:
+                record.gas_wei += approval.cost_wei
+        outcome = await self.txm.outcome_of(swap_hashes)
+        if not swap_hashes:
+            record.state, record.reason = OrderState.REJECTED, "no swap was sent before the restart"
+        elif outcome is None:
+            record.state = OrderState.UNKNOWN
+        else:
+            record.gas_wei += outcome.cost_wei
+            if not outcome.succeeded:
+                record.state, record.reason = await self._why_reverted(self.terms(order), outcome)
+            elif self._fill_of(record, outcome) is None:
+                record.state = OrderState.REJECTED
+                record.reason = f"no Swap log in {outcome.tx_hash}"
+        found = await self.order_by_client_id(order.client_id)
+        assert found is not None
+        return found
 
     async def order_by_client_id(self, client_id: str) -> Order | None:
         """The order as this venue last saw it (None: never submitted here since the start;

@@ -26,8 +26,8 @@ different call, or report a transaction as failed while any of its versions can 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -71,6 +71,7 @@ class SignedVersion:
     max_fee_per_gas: int
     max_priority_fee_per_gas: int
     raw: bytes = field(repr=False)
+    tag: str = ""  # the caller's name for what the transaction is for (a client id)
 
 
 @dataclass(slots=True)
@@ -81,6 +82,7 @@ class PendingTx:
     call: dict[str, Any]  # to, data, value, gas, chainId (fees and nonce added per version)
     versions: list[SignedVersion]
     last_sent_s: float  # loop time of the last version's send
+    tag: str = ""
     unsent: bool = False  # the last version's send had no answer: broadcast it again
 
     @property
@@ -193,11 +195,18 @@ class TxManager:
     # ---- sending -----------------------------------------------------------------------------
 
     async def send(
-        self, to: str, data: str = "0x", *, value: int = 0, gas: int | None = None
+        self,
+        to: str,
+        data: str = "0x",
+        *,
+        value: int = 0,
+        gas: int | None = None,
+        tag: str = "",
     ) -> PendingTx:
         """Sign and send a call with the account's next nonce; returns at once with the
         transaction followed (``wait`` for its receipt). ``gas`` None: the node's estimate plus
-        the margin (a call that would revert is ``TxRejected``, nothing sent)."""
+        the margin (a call that would revert is ``TxRejected``, nothing sent). ``tag`` goes
+        with every version to the journal (what the transaction is for)."""
         if self._next_nonce is None:
             raise TxError(f"{self!r}: start() first")
         call: dict[str, Any] = {
@@ -219,7 +228,7 @@ class TxManager:
             for attempt in (1, 2):
                 nonce = self._next_nonce
                 assert nonce is not None
-                version = self._sign(call, nonce, max_fee, tip)
+                version = self._sign(call, nonce, max_fee, tip, tag)
                 try:
                     sent = await self._broadcast(version)
                 except TxRejected as refused:
@@ -232,14 +241,16 @@ class TxManager:
                     raise
                 self._next_nonce = nonce + 1
                 now = asyncio.get_running_loop().time()
-                pending = PendingTx(nonce, call, [version], now, unsent=not sent)
+                pending = PendingTx(nonce, call, [version], now, tag, unsent=not sent)
                 self.pending[nonce] = pending
                 if not sent:
                     log.warning("send_unconfirmed", account=self.address, nonce=nonce)
                 return pending
         raise AssertionError("unreachable")
 
-    def _sign(self, call: dict[str, Any], nonce: int, max_fee: int, tip: int) -> SignedVersion:
+    def _sign(
+        self, call: dict[str, Any], nonce: int, max_fee: int, tip: int, tag: str
+    ) -> SignedVersion:
         tx = {
             **call,
             "nonce": nonce,
@@ -249,7 +260,7 @@ class TxManager:
         }
         signed = self.signer.sign_transaction(tx)
         version = SignedVersion(
-            _hex(signed.hash), nonce, max_fee, tip, bytes(signed.raw_transaction)
+            _hex(signed.hash), nonce, max_fee, tip, bytes(signed.raw_transaction), tag
         )
         if self._journal is not None:
             self._journal(version)
@@ -302,10 +313,29 @@ class TxManager:
             await asyncio.sleep(settings.poll_s)
 
     async def execute(
-        self, to: str, data: str = "0x", *, value: int = 0, gas: int | None = None
+        self,
+        to: str,
+        data: str = "0x",
+        *,
+        value: int = 0,
+        gas: int | None = None,
+        tag: str = "",
     ) -> TxOutcome:
         """``send`` then ``wait``."""
-        return await self.wait(await self.send(to, data, value=value, gas=gas))
+        return await self.wait(await self.send(to, data, value=value, gas=gas, tag=tag))
+
+    async def outcome_of(self, hashes: Sequence[str]) -> TxOutcome | None:
+        """The receipt of whichever of ``hashes`` (versions of one transaction, from the
+        journal after a restart) was mined; None if none is (yet)."""
+        if not hashes:
+            return None
+        versions = [SignedVersion(h, -1, 0, 0, b"") for h in hashes]
+        probe = PendingTx(-1, {}, versions, 0.0)
+        outcome = await self._receipt(probe)
+        if outcome is None:
+            return None
+        tx = await self.w3.eth.get_transaction(HexStr(outcome.tx_hash))
+        return replace(outcome, nonce=int(tx["nonce"]))
 
     async def _receipt(self, pending: PendingTx) -> TxOutcome | None:
         for version in pending.versions:
@@ -341,7 +371,7 @@ class TxManager:
             market_max, market_tip = 0, 0
         tip = max(bumped(last.max_priority_fee_per_gas, self.settings.bump_pips), market_tip)
         max_fee = max(bumped(last.max_fee_per_gas, self.settings.bump_pips), market_max, tip)
-        version = self._sign(pending.call, pending.nonce, max_fee, tip)
+        version = self._sign(pending.call, pending.nonce, max_fee, tip, pending.tag)
         pending.last_sent_s = asyncio.get_running_loop().time()
         try:
             sent = await self._broadcast(version)
