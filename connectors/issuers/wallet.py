@@ -70,13 +70,15 @@ class ChainWallet:
         private_key: SecretStr | str = "",
         *,
         tx_manager: TxManager | None = None,
-        receipt_timeout_s: float = 30.0,
+        receipt_timeout_s: float | None = None,
         poll_s: float = 0.05,
     ) -> None:
         """Send with ``private_key`` (this module's minimal sender), or through ``tx_manager``
         (connectors/evm/tx_manager.py: the node's single writer of the account's nonces, which
-        replaces a stuck transaction; give a ``receipt_timeout_s`` beyond its
-        ``replace_after_s``). Calls and contracts go to ``rpc_url`` either way."""
+        replaces a stuck transaction). ``receipt_timeout_s``: how long a receipt is waited for
+        before the outcome is unknown; None: 30 s, or four of the TxManager's
+        ``replace_after_s`` (three replacements). Calls and contracts go to ``rpc_url`` either
+        way."""
         key = private_key.get_secret_value() if isinstance(private_key, SecretStr) else private_key
         if not rpc_url or bool(key) == (tx_manager is not None):
             raise ValueError("a wallet needs the chain's rpc_url and a private key or a TxManager")
@@ -96,6 +98,10 @@ class ChainWallet:
                 cacheable_requests={RPCEndpoint("eth_chainId")},
             )
         )
+        if receipt_timeout_s is None:
+            receipt_timeout_s = (
+                30.0 if tx_manager is None else 4 * tx_manager.settings.replace_after_s
+            )
         self._receipt_timeout_s = receipt_timeout_s
         self._poll_s = poll_s
         self._lock = asyncio.Lock()
