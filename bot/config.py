@@ -69,6 +69,9 @@ class VenueConfig(Strict):
     taf_per_share_usd: Decimal = Field(Decimal("0.000166"), ge=0, description="FINRA TAF, sells")
     taf_max_usd: Decimal = Field(Decimal("8.30"), ge=0)
     overnight_enabled: bool = False
+    shorting_enabled: bool = Field(
+        True, description="broker: the account may sell short (false: hedges sell shares held)"
+    )
     # exchange
     maker_fee_bps: Decimal = Decimal(0)
     taker_fee_bps: Decimal = Field(Decimal(10), ge=0)
@@ -104,6 +107,7 @@ class VenueConfig(Strict):
     ws_url: str = Field("", description="pool: JSON-RPC websocket URL (logs)")
     chain_id: int | None = Field(None, description="pool: the chain id the RPC must report")
     pool_address: str = Field("", description="pool: the Uniswap v3 pool's address")
+    quote_address: str = Field("", description="pool: the quote ERC-20's address (USDC)")
     router: str = Field("", description="pool: SwapRouter address")
     quoter: str = Field("", description="pool: QuoterV2 address")
     confirmations: int = Field(1, ge=0, description="pool: blocks before a log counts")
@@ -144,6 +148,11 @@ class IssuerConfig(Strict):
         Decimal(0), ge=0, description="notional priced per issuer session; 0 = no limit"
     )
     api_key: SecretRef | None = None
+    url: str = Field("", description="live: the issuer's API (firm_quote, delayed_request)")
+    processor: str = Field("", description="live: the order-processor contract's address")
+    limit_bps: Decimal = Field(
+        Decimal(300), ge=0, description="live: a mint pays at most this far over fair value"
+    )
 
 
 class MultiplierConfig(Strict):

@@ -13,13 +13,27 @@ What this module may not do: read a secret's value into a log, an error or a rep
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from bot.config import SecretRef, Settings, VenueConfig, resolve_secret, secret_refs
+from bot.config import (
+    IssuerConfig,
+    SecretRef,
+    Settings,
+    VenueConfig,
+    resolve_secret,
+    secret_refs,
+)
 from bot.errors import ConfigError, InputError
+from bot.model import IssuerModel, MintRedeemRequest, RequestKind
 from bot.node import Adapters, NodeParts
 from connectors.base import IssuerVenue, MarketDataSource, OrderVenue
+
+#: anvil's default mnemonic (public: every anvil starts with it) and the sandbox wallet's index
+#: on it (connectors/sandbox/serve_chain.py: account 4 is the bot's wallet).
+ANVIL_MNEMONIC = "test test test test test test test test test test test junk"
+SANDBOX_WALLET_INDEX = 4
 
 LIVE_ENVIRONMENTS = ("sandbox", "paper", "live")
 
@@ -39,6 +53,16 @@ class Endpoint:
     extra: dict[str, Any] = field(default_factory=dict)
     key: str = field(default="", repr=False)
     secret: str = field(default="", repr=False)
+    wallet_key: str = field(default="", repr=False)
+
+
+def sandbox_wallet_key() -> str:
+    """The sandbox wallet's key: anvil's default account 4 (a public test key, never money)."""
+    from eth_account import Account
+
+    Account.enable_unaudited_hdwallet_features()
+    path = f"m/44'/60'/0'/0/{SANDBOX_WALLET_INDEX}"
+    return str(Account.from_mnemonic(ANVIL_MNEMONIC, account_path=path).key.to_0x_hex())
 
 
 def sandbox_endpoints(settings: Settings) -> dict[str, Endpoint]:
@@ -81,7 +105,16 @@ def sandbox_endpoints(settings: Settings) -> dict[str, Endpoint]:
                 router=uni.get("router", ""),
                 quoter=uni.get("quoter", ""),
                 extra=c,
+                wallet_key=sandbox_wallet_key(),
             )
+    i, k = ends.get("issuer", {}), keys.get("issuer", {})
+    for name in settings.issuers:
+        out[f"issuer:{name}"] = Endpoint(
+            url=i.get("url", ""),
+            chain_id=i.get("chain_id"),
+            extra={"processor": i.get("processor", "")},
+            key=k.get("api_key", ""),
+        )
     return out
 
 
@@ -104,6 +137,13 @@ def configured_endpoints(settings: Settings) -> dict[str, Endpoint]:
             quoter=v.quoter,
             key=_secret(v.api_key, f"venues.{name}.api_key"),
             secret=_secret(v.api_secret, f"venues.{name}.api_secret"),
+            wallet_key=_secret(v.wallet_key, f"venues.{name}.wallet_key"),
+        )
+    for name, i in settings.issuers.items():
+        out[f"issuer:{name}"] = Endpoint(
+            url=i.url,
+            extra={"processor": i.processor},
+            key=_secret(i.api_key, f"issuers.{name}.api_key"),
         )
     return out
 
@@ -211,12 +251,65 @@ def live_adapters(parts: NodeParts, *, endpoints: dict[str, Endpoint]) -> Adapte
             venues[name] = venue_x
             sources.extend(books)
         else:
-            pool_parts = _pool(name, v, end, parts)
-            if pool_parts is not None:
-                venues[name] = pool_parts[0]
-                sources.append(pool_parts[1])
-    issuers: dict[str, IssuerVenue] = {}
+            venues[name], pool_source = _pool(name, v, end, parts)
+            sources.append(pool_source)
+    issuers: dict[str, IssuerVenue] = {
+        name: _issuer(name, i, endpoints, parts) for name, i in settings.issuers.items()
+    }
     return Adapters(venues, issuers, {}, sources)
+
+
+def _issuer(
+    name: str, i: IssuerConfig, endpoints: dict[str, Endpoint], parts: NodeParts
+) -> IssuerVenue:
+    """The issuer's adapter by model (connectors/issuers); it pays from, and delivers to, the
+    wallet of its ``cash_account`` (a pool venue)."""
+    from connectors.issuers.delayed_request import DelayedRequestIssuer
+    from connectors.issuers.firm_quote import FirmQuoteIssuer
+    from connectors.issuers.order_processor import OrderProcessorIssuer
+
+    end = endpoints[f"issuer:{name}"]
+    wallet = endpoints.get(i.cash_account) if i.cash_account else None
+    if wallet is None or not wallet.wallet_key:
+        raise InputError(
+            f"issuers.{name}.cash_account: a live issuer is paid from a wallet: name the pool "
+            "venue whose wallet_key pays its mints"
+        )
+    tokens = [sym for sym, t in parts.settings.tokens.items() if t.issuer == name]
+    token = tokens[0] if tokens else ""
+    processor = str(end.extra.get("processor", ""))
+    common: dict[str, Any] = {"clock": parts.clock, "rpc_url": wallet.url, "token": token}
+    if i.model is IssuerModel.DELAYED_REQUEST:
+        return DelayedRequestIssuer(
+            name, url=end.url, api_key=end.key, private_key=wallet.wallet_key,
+            limit_price=_limit_price(parts, i), **common,
+        )  # fmt: skip
+    if i.model is IssuerModel.FIRM_QUOTE:
+        return FirmQuoteIssuer(
+            name, url=end.url, api_key=end.key, processor=processor,
+            private_key=wallet.wallet_key, **common,
+        )  # fmt: skip
+    return OrderProcessorIssuer(
+        name, processor=processor, private_key=wallet.wallet_key,
+        limit_price=_limit_price(parts, i), **common,
+    )  # fmt: skip
+
+
+def _limit_price(parts: NodeParts, i: IssuerConfig) -> Any:
+    """The issuer's price limit for a request: fair value when it is sent, ``limit_bps`` worse
+    (None without a fair value: the adapter sends no unlimited mint)."""
+    factor = i.limit_bps / Decimal(10_000)
+
+    def limit(request: MintRedeemRequest) -> Decimal | None:
+        tok = parts.tokens.get(request.token)
+        quote = parts.market.quotes.get(tok.underlying) if tok is not None else None
+        if tok is None or quote is None or not quote.valid:
+            return None
+        fair = Decimal(repr(quote.mid)) * tok.multiplier_at(parts.clock.now_ns())
+        worse = factor if request.kind is RequestKind.MINT else -factor
+        return (fair * (1 + worse)).quantize(Decimal("0.000001"))
+
+    return limit
 
 
 def _alpaca(
@@ -294,6 +387,88 @@ def _ccxt(
 
 def _pool(
     name: str, v: VenueConfig, end: Endpoint, parts: NodeParts
-) -> tuple[OrderVenue, MarketDataSource] | None:
-    """The pool's venue and watcher (connectors/evm); None while they are not built."""
-    return None
+) -> tuple[OrderVenue, MarketDataSource]:
+    """The pool's swap venue and its watcher (connectors/evm): one transaction manager per
+    wallet, the single writer of its nonces."""
+    from connectors.evm.keys import _signer
+    from connectors.evm.pool_venue import UniswapV3Venue
+    from connectors.evm.pool_watcher import V3PoolWatcher, WatcherSettings
+    from connectors.evm.tx_manager import TxManager
+
+    settings = parts.settings
+    tokens = [sym for sym, t in settings.tokens.items() if name in t.venues]
+    if len(tokens) != 1:
+        raise InputError(f"venues.{name}: a pool trades exactly one token, found {len(tokens)}")
+    token = tokens[0]
+    token_address, quote_address = _pool_assets(name, v, end, settings, token)
+    if end.chain_id is None:
+        raise InputError(f"venues.{name}.chain_id: missing; the chain id the RPC must report")
+    signer = _signer(end.wallet_key, f"venues.{name}.wallet_key")
+    txm = TxManager(end.url, signer, chain_id=end.chain_id)
+    venue = UniswapV3Venue(
+        name,
+        txm=txm,
+        rpc_url=end.url,
+        chain_id=end.chain_id,
+        pool_address=end.pool_address,
+        router_address=end.router,
+        quoter_address=end.quoter,
+        token=token,
+        token_address=token_address,
+        quote="USD",  # USDC at par: the account's cash
+        quote_address=quote_address,
+        eth_usd=Decimal(str(v.eth_usd)),
+        clock=parts.clock,
+    )
+    watcher = V3PoolWatcher(
+        name,
+        rpc_url=end.url,
+        chain_id=end.chain_id,
+        pool_address=end.pool_address,
+        token=token,
+        token_address=token_address,
+        quote="USD",
+        clock=parts.clock,
+        ws_url=end.ws_url or None,
+        settings=WatcherSettings(confirmations=v.confirmations),
+    )
+    return venue, PoolSource(watcher, parts)
+
+
+def _pool_assets(
+    name: str, v: VenueConfig, end: Endpoint, settings: Settings, token: str
+) -> tuple[str, str]:
+    """The token's and the quote's ERC-20 addresses: the sandbox chain's, or the config's."""
+    deployed = end.extra.get("tokens", {})
+    token_address = deployed.get(token, {}).get("address") or settings.tokens[token].contract
+    quote_address = deployed.get("USDC", {}).get("address") or v.quote_address
+    for key, value in (
+        (f"tokens.{token}.contract", token_address),
+        (f"venues.{name}.quote_address", quote_address),
+    ):
+        if not value:
+            raise InputError(f"{key}: missing; the ERC-20 the pool trades")
+    return str(token_address), str(quote_address)
+
+
+class PoolSource:
+    """A pool watcher as the node's source: its pool state is installed in the market (the
+    engine prices swaps on it) before it follows the chain."""
+
+    def __init__(self, watcher: Any, parts: NodeParts) -> None:
+        self.watcher = watcher
+        self.name = watcher.name
+        self._market = parts.market
+
+    def __repr__(self) -> str:
+        return f"PoolSource({self.watcher.name!r})"
+
+    def bind(self, sink: Any) -> None:
+        self.watcher.bind(sink)
+
+    async def connect(self) -> None:
+        self._market.pools[self.name] = await self.watcher.load()
+        await self.watcher.connect()
+
+    async def close(self) -> None:
+        await self.watcher.close()

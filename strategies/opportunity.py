@@ -397,6 +397,8 @@ def size_limits(
         limits.append(SizeLimit("hedge size", displayed / m))
         if premium:
             limits.append(SizeLimit("broker cash", books.broker_cash / (quote.ask * m)))
+        elif books.broker_shares is not None:  # no short sales: the hedge sells shares held
+            limits.append(SizeLimit("shares held", books.broker_shares / m))
     else:
         limits.append(SizeLimit("unhedged budget", cfg.unhedged_risk_budget_usd / fair))
     book = None if v.is_pool else market.books[v.key]
@@ -421,11 +423,17 @@ class VenueAccounts(NamedTuple):
     inventory: float  # tokens held at the venue
     inventory_floor: float  # inventory-first only above target - band
     broker_cash: float
+    broker_shares: float | None  # shares a discount hedge may sell (None: short sales allowed)
     has_issuer: bool
     issuer_cash: float  # the issuer account's cash less the flat fee
     issuer_fee_factor: float  # 1 + issuer bps (fee and spread)
     venue_cash: float
     order_cap: float  # max order notional
+
+
+def _may_short(settings: Settings, broker: str) -> bool:
+    venue = settings.venues.get(broker)
+    return venue is None or venue.shorting_enabled
 
 
 def _venue_accounts(
@@ -439,6 +447,9 @@ def _venue_accounts(
         inventory=float(ledger.position(v.name, st.symbol)),
         inventory_floor=float(band.target - band.band) if band is not None else 0.0,
         broker_cash=float(ledger.cash(st.broker)),
+        broker_shares=None
+        if _may_short(settings, st.broker)
+        else max(0.0, float(ledger.position(st.broker, st.underlying))),
         has_issuer=ic is not None,
         issuer_cash=float(ledger.cash(ic.cash_account or st.issuer)) - float(ic.fee_flat_usd)
         if ic

@@ -822,3 +822,26 @@ def test_a_venue_whose_live_feed_is_lost_is_stale_until_it_is_back() -> None:
     strat.on_connection(ctx, "alpaca", "connected")
     intents = strat.on_market(ctx, "AAPLx")
     assert intents is not None and intents[0].venue == "kraken"
+
+
+def test_without_short_sales_a_discount_is_sized_to_the_shares_held_at_the_broker() -> None:
+    s = settings(**EXACT)
+    no_shorts = s.venues["alpaca"].model_copy(update={"shorting_enabled": False})
+    s = s.model_copy(update={"venues": {**s.venues, "alpaca": no_shorts}})
+    ctx = Context(s, TUESDAY_11)
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(199.0, 200.0)
+    strat = MintRedeemStrategy(s)
+    strat.on_start(ctx)
+    assert not strat.on_market(ctx, "AAPLx")  # no shares to sell: no hedge, no arbitrage
+    assert ctx.decisions[-1].reason.endswith("shares held limit")
+    ctx.ledger.positions[("alpaca", "AAPL")] = Decimal("20.4")  # 20 tokens' worth at x1.02
+    ctx.now_ns += 600 * 1_000_000_000  # past the skip's promise (a fill would lift it at once)
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(199.0, 200.0)
+    intents = strat.on_market(ctx, "AAPLx")
+    assert intents is not None, [d.reason for d in ctx.decisions]
+    assert [(i.instrument, i.side, i.qty) for i in intents if isinstance(i, PlaceOrder)] == [
+        ("AAPLx", Side.BUY, Decimal("20")),
+        ("AAPL", Side.SELL, Decimal("20.4")),
+    ]

@@ -28,6 +28,10 @@ def run(args: argparse.Namespace) -> int:
         symbols={SYMBOL: Decimal(args.fair_value)},
         seed=args.seed,
         port=args.port,
+        # a margin account as Alpaca opens one above $2,000: it may sell short, and trades the
+        # overnight session (limit + day, extended hours)
+        shorting_enabled=True,
+        overnight_enabled=True,
     )
     try:
         return asyncio.run(_serve(config, args))
