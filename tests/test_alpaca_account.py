@@ -291,3 +291,30 @@ def test_sec_and_taf_fees_on_a_sale_are_read_from_the_account_activities() -> No
         assert account.cash == D("99995.45")  # 100,000 - 19,002 + 18,998 - 0.55
 
     asyncio.run(run())
+
+
+def test_unsettled_proceeds_count_every_sale_of_the_window_page_by_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("connectors.broker.alpaca_checks._ORDERS_PAGE", 2)
+
+    async def run() -> None:
+        async with sandbox(et(MONDAY, 11), cash=D(10_000)) as (box, _):
+            await asyncio.to_thread(raw_order, box.url, OrderSide.BUY, 30)  # 5,700.60 on Monday
+            box.advance_to(et(TUESDAY, 11))
+            for second in range(3):  # three sales: 3 x 1,899.80 unsettled, two pages
+                box.advance_to(et(TUESDAY, 11) + second * 1_000_000_000)
+                await asyncio.to_thread(raw_order, box.url, OrderSide.SELL, 10)
+            answers = Answers()
+            async with connected(box, answers, clock=box.clock) as broker:
+                broker.submit_order(order("bid-1", "25", limit="190.02"))
+                await until(lambda: answers.done("bid-1"), "the refusal")
+
+        assert answers.of("bid-1") == [
+            ("update", OrderState.REJECTED,
+             "insufficient buying power: buy of 25 AAPL needs $4,750.50, $4,299.40 left "
+             "(buying power $9,998.80 less $5,699.40 unsettled sale proceeds (T+1)); "
+             "short by $451.10", ""),
+        ]  # fmt: skip
+
+    asyncio.run(run())

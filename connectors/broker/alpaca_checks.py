@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -48,6 +48,7 @@ from connectors.broker.alpaca_rest import AlpacaRest, OutcomeUnknown, Refused, a
 log = structlog.get_logger("pegbot.alpaca")
 
 _PAGE = 100  # activities a page
+_ORDERS_PAGE = 500  # orders a page (Alpaca's most)
 PriceOf = Callable[[str], Decimal | None]
 """The price a market order is checked at (the ask for a buy, the bid for a sell; None: not
 known): the wiring passes the engine's latest quote."""
@@ -115,11 +116,29 @@ class AccountReads:
         )
 
     async def orders_since(self, since_ns: int) -> list[dict[str, Any]]:
-        """Every order submitted after ``since_ns`` (open and closed, oldest first, up to 500)."""
+        """Every order submitted after ``since_ns`` (open and closed, oldest first), a page of
+        ``_ORDERS_PAGE`` at a time."""
         after = datetime.fromtimestamp(since_ns / 1e9, UTC)
-        request = GetOrdersRequest(
-            status=QueryOrderStatus.ALL, after=after, limit=500, direction=Sort.ASC
-        )
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        while True:
+            request = GetOrdersRequest(
+                status=QueryOrderStatus.ALL, after=after, limit=_ORDERS_PAGE, direction=Sort.ASC
+            )
+            rows = await self._orders_page(request)
+            fresh = [row for row in rows if str(row.get("id")) not in seen]
+            out += fresh
+            seen.update(str(row.get("id")) for row in fresh)
+            if len(rows) < _ORDERS_PAGE:
+                return out
+            if not fresh:  # a page of orders sent in one microsecond: no way past it
+                log.warning("orders_not_all_listed", after=after.isoformat(), listed=len(out))
+                return out
+            # Alpaca's ``after`` is exclusive: start just before the last order's time, so those
+            # sent in the same microsecond are listed again (and dropped as seen)
+            after = datetime.fromisoformat(_submitted_text(rows[-1])) - timedelta(microseconds=1)
+
+    async def _orders_page(self, request: GetOrdersRequest) -> list[dict[str, Any]]:
         return as_rows(await self._rest.call("orders", lambda c: c.get_orders(request)))
 
 
@@ -200,6 +219,9 @@ class OrderChecks:
         return opened_today(position.qty if position is not None else ZERO, fills)
 
 
+def _submitted_text(raw: dict[str, Any]) -> str:
+    return str(raw.get("submitted_at") or raw.get("created_at")).replace("Z", "+00:00")
+
+
 def _submitted(raw: dict[str, Any]) -> datetime:
-    text = str(raw.get("submitted_at") or raw.get("created_at"))
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return datetime.fromisoformat(_submitted_text(raw))
