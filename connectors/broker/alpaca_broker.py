@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine, Sequence
-from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -40,14 +39,7 @@ from bot.errors import PegbotError
 from bot.logging import register_secret
 from bot.model import Currency, Fill, Order, OrderState, OrderUpdate, VenueKind
 from connectors.base import VenueEvents
-from connectors.broker.alpaca_account import (
-    AccountView,
-    BrokerFee,
-    CalendarDay,
-    MarketClock,
-    PositionView,
-)
-from connectors.broker.alpaca_checks import AccountReads, OrderChecks, PriceOf
+from connectors.broker.alpaca_checks import AccountReads, OrderChecks, PriceOf, ReadingAccount
 from connectors.broker.alpaca_replace import ReplacingOrders
 from connectors.broker.alpaca_rest import (
     DEFAULT_BACKOFF,
@@ -82,7 +74,7 @@ class BrokerConnectError(PegbotError):
     """The broker cannot be traded on: keys refused, account blocked, no trade stream."""
 
 
-class AlpacaBroker(ReplacingOrders):
+class AlpacaBroker(ReplacingOrders, ReadingAccount):
     """One Alpaca account as an order venue (module docstring)."""
 
     kind = VenueKind.BROKER
@@ -233,29 +225,6 @@ class AlpacaBroker(ReplacingOrders):
         for position in await self._reads.positions():
             out[position.symbol] = position.qty
         return out
-
-    # ---- account reads (each raises OutcomeUnknown or Refused when Alpaca cannot answer) ------
-
-    async def account(self) -> AccountView:
-        """``GET /v2/account``: cash, buying power, equity, the PDT and shorting flags."""
-        return await self._reads.account()
-
-    async def positions(self) -> list[PositionView]:
-        """``GET /v2/positions``: every open position, signed."""
-        return await self._reads.positions()
-
-    async def clock(self) -> MarketClock:
-        """``GET /v2/clock``: whether the regular session is open, the next open and close."""
-        return await self._reads.clock()
-
-    async def fees(self, after: datetime | None = None) -> list[BrokerFee]:
-        """``GET /v2/account/activities/FEE``: the SEC and TAF fees Alpaca charged (they are
-        not on the fills: ``Fill.fee_usd`` is 0 here), oldest first."""
-        return await self._reads.fees(after)
-
-    async def calendar(self, start: date, end: date) -> list[CalendarDay]:
-        """``GET /v2/calendar``: the trading days from ``start`` to ``end``."""
-        return await self._reads.calendar(start, end)
 
     # ---- sending -------------------------------------------------------------------------
 

@@ -142,6 +142,34 @@ class AccountReads:
         return as_rows(await self._rest.call("orders", lambda c: c.get_orders(request)))
 
 
+class ReadingAccount:
+    """Mixed into ``AlpacaBroker``: the account reads as its own async methods, each raising
+    ``OutcomeUnknown`` or ``Refused`` when Alpaca cannot answer."""
+
+    _reads: AccountReads
+
+    async def account(self) -> AccountView:
+        """``GET /v2/account``: cash, buying power, equity, the PDT and shorting flags."""
+        return await self._reads.account()
+
+    async def positions(self) -> list[PositionView]:
+        """``GET /v2/positions``: every open position, signed."""
+        return await self._reads.positions()
+
+    async def clock(self) -> MarketClock:
+        """``GET /v2/clock``: whether the regular session is open, the next open and close."""
+        return await self._reads.clock()
+
+    async def fees(self, after: datetime | None = None) -> list[BrokerFee]:
+        """``GET /v2/account/activities/FEE``: the SEC and TAF fees Alpaca charged (they are
+        not on the fills: ``Fill.fee_usd`` is 0 here), oldest first."""
+        return await self._reads.fees(after)
+
+    async def calendar(self, start: date, end: date) -> list[CalendarDay]:
+        """``GET /v2/calendar``: the trading days from ``start`` to ``end``."""
+        return await self._reads.calendar(start, end)
+
+
 class OrderChecks:
     """Buying power, shorting and pattern-day-trading checks before each order (module
     docstring); ``refusal`` answers one line or None, ``answered`` releases an order's hold."""
