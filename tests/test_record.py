@@ -407,3 +407,28 @@ def test_the_record_command_registers_on_a_click_group() -> None:
         cli, ["record", "--config", "x.toml", "--out", "o", "--seconds", "0"]
     )
     assert refused.exit_code == 2 and "--seconds" in refused.output
+
+
+def test_a_pools_state_is_recorded_with_its_liquidity_at_every_tick(tmp_path: Path) -> None:
+    pool = V3Pool(3000, 60, sqrt_price_x96_from_price(230.0, 18, 6))
+    t = pool.tick // 60 * 60
+    for lower, upper, liquidity in ((t - 600, t + 600, 10**18), (t - 120, t + 1200, 3 * 10**17),
+                                    (t + 60, t + 180, 5 * 10**16)):  # fmt: skip
+        pool.mint(lower, upper, liquidity)
+    pool.swap(True, 10**17)  # the price moved off the mints' tick
+    info = PoolInfo("uniswap", "AAPLx", "USDC", True, 18, 6, 3000, 60)
+    recorder = FeedRecorder(tmp_path / "rec", SimClock(T0))
+    recorder.pool_state("uniswap", PoolMarket(info, pool))
+    recorder.close()
+    state, *mints = _rows(tmp_path / "rec")
+    assert state["kind"] == EventKind.POOL_STATE and state["liquidity"] == "0"
+    assert {m["kind"] for m in mints} == {EventKind.POOL_MINT}
+    # the replay's pool: the state row, then the mints (bot/backtest/runner.py, SimPool)
+    replayed = V3Pool(3000, 60, int(state["sqrt_price_x96"]), liquidity=0, tick=state["tick"])
+    for m in mints:
+        replayed.mint(m["tick_lower"], m["tick_upper"], int(m["liquidity"]))
+    assert replayed.liquidity == pool.liquidity
+    assert replayed.initialized_ticks == pool.initialized_ticks
+    for tick in pool.initialized_ticks:
+        assert replayed.tick_info(tick)[1] == pool.tick_info(tick)[1]  # type: ignore[index]
+    assert replayed.swap(False, 300 * 10**9) == pool.swap(False, 300 * 10**9)

@@ -30,12 +30,15 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from bisect import bisect_right
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import structlog
 
+from bot.amm.tick_math import MAX_TICK, MIN_TICK
+from bot.amm.v3_pool import V3Pool
 from bot.clock import Clock
 from bot.feeds.schema import FLAG_FIRST, FLAG_LAST, EventKind
 from bot.market import PoolMarket
@@ -203,11 +206,17 @@ class FeedRecorder:
     def pool_state(
         self, venue: str, pool: PoolMarket | Mapping[str, Any], ts_ns: int | None = None
     ) -> None:
-        """Record a pool's full state (a POOL_STATE row, what the replay builds its pool from):
-        a ``PoolMarket``, or a mapping with ``sqrt_price_x96``, ``liquidity``, ``tick`` and the
-        pool's parameters (at least ``fee``; ``tick_spacing``, ``token0``, ``token1``,
-        ``decimals0``, ``decimals1``). Later swaps of ``venue`` are recorded under the pool's
-        instrument, ``token0/token1``."""
+        """Record a pool's full state, what the replay builds its pool from: a ``PoolMarket``,
+        or a mapping with ``sqrt_price_x96``, ``liquidity``, ``tick`` and the pool's parameters
+        (at least ``fee``; ``tick_spacing``, ``token0``, ``token1``, ``decimals0``,
+        ``decimals1``). Later swaps of ``venue`` are recorded under ``token0/token1``.
+
+        A ``PoolMarket`` whose pool has initialized ticks is written as the synthetic feeds
+        write a pool: a POOL_STATE row with no liquidity, then one POOL_MINT row per stretch
+        between two initialized ticks that holds liquidity (the liquidity in force there), so
+        the replayed pool has the same active liquidity and the same liquidity at every tick.
+        The stretches are counted from the active liquidity outwards (``liquidity_net`` at each
+        tick crossed), so a pool read over a limited tick range is exact inside that range."""
         fields = _pool_fields(pool) if isinstance(pool, PoolMarket) else dict(pool)
         missing = [name for name in (*POOL_FIELDS, "fee") if fields.get(name) is None]
         if missing:
@@ -215,16 +224,21 @@ class FeedRecorder:
         params = {k: v for k, v in fields.items() if k not in POOL_FIELDS}
         instrument = f"{params.get('token0', venue)}/{params.get('token1', '')}".rstrip("/")
         self._pool_instruments[venue] = instrument
+        ts = self._clock.now_ns() if ts_ns is None else ts_ns
+        ranges = liquidity_ranges(pool.pool) if isinstance(pool, PoolMarket) else []
         self._row(
-            self._clock.now_ns() if ts_ns is None else ts_ns,
+            ts,
             POOL_STATE,
             venue,
             instrument,
             sqrt_price_x96=str(int(fields["sqrt_price_x96"])),
-            liquidity=str(int(fields["liquidity"])),
+            liquidity="0" if ranges else str(int(fields["liquidity"])),
             tick=int(fields["tick"]),
             value=json.dumps(params, sort_keys=True, separators=(",", ":")),
         )
+        for lower, upper, liquidity in ranges:
+            self._row(ts, POOL_MINT, venue, instrument, tick_lower=lower, tick_upper=upper,
+                      liquidity=str(liquidity))  # fmt: skip
 
     # ---- rotation and closing ----------------------------------------------------------------
 
@@ -334,6 +348,30 @@ class FeedRecorder:
                     break
                 if isinstance(item, threading.Event):
                     item.set()
+
+
+def liquidity_ranges(pool: V3Pool) -> list[tuple[int, int, int]]:
+    """``(tick_lower, tick_upper, liquidity)`` for each stretch between consecutive initialized
+    ticks that holds liquidity, counted from the active liquidity outwards; minting them all on
+    an empty pool at the same price gives the same active liquidity and ``liquidity_net``
+    everywhere. A stretch open on one side (the price beyond the outermost initialized tick)
+    ends at the outermost usable tick. Empty when the pool has no initialized tick."""
+    ticks = pool.initialized_ticks
+    if not ticks:
+        return []
+    spacing = pool.tick_spacing
+    edges = [-(-MIN_TICK // spacing) * spacing, *ticks, (MAX_TICK // spacing) * spacing]
+    edges = sorted(set(edges))
+    net = {t: (pool.tick_info(t) or (0, 0))[1] for t in ticks}
+    here = bisect_right(edges, pool.tick) - 1  # edges[here] <= tick < edges[here + 1]
+    active = {here: pool.liquidity}
+    for k in range(here + 1, len(edges) - 1):  # upwards: crossing edges[k] adds its net
+        active[k] = active[k - 1] + net.get(edges[k], 0)
+    for k in range(here - 1, -1, -1):  # downwards: crossing edges[k + 1] takes its net off
+        active[k] = active[k + 1] - net.get(edges[k + 1], 0)
+    return [
+        (edges[k], edges[k + 1], active[k]) for k in range(len(edges) - 1) if active.get(k, 0) > 0
+    ]
 
 
 def _pool_fields(pm: PoolMarket) -> dict[str, Any]:

@@ -6,9 +6,10 @@ timer, and stops on ``seconds``, on the ``stop`` event, or on SIGTERM / SIGINT. 
 the sources (their CLOSED rows are recorded too) and the recorder, whose ``close`` writes and
 fsyncs everything heard: a SIGTERM loses nothing.
 
-A source that knows a pool's whole state exposes it as ``pool_market`` (a ``bot.market.
-PoolMarket``) once connected; it is recorded as a POOL_STATE row at once, before anything else
-of that pool reaches the recorder from this loop.
+A source that keeps a pool's whole state (``connectors.evm.pool_watcher.V3PoolWatcher``) has a
+``load()`` that reads it and returns the ``PoolMarket``: it is called before the source
+connects, and the state recorded (``FeedRecorder.pool_state``: POOL_STATE and the liquidity as
+POOL_MINT rows), so the pool's state comes before its first log.
 
 What this module may not do: trade, or exit before the recorder has closed.
 """
@@ -55,10 +56,12 @@ async def record_sources(
         for source in sources:
             if stop.is_set():
                 break
+            load = getattr(source, "load", None)
+            if load is not None:  # a pool watcher: its state first, then its logs
+                pool = await load()
+                if isinstance(pool, PoolMarket):
+                    recorder.pool_state(source.name, pool)
             await source.connect()
-            pool = getattr(source, "pool_market", None)
-            if isinstance(pool, PoolMarket):
-                recorder.pool_state(source.name, pool)
         log.info("recording", out=str(recorder.out_dir), sources=[s.name for s in sources],
                  seconds=seconds)  # fmt: skip
         deadline = None if seconds is None else loop.time() + seconds
