@@ -174,24 +174,26 @@ def test_without_shorting_a_sell_beyond_the_shares_held_is_refused_locally() -> 
 
 
 def test_with_shorting_enabled_a_short_sale_needs_buying_power_for_the_short_part() -> None:
+    # shorting comes with a margin account (multiplier 2): unsettled proceeds may be spent
     async def run() -> None:
         async with sandbox(et(TUESDAY, 11), shorting_enabled=True, cash=D(1000)) as (box, _):
             answers = Answers()
             async with connected(box, answers, price_of=lambda _: D("189.98")) as broker:
                 broker.submit_order(order("short-5", "5", side=Side.SELL))  # $949.90
                 await until(lambda: answers.done("short-5"), "the fill")
-                broker.submit_order(order("short-10", "10", side=Side.SELL))
-                await until(lambda: answers.done("short-10"), "the refusal")
+                broker.submit_order(order("short-11", "11", side=Side.SELL))
+                await until(lambda: answers.done("short-11"), "the refusal")
+                account = await broker.account()
             position = box.account.holdings["AAPL"].qty
 
         assert [a[:3] for a in answers.of("short-5")][1] == ("fill", D(5), D("189.98"))
         assert position == D(-5)
-        ((_, state, reason, _),) = answers.of("short-10")
+        assert (account.cash_account, account.multiplier) == (False, D(2))
+        ((_, state, reason, _),) = answers.of("short-11")
         assert (state, reason) == (
             OrderState.REJECTED,
-            "insufficient buying power: short sale of 10 AAPL needs $1,899.80, $1,000.00 left "
-            "(buying power $1,949.90 less $949.90 unsettled sale proceeds (T+1)); "
-            "short by $899.80",
+            "insufficient buying power: short sale of 11 AAPL needs $2,089.78, $1,949.90 left "
+            "(buying power $1,949.90); short by $139.88",
         )
 
     asyncio.run(run())

@@ -203,7 +203,9 @@ def account_json(account: Account, ts_ns: int, marks: dict[str, Decimal]) -> dic
         "maintenance_margin": "0",
         "last_maintenance_margin": "0",
         "sma": "0",
-        "multiplier": "1",
+        # shorting needs a margin account at Alpaca; the sandbox lends nothing (buying power is
+        # cash either way), but says which kind the account is
+        "multiplier": "2" if account.shorting_enabled else "1",
         "pattern_day_trader": account.pattern_day_trader(ts_ns),
         "daytrade_count": account.daytrade_count(ts_ns),
         "shorting_enabled": account.shorting_enabled,
