@@ -5,6 +5,7 @@ ccxt Kraken client against the exchange sandbox (helpers from test_ccxt_connecto
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -178,5 +179,38 @@ def test_a_fill_whose_fee_the_venue_does_not_state_pays_the_markets_rate() -> No
         assert [D(e["fee_usd"]) for e in logs if e["event"] == "fee_from_market_rate"] == [
             D("0.2299"), D("0.68925"),
         ]  # fmt: skip
+
+    on_world(scenario)
+
+
+def test_ccxt_pro_kraken_would_subscribe_to_the_token_under_a_symbol_that_is_not_krakens() -> None:
+    """Why the book is polled (docs/connectors.md, "Websockets"): ccxt pro's Kraken subscribes
+    under the upper-cased unified symbol, and files the venue's messages under the symbol in
+    them. If a ccxt upgrade changes this, this test fails: look at the websocket again."""
+
+    async def scenario(w: World) -> None:
+        import ccxt.pro
+
+        pro = ccxt.pro.kraken({"enableRateLimit": False})
+        pro.urls["api"].update(dict.fromkeys(("public", "private"), w.sandbox.url))
+        asked: list[dict[str, Any]] = []
+
+        async def watch_multiple(url: str, hashes: list[str], request: Any, *rest: Any) -> Any:
+            asked.append({"url": url, "hashes": hashes, "request": request})
+            raise asyncio.CancelledError  # nothing is sent
+
+        pro.watch_multiple = watch_multiple
+        try:
+            market = w.exchange.markets["AAPLx"]
+            with pytest.raises(asyncio.CancelledError):
+                await pro.watch_order_book(market.symbol)
+            wsname = pro.market(market.symbol)["info"]["wsname"]
+        finally:
+            await pro.close()
+
+        (subscription,) = asked
+        assert wsname == "AAPLx/USD"  # what Kraken calls the pair on its websocket
+        assert subscription["request"]["params"]["symbol"] == ["AAPLX/USD"]
+        assert subscription["hashes"] == ["orderbook@AAPLX/USD"]  # a book for AAPLx/USD: elsewhere
 
     on_world(scenario)
