@@ -254,19 +254,25 @@ def live_adapters(parts: NodeParts, *, endpoints: dict[str, Endpoint]) -> Adapte
             venues[name], pool_source = _pool(name, v, end, parts)
             sources.append(pool_source)
     issuers: dict[str, IssuerVenue] = {
-        name: _issuer(name, i, endpoints, parts) for name, i in settings.issuers.items()
+        name: _issuer(name, i, endpoints, parts, venues) for name, i in settings.issuers.items()
     }
     return Adapters(venues, issuers, {}, sources)
 
 
 def _issuer(
-    name: str, i: IssuerConfig, endpoints: dict[str, Endpoint], parts: NodeParts
+    name: str,
+    i: IssuerConfig,
+    endpoints: dict[str, Endpoint],
+    parts: NodeParts,
+    venues: dict[str, OrderVenue],
 ) -> IssuerVenue:
     """The issuer's adapter by model (connectors/issuers); it pays from, and delivers to, the
-    wallet of its ``cash_account`` (a pool venue)."""
+    wallet of its ``cash_account`` (a pool venue), sending through that venue's transaction
+    manager: one writer of the wallet's nonces in the node."""
     from connectors.issuers.delayed_request import DelayedRequestIssuer
     from connectors.issuers.firm_quote import FirmQuoteIssuer
     from connectors.issuers.order_processor import OrderProcessorIssuer
+    from connectors.issuers.wallet import ChainWallet
 
     end = endpoints[f"issuer:{name}"]
     wallet = endpoints.get(i.cash_account) if i.cash_account else None
@@ -278,21 +284,21 @@ def _issuer(
     tokens = [sym for sym, t in parts.settings.tokens.items() if t.issuer == name]
     token = tokens[0] if tokens else ""
     processor = str(end.extra.get("processor", ""))
+    txm = getattr(venues.get(i.cash_account), "txm", None)
     common: dict[str, Any] = {"clock": parts.clock, "rpc_url": wallet.url, "token": token}
+    if txm is not None:
+        common["wallet"] = ChainWallet(wallet.url, tx_manager=txm)
+    else:
+        common["private_key"] = wallet.wallet_key
     if i.model is IssuerModel.DELAYED_REQUEST:
         return DelayedRequestIssuer(
-            name, url=end.url, api_key=end.key, private_key=wallet.wallet_key,
-            limit_price=_limit_price(parts, i), **common,
-        )  # fmt: skip
+            name, url=end.url, api_key=end.key, limit_price=_limit_price(parts, i), **common
+        )
     if i.model is IssuerModel.FIRM_QUOTE:
-        return FirmQuoteIssuer(
-            name, url=end.url, api_key=end.key, processor=processor,
-            private_key=wallet.wallet_key, **common,
-        )  # fmt: skip
+        return FirmQuoteIssuer(name, url=end.url, api_key=end.key, processor=processor, **common)
     return OrderProcessorIssuer(
-        name, processor=processor, private_key=wallet.wallet_key,
-        limit_price=_limit_price(parts, i), **common,
-    )  # fmt: skip
+        name, processor=processor, limit_price=_limit_price(parts, i), **common
+    )
 
 
 def _limit_price(parts: NodeParts, i: IssuerConfig) -> Any:

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -187,3 +190,52 @@ def test_a_paper_run_reaches_the_venues_its_config_names_with_keys_from_the_envi
     assert trading["strategy"] == "MintRedeemStrategy"
     for secret in env.values():  # keys never reach the logs or the summary
         assert secret not in run.stderr and secret not in run.stdout
+
+
+def control(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A sandbox control call (loopback, no keys): GET without a body, POST with one."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        text = resp.read()
+    return dict(json.loads(text)) if text.strip() else {}
+
+
+def test_a_premium_on_the_exchange_is_sold_hedged_at_the_broker_and_minted_back(
+    sandbox: Path,
+) -> None:
+    """The flow generator is stopped (this test's market stays where it puts it); the kraken
+    book is set 3 % over the broker's mid. In a broker session the daemon sells kraken's
+    inventory, buys the hedge and mints the tokens back through the issuer service, each
+    through the real clients; outside every session it stands aside."""
+    recorded = sandbox_json(sandbox)
+    for process in recorded["processes"]:
+        if process["name"] == "flow":
+            os.kill(process["pid"], signal.SIGTERM)
+    ends = recorded["endpoints"]
+    quote = control(f"{ends['broker']['control_url']}/sandbox/quote?symbol=AAPL")
+    mid = (float(quote["bid"]) + float(quote["ask"])) / 2
+    rich = [[f"{mid * 1.03 - 0.01 * i:.2f}", "5"] for i in range(5)]
+    asks = [[f"{mid * 1.035 + 0.01 * i:.2f}", "5"] for i in range(5)]
+    control(
+        f"{ends['exchange']['control_url']}/book", {"pair": "AAPLxUSD", "bids": rich, "asks": asks}
+    )
+    run = pegbot(
+        "run", "--config", str(SANDBOX_CONFIG), "--seconds", "25", "--port", "0",
+        env={"PEGBOT_SANDBOX__STATE": str(sandbox), "PEGBOT_SANDBOX__MANAGE": "false"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    fills = run.events("fill")
+    if quote["session"] == "closed":
+        assert fills == []
+        return
+    sold = [f for f in fills if f["venue"] == "kraken" and f["side"] == "sell"]
+    hedged = [f for f in fills if f["venue"] == "alpaca" and f["role"] == "hedge"]
+    assert sold and hedged, [
+        (e.get("event"), e.get("reason"), e.get("action"))
+        for e in map(json.loads, filter(lambda x: x.startswith("{"), run.stderr.splitlines()))
+        if e.get("event") in ("decision", "risk_rejected", "order_done", "connection")
+    ][-12:]
+    assert sum(float(f["qty"]) for f in hedged) == pytest.approx(sum(float(f["qty"]) for f in sold))
+    states = [(u["kind"], u["state"]) for u in run.events("request_update")]
+    assert ("mint", "accepted") in states
