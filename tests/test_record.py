@@ -432,3 +432,56 @@ def test_a_pools_state_is_recorded_with_its_liquidity_at_every_tick(tmp_path: Pa
     for tick in pool.initialized_ticks:
         assert replayed.tick_info(tick)[1] == pool.tick_info(tick)[1]  # type: ignore[index]
     assert replayed.swap(False, 300 * 10**9) == pool.swap(False, 300 * 10**9)
+
+
+class _Watcher:
+    """Stands for V3PoolWatcher: ``load()`` reads the pool; connecting follows its logs."""
+
+    def __init__(self, market: PoolMarket) -> None:
+        self.name = "uniswap"
+        self.market = market
+        self.sink: Any = None
+
+    def bind(self, sink: Any) -> None:
+        self.sink = sink
+
+    async def load(self) -> PoolMarket:
+        return self.market
+
+    async def connect(self) -> None:
+        self.sink.on_pool_swap("uniswap", 10**15, -230_000, self.market.pool.sqrt_price_x96,
+                               self.market.pool.tick, T0 + 1)  # fmt: skip
+
+    async def close(self) -> None:
+        self.sink.on_connection("uniswap", ConnectionState.CLOSED, "closed")
+
+
+class _PoolSource:
+    """Stands for bot.live.PoolSource: the node's source around a watcher."""
+
+    def __init__(self, watcher: _Watcher) -> None:
+        self.watcher = watcher
+        self.name = watcher.name
+
+    def bind(self, sink: Any) -> None:
+        self.watcher.bind(sink)
+
+    async def connect(self) -> None:
+        await self.watcher.connect()
+
+    async def close(self) -> None:
+        await self.watcher.close()
+
+
+def test_a_pool_sources_state_is_recorded_before_its_first_log(tmp_path: Path) -> None:
+    pool = V3Pool(3000, 60, sqrt_price_x96_from_price(230.0, 18, 6))
+    t = pool.tick // 60 * 60
+    pool.mint(t - 600, t + 600, 10**18)
+    info = PoolInfo("uniswap", "AAPLx", "USDC", True, 18, 6, 3000, 60)
+    recorder = FeedRecorder(tmp_path / "rec", SimClock(T0))
+    source = _PoolSource(_Watcher(PoolMarket(info, pool)))
+    rows = asyncio.run(record_sources([source], recorder, seconds=0.01))  # type: ignore[list-item]
+    kinds = [r["kind"] for r in _rows(tmp_path / "rec")]
+    assert rows == 4
+    assert kinds == [EventKind.POOL_STATE, EventKind.POOL_MINT, EventKind.POOL_SWAP,
+                     EventKind.CONNECTION]  # fmt: skip

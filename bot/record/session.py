@@ -6,10 +6,12 @@ timer, and stops on ``seconds``, on the ``stop`` event, or on SIGTERM / SIGINT. 
 the sources (their CLOSED rows are recorded too) and the recorder, whose ``close`` writes and
 fsyncs everything heard: a SIGTERM loses nothing.
 
-A source that keeps a pool's whole state (``connectors.evm.pool_watcher.V3PoolWatcher``) has a
-``load()`` that reads it and returns the ``PoolMarket``: it is called before the source
-connects, and the state recorded (``FeedRecorder.pool_state``: POOL_STATE and the liquidity as
-POOL_MINT rows), so the pool's state comes before its first log.
+A source that keeps a pool's whole state (``connectors.evm.pool_watcher.V3PoolWatcher``, or the
+node's ``PoolSource`` around one) has a ``load()`` that reads it and returns the ``PoolMarket``:
+it is called before the source connects, and the state recorded (``FeedRecorder.pool_state``:
+POOL_STATE and the liquidity as POOL_MINT rows), so the pool's state comes before its first log.
+(A ``PoolSource`` loads again as it connects: a swap between the two loads is not recorded, and
+the replayed pool catches up with the next recorded swap, which carries the price after it.)
 
 What this module may not do: trade, or exit before the recorder has closed.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import structlog
 
@@ -30,6 +32,16 @@ from connectors.base import MarketDataSink, MarketDataSource
 log = structlog.get_logger("pegbot.record")
 
 ROTATE_CHECK_S = 1.0
+
+
+def _pool_loader(source: object) -> Callable[[], Awaitable[object]] | None:
+    """The ``load`` of a pool watcher source, or of the watcher a node's source wraps
+    (``bot.live.PoolSource.watcher``); None for other sources."""
+    for holder in (source, getattr(source, "watcher", None)):
+        load = getattr(holder, "load", None)
+        if callable(load):
+            return load  # type: ignore[no-any-return]
+    return None
 
 
 async def record_sources(
@@ -56,7 +68,7 @@ async def record_sources(
         for source in sources:
             if stop.is_set():
                 break
-            load = getattr(source, "load", None)
+            load = _pool_loader(source)
             if load is not None:  # a pool watcher: its state first, then its logs
                 pool = await load()
                 if isinstance(pool, PoolMarket):
