@@ -10,7 +10,8 @@ engine's ``on_quote``, ``MintRedeemStrategy.on_market``, risk, and the executor'
 assembly (bot/backtest/runner.py) started on a two-row feed that sets the token's book.
 
 Not timed: the hop from the stream's thread to the engine's loop (``call_soon_threadsafe``; here
-the connector's loop is an inline one that calls at once), the venues' answers, which the
+the connector's loop is an inline one that calls at once; ``measure_handover`` times that hop
+on its own, with a real loop and thread, reported as ``thread_handover``), the venues' answers, which the
 simulated clock delivers between frames (``advance_to`` the next frame's time), and the token's
 book, refreshed between frames every ``BOOK_EVERY`` frames (so that it is never stale and the
 simulated exchange has its size again).
@@ -52,6 +53,7 @@ DISLOCATE_EVERY = 4  # one block in four is dislocated
 DISLOCATION = 0.015
 NOISE_SD = 0.0001  # the stock's mid around the token's, outside the dislocations
 MAX_IN_FLIGHT = 10
+HANDOVER_HOPS = 20_000
 BOOK_EVERY = 25  # frames between two updates of the token's book (0.5 s: it never goes stale)
 FLOOR_P99_US = 500.0
 KEY, SECRET = "bench-key", "bench-secret"
@@ -150,6 +152,7 @@ class Result:
     intents: int
     latency_us: np.ndarray[Any, Any]  # per frame: bytes in -> frame fully handled
     quiet_us: np.ndarray[Any, Any]  # per frame without intents: bytes in -> fully handled
+    handover_us: np.ndarray[Any, Any]  # the thread-to-loop hop, measured on its own
     first_intent_us: np.ndarray[Any, Any]  # per intent frame: bytes in -> first intent handed over
     handled_intent_us: np.ndarray[Any, Any]  # per intent frame: bytes in -> fully handled
 
@@ -251,9 +254,42 @@ def measure(frames: int = FRAMES, seed: int = 5) -> Result:
         intents=intents,
         latency_us=latency / 1e3,
         quiet_us=latency[~produced] / 1e3,
+        handover_us=measure_handover(min(HANDOVER_HOPS, frames)),
         first_intent_us=np.array(first, dtype=np.int64) / 1e3,
         handled_intent_us=np.array(handled, dtype=np.int64) / 1e3,
     )
+
+
+def measure_handover(hops: int = HANDOVER_HOPS) -> np.ndarray[Any, Any]:
+    """The hop the timed path leaves out, alone: a stream's thread hands a quote to the engine's
+    event loop (``connectors.broker.alpaca_streams.hand_over``, ``call_soon_threadsafe``) and
+    the loop, idle in its selector, runs it. One hop at a time (the next after the last ran);
+    microseconds from the hand-over to the callback."""
+    import asyncio
+    import threading
+
+    from connectors.broker.alpaca_streams import hand_over
+
+    out = np.empty(hops, dtype=np.int64)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        ran = threading.Event()
+
+        def arrived(i: int, t0: int) -> None:
+            out[i] = time.perf_counter_ns() - t0
+            ran.set()
+
+        def stream_thread() -> None:
+            for i in range(hops):
+                ran.clear()
+                hand_over(loop, arrived, i, time.perf_counter_ns())
+                ran.wait(5)
+
+        await asyncio.to_thread(stream_thread)
+
+    asyncio.run(run())
+    return out / 1e3
 
 
 def percentiles(values: np.ndarray[Any, Any]) -> dict[str, float]:
@@ -280,6 +316,7 @@ def report(result: Result) -> list[dict[str, Any]]:
         ("frames_without_intents", result.quiet_us),
         ("intent_frames_first_intent", result.first_intent_us),
         ("intent_frames_handled", result.handled_intent_us),
+        ("thread_handover", result.handover_us),
     ):
         for pct, value in percentiles(values).items():
             lines.append({"name": f"tick_to_intent_{label}_{pct}", "value": round(value, 1),

@@ -44,7 +44,10 @@ def test_the_bench_produces_intents_and_percentiles(capsys: pytest.CaptureFixtur
     assert all(result.first_intent_us <= result.handled_intent_us)
     lines = {line["name"]: line for line in report(result)}
     assert lines["tick_to_intent_intent_frames"]["value"] == result.intent_frames
-    for name in ("all_frames", "frames_without_intents", "intent_frames_first_intent"):
+    assert len(result.handover_us) == FRAMES  # one hop per frame, up to HANDOVER_HOPS
+    names = ("all_frames", "frames_without_intents", "intent_frames_first_intent",
+             "thread_handover")  # fmt: skip
+    for name in names:
         for pct in ("p50", "p99", "p99.9"):
             line = lines[f"tick_to_intent_{name}_{pct}"]
             assert line["unit"] == "us" and math.isfinite(line["value"]) and line["value"] > 0
