@@ -253,7 +253,8 @@ class LiveRun:
             f"hedges {c['hedges']}  open orders {len(engine.executor.open_orders())}"
         )
         for stock, ex in sorted(node.exposure.summary().items()):
-            print(f"exposure {stock}: final net delta {ex['final_net_delta_shares']} shares")
+            delta = Decimal(str(ex["final_net_delta_shares"]))
+            print(f"exposure {stock}: final net delta {delta:f} shares")
 
     # ---- the managed sandbox -------------------------------------------------------------
     async def _sandbox_up(self) -> None:

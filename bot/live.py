@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -187,13 +188,33 @@ def config_problems(settings: Settings) -> list[str]:
                 ("ws_url", "the chain's JSON-RPC websocket URL, for the pool's logs"),
                 ("pool_address", "the Uniswap v3 pool of the token"),
                 ("router", "the SwapRouter the swaps go through"),
+                ("quoter", "the QuoterV2 the swaps are priced with"),
+                ("quote_address", "the quote token's ERC-20 (USDC)"),
             ):
                 if not getattr(v, key):
                     problems.append(f"{where}.{key}: missing; {why}")
             if v.chain_id is None:
                 problems.append(f"{where}.chain_id: missing; the chain id the RPC must report")
+            for sym, tok in settings.tokens.items():
+                if name in tok.venues and not tok.contract:
+                    problems.append(f"tokens.{sym}.contract: missing; the token's ERC-20 on chain")
             if v.wallet_key is None:
                 problems.append(f"{where}.wallet_key: missing; the wallet's key, by reference")
+    for name, i in settings.issuers.items():
+        where = f"issuers.{name}"
+        pools = [n for n, v in settings.venues.items() if v.kind == "pool"]
+        if i.cash_account not in pools:
+            problems.append(
+                f"{where}.cash_account: missing; the pool venue whose wallet pays the issuer "
+                f"({', '.join(pools) or 'none configured'})"
+            )
+        if i.model is not IssuerModel.BROKER_ORDER:
+            if not i.url:
+                problems.append(f"{where}.url: missing; the issuer's API")
+            if i.api_key is None:
+                problems.append(f"{where}.api_key: missing; the issuer API's key, by reference")
+        if i.model is not IssuerModel.DELAYED_REQUEST and not i.processor:
+            problems.append(f"{where}.processor: missing; the issuer's order-processor contract")
     for key, ref in secret_refs(settings):
         try:
             resolve_secret(ref, key)
@@ -242,7 +263,7 @@ def live_adapters(parts: NodeParts, *, endpoints: dict[str, Endpoint]) -> Adapte
     for name, v in settings.venues.items():
         end = endpoints[name]
         if v.kind == "broker":
-            venue, quotes = _alpaca(name, v, end, settings, clock)
+            venue, quotes = _alpaca(name, v, end, settings, clock, parts)
             venues[name] = venue
             if quotes is not None:
                 sources.append(quotes)
@@ -319,7 +340,7 @@ def _limit_price(parts: NodeParts, i: IssuerConfig) -> Any:
 
 
 def _alpaca(
-    name: str, v: VenueConfig, end: Endpoint, settings: Settings, clock: Any
+    name: str, v: VenueConfig, end: Endpoint, settings: Settings, clock: Any, parts: NodeParts
 ) -> tuple[OrderVenue, MarketDataSource | None]:
     from connectors.broker.alpaca_broker import AlpacaBroker
     from connectors.broker.alpaca_quotes import ALPACA_STREAM_URLS, AlpacaQuotes
@@ -333,6 +354,7 @@ def _alpaca(
         live_confirmation=v.live_confirmation,
         url_override=end.url or None,
         trading_stream_url=end.stream_url or None,
+        price_of=partial(_ask_of, parts),  # market orders' buying-power check
     )
     symbols = [sym for sym, s in settings.stocks.items() if s.broker == name]
     if not symbols:
@@ -354,6 +376,12 @@ def _alpaca(
         stream_urls=urls,
     )
     return broker, quotes
+
+
+def _ask_of(parts: NodeParts, symbol: str) -> Decimal | None:
+    """The latest ask of ``symbol`` at its broker (None before its first quote)."""
+    quote = parts.market.quotes.get(symbol)
+    return Decimal(repr(quote.ask)) if quote is not None and quote.valid else None
 
 
 def _ccxt(
@@ -385,6 +413,7 @@ def _ccxt(
             depth=v.book_depth,
             base_url=end.url or None,
             polling=BookPolling(interval_s=v.book_interval_s),
+            trades=True,
         )
         for sym, underlying in tokens.items()
     ]

@@ -13,7 +13,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Any, NamedTuple
 
 import pytest
 
+from bot.live import sandbox_wallet_key
 from tests.conftest import REPO
 
 PEGBOT = Path(sys.executable).parent / "pegbot"
@@ -81,13 +81,19 @@ def test_a_sandbox_run_connects_opens_the_ledger_from_the_accounts_and_leaves_a_
     assert run.returncode == 0, run.stderr[-2000:]
     (started,) = run.events("daemon_started")
     assert started["environment"] == "sandbox"
-    assert started["venues"] == ["alpaca", "kraken"]
+    assert started["venues"] == ["alpaca", "kraken", "uniswap"]
     states = {(e["source"], e["state"]) for e in run.events("connection")}
-    assert {("alpaca", "connected"), ("kraken", "connected")} <= states
+    assert {("alpaca", "connected"), ("kraken", "connected"), ("uniswap", "connected")} <= states
     (opened,) = run.events("ledger_opened")
-    # the broker sandbox's account and the exchange sandbox's balances, as they state them
-    assert opened["cash"]["alpaca"] == "100000"
+    # the broker sandbox's account, the exchange sandbox's balances and the wallet on the
+    # chain, as they state them
+    assert opened["cash"] == {
+        "alpaca": "100000",
+        "kraken": "100000.00000",
+        "uniswap": "1000000.000000",
+    }
     assert opened["positions"]["kraken"] == {"AAPLx": "100.00000000"}
+    assert opened["positions"]["uniswap"] == {"AAPLx": "1000.000000000000000000"}
     (trading,) = run.events("trading")
     assert trading["strategy"] == "MintRedeemStrategy"
     assert "sandbox run of" in run.stdout and "decisions" in run.stdout
@@ -125,9 +131,10 @@ def test_replay_options_are_refused_for_a_live_environment(sandbox: Path) -> Non
 
 
 def paper_config(tmp_path: Path, state: Path) -> Path:
-    """config/paper-alpaca.example.toml's broker and exchange, pointed at the sandbox's servers
-    (a paper run reaches whatever URLs its config names), keys from the environment."""
+    """config/paper-alpaca.example.toml's shape, pointed at the sandbox's servers and chain (a
+    paper run reaches whatever URLs its config names), keys from the environment."""
     ends = sandbox_json(state)["endpoints"]
+    broker, chain, issuer = ends["broker"], ends["chain"], ends["issuer"]
     text = f"""
 [run]
 environment = "paper"
@@ -139,14 +146,15 @@ broker = "alpaca"
 [tokens.AAPLx]
 underlying = "AAPL"
 issuer = "xstocks"
-venues = ["kraken"]
+venues = ["kraken", "uniswap"]
+contract = "{chain["tokens"]["AAPLx"]["address"]}"
 
 [venues.alpaca]
 kind = "broker"
 paper = true
-url = "{ends["broker"]["url"]}"
-stream_url = "{ends["broker"]["trading_stream_url"]}"
-data_stream_urls = {{ iex = "{ends["broker"]["data_stream_urls"]["iex"]}" }}
+url = "{broker["url"]}"
+stream_url = "{broker["trading_stream_url"]}"
+data_stream_urls = {{ iex = "{broker["data_stream_urls"]["iex"]}" }}
 api_key = {{ env = "TEST_APCA_KEY" }}
 api_secret = {{ env = "TEST_APCA_SECRET" }}
 
@@ -157,9 +165,24 @@ url = "{ends["exchange"]["url"]}"
 api_key = {{ env = "TEST_KRAKEN_KEY" }}
 api_secret = {{ env = "TEST_KRAKEN_SECRET" }}
 
+[venues.uniswap]
+kind = "pool"
+rpc_url = "{chain["url"]}"
+ws_url = "{chain["ws_url"]}"
+chain_id = {chain["chain_id"]}
+pool_address = "{chain["pool"]["address"]}"
+router = "{chain["uniswap"]["router"]}"
+quoter = "{chain["uniswap"]["quoter"]}"
+quote_address = "{chain["tokens"]["USDC"]["address"]}"
+confirmations = 0
+wallet_key = {{ env = "TEST_WALLET_KEY" }}
+
 [issuers.xstocks]
 model = "delayed_request"
-deliver_to = "kraken"
+url = "{issuer["url"]}"
+api_key = {{ env = "TEST_ISSUER_KEY" }}
+deliver_to = "uniswap"
+cash_account = "uniswap"
 """
     path = tmp_path / "paper.toml"
     path.write_text(text)
@@ -181,11 +204,19 @@ def test_a_paper_run_reaches_the_venues_its_config_names_with_keys_from_the_envi
         "TEST_APCA_SECRET": keys["broker"]["secret_key"],
         "TEST_KRAKEN_KEY": keys["exchange"]["api_key"],
         "TEST_KRAKEN_SECRET": keys["exchange"]["secret"],
+        "TEST_WALLET_KEY": sandbox_wallet_key(),
+        "TEST_ISSUER_KEY": keys["issuer"]["api_key"],
     }
     run = pegbot("run", "--config", str(config), "--seconds", "3", "--port", "0", env=env)
     assert run.returncode == 0, run.stderr[-2000:]
+    (started,) = run.events("daemon_started")
+    assert started["environment"] == "paper"
     (opened,) = run.events("ledger_opened")
-    assert opened["cash"]["alpaca"] == "100000"
+    assert opened["cash"] == {
+        "alpaca": "100000",
+        "kraken": "100000.00000",
+        "uniswap": "1000000.000000",
+    }
     (trading,) = run.events("trading")
     assert trading["strategy"] == "MintRedeemStrategy"
     for secret in env.values():  # keys never reach the logs or the summary
