@@ -94,9 +94,10 @@ def test_the_adapters_send_through_the_tx_manager(
 def test_a_call_sent_twice_after_a_lost_answer_is_reported_by_what_landed(
     deployed: Deployed, monkeypatch: pytest.MonkeyPatch, model: str
 ) -> None:
-    """The send's answer is lost, aiohttp sends it again, the node says "nonce too low", and the
-    TxManager signs the call again with the next nonce: the copy reverts (DUPLICATE, QUOTE_USED)
-    after the first has landed. The adapter reports what the chain holds: one mint."""
+    """The send's answer is lost, aiohttp sends it again and the node says "nonce too low": the
+    TxManager finds that very transaction known to the node and follows it, never signing the
+    call anew (were it signed again, the contract would refuse the copy: DUPLICATE,
+    QUOTE_USED). The adapter reports what the chain holds: one mint."""
     monkeypatch.setenv("PEGBOT_TEST_ISSUER_WALLET_KEY", deployed.wallet_key)
     signer = signer_from_env("PEGBOT_TEST_ISSUER_WALLET_KEY")
 
@@ -146,6 +147,63 @@ def test_a_call_sent_twice_after_a_lost_answer_is_reported_by_what_landed(
             assert len(node.lost) == 1
             assert answers.states("m1") == ["accepted", "priced", "settled"], answers.updates
             assert (after[0] - before[0], after[1] - before[1]) == (-cost, 2 * 10**18)
+        finally:
+            await wallet.close()
+            await manager.close()
+            await node.stop()
+
+    asyncio.run(run())
+
+
+def test_a_delayed_request_deposit_whose_answer_is_lost_is_paid_once(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A delayed-request mint pays its deposit as a plain USDC transfer, which no contract
+    would refuse twice: the lost answer and the node's "nonce too low" to the HTTP client's
+    second send must not make a second payment. One deposit, one mint, exact balances."""
+    monkeypatch.setenv("PEGBOT_TEST_ISSUER_WALLET_KEY", deployed.wallet_key)
+    signer = signer_from_env("PEGBOT_TEST_ISSUER_WALLET_KEY")
+
+    async def run() -> None:
+        clock = LiveClock()
+        node = LossyNode(deployed.chain.anvil.url, lose_send=1, hide_s=0.0)  # the deposit
+        await node.start()
+        manager = TxManager(
+            node.url, signer, chain_id=31337, settings=TxSettings(poll_s=0.02, tip_wei=10**9)
+        )
+        await manager.start()
+        wallet = ChainWallet(node.url, tx_manager=manager)
+        await wallet.connect()
+        try:
+            async with running(deployed, clock) as world:
+                answers = Answers()
+                venue = DelayedRequestIssuer(
+                    "backed",
+                    clock=clock,
+                    url=world.issuer.url,
+                    api_key=world.api_key,
+                    wallet=wallet,
+                    limit_price=lambda r: Decimal("195"),
+                    poll_s=0.05,
+                )
+                venue.bind(answers)
+                await venue.connect()
+                try:
+                    before = deployed.balances()
+                    venue.submit_request(request("m1", RequestKind.MINT, "2", "backed"))
+                    await until(lambda: answers.states("m1")[-1:] in (["settled"], ["rejected"]))
+                    after = deployed.balances()
+                finally:
+                    await venue.close()
+            assert len(node.lost) == 1
+            assert answers.states("m1")[-1] == "settled", answers.updates
+            assert after[1] - before[1] == 2 * 10**18
+            # 2 at the mid 190.00 and the fee ($0.20 + 25 bps): the deposit at the max price
+            # (195) less the refund, paid once
+            assert before[0] - after[0] == 381_150_000
+            assert manager.next_nonce == (
+                await manager.w3.eth.get_transaction_count(manager.address, "latest")
+            )
         finally:
             await wallet.close()
             await manager.close()

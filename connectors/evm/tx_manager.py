@@ -276,11 +276,23 @@ class TxManager:
             message = _rpc_message(exc)
             if "already known" in message.lower() or "already imported" in message.lower():
                 return True
+            if "nonce too low" in message.lower() and await self._known(version.tx_hash):
+                # this very transaction is in (the HTTP client sent it again after a lost
+                # answer, or an earlier broadcast did arrive): ours, never signed anew
+                log.warning("broadcast_already_in", nonce=version.nonce, tx=version.tx_hash)
+                return True
             raise TxRejected(f"nonce {version.nonce}: {message}") from None
         except Exception as exc:  # lost on the way: unknown outcome
             log.warning("broadcast_lost", nonce=version.nonce, reason=_rpc_message(exc))
             return False
         return True
+
+    async def _known(self, tx_hash: str) -> bool:
+        """The node knows ``tx_hash`` (pending or mined)."""
+        try:
+            return await self.w3.eth.get_transaction(tx_hash) is not None  # type: ignore[arg-type]
+        except Exception:  # not found, or no answer: not known to be ours
+            return False
 
     # ---- waiting -----------------------------------------------------------------------------
 
