@@ -33,7 +33,7 @@ from connectors.evm.deploy import (
 from connectors.evm.jsonrpc import JsonRpc, PreparedCall
 from connectors.evm.node_packages import uniswap_artifact
 from connectors.evm.pool_reader import BALANCE_OF, SLOT0, address_argument
-from connectors.evm.pool_venue import QUOTE_EXACT_INPUT_SINGLE
+from connectors.evm.swap_calls import QUOTE_EXACT_INPUT_SINGLE
 
 ROUNDS = 400
 

@@ -37,9 +37,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
 import structlog
-from eth_abi.abi import encode
 
-from bot.amm.v3_events import SWAP_TOPIC, SwapLog, decode_log
 from bot.clock import Clock
 from bot.model import Fill, Order, OrderState, OrderUpdate, Side, VenueKind
 from bot.money import from_base_units, money_context, to_base_units
@@ -53,8 +51,15 @@ from connectors.evm.pool_reader import (
     address_argument,
     check_chain,
     check_pool,
-    selector,
     word,
+)
+from connectors.evm.swap_calls import (
+    SwapTerms,
+    allowance_calldata,
+    approve_calldata,
+    quoter_calldata,
+    router_calldata,
+    swap_log,
 )
 from connectors.evm.tx_manager import TxError, TxManager, TxOutcome
 
@@ -62,17 +67,6 @@ log = structlog.get_logger("pegbot.evm")
 
 NS_PER_S = 1_000_000_000
 WEI_PER_ETH = Decimal(10**18)
-_SINGLE = "(address,address,uint24,address,uint256,uint256,uint256,uint160)"
-EXACT_INPUT_SINGLE = selector(f"exactInputSingle({_SINGLE})")
-EXACT_OUTPUT_SINGLE = selector(f"exactOutputSingle({_SINGLE})")
-QUOTE_EXACT_INPUT_SINGLE = selector(
-    "quoteExactInputSingle((address,address,uint256,uint24,uint160))"
-)
-QUOTE_EXACT_OUTPUT_SINGLE = selector(
-    "quoteExactOutputSingle((address,address,uint256,uint24,uint160))"
-)
-APPROVE = selector("approve(address,uint256)")
-ALLOWANCE = selector("allowance(address,address)")
 
 
 class _Refused(Exception):
@@ -96,23 +90,6 @@ class SwapRecord:
     gas_wei: int = 0
     fill: Fill | None = None
     reason: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SwapTerms:
-    """The router call for one order."""
-
-    sell: bool  # exact input of the token (else exact output of it)
-    token_in: str
-    token_out: str
-    exact: int  # amountIn (SELL) or amountOut (BUY), base units of the token
-    bound: int  # amountOutMinimum (SELL) or amountInMaximum (BUY), base units of the quote
-    deadline_s: int
-
-    @property
-    def amount_in_max(self) -> int:
-        """What the router may take, and what is approved: exactly the input, or its maximum."""
-        return self.exact if self.sell else self.bound
 
 
 class UniswapV3Venue:
@@ -271,11 +248,10 @@ class UniswapV3Venue:
         self._end(record, state, reason)
 
     async def _approve(self, record: SwapRecord, token: str, amount: int) -> None:
-        owner, spender = address_argument(self.txm.address), address_argument(self.router_address)
-        allowance = word(await self.rpc.eth_call(token, ALLOWANCE + owner + spender), 0)
-        if allowance == amount:
+        query = allowance_calldata(self.txm.address, self.router_address)
+        if word(await self.rpc.eth_call(token, query), 0) == amount:
             return
-        data = APPROVE + spender + amount.to_bytes(32, "big").hex()
+        data = approve_calldata(self.router_address, amount)
         outcome = await self.txm.execute(token, data, tag=f"{record.order.client_id}/approve")
         record.hashes.append(outcome.tx_hash)
         record.gas_wei += outcome.cost_wei
@@ -283,20 +259,8 @@ class UniswapV3Venue:
             raise _Refused(f"approval of {amount} reverted ({outcome.tx_hash})")
 
     def _router_call(self, terms: SwapTerms) -> str:
-        facts = self._facts
-        assert facts is not None
-        params = (
-            terms.token_in,
-            terms.token_out,
-            facts.fee,
-            self.txm.address,
-            terms.deadline_s,
-            terms.exact,
-            terms.bound,
-            0,
-        )
-        head = EXACT_INPUT_SINGLE if terms.sell else EXACT_OUTPUT_SINGLE
-        return head + encode([_SINGLE], [params]).hex()
+        assert self._facts is not None
+        return router_calldata(terms, self._facts.fee, self.txm.address)
 
     def _filled(self, record: SwapRecord, outcome: TxOutcome) -> None:
         fill = self._fill_of(record, outcome)
@@ -307,14 +271,7 @@ class UniswapV3Venue:
 
     def _fill_of(self, record: SwapRecord, outcome: TxOutcome) -> Fill | None:
         """The fill the receipt's Swap log of this pool says (kept in the record), or None."""
-        swap: tuple[int, SwapLog] | None = None
-        for entry in outcome.logs:
-            topics = [_hex(t) for t in entry["topics"]]
-            address = str(entry["address"]).lower()
-            if address == self.pool_address.lower() and topics and topics[0] == SWAP_TOPIC:
-                decoded = decode_log(topics, _hex(entry["data"]))
-                assert isinstance(decoded, SwapLog)
-                swap = (int(entry["logIndex"]), decoded)
+        swap = swap_log(outcome.logs, self.pool_address)
         if swap is None:
             return None
         index, event = swap
@@ -489,17 +446,5 @@ class UniswapV3Venue:
             if sell
             else (self.quote_address, self.token_address)
         )
-        head = QUOTE_EXACT_INPUT_SINGLE if sell else QUOTE_EXACT_OUTPUT_SINGLE
-        data = (
-            head
-            + encode(
-                ["(address,address,uint256,uint24,uint160)"],
-                [(token_in, token_out, qty_raw, facts.fee, 0)],
-            ).hex()
-        )
+        data = quoter_calldata(sell, token_in, token_out, qty_raw, facts.fee)
         return word(await self.rpc.eth_call(self.quoter_address, data), 0)
-
-
-def _hex(value: object) -> str:
-    text = value.hex() if isinstance(value, bytes | bytearray) else str(value)
-    return text if text.startswith("0x") else "0x" + text

@@ -163,7 +163,10 @@ class TxManager:
         return f"TxManager({self.address}, chain {self.chain_id})"
 
     async def start(self) -> None:
-        """Check the chain id and read the account's next nonce (``pending``)."""
+        """Check the chain id and read the account's next nonce (``pending``). Once: every
+        venue of the account shares this manager and may call it."""
+        if self._next_nonce is not None:
+            return
         try:
             got = await self.w3.eth.chain_id
             if got != self.chain_id:
