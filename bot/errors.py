@@ -25,5 +25,9 @@ class FeedError(PegbotError):
     """A feed is missing, of another schema version, malformed, or lacks a needed instrument."""
 
 
+class ConnectError(PegbotError):
+    """A venue, issuer or market-data source of a live run cannot be connected: nothing trades."""
+
+
 class InputError(PegbotError):
     """A source file or CLI argument is unusable."""

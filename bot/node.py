@@ -27,6 +27,7 @@ import structlog
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine import Engine
+from bot.errors import ConnectError, PegbotError
 from bot.exposure import ExposureMonitor
 from bot.journal import Journal, MemoryJournal
 from bot.ledger import Ledger
@@ -220,7 +221,15 @@ class Node:
         opened: list[Any] = []
         try:
             for part in [*self._live_parts(), *self.sources]:
-                await part.connect()
+                try:
+                    await part.connect()
+                except PegbotError:
+                    raise
+                except Exception as exc:  # a connector's own error: one line, with its name
+                    log.debug("connect_failed", part=repr(part), exc_info=True)
+                    name = getattr(part, "name", type(part).__name__)
+                    text = " ".join(str(exc).split()) or type(exc).__name__
+                    raise ConnectError(f"cannot connect {name}: {text}") from None
                 opened.append(part)
         except BaseException:
             for part in reversed(opened):

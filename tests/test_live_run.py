@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -270,3 +271,52 @@ def test_a_premium_on_the_exchange_is_sold_hedged_at_the_broker_and_minted_back(
     assert sum(float(f["qty"]) for f in hedged) == pytest.approx(sum(float(f["qty"]) for f in sold))
     states = [(u["kind"], u["state"]) for u in run.events("request_update")]
     assert ("mint", "accepted") in states
+
+
+def paper_env(state: Path) -> dict[str, str]:
+    keys = sandbox_json(state)["credentials"]
+    return {
+        "TEST_APCA_KEY": keys["broker"]["api_key"],
+        "TEST_APCA_SECRET": keys["broker"]["secret_key"],
+        "TEST_KRAKEN_KEY": keys["exchange"]["api_key"],
+        "TEST_KRAKEN_SECRET": keys["exchange"]["secret"],
+        "TEST_WALLET_KEY": sandbox_wallet_key(),
+        "TEST_ISSUER_KEY": keys["issuer"]["api_key"],
+    }
+
+
+BAD_INPUTS = {
+    # what is wrong -> (how the config says it, what the one line must name)
+    "rpc down": (('rpc_url = "http://127.0.0.1:', 'rpc_url = "http://127.0.0.1:9#'), "uniswap"),
+    "wrong chain id": (("chain_id = 31337", "chain_id = 1"), "31337"),
+    "not a pool": (("pool_address = ", "pool_address = USDC#"), "not a Uniswap v3 pool"),
+    "broker keys rejected": (("TEST_APCA_SECRET", "TEST_WRONG_SECRET"), "alpaca"),
+    "symbol not listed": (("[tokens.AAPLx]", "[tokens.AAPLq]"), "AAPLq"),
+}
+
+
+@pytest.mark.parametrize("what", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_naming_it_and_nothing_trades(
+    what: str, sandbox: Path, tmp_path: Path
+) -> None:
+    (old, new), named = BAD_INPUTS[what]
+    config = paper_config(tmp_path, sandbox)
+    text = config.read_text()
+    assert old in text
+    if new.startswith("pool_address = USDC#"):  # the USDC contract: code, but not a pool
+        usdc = sandbox_json(sandbox)["endpoints"]["chain"]["tokens"]["USDC"]["address"]
+        text = re.sub(r'pool_address = "[^"]*"', f'pool_address = "{usdc}"', text)
+    elif new.endswith("#"):  # a port nothing listens on
+        text = re.sub(r'rpc_url = "[^"]*"', 'rpc_url = "http://127.0.0.1:9"', text)
+    else:
+        text = text.replace(old, new)
+    if what == "symbol not listed":  # the token's other references follow its new name
+        text = text.replace("AAPLx", "AAPLq")
+    config.write_text(text)
+    env = paper_env(sandbox) | {"TEST_WRONG_SECRET": "not-the-secret"}
+    run = pegbot("run", "--config", str(config), "--seconds", "2", "--port", "0", env=env)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert run.returncode == 2, run.stderr[-1500:]
+    assert len(errors) == 1 and named in errors[0], run.stderr[-1500:]
+    assert "Traceback" not in run.stderr
+    assert not run.events("trading") and not run.events("fill")
