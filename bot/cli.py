@@ -106,6 +106,11 @@ def cli() -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="live environments: stop after this many seconds (default: run until a signal)",
 )
+@click.option(
+    "--record",
+    type=click.Path(path_type=Path),
+    help="live environments: also write the market data seen to this feed directory",
+)
 def run(
     config_path: Path,
     feed: Path | None,
@@ -115,6 +120,7 @@ def run(
     speed: float | None,
     port: int | None,
     seconds: float | None,
+    record: Path | None,
 ) -> None:
     """Run the daemon in the config's environment (run.environment): a live node on the sandbox,
     paper or live venues, or the strategy against simulated venues replaying a feed."""
@@ -132,6 +138,7 @@ def run(
         log_level=log_level,
         window=(start, end),
         seconds=seconds,
+        record=record,
     )
     sys.exit(code)
 

@@ -37,7 +37,7 @@ from bot.errors import InputError
 from bot.health import serve_health
 from bot.logging import configure_logging
 from bot.model import Currency
-from bot.node import Node, calendar_around
+from bot.node import OPEN_CHECK_S, Node, calendar_around
 
 log = structlog.get_logger("pegbot.daemon")
 
@@ -55,6 +55,7 @@ def run_daemon(
     log_level: str | None = None,
     window: tuple[int | None, int | None] = (None, None),
     seconds: float | None = None,
+    record: Path | None = None,
 ) -> int:
     """Run the configured environment until a signal (or ``seconds``); the exit code."""
     env = settings.run.environment
@@ -86,7 +87,7 @@ def run_daemon(
             f"{config_path} trades the {env} environment"
         )
     configure_logging(log_level or settings.run.log_level)
-    return asyncio.run(LiveRun(settings, config_path, port, seconds).main())
+    return asyncio.run(LiveRun(settings, config_path, port, seconds, record).main())
 
 
 def run_prefix(now_ns: int) -> str:
@@ -104,8 +105,17 @@ class LiveRun:
     """One live run of the daemon (module docstring)."""
 
     def __init__(
-        self, settings: Settings, config_path: Path, port: int | None, seconds: float | None
+        self,
+        settings: Settings,
+        config_path: Path,
+        port: int | None,
+        seconds: float | None,
+        record: Path | None = None,
     ) -> None:
+        """``record``: a feed directory the market data the run sees is also written to
+        (bot/record/), which ``pegbot backtest --feed`` replays."""
+        self.record = record
+        self.recorder: Any = None
         self.settings = settings
         self.config_path = config_path
         self.port = port
@@ -155,6 +165,7 @@ class LiveRun:
                 venues=sorted(node.venues),
                 sources=[repr(s) for s in node.sources],
             )
+            self._start_recording(node)
             await node.connect()
             try:
                 await self._open_ledger(stop)
@@ -167,6 +178,9 @@ class LiveRun:
                 if self.trading:
                     node.engine.stop()
                 await node.close()
+                if self.recorder is not None:
+                    rows = await asyncio.to_thread(self.recorder.close)
+                    log.info("recorded", rows=rows, out=str(self.record))
         finally:
             await runner.cleanup()
         self._print_summary()
@@ -177,6 +191,24 @@ class LiveRun:
             await asyncio.wait_for(stop.wait(), self.seconds)
         except TimeoutError:
             log.info("run_time_over", seconds=self.seconds)
+
+    def _start_recording(self, node: Node) -> None:
+        """Every source hands its events to the engine, then to the recorder; a pool's state
+        is recorded as it is loaded."""
+        if self.record is None:
+            return
+        from bot.record.recorder import FeedRecorder
+        from bot.record.tee import Tee
+
+        brokers = {sym: s.broker for sym, s in self.settings.stocks.items()}
+        self.recorder = FeedRecorder(
+            self.record, node.clock, quote_venues=brokers, source=f"run:{self.config_path}"
+        )
+        tee = Tee(node.engine, self.recorder)
+        for source in node.sources:
+            source.bind(tee)
+            if hasattr(source, "on_loaded"):
+                source.on_loaded = partial(self.recorder.pool_state, source.name)
 
     # ---- the opening book ----------------------------------------------------------------
     async def _open_ledger(self, stop: asyncio.Event) -> None:
@@ -207,7 +239,7 @@ class LiveRun:
                     f"no quote for {', '.join(missing)} within {MARKS_TIMEOUT_S:g} s: the "
                     "holdings cannot be valued, nothing is traded"
                 )
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(OPEN_CHECK_S)
         snap = node.ledger.snapshot()
         log.info(
             "ledger_opened",

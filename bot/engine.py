@@ -54,6 +54,7 @@ log = structlog.get_logger("pegbot.engine")
 
 _NONE: tuple[Any, ...] = ()
 MAX_REFUSAL_DEPTH = 4
+BEFORE_START = 2**63 - 1  # a promise no event time reaches: the engine has not started
 TopHandler = Callable[[float, float, float, float, int], bool | None]
 """A prepared top-of-book handler: ``(bid, bid_size, ask, ask_size, ts_ns)``. Returns True when
 every token the event concerns was passed over as quiet until a time (``Quiet.until_ns``)."""
@@ -138,8 +139,12 @@ class Engine:
 
         # routing tables, built once so the per-event path is dict lookups only
         self._quiets: dict[str, Quiet] = {sym: strategy.quiet(sym) for sym in settings.tokens}
+        self.started = False
         for quiet in self._quiets.values():
             quiet.read = True  # the engine honours these promises
+            # until start() nothing reaches the strategy: market events only update the state
+            # (a live run values its holdings on them before it trades)
+            quiet.until_ns = BEFORE_START
         self._tokens_of_stock, self._tokens_at = promise_routes(settings, self._quiets)
         self._pool_token: dict[str, str] = {}
         self._quote_listeners: dict[str, tuple[MarketListener, ...]] = {}
@@ -223,6 +228,10 @@ class Engine:
     def start(self, periodic: Iterable[tuple[int, Callable[[], None]]] = ()) -> None:
         """Schedule the heartbeat and each ``(period_ns, observer)`` of ``periodic`` (after
         the heartbeat when both are due), then give the strategy its first call."""
+        self.started = True
+        for quiet in self._quiets.values():
+            if quiet.until_ns == BEFORE_START:
+                quiet.until_ns = 0
         self._schedule_every(int(self.settings.run.heartbeat_s * 1e9), self._heartbeat)
         for period_ns, observer in periodic:
             self._schedule_every(period_ns, observer)
@@ -460,7 +469,7 @@ class Engine:
         if state is not None:
             state.last_event_ns = now
         log.info("issuer_event", issuer=issuer, token=token, name=event, value=value)
-        if tok is not None:
+        if tok is not None and self.started:
             self._act(self.strategy.on_issuer_event(self, token))
 
     def on_connection(self, source: str, state: ConnectionState, detail: str = "") -> None:
@@ -471,7 +480,8 @@ class Engine:
         else:
             self._market.disconnected[source] = state.value
         log.info("connection", source=source, state=state.value, detail=detail)
-        self._act(self.strategy.on_connection(self, source, state.value))
+        if self.started:
+            self._act(self.strategy.on_connection(self, source, state.value))
 
     def on_oracle(self, feed: str, price: float, round_id: int, ts_ns: int) -> None:
         o = self._market.oracles.get(feed)
@@ -482,6 +492,9 @@ class Engine:
     # ---- intents -----------------------------------------------------------------------------
     def _act(self, intents: Iterable[Intent] | None) -> None:
         if not intents:
+            return
+        if not self.started:  # a strategy answering an event before the run started
+            log.warning("intents_before_start", intents=len(list(intents)))
             return
         now = self.clock.now_ns()
         for intent in intents:

@@ -494,6 +494,7 @@ class PoolSource:
         self.watcher = watcher
         self.name = watcher.name
         self._market = parts.market
+        self.on_loaded: Any = None  # called with the PoolMarket once loaded (a recorder)
 
     def __repr__(self) -> str:
         return f"PoolSource({self.watcher.name!r})"
@@ -502,7 +503,9 @@ class PoolSource:
         self.watcher.bind(sink)
 
     async def connect(self) -> None:
-        self._market.pools[self.name] = await self.watcher.load()
+        pool = self._market.pools[self.name] = await self.watcher.load()
+        if self.on_loaded is not None:
+            self.on_loaded(pool)
         await self.watcher.connect()
 
     async def close(self) -> None:

@@ -43,6 +43,9 @@ from strategies.registry import build_strategy
 log = structlog.get_logger("pegbot.node")
 
 ENVIRONMENTS = ("backtest", "sandbox", "paper", "live")
+OPEN_CHECK_S = 0.1
+"""How often a run looks whether its starting holdings have a mark yet: the strategy starts
+once they are booked at it, in a backtest as in a live run."""
 
 
 def to_ns(dt: datetime) -> int:

@@ -42,7 +42,9 @@ class Listening(MintRedeemStrategy):
 
 @pytest.fixture()
 def bt(calm_feed: Path) -> Backtest:
-    return Backtest(load_config(DEFAULT_CONFIG), feed=calm_feed, strategy=Listening)
+    run = Backtest(load_config(DEFAULT_CONFIG), feed=calm_feed, strategy=Listening)
+    run.engine.start()  # until then every event only updates the market state
+    return run
 
 
 def _strategy(bt: Backtest) -> Listening:
@@ -126,3 +128,20 @@ def test_a_lost_connection_marks_its_source_stale_and_lifts_every_promise(bt: Ba
     assert all(st.watch.until_ns == 0 for st in s._tokens.values())
     bt.engine.on_connection("kraken", ConnectionState.CONNECTED)
     assert bt.market.disconnected == {}
+
+
+def test_before_the_engine_starts_events_update_the_market_but_reach_no_strategy(
+    calm_feed: Path,
+) -> None:
+    """A live run values its holdings on the first quotes before it trades: until
+    ``Engine.start`` no event reaches the strategy, and nothing it could answer is acted on."""
+    run = Backtest(load_config(DEFAULT_CONFIG), feed=calm_feed, strategy=Listening)
+    s = _strategy(run)
+    run.clock.now = 1_000
+    run.engine.quote_handler("AAPL")(230.0, 100.0, 230.02, 100.0, 1_000)
+    run.engine.on_book_top("kraken", "AAPLx", 231.0, 5.0, 231.2, 5.0, 1_000)
+    run.engine.on_issuer_event("xstocks", "AAPLx", "paused", None, None)
+    assert s.calls == [] and run.market.quotes["AAPL"].bid == 230.0
+    run.engine.start()
+    run.engine.quote_handler("AAPL")(230.01, 100.0, 230.03, 100.0, 1_000)
+    assert s.calls == ["AAPLx"]

@@ -39,7 +39,7 @@ from bot.feeds.io import FeedReader
 from bot.feeds.schema import EventKind
 from bot.logging import set_time_source
 from bot.market import PoolInfo, PoolMarket
-from bot.node import Node, calendar_around
+from bot.node import OPEN_CHECK_S, Node, calendar_around
 from connectors.sim import SimPool
 from connectors.sim.adapters import sim_adapters
 from strategies.base import Strategy
@@ -113,6 +113,7 @@ class Backtest:
         self.record = RunRecord(config_name=str(self.feed_path))
         self._pnl_series: list[float] = []
         self._tokens_deposited = False
+        self.opened_ns: int | None = None  # when the strategy started (holdings booked)
 
     # ---- feed checks -----------------------------------------------------------------------
     def _check_feed(self) -> None:
@@ -190,19 +191,33 @@ class Backtest:
     _sampled_pnl: tuple[int, dict[str, Decimal], dict[str, float]] | None = None
     _pnl_float_memo: dict[str, tuple[Decimal, float]] | None = None
 
-    def _deposit_tokens(self) -> None:
-        """Starting token inventory is valued at the first fair value (its contribution)."""
+    def _deposit_tokens(self) -> bool:
+        """Starting token inventory is valued at the first fair value (its contribution);
+        False while a token has none yet."""
         pending = self.settings.backtest.initial_tokens
         for key in pending:
             token = key.partition(":")[2]
             fv = self.engine.fair_value(token)
             if fv != fv:
-                return  # no quote yet: try again at the next sample
+                return False  # no quote yet: try again later
         for key, qty in pending.items():
             venue, _, token = key.partition(":")
             price = Decimal(repr(round(self.engine.fair_value(token), 6)))
             self.ledger.deposit_position(venue, token, qty, price)
         self._tokens_deposited = True
+        return True
+
+    def _open(self, period_ns: int) -> None:
+        """Start the strategy once the starting tokens are booked at their first fair value
+        (checked every ``OPEN_CHECK_S`` of feed time), as a live run opens its ledger before it
+        trades; at once when there are none."""
+        if not self._deposit_tokens():
+            self.clock.schedule(
+                self.clock.now_ns() + int(OPEN_CHECK_S * 1e9), partial(self._open, period_ns)
+            )
+            return
+        self.opened_ns = self.clock.now_ns()
+        self.engine.start(periodic=[(period_ns, self._sample)])
 
     def _sample_pnl(self, marks: dict[str, Decimal]) -> dict[str, float]:
         """The ledger's PnL at ``marks`` as floats (ValueError: a holding without a mark).
@@ -307,8 +322,7 @@ class Backtest:
     # ---- run ---------------------------------------------------------------------------------
     def run(self, *, pacer: Pacer | None = None, progress: Any = None) -> RunRecord:
         watch = Stopwatch()
-        period_ns = int(self.settings.backtest.sample_interval_s * 1e9)
-        self.engine.start(periodic=[(period_ns, self._sample)])
+        self._open(int(self.settings.backtest.sample_interval_s * 1e9))
 
         def on_batch(events: int, ts_ns: int) -> None:
             self.events_so_far = events
@@ -328,7 +342,8 @@ class Backtest:
             pacer=pacer,
             progress=on_batch,
         )
-        self.engine.stop()
+        if self.engine.started:
+            self.engine.stop()
         self.events_so_far = events
         self.interrupted = events < self.reader.events
         wall = watch.elapsed_s()
