@@ -78,6 +78,10 @@ class RiskEngine:
         self.mint_venues: dict[str, str] = dict(mint_venues or {})
         self.rejections: Counter[str] = Counter()
         self._kill_reason: str | None = None
+        # in-flight exposure per (venue, token), valid for one ledger at one version: the
+        # ledger hands out copies of its requests, which costs more than the rest of a check
+        self._flight_of: tuple[LedgerView, int] | None = None
+        self._flight: dict[tuple[str | None, str], Decimal] = {}
 
     @property
     def kill_switch(self) -> bool:
@@ -181,6 +185,17 @@ class RiskEngine:
         return PASS
 
     def _in_flight_exposure(self, ledger: LedgerView, venue: str | None, token: str) -> Decimal:
+        of = self._flight_of
+        if of is None or of[0] is not ledger or of[1] != ledger.version:
+            self._flight_of = (ledger, ledger.version)
+            self._flight.clear()
+        key = (venue, token)
+        total = self._flight.get(key)
+        if total is None:
+            total = self._flight[key] = self._count_in_flight(ledger, venue, token)
+        return total
+
+    def _count_in_flight(self, ledger: LedgerView, venue: str | None, token: str) -> Decimal:
         total = _ZERO
         for req in ledger.in_flight(token):
             landing_mint = req.kind is RequestKind.MINT and self._lands_at(req, venue)

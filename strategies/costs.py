@@ -21,11 +21,11 @@ share of today's premium expected to be left then (``Exposure.decay``).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from bot.amm.errors import AmmRevert
 
@@ -190,60 +190,129 @@ def edge_breakdown(
     fees and no unwind). ``half_spread`` is the broker's current half spread per share: the hedge
     is unwound against an issuer that prices near the mid, which costs about that much per share.
     """
-    shares = qty * multiplier
-    fair = underlying_mid * multiplier
-    notional = qty * fair
-    premium = direction is Direction.PREMIUM
-    hedged = hedge_usd is not None
-    hedge = hedge_usd if hedge_usd is not None else shares * underlying_mid
-    gross = token_usd - hedge if premium else hedge - token_usd
-    issuer_bps = params.issuer_fee_bps + params.issuer_spread_bps
-    issuer_fee = params.issuer_fee_flat_usd + issuer_bps * 1e-4 * notional
-    exchange_fee = params.exchange_fee_bps * 1e-4 * token_usd
-    if hedged:
-        # premium: the sell leg is the unwind, near the bid; discount: the hedge itself
-        sell_notional = shares * (underlying_mid - half_spread) if premium else hedge
-        broker = broker_fees(shares, sell_notional, params, legs=2)
-        unwind_spread = shares * half_spread
-    else:
-        broker = 0.0
-        unwind_spread = 0.0
-    funding = notional * params.funding_rate_apy * exposure.lock_s / YEAR_S
-    basis = params.risk_premium_sigmas * math.sqrt(exposure.basis_var) * notional
-    gap = params.gap_vol_multiple * math.sqrt(exposure.gap_var) * notional
-    net = (
-        gross
-        - issuer_fee
-        - params.gas_usd
-        - broker
-        - exchange_fee
-        - unwind_spread
-        - funding
-        - basis
-        - gap
-    )
-    return EdgeBreakdown(
-        direction=direction,
-        qty=qty,
-        shares=shares,
-        fair_value=fair,
-        notional_usd=notional,
-        token_usd=token_usd,
-        hedge_usd=hedge,
-        gross_usd=gross,
-        issuer_fee_usd=issuer_fee,
-        gas_usd=params.gas_usd,
-        broker_fee_usd=broker,
-        exchange_fee_usd=exchange_fee,
-        unwind_spread_usd=unwind_spread,
-        funding_usd=funding,
-        basis_risk_usd=basis,
-        gap_risk_usd=gap,
-        net_usd=net,
-        net_bps=net / notional * 1e4 if notional > 0.0 else 0.0,
-        hedged=hedged,
-        exposure=exposure,
-    )
+    model = EdgeModel(direction, multiplier, underlying_mid, half_spread, exposure, params)
+    return model.breakdown(qty, token_usd, hedge_usd)
+
+
+class NetEdge(NamedTuple):
+    """The net edge of one candidate size alone: what the size search compares."""
+
+    qty: float
+    net_usd: float
+    net_bps: float
+
+
+class EdgeModel:
+    """``edge_breakdown`` for one costing: its size-independent terms computed once, so that the
+    size search scores each size with ``net`` (no breakdown built) and builds the breakdown only
+    for the size it keeps. Both read the same ``_terms``: they agree to the last bit."""
+
+    __slots__ = (
+        "direction", "premium", "multiplier", "mid", "fair", "half_spread", "unwind_px",
+        "exposure", "params", "issuer_flat", "issuer_rate", "gas", "exchange_rate",
+        "funding_apy", "lock_s", "basis_k", "gap_k",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        direction: Direction,
+        multiplier: float,
+        underlying_mid: float,
+        half_spread: float,
+        exposure: Exposure,
+        params: CostParams,
+    ) -> None:
+        # each product below is the left operand of the same product in the module docstring's
+        # formula, so precomputing it rounds exactly as computing it per size would
+        self.direction = direction
+        self.premium = direction is Direction.PREMIUM
+        self.multiplier = multiplier
+        self.mid = underlying_mid
+        self.fair = underlying_mid * multiplier
+        self.half_spread = half_spread
+        self.unwind_px = underlying_mid - half_spread  # a premium's unwind sells near the bid
+        self.exposure = exposure
+        self.params = params
+        self.issuer_flat = params.issuer_fee_flat_usd
+        self.issuer_rate = (params.issuer_fee_bps + params.issuer_spread_bps) * 1e-4
+        self.gas = params.gas_usd
+        self.exchange_rate = params.exchange_fee_bps * 1e-4
+        self.funding_apy = params.funding_rate_apy
+        self.lock_s = exposure.lock_s
+        self.basis_k = params.risk_premium_sigmas * math.sqrt(exposure.basis_var)
+        self.gap_k = params.gap_vol_multiple * math.sqrt(exposure.gap_var)
+
+    def _terms(
+        self, qty: float, token_usd: float, hedge_usd: float | None
+    ) -> tuple[float, float, float, float, float, float, float, float, float, float, float, float]:
+        """``(shares, notional, hedge, gross, issuer fee, broker, exchange fee, unwind spread,
+        funding, basis, gap, net)`` of ``qty`` tokens."""
+        shares = qty * self.multiplier
+        notional = qty * self.fair
+        if hedge_usd is not None:
+            hedge = hedge_usd
+            # premium: the sell leg is the unwind, near the bid; discount: the hedge itself
+            sell_notional = shares * self.unwind_px if self.premium else hedge
+            broker = broker_fees(shares, sell_notional, self.params, legs=2)
+            unwind_spread = shares * self.half_spread
+        else:
+            hedge = shares * self.mid
+            broker = 0.0
+            unwind_spread = 0.0
+        gross = token_usd - hedge if self.premium else hedge - token_usd
+        issuer_fee = self.issuer_flat + self.issuer_rate * notional
+        exchange_fee = self.exchange_rate * token_usd
+        funding = notional * self.funding_apy * self.lock_s / YEAR_S
+        basis = self.basis_k * notional
+        gap = self.gap_k * notional
+        net = (
+            gross
+            - issuer_fee
+            - self.gas
+            - broker
+            - exchange_fee
+            - unwind_spread
+            - funding
+            - basis
+            - gap
+        )
+        return (
+            shares, notional, hedge, gross, issuer_fee, broker, exchange_fee, unwind_spread,
+            funding, basis, gap, net,
+        )  # fmt: skip
+
+    def net(self, qty: float, token_usd: float, hedge_usd: float | None) -> NetEdge:
+        """The net edge of ``qty`` tokens whose token leg is worth ``token_usd``."""
+        terms = self._terms(qty, token_usd, hedge_usd)
+        notional, net = terms[1], terms[11]
+        return NetEdge(qty, net, net / notional * 1e4 if notional > 0.0 else 0.0)
+
+    def breakdown(self, qty: float, token_usd: float, hedge_usd: float | None) -> EdgeBreakdown:
+        """Every component of the edge of ``qty`` tokens (``edge_breakdown``)."""
+        (shares, notional, hedge, gross, issuer_fee, broker, exchange_fee, unwind_spread,
+         funding, basis, gap, net) = self._terms(qty, token_usd, hedge_usd)  # fmt: skip
+        return EdgeBreakdown(
+            direction=self.direction,
+            qty=qty,
+            shares=shares,
+            fair_value=self.fair,
+            notional_usd=notional,
+            token_usd=token_usd,
+            hedge_usd=hedge,
+            gross_usd=gross,
+            issuer_fee_usd=issuer_fee,
+            gas_usd=self.gas,
+            broker_fee_usd=broker,
+            exchange_fee_usd=exchange_fee,
+            unwind_spread_usd=unwind_spread,
+            funding_usd=funding,
+            basis_risk_usd=basis,
+            gap_risk_usd=gap,
+            net_usd=net,
+            net_bps=net / notional * 1e4 if notional > 0.0 else 0.0,
+            hedged=hedge_usd is not None,
+            exposure=self.exposure,
+        )
 
 
 # ---- executable prices for the size actually traded -------------------------------------------
@@ -254,7 +323,28 @@ def token_fill_on_book(
 ) -> tuple[float, float]:
     """``(tokens filled, USD)`` of selling into the bids (premium) or buying the asks (discount),
     after the first ``skip`` tokens of that side (taken by our own order still out)."""
-    return book.walk(direction is Direction.PREMIUM, qty, skip)
+    return walk_levels(book.levels(direction is Direction.PREMIUM), qty, skip)
+
+
+def walk_levels(
+    levels: Sequence[tuple[float, float]], qty: float, skip: float = 0.0
+) -> tuple[float, float]:
+    """``(filled, USD)`` of ``qty`` walked through ``levels`` (``Book.levels``: best first) after
+    their first ``skip``: ``Book.walk`` over levels read once, since a size search walks the
+    same book for every size it tries."""
+    left = qty
+    notional = 0.0
+    for px, sz in levels:
+        if skip > 0.0:
+            used = sz if sz < skip else skip
+            skip -= used
+            sz -= used
+        take = sz if sz < left else left
+        notional += take * px
+        left -= take
+        if left <= 0.0:
+            break
+    return qty - left, notional
 
 
 def token_fill_on_pool(pool: PoolMarket, direction: Direction, qty: float) -> tuple[float, float]:

@@ -31,12 +31,12 @@ from strategies.costs import (
     CostParams,
     Direction,
     EdgeBreakdown,
-    edge_breakdown,
+    EdgeModel,
+    NetEdge,
     exposure_window,
     gas_usd,
-    hedge_fill,
-    token_fill_on_book,
     token_fill_on_pool,
+    walk_levels,
 )
 from strategies.sizing import SizeChoice, SizeLimit, binding_limit, choose_size
 from strategies.volatility import KINDS, PremiumStats, RealizedVariance, prior_rates
@@ -565,26 +565,47 @@ def plan_candidate(
     if v.fill_rate < 1.0 and params.gas_usd:  # every attempt pays gas; 1 / fill rate of them
         params = replace(params, gas_usd=params.gas_usd / max(v.fill_rate, MIN_FILL_RATE))
 
-    def evaluate(q: float) -> EdgeBreakdown:
+    model = EdgeModel(direction, m, mid, half_spread, exposure, params)
+    # what every size of the search reads: the book's side once, the broker's side of its quote
+    premium = direction is Direction.PREMIUM
+    levels = book.levels(premium) if pm is None and book is not None else []
+    hedge_px, hedge_size = (quote.ask, quote.ask_size) if premium else (quote.bid, quote.bid_size)
+    hedged = form is not None
+    adverse_factor = 1.0 - adverse if premium else 1.0 + adverse
+
+    def legs(q: float) -> tuple[float, float, float | None]:
+        """(tokens filled, token leg USD, hedge USD or None) of ``q`` tokens."""
         if pm is not None:
             filled, token_usd = token_fill_on_pool(pm, direction, q)
         else:
             assert book is not None
-            filled, token_usd = token_fill_on_book(book, direction, q, skip)
+            filled, token_usd = walk_levels(levels, q, skip)  # token_fill_on_book
         if decay < 1.0:  # mint-first sells after settlement: only part of today's premium left
             token_usd = q * fair + (token_usd - q * fair) * decay
         elif adverse:  # what this venue's price does against us before our order executes
-            token_usd *= 1.0 - adverse if direction is Direction.PREMIUM else 1.0 + adverse
-        hedge_usd = hedge_fill(quote, direction, q * m)[1] if form is not None else None
-        edge = edge_breakdown(
-            direction, q, m, mid, token_usd, hedge_usd, half_spread, exposure, params
-        )
+            token_usd *= adverse_factor
+        if not hedged:
+            return filled, token_usd, None
+        shares = q * m  # hedge_fill: the broker's side, limited by the displayed size
+        return filled, token_usd, (shares if shares < hedge_size else hedge_size) * hedge_px
+
+    def score(q: float) -> NetEdge:
+        filled, token_usd, hedge_usd = legs(q)
         if filled < q * (1.0 - 1e-9):  # the venue cannot take the whole size
+            return NetEdge(q, -math.inf, -math.inf)
+        return model.net(q, token_usd, hedge_usd)
+
+    def evaluate(q: float) -> EdgeBreakdown:
+        filled, token_usd, hedge_usd = legs(q)
+        edge = model.breakdown(q, token_usd, hedge_usd)
+        if filled < q * (1.0 - 1e-9):
             return replace(edge, net_usd=-math.inf, net_bps=-math.inf)
         return edge
 
-    choice = choose_size(
-        evaluate,
+    # the search compares net edges only; the size it keeps (or the best one it rejected) gets
+    # its full breakdown, computed the same way
+    scored = choose_size(
+        score,
         limit.qty,
         steps=cfg.ladder_steps,
         min_edge_bps=cfg.min_edge_bps,
@@ -592,6 +613,13 @@ def plan_candidate(
         min_qty=float(ic.min_notional_usd) / fair if ic is not None else 0.0,
         quantum=QTY_STEP,
         tolerance=SIZE_TOLERANCE * limit.qty,
+    )
+    kept = scored.edge
+    choice = SizeChoice(
+        scored.qty,
+        evaluate(kept.qty) if kept is not None else None,
+        scored.eligible,
+        scored.evaluations,
     )
     return Plan(v, direction, path, choice, limit, cand.premium_bps)
 

@@ -85,7 +85,8 @@ class _Search(Generic[E]):
         self.min_edge_usd = min_edge_usd
         self.min_qty = min_qty
         self.quantum = quantum
-        self.seen: dict[float, E] = {}
+        # size -> (its edge, whether eligible): the search asks for most sizes more than once
+        self.seen: dict[float, tuple[E, bool]] = {}
         self.best: tuple[float, E] | None = None
         self.best_eligible: tuple[float, E] | None = None
 
@@ -96,28 +97,35 @@ class _Search(Generic[E]):
             and edge.net_usd >= self.min_edge_usd
         )
 
-    def at(self, qty: float) -> E | None:
-        qty = floor_to(qty, self.quantum)
+    def _entry(self, qty: float) -> tuple[E, bool] | None:
+        """The memo entry of ``qty`` rounded down to the quantum (evaluated on first use and
+        competing for best then), or None for a size that rounds to nothing."""
+        quantum = self.quantum
+        if not quantum <= 0.0:  # floor_to, inline: this runs for every size the search tries
+            qty = math.floor(qty / quantum + 1e-9) * quantum
         if qty <= 0.0:
             return None
-        edge = self.seen.get(qty)
-        if edge is None:
-            edge = self.seen[qty] = self.evaluate(qty)
-            if self.best is None or edge.net_usd > self.best[1].net_usd:
+        entry = self.seen.get(qty)
+        if entry is None:
+            edge = self.evaluate(qty)
+            ok = self.eligible(qty, edge)
+            entry = self.seen[qty] = (edge, ok)
+            net = edge.net_usd
+            if self.best is None or net > self.best[1].net_usd:
                 self.best = (qty, edge)
-            if self.eligible(qty, edge) and (
-                self.best_eligible is None or edge.net_usd > self.best_eligible[1].net_usd
-            ):
+            if ok and (self.best_eligible is None or net > self.best_eligible[1].net_usd):
                 self.best_eligible = (qty, edge)
-        return edge
+        return entry
+
+    def at(self, qty: float) -> E | None:
+        entry = self._entry(qty)
+        return entry[0] if entry is not None else None
 
     def score(self, qty: float, eligible_only: bool) -> float:
-        edge = self.at(qty)
-        if edge is None:
+        entry = self._entry(qty)
+        if entry is None or (eligible_only and not entry[1]):
             return -math.inf
-        if eligible_only and not self.eligible(floor_to(qty, self.quantum), edge):
-            return -math.inf
-        return edge.net_usd
+        return entry[0].net_usd
 
     def golden(
         self, lo: float, hi: float, iterations: int, eligible_only: bool, tolerance: float = 0.0
