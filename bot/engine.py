@@ -217,6 +217,7 @@ class Engine:
                 edge_bps=round(decision.edge_bps, 1),
                 premium_bps=round(decision.premium_bps, 1),
                 reason=decision.reason,
+                at_ns=decision.ts_ns,  # the time of the event decided on (a replay's too)
             )
 
     @property

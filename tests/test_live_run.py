@@ -234,7 +234,7 @@ def control(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
 
 
 def test_a_premium_on_the_exchange_is_sold_hedged_at_the_broker_and_minted_back(
-    sandbox: Path,
+    sandbox: Path, tmp_path: Path
 ) -> None:
     """The flow generator is stopped (this test's market stays where it puts it); the kraken
     book is set 3 % over the broker's mid. In a broker session the daemon sells kraken's
@@ -252,8 +252,10 @@ def test_a_premium_on_the_exchange_is_sold_hedged_at_the_broker_and_minted_back(
     control(
         f"{ends['exchange']['control_url']}/book", {"pair": "AAPLxUSD", "bids": rich, "asks": asks}
     )
+    recording = tmp_path / "recording"
     run = pegbot(
         "run", "--config", str(SANDBOX_CONFIG), "--seconds", "25", "--port", "0",
+        "--record", str(recording),
         env={"PEGBOT_SANDBOX__STATE": str(sandbox), "PEGBOT_SANDBOX__MANAGE": "false"},
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
@@ -271,6 +273,38 @@ def test_a_premium_on_the_exchange_is_sold_hedged_at_the_broker_and_minted_back(
     assert sum(float(f["qty"]) for f in hedged) == pytest.approx(sum(float(f["qty"]) for f in sold))
     states = [(u["kind"], u["state"]) for u in run.events("request_update")]
     assert ("mint", "accepted") in states
+    # the run's recording replays in a backtest that opens with what the run opened with
+    # (config/sandbox.toml, its simulated venues' latencies), and makes the same decision on
+    # the same event; later ones follow venue answers, which the simulated venues give apart
+    (opened,) = run.events("ledger_opened")
+    replay_config = tmp_path / "replay.toml"
+    replay_config.write_text(
+        SANDBOX_CONFIG.read_text().replace('environment = "sandbox"', 'environment = "backtest"')
+        + "\n[backtest.initial_cash_usd]\n"
+        + "".join(f'{venue} = "{cash}"\n' for venue, cash in opened["cash"].items())
+        + "\n[backtest.initial_tokens]\n"
+        + "".join(
+            f'"{venue}:AAPLx" = "{held["AAPLx"]}"\n'
+            for venue, held in opened["positions"].items()
+            if "AAPLx" in held
+        )
+    )
+    out = tmp_path / "replayed"
+    replayed = pegbot(
+        "backtest", "--config", str(replay_config), "--feed", str(recording), "--out", str(out)
+    )
+    assert replayed.returncode == 0, replayed.stderr[-1500:]
+    import pyarrow.parquet as pq
+
+    taken = [d for d in pq.read_table(out / "decisions.parquet").to_pylist() if d["taken"]]
+    first_live = run.events("decision")[0]
+    first = taken[0]
+    assert (first["action"], first["qty"]) == (first_live["action"], float(first_live["qty"]))
+    # the same event: the replay decides at its receive time, the live run a moment later as
+    # the clock went on (the book is read once a second)
+    assert abs(first["ts_ns"] - first_live["at_ns"]) < 50_000_000
+    assert round(first["edge_bps"], 1) == first_live["edge_bps"]
+    assert round(first["premium_bps"], 1) == first_live["premium_bps"]
 
 
 def paper_env(state: Path) -> dict[str, str]:
