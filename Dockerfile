@@ -1,5 +1,11 @@
 # pegbot daemon image. Multi-stage: build the locked environment, ship only what runs.
 # (No Docker engine runs on the development machines; this file is kept plain and checked by hand.)
+# By default it replays the bundled sample (config/default.toml). A paper or live run mounts its
+# config and passes its keys as environment variables:
+#   docker run -v $PWD/config/paper-alpaca.toml:/app/config/paper.toml:ro -e APCA_API_KEY_ID ... \
+#     pegbot --config config/paper.toml
+# The local sandbox (anvil, solc-js, the Uniswap artifacts from npm) is not in the image: `make run`
+# runs it on the host.
 
 FROM python:3.11-slim AS build
 ENV UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1
