@@ -6,7 +6,8 @@ pool opened at the fair value with liquidity around it:
 - a narrow range, +-600 ticks (about +-6 %), where $500,000 of USDC moves the price 1 %;
 - a wide range, +-6,000 ticks (x0.55 to x1.82), a tenth as deep, so a wick finds liquidity.
 
-anvil's accounts: 0 deployer (mints USDC), 1 issuer (mints AAPLx), 2 the liquidity provider,
+anvil's accounts: 0 deployer (mints USDC), 1 issuer (mints AAPLx until the issuer piece's order
+processor takes over), 2 the liquidity provider,
 3 the flow generator's trader (funded, router approved), 4 a wallet for the bot ($1,000,000 USDC
 and 1,000 AAPLx, nothing approved). On SIGTERM the anvil this started is stopped.
 """
