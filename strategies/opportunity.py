@@ -171,7 +171,7 @@ class TokenView:
         "rejected_premium", "rejected_up", "recost_ns", "token_failures", "backoff_until_ns",
         "quiet_until_ns", "quiet_epoch", "gates_until_ns", "gates_epoch", "gates_form",
         "gates_closed", "quote", "issuer_state", "watch", "quote_band", "hold_counts",
-        "inventory_hedged", "latency", "variance", "premiums", "pending_wake_ns",
+        "inventory_hedged", "latency", "priced", "variance", "premiums", "pending_wake_ns",
     )  # fmt: skip
 
     def __init__(self, symbol: str, underlying: str, issuer: str, broker: str) -> None:
@@ -209,6 +209,8 @@ class TokenView:
         # (starting inventory, multiplier) the inventory hedge was last sized for
         self.inventory_hedged: tuple[Decimal, Decimal] | None = None
         self.latency: IssuerLatency | None = None  # built on first use (needs the calendar)
+        # (now, quantile, priced_ns) last answered: the latency model is a pure function of both
+        self.priced: tuple[int, float, int] | None = None
         self.pending_wake_ns = 0  # legs waiting to go out cannot before then (``_flush``)
         # what the feed says about risk, sampled on the strategy's timer (strategies.volatility)
         self.variance = RealizedVariance(dict.fromkeys(KINDS, 0.0), 1.0, 1.0)
@@ -627,11 +629,17 @@ def plan_candidate(
 def priced_ns(ctx: StrategyContext, settings: Settings, st: TokenView) -> int:
     """When the issuer leg of a request made now is priced, at the configured quantile of the
     issuer's latency distribution (``bot.issuer_latency``: the wait for its window included)."""
+    now, quantile = ctx.now_ns, settings.strategy.latency_quantile
+    last = st.priced
+    if last is not None and last[0] == now and last[1] == quantile:
+        return last[2]  # a costing asks twice: the issuer cash limit and the exposure window
     latency = st.latency
     if latency is None:
         ic = settings.issuers[st.issuer]
         latency = st.latency = IssuerLatency(ic, ctx.sessions, ctx.issuer_sessions.get(st.issuer))
-    return latency.execution_ns(settings.strategy.latency_quantile, ctx.now_ns)
+    at = latency.execution_ns(quantile, now)
+    st.priced = (now, quantile, at)
+    return at
 
 
 def mint_price_factor(ctx: StrategyContext, settings: Settings, st: TokenView) -> float:

@@ -106,14 +106,18 @@ class _Search(Generic[E]):
         if qty <= 0.0:
             return None
         entry = self.seen.get(qty)
-        if entry is None:
-            edge = self.evaluate(qty)
-            ok = self.eligible(qty, edge)
-            entry = self.seen[qty] = (edge, ok)
-            net = edge.net_usd
-            if self.best is None or net > self.best[1].net_usd:
-                self.best = (qty, edge)
-            if ok and (self.best_eligible is None or net > self.best_eligible[1].net_usd):
+        if entry is not None:
+            return entry
+        edge = self.evaluate(qty)
+        net = edge.net_usd
+        ok = qty >= self.min_qty and edge.net_bps >= self.min_edge_bps and net >= self.min_edge_usd
+        entry = self.seen[qty] = (edge, ok)
+        best = self.best
+        if best is None or net > best[1].net_usd:
+            self.best = (qty, edge)
+        if ok:
+            best = self.best_eligible
+            if best is None or net > best[1].net_usd:
                 self.best_eligible = (qty, edge)
         return entry
 
