@@ -223,6 +223,7 @@ def on_world(scenario: Callable[[World], Awaitable[None]], *, usd: str = "10000"
             )  # fmt: skip
             heard = Heard(engine)
             exchange.bind(heard)
+            engine.start()  # market events reach the strategy from here on
             await exchange.connect()
             try:
                 await scenario(

@@ -286,6 +286,7 @@ def test_through_the_engine_the_strategy_reads_the_chain_state_on_each_swap(
     )  # fmt: skip
 
     async def main() -> None:
+        engine.start()  # on the running loop: the live clock's timers are its
         watcher = watcher_for(chain, pool)
         market.pools["uniswap"] = await watcher.load()
         watcher.bind(engine)
