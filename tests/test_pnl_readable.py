@@ -48,11 +48,14 @@ def test_unhedged_starting_inventory_is_carried_at_the_marks_and_apart_from_the_
 ) -> None:
     bt = runs[False]
     marks = bt.engine.marks()
-    # 300 tokens deposited at the first fair value: their carry is their move to the last mark
+    # 300 tokens deposited at the fair value when the run opened (the first with a quote, the
+    # strategy started right after): their carry is their move to the last mark
     deposits = bt.settings.backtest.initial_tokens
-    first_sample = bt.record.samples[0]
-    deposit_price = Decimal(repr(round(first_sample.fair_value, 6)))
-    expected = sum(deposits.values(), Decimal(0)) * (marks["AAPLx"] - deposit_price)
+    tokens = sum(deposits.values(), Decimal(0))
+    cash = sum(bt.settings.backtest.initial_cash_usd.values(), Decimal(0))
+    deposit_price = (bt.ledger.contributions - cash) / tokens
+    assert bt.opened_ns is not None and bt.opened_ns < bt.record.samples[0].ts_ns
+    expected = tokens * (marks["AAPLx"] - deposit_price)
     carry = Decimal(bt.record.summary["pnl_components"]["inventory_carry"])
     assert carry == expected.quantize(Decimal("0.000001"))
     # nothing hedges it: the book carries its delta, and only the strategy's own is checked
