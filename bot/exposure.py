@@ -28,7 +28,7 @@ from decimal import Decimal
 
 from bot.config import Settings
 from bot.market import MarketState
-from bot.model import RequestKind, RequestState, TokenizedStock
+from bot.model import TokenizedStock
 from bot.sessions import MarketSession, SessionCalendar
 from strategies.base import LedgerView
 
@@ -117,12 +117,7 @@ class ExposureMonitor:
         """Tokens of ``token`` the book owns at a market price (venues, transit, in flight)."""
         ledger = self._ledger
         owned = sum((ledger.position(v, token) for v in self._venues), ZERO)
-        for req in ledger.in_flight(token):
-            at_market = (
-                RequestState.PRICED if req.kind is RequestKind.MINT else RequestState.ACCEPTED
-            )
-            if req.state is at_market:
-                owned += req.qty
+        owned += ledger.owned_in_flight(token)
         if self._in_transit is not None:
             owned += self._in_transit(token)
         return owned

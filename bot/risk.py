@@ -197,7 +197,7 @@ class RiskEngine:
 
     def _count_in_flight(self, ledger: LedgerView, venue: str | None, token: str) -> Decimal:
         total = _ZERO
-        for req in ledger.in_flight(token):
+        for req in ledger.in_flight_view(token):
             landing_mint = req.kind is RequestKind.MINT and self._lands_at(req, venue)
             unpriced_redeem = req.kind is RequestKind.REDEEM and req.state is RequestState.ACCEPTED
             if landing_mint or unpriced_redeem:

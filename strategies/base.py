@@ -8,6 +8,7 @@ and never mutates the context: the same code runs in backtest, paper and live.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
@@ -113,6 +114,14 @@ class LedgerView(Protocol):
     def cash(self, venue: str) -> Decimal: ...
 
     def in_flight(self, token: str) -> list[MintRedeemRequest]: ...
+
+    def in_flight_view(self, token: str) -> Sequence[MintRedeemRequest]:
+        """``in_flight`` without copies: read, never change."""
+        ...
+
+    def owned_in_flight(self, token: str) -> Decimal:
+        """Tokens in flight that are ours at market risk (a priced mint, an accepted redeem)."""
+        ...
 
     def deposited(self, instrument: str) -> Decimal:
         """The starting quantity of ``instrument`` (deposits over every venue)."""

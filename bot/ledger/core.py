@@ -108,6 +108,20 @@ class Ledger:
         furthest stage the ledger has applied (PENDING_SUBMIT until the issuer answers)."""
         return [replace(t.request) for t in self._requests.values() if t.request.token == token]
 
+    def in_flight_view(self, token: str) -> tuple[MintRedeemRequest, ...]:
+        """``in_flight`` without the copies, for the checks run on every event and answer (risk,
+        exposure): the ledger's own records, to be read and never changed."""
+        return tuple(t.request for t in self._requests.values() if t.request.token == token)
+
+    def owned_in_flight(self, token: str) -> Decimal:
+        """Tokens of ``token`` in flight that are ours at market risk: a priced mint's, an
+        accepted redeem's (``TrackedRequest.owned_tokens``)."""
+        total = ZERO
+        for t in self._requests.values():
+            if t.request.token == token:
+                total += t.owned_tokens
+        return total
+
     # -- contributions ----------------------------------------------------------------------
 
     @property
