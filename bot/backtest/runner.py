@@ -334,7 +334,7 @@ class Backtest:
             self.clock,
             # paced (the daemon): small batches, so progress and /healthz move every few seconds
             self.reader.iter_routed_ahead(
-                TOP_COLUMNS, ROW_COLUMNS, PACED_BATCH_ROWS if pacer is not None else 65_536
+                TOP_COLUMNS, ROW_COLUMNS, PACED_BATCH_ROWS if pacer is not None else 32_768
             ),
             run_ahead=RunAhead(self.settings, self.engine.quiets, self.venues),
             pool_sinks=self.pool_sinks,
