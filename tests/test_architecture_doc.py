@@ -29,7 +29,9 @@ def test_every_class_method_the_doc_names_is_defined_in_that_class() -> None:
                 rf"^class {cls}\b.*?:\n((?:\n|    .*\n)*)", path.read_text(), re.MULTILINE
             )
         ]
-        if not any(re.search(rf"^    (?:async )?def {method}\(", body, re.MULTILINE) for body in bodies):
+        if not any(
+            re.search(rf"^    (?:async )?def {method}\(", body, re.MULTILINE) for body in bodies
+        ):
             missing.append(f"{cls}.{method}")
     assert missing == []
 

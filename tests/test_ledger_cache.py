@@ -20,7 +20,6 @@ from hypothesis import strategies as st
 from bot.backtest.record import Sample
 from bot.backtest.runner import Backtest
 from bot.config import load_config
-from bot.engine import Engine
 from bot.ledger import FUNDING_QUANTUM, NS_PER_YEAR, Ledger
 from bot.model import (
     LegRole,
