@@ -18,9 +18,18 @@ from bench import tick_to_intent
 from bench.hedge_latency import HedgeProbe
 from bench.tick_to_intent import BLOCK, DISLOCATE_EVERY, measure, quote_frames, report
 from bot.intents import PlaceOrder
+from bot.logging import reset_logging
 from bot.model import Fill, LegRole, OrderState, OrderUpdate, Side
 
 FRAMES = 2 * BLOCK * DISLOCATE_EVERY  # one premium block and one discount block
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Any:
+    """The bench configures logging for errors only; the tests after these must not inherit
+    it (they read warnings)."""
+    yield
+    reset_logging()
 
 
 def test_frames_are_alpaca_quote_messages_in_msgpack() -> None:
