@@ -147,6 +147,11 @@ def config_problems(settings: Settings) -> list[str]:
         problems.append(
             f"venues.{live_brokers[0]}.paper: false in a paper run (set run.environment = 'live')"
         )
+    for route in settings.transfers:  # connectors exist, the node does not build them yet
+        problems.append(
+            f"transfers.{route}: transfers are not carried out in a {env} run yet; remove the "
+            "route (move capital by hand) or run it in a backtest"
+        )
     if env == "sandbox":
         return problems
     for name, v in settings.venues.items():
@@ -211,9 +216,9 @@ def config_problems(settings: Settings) -> list[str]:
 
 
 def endpoints_for(settings: Settings) -> dict[str, Endpoint]:
-    if settings.run.environment == "sandbox":
-        return sandbox_endpoints(settings)
     problems = config_problems(settings)
+    if settings.run.environment == "sandbox" and not problems:
+        return sandbox_endpoints(settings)
     if problems:
         raise InputError(
             problems[0]

@@ -1,0 +1,58 @@
+"""What a live config lacks, one line each (bot/live_endpoints.py ``config_problems``): the
+sandbox config lacks nothing; the paper example names every missing key; live trading needs its
+confirmation; transfer routes are refused in a live run until the node carries them out."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import load_config
+from bot.errors import InputError
+from bot.live_endpoints import config_problems, endpoints_for
+from tests.conftest import REPO
+
+SANDBOX = REPO / "config" / "sandbox.toml"
+PAPER = REPO / "config" / "paper-alpaca.example.toml"
+
+
+def test_the_sandbox_config_lacks_nothing() -> None:
+    assert config_problems(load_config(SANDBOX)) == []
+
+
+def test_the_paper_example_names_each_missing_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("APCA_API_KEY_ID", "APCA_API_SECRET_KEY", "KRAKEN_API_KEY", "KRAKEN_API_SECRET",
+                 "PEGBOT_WALLET_KEY", "ISSUER_API_KEY"):  # fmt: skip
+        monkeypatch.setenv(name, "set")
+    assert config_problems(load_config(PAPER)) == [
+        "venues.uniswap.pool_address: missing; the Uniswap v3 pool of the token",
+        "venues.uniswap.router: missing; the SwapRouter the swaps go through",
+        "venues.uniswap.quoter: missing; the QuoterV2 the swaps are priced with",
+        "venues.uniswap.quote_address: missing; the quote token's ERC-20 (USDC)",
+        "tokens.AAPLx.contract: missing; the token's ERC-20 on chain",
+        "issuers.xstocks.url: missing; the issuer's API",
+    ]
+
+
+def test_live_trading_needs_its_confirmation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PEGBOT_RUN__ENVIRONMENT", "live")
+    problems = config_problems(load_config(PAPER))
+    assert (
+        "venues.alpaca: live trading needs paper = false and live_confirmation = "
+        "'trade real money at Alpaca'"
+    ) in problems
+
+
+def test_a_transfer_route_is_refused_in_a_live_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "PEGBOT_TRANSFERS",
+        '{"wallet_to_kraken": {"kind": "token_withdrawal", "source": "uniswap", '
+        '"destination": "kraken", "assets": ["AAPLx"]}}',
+    )
+    settings = load_config(SANDBOX)
+    line = (
+        "transfers.wallet_to_kraken: transfers are not carried out in a sandbox run yet; remove "
+        "the route (move capital by hand) or run it in a backtest"
+    )
+    assert config_problems(settings) == [line]
+    with pytest.raises(InputError, match="^transfers.wallet_to_kraken: "):
+        endpoints_for(settings)
