@@ -284,6 +284,7 @@ class LiveRun:
             f"trades {c['trades']}  mints {c['mints']}  redeems {c['redeems']}  "
             f"hedges {c['hedges']}  open orders {len(engine.executor.open_orders())}"
         )
+        node.exposure.observe(node.clock.now_ns(), answer=False)  # a last look at the book
         for stock, ex in sorted(node.exposure.summary().items()):
             delta = Decimal(str(ex["final_net_delta_shares"]))
             print(f"exposure {stock}: final net delta {delta:f} shares")
