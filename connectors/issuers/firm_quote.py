@@ -36,7 +36,7 @@ from connectors.issuers.terms import (
     settlement,
     token_units,
 )
-from connectors.issuers.wallet import ChainWallet, Reverted, SendUnknown
+from connectors.issuers.wallet import ChainWallet, Reverted, SendUnknown, read_processor
 
 
 class FirmQuoteIssuer(LiveIssuer):
@@ -76,12 +76,8 @@ class FirmQuoteIssuer(LiveIssuer):
 
     async def connect(self) -> None:
         await self.wallet.connect()
-        processor = self.wallet.contract(self._processor_address, "OrderProcessor")
-        self._stock = self.wallet.contract(await processor.functions.stock().call(), "StockToken")
-        self._usdc = self.wallet.contract(await processor.functions.cash().call(), "CashToken")
-        self.fee_flat = await processor.functions.feeFlat().call()
-        self.fee_bps = await processor.functions.feeBps().call()
-        self._processor = processor
+        terms = await read_processor(self.wallet, self._processor_address)
+        self._processor, self._stock, self._usdc, self.fee_flat, self.fee_bps = terms
 
     async def close(self) -> None:
         await self.close_tasks()

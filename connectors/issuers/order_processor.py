@@ -44,7 +44,7 @@ from connectors.issuers.terms import (
     price_units,
     token_units,
 )
-from connectors.issuers.wallet import ChainWallet, Reverted, SendUnknown
+from connectors.issuers.wallet import ChainWallet, Reverted, SendUnknown, read_processor
 
 LimitPrice = Callable[[MintRedeemRequest], Decimal | None]
 _OPEN, _FILLED, _CANCELLED = 1, 2, 3
@@ -86,12 +86,8 @@ class OrderProcessorIssuer(LiveIssuer):
 
     async def connect(self) -> None:
         await self.wallet.connect()
-        processor = self.wallet.contract(self._processor_address, "OrderProcessor")
-        self._stock = self.wallet.contract(await processor.functions.stock().call(), "StockToken")
-        self._usdc = self.wallet.contract(await processor.functions.cash().call(), "CashToken")
-        self.fee_flat = await processor.functions.feeFlat().call()
-        self.fee_bps = await processor.functions.feeBps().call()
-        self._processor = processor
+        terms = await read_processor(self.wallet, self._processor_address)
+        self._processor, self._stock, self._usdc, self.fee_flat, self.fee_bps = terms
 
     async def close(self) -> None:
         await self.close_tasks()

@@ -206,3 +206,16 @@ class ChainWallet:
         never unlimited)."""
         allowance = await token.functions.allowance(self.address, spender).call()
         await self.send(token.functions.approve(spender, allowance + amount))
+
+
+async def read_processor(
+    wallet: ChainWallet, address: str
+) -> tuple[AsyncContract, AsyncContract, AsyncContract, int, int]:
+    """The issuer's OrderProcessor at ``address`` as the on-chain adapters need it at connect:
+    the contract, its stock token, its cash token, its flat fee (USDC units) and its fee in bps."""
+    processor = wallet.contract(address, "OrderProcessor")
+    stock = wallet.contract(await processor.functions.stock().call(), "StockToken")
+    usdc = wallet.contract(await processor.functions.cash().call(), "CashToken")
+    fee_flat = await processor.functions.feeFlat().call()
+    fee_bps = await processor.functions.feeBps().call()
+    return processor, stock, usdc, fee_flat, fee_bps
