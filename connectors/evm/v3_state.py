@@ -12,35 +12,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from eth_utils.abi import function_signature_to_4byte_selector
 from web3 import Web3
 from web3.types import RPCEndpoint
 
 from bot.amm.tick_math import MAX_TICK, MIN_TICK
 from bot.amm.v3_pool import V3Pool
+from connectors.evm.pool_reader import FEE as _FEE
+from connectors.evm.pool_reader import LIQUIDITY as _LIQUIDITY
+from connectors.evm.pool_reader import SLOT0 as _SLOT0
+from connectors.evm.pool_reader import TICK_BITMAP as _TICK_BITMAP
+from connectors.evm.pool_reader import TICK_SPACING as _TICK_SPACING
+from connectors.evm.pool_reader import TICKS as _TICKS
+from connectors.evm.pool_reader import int_argument as _int_argument
 
 _BATCH = 1_000  # eth_calls per JSON-RPC batch
 
 
 class PoolStateError(RuntimeError):
     """The node did not answer a read of the pool."""
-
-
-def _selector(signature: str) -> str:
-    return "0x" + function_signature_to_4byte_selector(signature).hex()
-
-
-_FEE = _selector("fee()")
-_TICK_SPACING = _selector("tickSpacing()")
-_SLOT0 = _selector("slot0()")
-_LIQUIDITY = _selector("liquidity()")
-_TICK_BITMAP = _selector("tickBitmap(int16)")
-_TICKS = _selector("ticks(int24)")
-
-
-def _int_argument(value: int) -> str:
-    """One ABI-encoded signed integer argument (two's complement in 32 bytes), as hex."""
-    return (value % 2**256).to_bytes(32, "big").hex()
 
 
 def _word(data: bytes, index: int, signed: bool = False) -> int:
