@@ -23,11 +23,11 @@ import asyncio
 from typing import Any
 
 from pydantic import SecretStr
-from web3.contract import AsyncContract
 
 from bot.clock import Clock
 from bot.model import MintRedeemRequest, RequestKind, RequestState
-from connectors.issuers.live import IssuerApi, IssuerRefused, IssuerUnreachable, LiveIssuer
+from connectors.issuers.live import IssuerApi, IssuerRefused, IssuerUnreachable
+from connectors.issuers.processor import ProcessorIssuer
 from connectors.issuers.terms import (
     FirmQuote,
     TermsError,
@@ -36,10 +36,10 @@ from connectors.issuers.terms import (
     settlement,
     token_units,
 )
-from connectors.issuers.wallet import ChainWallet, Reverted, SendUnknown, read_processor
+from connectors.issuers.wallet import ChainWallet, Reverted, SendUnknown
 
 
-class FirmQuoteIssuer(LiveIssuer):
+class FirmQuoteIssuer(ProcessorIssuer):
     def __init__(
         self,
         name: str,
@@ -60,35 +60,18 @@ class FirmQuoteIssuer(LiveIssuer):
         settles its quotes, ``private_key`` our wallet's (or
         ``wallet``, a connected ``ChainWallet`` shared by the adapters that send from one key:
         its nonces must have one writer)."""
-        super().__init__(name, clock, (token,))
+        super().__init__(
+            name, clock, token,
+            rpc_url=rpc_url, processor=processor, private_key=private_key, wallet=wallet,
+        )  # fmt: skip
         self.api = IssuerApi(url, api_key)
-        self.wallet = wallet or ChainWallet(rpc_url, private_key)
-        self._owns_wallet = wallet is None
-        self._processor_address = processor
         self._quote_timeout_s = quote_timeout_s
         self._poll_s = poll_s
         self._grace_s = unknown_grace_s
-        self._processor: AsyncContract | None = None
-        self._stock: AsyncContract | None = None
-        self._usdc: AsyncContract | None = None
-        self.fee_flat = 0
-        self.fee_bps = 0
-
-    async def connect(self) -> None:
-        await self.wallet.connect()
-        terms = await read_processor(self.wallet, self._processor_address)
-        self._processor, self._stock, self._usdc, self.fee_flat, self.fee_bps = terms
 
     async def close(self) -> None:
-        await self.close_tasks()
         await self.api.close()
-        if self._owns_wallet:
-            await self.wallet.close()
-
-    @property
-    def processor(self) -> AsyncContract:
-        assert self._processor is not None, "connect() first"
-        return self._processor
+        await super().close()
 
     async def settled(self, request_id: str) -> bool:
         """Whether the quote for our request has been settled on chain."""

@@ -30,12 +30,11 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import SecretStr
-from web3.contract import AsyncContract
 from web3.logs import DISCARD
 
 from bot.clock import Clock
 from bot.model import MintRedeemRequest, RequestKind, RequestState
-from connectors.issuers.live import LiveIssuer
+from connectors.issuers.processor import ProcessorIssuer
 from connectors.issuers.terms import (
     Settlement,
     TermsError,
@@ -44,13 +43,13 @@ from connectors.issuers.terms import (
     price_units,
     token_units,
 )
-from connectors.issuers.wallet import ChainWallet, Reverted, SendUnknown, read_processor
+from connectors.issuers.wallet import ChainWallet, Reverted, SendUnknown
 
 LimitPrice = Callable[[MintRedeemRequest], Decimal | None]
 _OPEN, _FILLED, _CANCELLED = 1, 2, 3
 
 
-class OrderProcessorIssuer(LiveIssuer):
+class OrderProcessorIssuer(ProcessorIssuer):
     def __init__(
         self,
         name: str,
@@ -70,34 +69,14 @@ class OrderProcessorIssuer(LiveIssuer):
         ``private_key`` the wallet's (or ``wallet``, a connected ``ChainWallet`` shared by the
         adapters that send from one key); ``limit_price`` the max USD per token for a mint and
         the min for a redeem (None: none)."""
-        super().__init__(name, clock, (token,))
-        self.wallet = wallet or ChainWallet(rpc_url, private_key)
-        self._owns_wallet = wallet is None
-        self._processor_address = processor
+        super().__init__(
+            name, clock, token,
+            rpc_url=rpc_url, processor=processor, private_key=private_key, wallet=wallet,
+        )  # fmt: skip
         self._limit_price = limit_price
         self._poll_s = poll_s
         self._max_poll_s = max(poll_s, max_poll_s)
         self._grace_s = unknown_grace_s
-        self._processor: AsyncContract | None = None
-        self._stock: AsyncContract | None = None
-        self._usdc: AsyncContract | None = None
-        self.fee_flat = 0
-        self.fee_bps = 0
-
-    async def connect(self) -> None:
-        await self.wallet.connect()
-        terms = await read_processor(self.wallet, self._processor_address)
-        self._processor, self._stock, self._usdc, self.fee_flat, self.fee_bps = terms
-
-    async def close(self) -> None:
-        await self.close_tasks()
-        if self._owns_wallet:
-            await self.wallet.close()
-
-    @property
-    def processor(self) -> AsyncContract:
-        assert self._processor is not None, "connect() first"
-        return self._processor
 
     # ---- lookup ----------------------------------------------------------------------------
 
