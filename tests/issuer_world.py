@@ -25,7 +25,7 @@ from hexbytes import HexBytes
 from web3.contract import Contract
 
 from bot.clock import Clock
-from bot.model import MintRedeemRequest, RequestKind, RequestUpdate
+from bot.model import MintRedeemRequest, RequestKind, RequestState, RequestUpdate
 from connectors.evm.deploy import deploy_order_processor, send
 from connectors.sandbox.broker import BrokerSandbox, BrokerSandboxConfig
 from connectors.sandbox.issuer import IssuerSandbox, IssuerSandboxConfig
@@ -177,6 +177,24 @@ class Answers:
 
     def on_transfer_update(self, update: object) -> None:
         raise AssertionError("an issuer sent a transfer update")
+
+
+def ended(answers: Answers, request_id: str) -> bool:
+    """The request's last answer is a terminal state."""
+    states = answers.states(request_id)
+    return bool(states) and RequestState(states[-1]).is_terminal
+
+
+@asynccontextmanager
+async def connected(venue: Any) -> AsyncIterator[Answers]:
+    """``venue`` bound to a fresh ``Answers`` and connected; closed after the block."""
+    answers = Answers()
+    venue.bind(answers)
+    await venue.connect()
+    try:
+        yield answers
+    finally:
+        await venue.close()
 
 
 async def until(condition: Any, timeout_s: float = 10.0) -> None:

@@ -13,9 +13,19 @@ from typing import TYPE_CHECKING
 import pytest
 
 from bot.clock import LiveClock
-from bot.model import IssuerModel, RequestKind, RequestState
+from bot.model import IssuerModel, RequestKind
 from connectors.issuers.delayed_request import DelayedRequestIssuer
-from tests.issuer_world import Answers, Deployed, World, deploy, request, running, until
+from tests.issuer_world import (
+    Answers,
+    Deployed,
+    World,
+    connected,
+    deploy,
+    ended,
+    request,
+    running,
+    until,
+)
 
 if TYPE_CHECKING:
     from tests.evm_chain import LocalChain
@@ -32,7 +42,6 @@ def deployed(chain: LocalChain) -> Deployed:
 async def adapter(
     world: World, clock: LiveClock
 ) -> AsyncIterator[tuple[DelayedRequestIssuer, Answers]]:
-    answers = Answers()
     venue = DelayedRequestIssuer(
         "issuer",
         clock=clock,
@@ -43,17 +52,8 @@ async def adapter(
         limit_price=lambda r: Decimal("195"),
         poll_s=0.05,
     )
-    venue.bind(answers)
-    await venue.connect()
-    try:
+    async with connected(venue) as answers:
         yield venue, answers
-    finally:
-        await venue.close()
-
-
-def _ended(answers: Answers, request_id: str) -> bool:
-    states = answers.states(request_id)
-    return bool(states) and RequestState(states[-1]).is_terminal
 
 
 def test_a_delayed_mint_is_minted_at_the_mid_and_the_unused_deposit_refunded(
@@ -64,7 +64,7 @@ def test_a_delayed_mint_is_minted_at_the_mid_and_the_unused_deposit_refunded(
         async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
             before = deployed.balances()
             venue.submit_request(request("m1", RequestKind.MINT, "2"))
-            await until(lambda: _ended(answers, "m1"))
+            await until(lambda: ended(answers, "m1"))
             after = deployed.balances()
             assert answers.states("m1") == ["accepted", "priced", "settled"], answers.updates
             settled = answers.last("m1")
@@ -84,7 +84,7 @@ def test_a_delayed_redeem_pays_the_cash_for_the_deposited_tokens(deployed: Deplo
         async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
             before, treasury_before = deployed.balances(), deployed.treasury_balances()
             venue.submit_request(request("r1", RequestKind.REDEEM, "3"))
-            await until(lambda: _ended(answers, "r1"))
+            await until(lambda: ended(answers, "r1"))
             after, treasury_after = deployed.balances(), deployed.treasury_balances()
             assert answers.states("r1") == ["accepted", "priced", "settled"], answers.updates
             # 3 x 190 = 570.00 less 0.20 + 1.425
@@ -106,7 +106,7 @@ def test_a_refused_request_is_rejected_with_its_reason_and_the_deposit_returned(
             )
             before = deployed.balances()
             venue.submit_request(request("m1", RequestKind.MINT, "1"))
-            await until(lambda: _ended(answers, "m1"))
+            await until(lambda: ended(answers, "m1"))
             assert answers.states("m1") == ["rejected"]
             assert answers.last("m1").reason == "MAX_LIMIT_REACHED: daily notional limit"
             assert deployed.balances() == before
@@ -121,7 +121,7 @@ def test_a_deposit_the_wallet_cannot_pay_is_rejected_before_the_issuer_hears(
         clock = LiveClock()
         async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
             venue.submit_request(request("r1", RequestKind.REDEEM, "1000"))  # holds 100
-            await until(lambda: _ended(answers, "r1"))
+            await until(lambda: ended(answers, "r1"))
             assert answers.states("r1") == ["rejected"]
             assert answers.last("r1").reason.startswith("DEPOSIT_FAILED")
             assert await venue.lookup("r1") is None

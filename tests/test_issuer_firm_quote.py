@@ -14,11 +14,21 @@ import pytest
 
 from bot.clock import LiveClock
 from bot.logging import redact_text
-from bot.model import IssuerModel, RequestKind, RequestState
+from bot.model import IssuerModel, RequestKind
 from connectors.base import IssuerVenue
 from connectors.evm.deploy import send
 from connectors.issuers.firm_quote import FirmQuoteIssuer
-from tests.issuer_world import Answers, Deployed, World, deploy, request, running, until
+from tests.issuer_world import (
+    Answers,
+    Deployed,
+    World,
+    connected,
+    deploy,
+    ended,
+    request,
+    running,
+    until,
+)
 
 if TYPE_CHECKING:
     from tests.evm_chain import LocalChain
@@ -33,7 +43,6 @@ def deployed(chain: LocalChain) -> Deployed:
 
 @asynccontextmanager
 async def adapter(world: World, clock: LiveClock) -> AsyncIterator[tuple[FirmQuoteIssuer, Answers]]:
-    answers = Answers()
     venue = FirmQuoteIssuer(
         "issuer",
         clock=clock,
@@ -44,17 +53,8 @@ async def adapter(world: World, clock: LiveClock) -> AsyncIterator[tuple[FirmQuo
         private_key=world.deployed.wallet_key,
         poll_s=0.05,
     )
-    venue.bind(answers)
-    await venue.connect()
-    try:
+    async with connected(venue) as answers:
         yield venue, answers
-    finally:
-        await venue.close()
-
-
-def _ended(answers: Answers, request_id: str) -> bool:
-    states = answers.states(request_id)
-    return bool(states) and RequestState(states[-1]).is_terminal
 
 
 def test_a_quoted_mint_settles_atomically_at_the_quoted_price(deployed: Deployed) -> None:
@@ -69,7 +69,7 @@ def test_a_quoted_mint_settles_atomically_at_the_quoted_price(deployed: Deployed
                 assert redact_text(secret) == "***"
             before = deployed.balances()
             venue.submit_request(request("m1", RequestKind.MINT, "2"))
-            await until(lambda: _ended(answers, "m1"))
+            await until(lambda: ended(answers, "m1"))
             after = deployed.balances()
             assert answers.states("m1") == ["accepted", "priced", "settled"], answers.updates
             # the mid 190.00 x 2 = 380.00, fee 0.20 + 0.95
@@ -88,7 +88,7 @@ def test_a_quoted_redeem_burns_the_tokens_and_pays_the_cash(deployed: Deployed) 
             before = deployed.balances()
             supply = deployed.chain.market.stock.functions.totalSupply().call()
             venue.submit_request(request("r1", RequestKind.REDEEM, "1.5"))
-            await until(lambda: _ended(answers, "r1"))
+            await until(lambda: ended(answers, "r1"))
             after = deployed.balances()
             assert answers.states("r1") == ["accepted", "priced", "settled"], answers.updates
             # 1.5 x 190 = 285.00 less 0.20 + 0.7125
@@ -110,12 +110,12 @@ def test_a_refused_quote_is_rejected_with_the_issuers_reason(deployed: Deployed)
             world.issuer.faults.paused = False
             before = deployed.balances()
             venue.submit_request(request("m1", RequestKind.MINT, "1"))
-            await until(lambda: _ended(answers, "m1"))
+            await until(lambda: ended(answers, "m1"))
             assert answers.states("m1") == ["rejected"]
             assert answers.last("m1").reason == "MAX_LIMIT_REACHED: open quotes limit"
             world.issuer.faults.paused = True
             venue.submit_request(request("m2", RequestKind.MINT, "1"))
-            await until(lambda: _ended(answers, "m2"))
+            await until(lambda: ended(answers, "m2"))
             assert answers.last("m2").reason == "MARKET_PAUSED: the issuer is paused"
             assert deployed.balances() == before
 
@@ -132,7 +132,7 @@ def test_a_quote_expired_when_it_lands_is_refused_by_the_contract(deployed: Depl
         ):
             before = deployed.balances()
             venue.submit_request(request("r1", RequestKind.REDEEM, "1"))
-            await until(lambda: _ended(answers, "r1"))
+            await until(lambda: ended(answers, "r1"))
             assert answers.states("r1") == ["accepted", "rejected"]
             assert answers.last("r1").reason == "QUOTE_EXPIRED: quote expired"
             assert deployed.balances() == before
@@ -154,7 +154,7 @@ def test_the_price_is_the_share_price_times_the_tokens_multiplier(deployed: Depl
         async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
             before = deployed.balances()
             venue.submit_request(request("m1", RequestKind.MINT, "1"))
-            await until(lambda: _ended(answers, "m1"))
+            await until(lambda: ended(answers, "m1"))
             after = deployed.balances()
             assert answers.states("m1") == ["accepted", "priced", "settled"], answers.updates
             # 190.00 x 1.05 = 199.50, fee 0.20 + 0.49875
@@ -175,9 +175,9 @@ def test_quotes_beyond_the_session_limit_are_refused_max_limit_reached(
             adapter(world, clock) as (venue, answers),
         ):
             venue.submit_request(request("m1", RequestKind.MINT, "2"))
-            await until(lambda: _ended(answers, "m1"))
+            await until(lambda: ended(answers, "m1"))
             venue.submit_request(request("m2", RequestKind.MINT, "1"))
-            await until(lambda: _ended(answers, "m2"))
+            await until(lambda: ended(answers, "m2"))
             assert answers.states("m1") == ["accepted", "priced", "settled"]
             assert answers.states("m2") == ["rejected"]
             assert answers.last("m2").reason == (

@@ -13,9 +13,19 @@ import pytest
 
 from bot.clock import LiveClock
 from bot.logging import redact_text
-from bot.model import IssuerModel, RequestKind, RequestState
+from bot.model import IssuerModel, RequestKind
 from connectors.issuers.order_processor import OrderProcessorIssuer
-from tests.issuer_world import Answers, Deployed, World, deploy, request, running, until
+from tests.issuer_world import (
+    Answers,
+    Deployed,
+    World,
+    connected,
+    deploy,
+    ended,
+    request,
+    running,
+    until,
+)
 
 if TYPE_CHECKING:
     from tests.evm_chain import LocalChain
@@ -32,7 +42,6 @@ def deployed(chain: LocalChain) -> Deployed:
 async def adapter(
     world: World, clock: Any, limit: str | None = "195"
 ) -> AsyncIterator[tuple[OrderProcessorIssuer, Answers]]:
-    answers = Answers()
     venue = OrderProcessorIssuer(
         "issuer",
         clock=clock,
@@ -42,17 +51,8 @@ async def adapter(
         limit_price=lambda r: Decimal(limit) if limit and r.kind is RequestKind.MINT else None,
         poll_s=0.05,
     )
-    venue.bind(answers)
-    await venue.connect()
-    try:
+    async with connected(venue) as answers:
         yield venue, answers
-    finally:
-        await venue.close()
-
-
-def _ended(answers: Answers, request_id: str) -> bool:
-    states = answers.states(request_id)
-    return bool(states) and RequestState(states[-1]).is_terminal
 
 
 def test_a_mint_fills_at_the_broker_ask_and_refunds_the_escrow(deployed: Deployed) -> None:
@@ -61,7 +61,7 @@ def test_a_mint_fills_at_the_broker_ask_and_refunds_the_escrow(deployed: Deploye
         async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
             before = deployed.balances()
             venue.submit_request(request("m1", RequestKind.MINT, "2"))
-            await until(lambda: _ended(answers, "m1"))
+            await until(lambda: ended(answers, "m1"))
             after = deployed.balances()
             assert answers.states("m1") == ["accepted", "priced", "settled"]
             settled = answers.last("m1")
@@ -82,7 +82,7 @@ def test_a_redeem_fills_at_the_broker_bid_and_pays_the_cash(deployed: Deployed) 
         async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
             before, treasury_before = deployed.balances(), deployed.treasury_balances()
             venue.submit_request(request("r1", RequestKind.REDEEM, "3"))
-            await until(lambda: _ended(answers, "r1"))
+            await until(lambda: ended(answers, "r1"))
             after, treasury_after = deployed.balances(), deployed.treasury_balances()
             assert answers.states("r1") == ["accepted", "priced", "settled"], answers.updates
             settled = answers.last("r1")
@@ -108,7 +108,7 @@ def test_an_issuer_refusal_cancels_the_order_and_is_rejected_with_its_reason(
             )
             before = deployed.balances()
             venue.submit_request(request("m1", RequestKind.MINT, "1"))
-            await until(lambda: _ended(answers, "m1"))
+            await until(lambda: ended(answers, "m1"))
             assert answers.states("m1") == ["accepted", "rejected"]
             assert answers.last("m1").reason == "MAX_LIMIT_REACHED: session notional limit"
             assert deployed.balances() == before  # the escrow came back whole
@@ -124,7 +124,7 @@ def test_a_fill_price_beyond_the_limit_is_rejected_limit_price(deployed: Deploye
             adapter(world, clock, limit="190.00") as (venue, answers),
         ):
             venue.submit_request(request("m1", RequestKind.MINT, "1"))
-            await until(lambda: _ended(answers, "m1"))
+            await until(lambda: ended(answers, "m1"))
             assert answers.states("m1") == ["accepted", "rejected"]
             assert answers.last("m1").reason == (
                 "LIMIT_PRICE: fill price 190100000 above the max 190000000"
@@ -141,7 +141,7 @@ def test_a_request_the_contract_refuses_is_rejected_before_anything_is_sent(
         async with running(deployed, clock) as world, adapter(world, clock) as (venue, answers):
             venue.submit_request(request("r1", RequestKind.REDEEM, "1000"))  # holds 100
             venue.submit_request(request("m1", RequestKind.MINT, "0.0000000000000000001"))
-            await until(lambda: _ended(answers, "r1") and _ended(answers, "m1"))
+            await until(lambda: ended(answers, "r1") and ended(answers, "m1"))
             assert answers.states("r1") == ["rejected"]
             assert "balance" in answers.last("r1").reason.lower()
             assert answers.last("m1").reason.startswith("INVALID_QTY")
