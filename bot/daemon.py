@@ -28,18 +28,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from bot.clock import NS_PER_SECOND, LiveClock
 from bot.config import Settings
 from bot.display import utc_text
 from bot.errors import InputError
 from bot.health import serve_health
-from bot.logging import configure_logging
+from bot.logging import configure_logging, get_logger
 from bot.model import Currency
 from bot.node import OPEN_CHECK_S, Node, calendar_around
 
-log = structlog.get_logger("pegbot.daemon")
+log = get_logger("pegbot.daemon")
 
 MARKS_TIMEOUT_S = 60.0  # the wait for a first quote of every stock held before the ledger opens
 CALENDAR_DAYS = 400  # the session calendar a live run is built with

@@ -12,13 +12,12 @@ only from its clock and performs no I/O itself.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Any
-
-import structlog
 
 from bot.clock import Clock
 from bot.config import Settings
@@ -28,6 +27,7 @@ from bot.feeds import schema
 from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem, RequestTransfer
 from bot.journal import Journal
 from bot.ledger import Ledger
+from bot.logging import get_logger
 from bot.market import MarketState, OracleRound, TopOfBook
 from bot.model import (
     Fill,
@@ -50,7 +50,7 @@ from bot.sessions import IssuerSessionRule, SessionCalendar
 from connectors.base import ConnectionState, IssuerVenue, MarketListener, OrderVenue, TransferVenue
 from strategies.base import Decision, Quiet, Strategy
 
-log = structlog.get_logger("pegbot.engine")
+log = get_logger("pegbot.engine")
 
 _NONE: tuple[Any, ...] = ()
 MAX_REFUSAL_DEPTH = 4
@@ -124,6 +124,7 @@ class Engine:
         self._rebalancer = rebalancer
         self.transfer_log: list[tuple[Transfer, TransferUpdate]] = []
         self.decisions: list[Decision] = []
+        self._unlogged: list[Decision] = []  # taken decisions, logged once their intents are out
         self.counters: Counter[str] = Counter()
         self.fills: list[Fill] = []
         self.reverted_gas: defaultdict[str, Decimal] = defaultdict(Decimal)  # group -> gas
@@ -207,7 +208,14 @@ class Engine:
 
     def record(self, decision: Decision) -> None:
         self.decisions.append(decision)
-        if decision.taken:
+        if decision.taken and log.is_enabled_for(logging.INFO):
+            self._unlogged.append(decision)  # written after its intents reach the executor
+
+    def _log_decisions(self) -> None:
+        """Write the taken decisions recorded since the last call: after the intents they led
+        to were handed over (``_act``), so that writing a log line never delays an order."""
+        unlogged, self._unlogged = self._unlogged, []
+        for decision in unlogged:
             log.info(
                 "decision",
                 token=decision.token,
@@ -241,6 +249,7 @@ class Engine:
     def stop(self) -> None:
         """The run is over: let the strategy finish its records."""
         self.strategy.on_stop(self)
+        self._log_decisions()
 
     def _schedule_every(self, period_ns: int, fn: Callable[[], None]) -> None:
         def tick() -> None:
@@ -493,9 +502,12 @@ class Engine:
     # ---- intents -----------------------------------------------------------------------------
     def _act(self, intents: Iterable[Intent] | None) -> None:
         if not intents:
+            if self._unlogged:
+                self._log_decisions()
             return
         if not self.started:  # a strategy answering an event before the run started
             log.warning("intents_before_start", intents=len(list(intents)))
+            self._log_decisions()
             return
         now = self.clock.now_ns()
         for intent in intents:
@@ -537,6 +549,8 @@ class Engine:
                     destination=transfer.destination,
                     reason=intent.reason,
                 )
+        if self._unlogged:
+            self._log_decisions()
 
     def _refused(
         self, intent: PlaceOrder | RequestMintRedeem | RequestTransfer, now: int, reason: str

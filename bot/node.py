@@ -22,8 +22,6 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import structlog
-
 from bot.clock import Clock
 from bot.config import Settings
 from bot.engine import Engine
@@ -31,6 +29,7 @@ from bot.errors import ConnectError, PegbotError
 from bot.exposure import ExposureMonitor
 from bot.journal import Journal, MemoryJournal
 from bot.ledger import Ledger
+from bot.logging import get_logger
 from bot.market import IssuerState, MarketState
 from bot.model import MultiplierStep, TokenizedStock
 from bot.rebalancer import Rebalancer
@@ -40,7 +39,7 @@ from connectors.base import IssuerVenue, MarketDataSource, OrderVenue, TransferV
 from strategies.base import Strategy
 from strategies.registry import build_strategy
 
-log = structlog.get_logger("pegbot.node")
+log = get_logger("pegbot.node")
 
 ENVIRONMENTS = ("backtest", "sandbox", "paper", "live")
 OPEN_CHECK_S = 0.1

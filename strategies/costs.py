@@ -210,7 +210,7 @@ class EdgeModel:
     __slots__ = (
         "direction", "premium", "multiplier", "mid", "fair", "half_spread", "unwind_px",
         "exposure", "params", "issuer_flat", "issuer_rate", "gas", "exchange_rate",
-        "funding_apy", "lock_s", "basis_k", "gap_k",
+        "funding_apy", "lock_s", "basis_k", "gap_k", "commission", "sec_rate", "taf", "taf_max",
     )  # fmt: skip
 
     def __init__(
@@ -241,6 +241,11 @@ class EdgeModel:
         self.lock_s = exposure.lock_s
         self.basis_k = params.risk_premium_sigmas * math.sqrt(exposure.basis_var)
         self.gap_k = params.gap_vol_multiple * math.sqrt(exposure.gap_var)
+        # broker_fees' rates, for the hedged round trip's two legs (x2 is exact in binary)
+        self.commission = params.commission_per_share_usd * 2.0
+        self.sec_rate = params.sec_fee_bps * 1e-4
+        self.taf = params.taf_per_share_usd
+        self.taf_max = params.taf_max_usd
 
     def _terms(
         self, qty: float, token_usd: float, hedge_usd: float | None
@@ -253,7 +258,12 @@ class EdgeModel:
             hedge = hedge_usd
             # premium: the sell leg is the unwind, near the bid; discount: the hedge itself
             sell_notional = shares * self.unwind_px if self.premium else hedge
-            broker = broker_fees(shares, sell_notional, self.params, legs=2)
+            taf = self.taf * shares  # broker_fees(shares, sell_notional, params, legs=2), inline
+            broker = (
+                self.commission * shares
+                + self.sec_rate * sell_notional
+                + (taf if taf < self.taf_max else self.taf_max)
+            )
             unwind_spread = shares * self.half_spread
         else:
             hedge = shares * self.mid

@@ -13,8 +13,6 @@ import threading
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from bot.backtest.cli_run import print_summary
 from bot.backtest.replay import StopReplay
 from bot.backtest.runner import Backtest
@@ -22,9 +20,9 @@ from bot.clock import NS_PER_SECOND, Pacer
 from bot.config import Settings
 from bot.display import utc_text
 from bot.health import serve_health
-from bot.logging import configure_logging
+from bot.logging import configure_logging, get_logger
 
-log = structlog.get_logger("pegbot.daemon")  # the daemon's events, whichever environment
+log = get_logger("pegbot.daemon")  # the daemon's events, whichever environment
 
 PACE_SLICE_S = 0.02  # wall seconds of replay handled between pacing checks
 

@@ -16,8 +16,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from bot.amm.price import price_from_sqrt_price_x96
 from bot.amm.v3_pool import TICK_SPACING_BY_FEE, V3Pool
 from bot.backtest.group_results import group_results
@@ -37,14 +35,14 @@ from bot.config import Settings
 from bot.errors import FeedError
 from bot.feeds.io import FeedReader
 from bot.feeds.schema import EventKind
-from bot.logging import set_time_source
+from bot.logging import get_logger, set_time_source
 from bot.market import PoolInfo, PoolMarket
 from bot.node import OPEN_CHECK_S, Node, calendar_around
 from connectors.sim import SimPool
 from connectors.sim.adapters import sim_adapters
 from strategies.base import Strategy
 
-log = structlog.get_logger("pegbot.backtest")
+log = get_logger("pegbot.backtest")
 
 
 MICRO_USD = Decimal("0.000001")

@@ -23,13 +23,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from bot.errors import FeedError
 from bot.feeds.io import FeedWriter
 from bot.feeds.schema import MANIFEST_NAME, PART_GLOB, SCHEMA_VERSION
+from bot.logging import get_logger
 
-log = structlog.get_logger("pegbot.record")
+log = get_logger("pegbot.record")
 
 STAGING = ".recording"
 

@@ -35,17 +35,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from bot.amm.tick_math import MAX_TICK, MIN_TICK
 from bot.amm.v3_pool import V3Pool
 from bot.clock import Clock
 from bot.feeds.schema import FLAG_FIRST, FLAG_LAST, EventKind
+from bot.logging import get_logger
 from bot.market import PoolMarket
 from bot.record.parts import PartFiles
 from connectors.base import ConnectionState
 
-log = structlog.get_logger("pegbot.record")
+log = get_logger("pegbot.record")
 
 NS_PER_S = 1_000_000_000
 QUOTE = int(EventKind.QUOTE)

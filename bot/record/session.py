@@ -23,13 +23,12 @@ import contextlib
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 
-import structlog
-
+from bot.logging import get_logger
 from bot.market import PoolMarket
 from bot.record.recorder import FeedRecorder
 from connectors.base import MarketDataSink, MarketDataSource
 
-log = structlog.get_logger("pegbot.record")
+log = get_logger("pegbot.record")
 
 ROTATE_CHECK_S = 1.0
 

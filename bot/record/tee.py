@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-
+from bot.logging import get_logger
 from connectors.base import ConnectionState, MarketDataSink
 
-log = structlog.get_logger("pegbot.record")
+log = get_logger("pegbot.record")
 
 
 class Tee:

@@ -32,11 +32,9 @@ from collections.abc import Coroutine, Sequence
 from decimal import Decimal
 from typing import Any
 
-import structlog
-
 from bot.clock import Clock
 from bot.errors import PegbotError
-from bot.logging import register_secret
+from bot.logging import get_logger, register_secret
 from bot.model import Currency, Fill, Order, OrderState, OrderUpdate, VenueKind
 from connectors.base import VenueEvents
 from connectors.broker.alpaca_checks import AccountReads, OrderChecks, PriceOf, ReadingAccount
@@ -64,7 +62,7 @@ from connectors.broker.alpaca_wire import (
     order_request,
 )
 
-log = structlog.get_logger("pegbot.alpaca")
+log = get_logger("pegbot.alpaca")
 
 LIVE_CONFIRMATION = "trade real money at Alpaca"
 """What ``live_confirmation`` must say, besides ``paper=False``, for orders to go to the live API."""

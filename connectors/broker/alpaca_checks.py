@@ -21,12 +21,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import structlog
 from alpaca.common.enums import Sort
 from alpaca.trading.enums import QueryOrderStatus
 from alpaca.trading.requests import GetCalendarRequest, GetOrdersRequest
 
 from bot.clock import Clock
+from bot.logging import get_logger
 from bot.model import Order, Side
 from bot.money import ZERO
 from connectors.broker.alpaca_account import (
@@ -45,7 +45,7 @@ from connectors.broker.alpaca_account import (
 )
 from connectors.broker.alpaca_rest import AlpacaRest, OutcomeUnknown, Refused, as_json, as_rows
 
-log = structlog.get_logger("pegbot.alpaca")
+log = get_logger("pegbot.alpaca")
 
 _PAGE = 100  # activities a page
 _ORDERS_PAGE = 500  # orders a page (Alpaca's most)

@@ -31,12 +31,11 @@ from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
-import structlog
 from alpaca.common.enums import BaseURL
 from alpaca.data.enums import DataFeed
 
 from bot.clock import Clock
-from bot.logging import register_secret
+from bot.logging import get_logger, register_secret
 from connectors.base import ConnectionState, MarketDataSink
 from connectors.broker.alpaca_streams import (
     ReportingStockDataStream,
@@ -46,7 +45,7 @@ from connectors.broker.alpaca_streams import (
 )
 from connectors.broker.alpaca_wire import Credentials
 
-log = structlog.get_logger("pegbot.alpaca")
+log = get_logger("pegbot.alpaca")
 
 ALPACA_STREAM_URLS: Mapping[str, str] = MappingProxyType(
     {

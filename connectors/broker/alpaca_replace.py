@@ -18,16 +18,16 @@ from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 
-import structlog
 from alpaca.trading.requests import ReplaceOrderRequest
 
 from bot.clock import Clock
 from bot.errors import PegbotError
+from bot.logging import get_logger
 from bot.model import Fill, Order, OrderUpdate
 from connectors.broker.alpaca_rest import AlpacaRest, Backoff, OutcomeUnknown, Refused, as_json
 from connectors.broker.alpaca_wire import AlpacaOrderView, OrderProgress, replace_refusal
 
-log = structlog.get_logger("pegbot.alpaca")
+log = get_logger("pegbot.alpaca")
 
 
 class ReplaceRefused(PegbotError):

@@ -29,16 +29,15 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import requests
-import structlog
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from requests import PreparedRequest, Response
 from requests.adapters import HTTPAdapter
 
-from bot.logging import redact_text
+from bot.logging import get_logger, redact_text
 from connectors.broker.alpaca_wire import Credentials
 
-log = structlog.get_logger("pegbot.alpaca")
+log = get_logger("pegbot.alpaca")
 T = TypeVar("T")
 _MAX_TEXT = 200
 

@@ -30,13 +30,12 @@ from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
-import structlog
 from alpaca.data.live import StockDataStream
 from alpaca.trading.stream import TradingStream
 
-from bot.logging import redact_text
+from bot.logging import get_logger, redact_text
 
-log = structlog.get_logger("pegbot.alpaca")
+log = get_logger("pegbot.alpaca")
 
 
 class StreamEvent(StrEnum):

@@ -23,16 +23,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
-import structlog
-
 from bot.clock import Clock
+from bot.logging import get_logger
 from bot.model import Transfer, TransferState, TransferUpdate
 from bot.money import from_base_units, money_context, to_base_units
 from connectors.base import VenueEvents
 from connectors.evm.pool_reader import address_argument, selector
 from connectors.evm.tx_manager import TxError, TxManager
 
-log = structlog.get_logger("pegbot.evm")
+log = get_logger("pegbot.evm")
 
 TRANSFER = selector("transfer(address,uint256)")
 WEI_PER_ETH = Decimal(10**18)

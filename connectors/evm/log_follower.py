@@ -29,15 +29,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from bot.clock import Clock
+from bot.logging import get_logger
 from connectors.base import ConnectionState, MarketDataSink
 from connectors.evm.jsonrpc import JsonRpc, RpcError, RpcSocket, RpcUnavailable
 from connectors.evm.pool_reader import PoolCheckError, block_number
 from connectors.exchanges.ccxt_backoff import Backoff
 
-log = structlog.get_logger("pegbot.evm")
+log = get_logger("pegbot.evm")
 
 _KEEP_BLOCKS = 512  # recent block hashes and applied logs kept for reorg checks
 

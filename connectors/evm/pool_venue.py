@@ -36,9 +36,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 
-import structlog
-
 from bot.clock import Clock
+from bot.logging import get_logger
 from bot.model import Fill, Order, OrderState, OrderUpdate, Side, VenueKind
 from bot.money import from_base_units, money_context, to_base_units
 from connectors.base import VenueEvents
@@ -63,7 +62,7 @@ from connectors.evm.swap_calls import (
 )
 from connectors.evm.tx_manager import TxError, TxManager, TxOutcome
 
-log = structlog.get_logger("pegbot.evm")
+log = get_logger("pegbot.evm")
 
 NS_PER_S = 1_000_000_000
 WEI_PER_ETH = Decimal(10**18)

@@ -30,14 +30,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-import structlog
 from eth_typing import ChecksumAddress, HexStr
 from web3 import AsyncHTTPProvider, AsyncWeb3
 from web3.exceptions import TransactionNotFound, Web3RPCError
 
+from bot.logging import get_logger
 from connectors.evm.keys import Signer
 
-log = structlog.get_logger("pegbot.evm")
+log = get_logger("pegbot.evm")
 
 _PIPS = 1_000_000
 

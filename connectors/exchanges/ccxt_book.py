@@ -35,17 +35,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
-
 from bot.clock import Clock
 from bot.feeds.schema import FLAG_FIRST, FLAG_LAST, Side
+from bot.logging import get_logger
 from connectors.base import ConnectionState, MarketDataSink
 from connectors.exchanges.ccxt_backoff import Backoff
 from connectors.exchanges.ccxt_session import CcxtSession
 from connectors.exchanges.symbols import TokenMarket, UnknownSymbolError, resolve_token_market
 from connectors.exchanges.venues import isolate_decimal_context, venue_quirks
 
-log = structlog.get_logger("pegbot.ccxt")
+log = get_logger("pegbot.ccxt")
 
 NS_PER_S = 1_000_000_000
 BID, ASK = int(Side.BUY), int(Side.SELL)  # a level's side, as the feed schema writes it

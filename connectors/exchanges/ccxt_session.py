@@ -21,14 +21,14 @@ import decimal
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import structlog
 from pydantic import SecretStr
 
 from bot.errors import PegbotError
+from bot.logging import get_logger
 from connectors.exchanges.ccxt_orders import one_line, refusal
 from connectors.exchanges.venues import isolate_decimal_context, new_client
 
-log = structlog.get_logger("pegbot.ccxt")
+log = get_logger("pegbot.ccxt")
 
 
 class VenueUnavailableError(PegbotError):

@@ -37,10 +37,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-import structlog
 from pydantic import SecretStr
 
 from bot.clock import Clock
+from bot.logging import get_logger
 from bot.model import Currency, Transfer, TransferState, TransferUpdate
 from bot.money import ZERO, to_decimal
 from connectors.base import VenueEvents
@@ -49,7 +49,7 @@ from connectors.exchanges.ccxt_session import CcxtSession, VenueUnavailableError
 from connectors.exchanges.symbols import UnknownSymbolError, resolve_token_market
 from connectors.exchanges.venues import venue_quirks
 
-log = structlog.get_logger("pegbot.ccxt")
+log = get_logger("pegbot.ccxt")
 
 NS_PER_S = 1_000_000_000
 

@@ -33,10 +33,10 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
-import structlog
 from pydantic import SecretStr
 
 from bot.clock import Clock
+from bot.logging import get_logger
 from bot.model import Order, OrderState, OrderUpdate, VenueKind
 from bot.money import to_decimal
 from connectors.base import VenueEvents
@@ -59,7 +59,7 @@ from connectors.exchanges.ccxt_working import (
 from connectors.exchanges.symbols import TokenMarket, UnknownSymbolError, resolve_token_market
 from connectors.exchanges.venues import venue_quirks
 
-log = structlog.get_logger("pegbot.ccxt")
+log = get_logger("pegbot.ccxt")
 
 
 class CcxtExchange:

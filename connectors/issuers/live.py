@@ -15,15 +15,14 @@ from decimal import Decimal
 from typing import Any
 
 import aiohttp
-import structlog
 from pydantic import SecretStr
 
 from bot.clock import Clock
-from bot.logging import redact_text, register_secret
+from bot.logging import get_logger, redact_text, register_secret
 from bot.model import MintRedeemRequest, RequestState, RequestUpdate, VenueKind
 from connectors.base import VenueEvents
 
-log = structlog.get_logger("pegbot.issuer")
+log = get_logger("pegbot.issuer")
 
 
 class IssuerRefused(RuntimeError):

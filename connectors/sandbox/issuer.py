@@ -34,11 +34,10 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-import structlog
 from aiohttp import web
 
 from bot.clock import NS_PER_SECOND, Clock
-from bot.logging import register_secret
+from bot.logging import get_logger, register_secret
 from bot.model import IssuerModel, RequestKind
 from bot.money import BPS_PER_UNIT, money_context
 from bot.sessions import EASTERN, IssuerSessionRule, SessionCalendar
@@ -51,7 +50,7 @@ from connectors.sandbox.issuer_prices import BrokerQuotes
 from connectors.sandbox.issuer_requests import DelayedRequests
 from connectors.sim.issuer_limits import SessionNotional
 
-log = structlog.get_logger("pegbot.sandbox.issuer")
+log = get_logger("pegbot.sandbox.issuer")
 HOST = "127.0.0.1"
 MULTIPLIER_ONE = 10**18
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-import structlog
-
+from bot.logging import get_logger
 from bot.model import IssuerModel, RequestKind
 from connectors.issuers.terms import MINT, settlement
 from connectors.issuers.wallet import Reverted
@@ -25,7 +24,7 @@ from connectors.sandbox.issuer_prices import NoPrice
 if TYPE_CHECKING:
     from connectors.sandbox.issuer import IssuerSandbox
 
-log = structlog.get_logger("pegbot.sandbox.issuer")
+log = get_logger("pegbot.sandbox.issuer")
 _OPEN = 1
 MODEL = IssuerModel.BROKER_ORDER
 

@@ -20,10 +20,10 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from eth_utils.address import is_address, to_checksum_address
 
 from bot.clock import NS_PER_SECOND
+from bot.logging import get_logger
 from bot.model import IssuerModel, RequestKind
 from connectors.issuers.terms import Settlement, mint_escrow, settlement
 from connectors.issuers.wallet import Reverted
@@ -32,7 +32,7 @@ from connectors.sandbox.issuer_prices import NoPrice
 if TYPE_CHECKING:
     from connectors.sandbox.issuer import IssuerSandbox
 
-log = structlog.get_logger("pegbot.sandbox.issuer")
+log = get_logger("pegbot.sandbox.issuer")
 MODEL = IssuerModel.DELAYED_REQUEST
 
 
