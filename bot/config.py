@@ -276,6 +276,9 @@ class RunConfig(Strict):
     health_port: int = Field(8787, ge=0, le=65535)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     heartbeat_s: float = Field(60.0, gt=0)
+    state: Path = Field(
+        Path(".pegbot"), description="live runs: the daemon's state (operator transfers/)"
+    )
 
 
 class SandboxConfig(Strict):
@@ -311,6 +314,26 @@ class TransferRouteConfig(Strict):
     min_amount: Decimal = Field(Decimal(0), ge=0, description="smaller transfers are refused")
     entry_latency_ms: float = Field(50.0, ge=0, description="request leg to the venue's API")
     response_latency_ms: float = Field(50.0, ge=0, description="answer leg back")
+    # live runs (bot/live_transfers.py, docs/transfers.md)
+    withdrawal_keys: dict[str, str] = Field(
+        default_factory=dict,
+        description="live: 'ACCOUNT:ASSET' -> the exchange's withdrawal key name out of ACCOUNT",
+    )
+    deposit_addresses: dict[str, str] = Field(
+        default_factory=dict,
+        description="live: 'ACCOUNT:ASSET' -> the chain address that credits ACCOUNT",
+    )
+
+    @field_validator("withdrawal_keys", "deposit_addresses")
+    @classmethod
+    def _account_asset_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key, text in value.items():
+            account, sep, asset = key.partition(":")
+            if not (account and sep and asset):
+                raise ValueError(f"'{key}': expected 'ACCOUNT:ASSET'")
+            if not text.strip():
+                raise ValueError(f"'{key}': empty")
+        return value
 
     def fees(self, asset: str, amount: Decimal) -> tuple[Decimal, Decimal]:
         """(USD, tokens) the sender pays on top of ``amount``: ``fee_flat_usd`` (plus ``gas_usd``
@@ -456,6 +479,7 @@ def _check_transfers(s: Settings) -> list[str]:
             problems.append(f"{where}: a token_withdrawal joins exchange or pool venues")
         if r.kind == "bank_wire" and r.opens >= r.cutoff:
             problems.append(f"{where}.opens: must be before the cutoff {r.cutoff}")
+        problems += _check_live_keys(s, name, r)
     reb = s.rebalance
     holdings = [(f"cash.{a}", a, Currency.USD.value, a in accounts) for a in reb.cash]
     for key in reb.tokens:
@@ -480,6 +504,36 @@ def _check_transfers(s: Settings) -> list[str]:
         elif not chosen.connects(source, destination):
             problems.append(f"rebalance.routes.{key}: route '{route}' does not go that way")
     return problems
+
+
+def _check_live_keys(s: Settings, name: str, r: TransferRouteConfig) -> list[str]:
+    """A withdrawal key names an exchange end of the route and an asset it moves; a deposit
+    address an end of the route, an asset it moves, and a 0x address."""
+    problems: list[str] = []
+    exchanges = {n for n, v in s.venues.items() if v.kind == "exchange"}
+    for field_name, table in (("withdrawal_keys", r.withdrawal_keys),
+                              ("deposit_addresses", r.deposit_addresses)):  # fmt: skip
+        for key, value in table.items():
+            where = f"transfers.{name}.{field_name}.{key}"
+            account, _, asset = key.partition(":")
+            if account not in (r.source, r.destination):
+                problems.append(f"{where}: '{account}' is not an end of the route")
+            elif field_name == "withdrawal_keys" and account not in exchanges:
+                problems.append(f"{where}: '{account}' is not an exchange venue")
+            if asset not in r.assets:
+                problems.append(f"{where}: the route does not move '{asset}'")
+            if field_name == "deposit_addresses" and not _is_address(value):
+                problems.append(f"{where}: '{value}' is not a 0x address of 40 hex digits")
+    return problems
+
+
+def _is_address(text: str) -> bool:
+    digits = text.removeprefix("0x")
+    return (
+        text.startswith("0x")
+        and len(digits) == 40
+        and all(c in "0123456789abcdefABCDEF" for c in digits)
+    )
 
 
 def _format_validation_error(exc: ValidationError) -> list[str]:

@@ -18,6 +18,7 @@ SECTIONS: list[type[BaseModel]] = [
     config.BacktestConfig,
     config.RunConfig,
     config.SandboxConfig,
+    config.TransferRouteConfig,
 ]
 
 
