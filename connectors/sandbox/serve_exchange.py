@@ -3,7 +3,12 @@ Kraken-compatible AAPLx/USD market, its book seeded around the fair value it is 
 broker's opening mid) and then moved by the flow generator through ``/sandbox/book``. The account
 starts with $100,000 and 100 AAPLx. Ready file fields: ``url`` (ccxt's ``urls`` override, or
 ``connectors.exchanges.venues.new_client(..., base_url=url)``), ``control_url``, ``pair``,
-``symbol``, ``api_key``, ``secret`` (Kraken's base64 secret)."""
+``symbol``, ``api_key``, ``secret`` (Kraken's base64 secret), ``withdraw_keys`` (name -> asset).
+
+Funding (exchange_funding.py, docs/transfers.md): withdrawal keys ``wallet-AAPLx`` (AAPLx to the
+sandbox wallet, anvil's account 4) and ``bank`` (USD to a made-up bank account), fees 0.01 AAPLx
+and $5, settled ``WITHDRAW_SETTLE_S`` after the request; AAPLx sent on the sandbox chain to the
+account's deposit address is credited once the chain's ready file is there (exchange_chain.py)."""
 
 from __future__ import annotations
 
@@ -16,11 +21,16 @@ import secrets
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from connectors.sandbox.exchange import DEFAULT_PAIRS, ExchangeSandbox
+from connectors.sandbox.exchange_chain import watch_chain_ready
+from connectors.sandbox.exchange_funding import Funding
 from connectors.sandbox.exchange_venue import SandboxVenue
 from connectors.sandbox.serve import fail, until_stop_signal, write_ready
 
 PAIR = "AAPLxUSD"
 BALANCES = {"ZUSD": "100000", "AAPLx": "100"}
+BANK_ACCOUNT = "CH93 0076 2011 6238 5295 7"  # a made-up IBAN: the bank leg is the operator's
+WITHDRAW_FEES = {"AAPLx": "0.01", "ZUSD": "5"}
+WITHDRAW_SETTLE_S = 2.0
 CENT = Decimal("0.01")
 SIZE_STEP = Decimal("0.0001")
 
@@ -56,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
     venue.set_book(PAIR, bids, asks)
     sandbox = ExchangeSandbox(
         venue,
+        funding=sandbox_funding(venue),
         api_key=os.environ.get("PEGBOT_SANDBOX_EXCHANGE_KEY") or secrets.token_urlsafe(42),
         secret=os.environ.get("PEGBOT_SANDBOX_EXCHANGE_SECRET")
         or base64.b64encode(secrets.token_bytes(64)).decode(),
@@ -67,8 +78,25 @@ def run(args: argparse.Namespace) -> int:
         return fail(f"exchange sandbox: {exc}")
 
 
+def sandbox_funding(venue: SandboxVenue) -> Funding:
+    """The sandbox account's withdrawal keys and fees (module docstring)."""
+    from bot.live_endpoints import sandbox_wallet_key
+    from connectors.evm.keys import _signer
+
+    wallet = _signer(sandbox_wallet_key(), "the sandbox wallet").address
+    return Funding(
+        venue,
+        withdraw_keys={"wallet-AAPLx": ("AAPLx", wallet), "bank": ("ZUSD", BANK_ACCOUNT)},
+        withdraw_fees=WITHDRAW_FEES,
+        withdraw_settle_s=WITHDRAW_SETTLE_S,
+    )
+
+
 async def _serve(sandbox: ExchangeSandbox, args: argparse.Namespace) -> int:
     url = await sandbox.start()
+    deposits = asyncio.get_running_loop().create_task(
+        watch_chain_ready(args.state, sandbox.funding, {"AAPLx"})
+    )
     try:
         write_ready(
             args.state,
@@ -80,9 +108,12 @@ async def _serve(sandbox: ExchangeSandbox, args: argparse.Namespace) -> int:
                 "symbol": "AAPLx/USD",
                 "api_key": sandbox.api_key,
                 "secret": sandbox.secret,
+                "withdraw_keys": {k: a for k, (a, _) in sandbox.funding.withdraw_keys.items()},
             },
         )
         await until_stop_signal()
     finally:
+        deposits.cancel()
+        await asyncio.gather(deposits, return_exceptions=True)
         await sandbox.close()
     return 0
