@@ -38,7 +38,13 @@ from strategies.costs import (
     token_fill_on_pool,
     walk_levels,
 )
-from strategies.sizing import SizeChoice, SizeLimit, binding_limit, choose_size
+from strategies.sizing import (
+    SizeChoice,
+    SizeLimit,
+    binding_limit,
+    choose_size,
+    choose_size_piecewise,
+)
 from strategies.volatility import KINDS, PremiumStats, RealizedVariance, prior_rates
 
 if TYPE_CHECKING:
@@ -606,16 +612,29 @@ def plan_candidate(
 
     # the search compares net edges only; the size it keeps (or the best one it rejected) gets
     # its full breakdown, computed the same way
-    scored = choose_size(
-        score,
-        limit.qty,
-        steps=cfg.ladder_steps,
-        min_edge_bps=cfg.min_edge_bps,
-        min_edge_usd=cfg.min_edge_usd,
-        min_qty=float(ic.min_notional_usd) / fair if ic is not None else 0.0,
-        quantum=QTY_STEP,
-        tolerance=SIZE_TOLERANCE * limit.qty,
-    )
+    min_qty = float(ic.min_notional_usd) / fair if ic is not None else 0.0
+    if pm is None:  # a book: the edge is affine in the size between the kinks of book_kinks
+        scored = choose_size_piecewise(
+            score,
+            limit.qty,
+            book_kinks(levels, skip, hedge_size / m if hedged else math.inf, model),
+            unit_notional=fair,
+            min_edge_bps=cfg.min_edge_bps,
+            min_edge_usd=cfg.min_edge_usd,
+            min_qty=min_qty,
+            quantum=QTY_STEP,
+        )
+    else:
+        scored = choose_size(
+            score,
+            limit.qty,
+            steps=cfg.ladder_steps,
+            min_edge_bps=cfg.min_edge_bps,
+            min_edge_usd=cfg.min_edge_usd,
+            min_qty=min_qty,
+            quantum=QTY_STEP,
+            tolerance=SIZE_TOLERANCE * limit.qty,
+        )
     kept = scored.edge
     choice = SizeChoice(
         scored.qty,
@@ -624,6 +643,26 @@ def plan_candidate(
         scored.evaluations,
     )
     return Plan(v, direction, path, choice, limit, cand.premium_bps)
+
+
+def book_kinks(
+    levels: list[tuple[float, float]], skip: float, hedge_cap: float, model: EdgeModel
+) -> list[float]:
+    """The sizes (tokens) where the edge against a book changes slope; between them every term
+    of ``EdgeModel`` is affine in the size. Where the walk passes from one level to the next
+    (after the ``skip`` our own order takes), where the hedge reaches the broker's displayed
+    size (``hedge_cap`` tokens), and where the FINRA fee reaches its cap."""
+    out: list[float] = []
+    depth = -skip
+    for _, size in levels:
+        depth += size
+        if depth > 0.0:
+            out.append(depth)
+    if hedge_cap < math.inf:
+        out.append(hedge_cap)
+        if model.taf > 0.0 and model.taf_max < math.inf:
+            out.append(model.taf_max / model.taf / model.multiplier)
+    return out
 
 
 def priced_ns(ctx: StrategyContext, settings: Settings, st: TokenView) -> int:
