@@ -75,7 +75,9 @@ def live_adapters(parts: NodeParts, *, endpoints: dict[str, Endpoint]) -> Adapte
     issuers: dict[str, IssuerVenue] = {
         name: _issuer(name, i, endpoints, parts, venues) for name, i in settings.issuers.items()
     }
-    return Adapters(venues, issuers, {}, sources)
+    from bot.live_transfers import live_transfers
+
+    return Adapters(venues, issuers, live_transfers(parts, endpoints, venues), sources)
 
 
 def _issuer(

@@ -147,11 +147,9 @@ def config_problems(settings: Settings) -> list[str]:
         problems.append(
             f"venues.{live_brokers[0]}.paper: false in a paper run (set run.environment = 'live')"
         )
-    for route in settings.transfers:  # connectors exist, the node does not build them yet
-        problems.append(
-            f"transfers.{route}: transfers are not carried out in a {env} run yet; remove the "
-            "route (move capital by hand) or run it in a backtest"
-        )
+    from bot.live_transfers import route_problems  # each leg's keys (bot/live_transfers.py)
+
+    problems += route_problems(settings)
     if env == "sandbox":
         return problems
     for name, v in settings.venues.items():

@@ -1,6 +1,6 @@
 """What a live config lacks, one line each (bot/live_endpoints.py ``config_problems``): the
 sandbox config lacks nothing; the paper example names every missing key; live trading needs its
-confirmation; transfer routes are refused in a live run until the node carries them out."""
+confirmation; a transfer route names what it lacks (tests/test_live_transfers.py has more)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,9 @@ def test_live_trading_needs_its_confirmation(monkeypatch: pytest.MonkeyPatch) ->
     ) in problems
 
 
-def test_a_transfer_route_is_refused_in_a_live_run(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_transfer_route_lacking_a_withdrawal_key_is_named_in_a_live_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv(
         "PEGBOT_TRANSFERS",
         '{"wallet_to_kraken": {"kind": "token_withdrawal", "source": "uniswap", '
@@ -50,9 +52,9 @@ def test_a_transfer_route_is_refused_in_a_live_run(monkeypatch: pytest.MonkeyPat
     )
     settings = load_config(SANDBOX)
     line = (
-        "transfers.wallet_to_kraken: transfers are not carried out in a sandbox run yet; remove "
-        "the route (move capital by hand) or run it in a backtest"
-    )
+        "transfers.wallet_to_kraken.withdrawal_keys: missing 'kraken:AAPLx'; the withdrawal key "
+        "set up on kraken that sends AAPLx to uniswap"
+    )  # the way back (two_way) leaves the exchange: a withdrawal needs its key
     assert config_problems(settings) == [line]
-    with pytest.raises(InputError, match="^transfers.wallet_to_kraken: "):
+    with pytest.raises(InputError, match="^transfers.wallet_to_kraken.withdrawal_keys: "):
         endpoints_for(settings)
