@@ -234,18 +234,21 @@ def choose_size_piecewise(
     top = floor_to(max_qty, quantum)
     ends = sorted({k for k in (*kinks, min_qty) if 0.0 < k < top})
     usd_floor, bps_rate = min_edge_usd, min_edge_bps * 1e-4 * unit_notional
-    lo = 0.0
-    for hi in (*ends, top):
-        left, right = max(ceil_to(lo, quantum), quantum), floor_to(hi, quantum)
-        lo = hi
-        if left > right:
-            continue
+    pieces = [
+        (max(ceil_to(lo, quantum), quantum), floor_to(hi, quantum))
+        for lo, hi in zip((0.0, *ends), (*ends, top), strict=True)
+    ]
+    for left, right in pieces:
+        if left > right or right < min_qty:
+            continue  # below the minimum: evaluated below, only to explain a skip
         a, b = search._entry(left), search._entry(right)
         if a is None or b is None or right == left:
             continue
         net_a, net_b = a[0].net_usd, b[0].net_usd
-        if (b if net_b >= net_a else a)[1] or not (math.isfinite(net_a) and math.isfinite(net_b)):
-            continue  # the better end is eligible (or the piece leaves the venue's depth)
+        if (b if net_b >= net_a else a)[1]:
+            continue  # the better end is eligible: the best of the piece
+        if not (math.isfinite(net_a) and math.isfinite(net_b)):
+            continue  # the piece leaves the venue's depth
         for at_left, at_right in (
             (net_a - usd_floor, net_b - usd_floor),
             (net_a - bps_rate * left, net_b - bps_rate * right),
@@ -256,6 +259,11 @@ def choose_size_piecewise(
             for q in (root - quantum, root, root + quantum, root + 2.0 * quantum):
                 if left <= q <= right:
                     search._entry(q)
+    if search.best_eligible is None:  # the best rejected size, to explain the skip
+        for left, right in pieces:
+            if left <= right and right < min_qty:
+                search._entry(left)
+                search._entry(right)
     if search.best_eligible is not None:
         qty, edge = search.best_eligible
         return SizeChoice(qty, edge, True, len(search.seen))
