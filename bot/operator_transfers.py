@@ -16,7 +16,9 @@ the folder every ``poll_s`` on the loop and answers through ``VenueEvents.on_tra
 A finished transfer's file moves to ``done/`` (the record). Nothing is lost across a restart:
 pending files stay in the folder and are listed; a daemon that starts finds the ones an earlier
 run asked for, logs each, and records their answers (its engine does not know them: the ledger
-of a new run opens from the venues' balances).
+of a new run opens from the venues' balances). While one of them waits, a new transfer of the
+same leg (route, source, destination, asset) is REJECTED (``PENDING_EARLIER``), so a restart
+never asks the operator for the same wire twice.
 
 What this module may not do: move money, or answer a transfer before the operator did.
 """
@@ -179,6 +181,7 @@ class OperatorTransfers:
         self._events: VenueEvents | None = None
         self._asked: dict[str, Transfer] = {}  # this run's, by id
         self._told: dict[str, set[TransferState]] = {}
+        self._earlier: dict[str, OperatorTransfer] = {}  # earlier runs' transfers still waiting
         self._poller: asyncio.Task[None] | None = None
 
     def __repr__(self) -> str:
@@ -195,6 +198,7 @@ class OperatorTransfers:
         except OSError as exc:
             raise InputError(f"run.state: cannot make {self.folder}: {exc.strerror}") from None
         for record in read_transfers(self.folder):
+            self._earlier[record.transfer_id] = record
             log.warning(
                 f"operator: {record.describe()} is still {record.status} from an earlier run, "
                 f"transfer id {record.transfer_id} (not in this run's book)",
@@ -228,6 +232,8 @@ class OperatorTransfers:
             )
         elif transfer.asset not in route.assets:
             reason = f"WRONG_ASSET: {transfer.route} moves {', '.join(route.assets)}, not {transfer.asset}"
+        else:
+            reason = self._waiting_earlier(transfer)
         if route is None or reason:
             self._later(transfer, TransferState.REJECTED, reason=reason)
             return
@@ -252,6 +258,20 @@ class OperatorTransfers:
             route=transfer.route,
             file=str(self.folder / f"{tid}.json"),
         )
+
+    def _waiting_earlier(self, transfer: Transfer) -> str:
+        """Why ``transfer`` is refused while an earlier run's transfer of the same leg waits for
+        the operator (this run's ledger does not know it: asking again would ask twice)."""
+        for record in self._earlier.values():
+            if (record.route, record.source, record.destination, record.asset) == (
+                transfer.route, transfer.source, transfer.destination, str(transfer.asset),
+            ):  # fmt: skip
+                return (
+                    f"PENDING_EARLIER: transfer {record.transfer_id} ({record.describe()}) of "
+                    f"an earlier run still waits; answer it with `pegbot transfer done "
+                    f"{record.transfer_id}` first"
+                )
+        return ""
 
     # ---- answers -----------------------------------------------------------------------------
 
@@ -288,6 +308,7 @@ class OperatorTransfers:
         else:
             return
         self._archive(record)
+        self._earlier.pop(tid, None)
         if ours is None:
             log.info(
                 f"operator: {record.describe()} of an earlier run answered {record.answer}, "

@@ -256,6 +256,12 @@ def test_a_wire_waits_for_the_operator_is_answered_from_the_cli_and_survives_a_r
             network.bind(heard)
             await network.connect()
             try:
+                # the same leg again while the earlier run's wire waits: refused, not asked twice
+                network.submit_transfer(
+                    Transfer("pb2-t-1", "kraken-alpaca", "USD", D("1234.5"), "kraken", "alpaca", 0)
+                )
+                await until(lambda: bool(heard.of("pb2-t-1")), "the refusal")
+                assert not (run.folder / "pb2-t-1.json").exists()
                 failed = await asyncio.to_thread(
                     pegbot, "transfer", "done", "pb-t-2", "--failed", env=run.env
                 )
@@ -276,6 +282,11 @@ def test_a_wire_waits_for_the_operator_is_answered_from_the_cli_and_survives_a_r
         assert heard.of("pb-t-2") == [
             (TransferState.REJECTED, D(0), D(0), "NOT_SENT: the operator says so")
         ]
+        assert heard.of("pb2-t-1") == [
+            (TransferState.REJECTED, D(0), D(0),
+             "PENDING_EARLIER: transfer pb-t-2 (wire 1,234.5 USD from kraken to alpaca) of an "
+             "earlier run still waits; answer it with `pegbot transfer done pb-t-2` first"),
+        ]  # fmt: skip
         assert pegbot("transfer", "list", env=run.env).stdout.strip() == (
             f"no transfer waits in {run.folder}"
         )
