@@ -36,19 +36,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.clock import Clock
-from bot.feeds.schema import FLAG_FIRST, FLAG_LAST, Side
+from bot.feeds.schema import Side
 from bot.logging import get_logger
 from connectors.base import ConnectionState, MarketDataSink
+from connectors.exchanges.book_outlet import ASK, BID, BookOutlet, Levels, Printed
 from connectors.exchanges.ccxt_backoff import Backoff
 from connectors.exchanges.ccxt_session import CcxtSession
 from connectors.exchanges.symbols import TokenMarket, UnknownSymbolError, resolve_token_market
 from connectors.exchanges.venues import isolate_decimal_context, venue_quirks
 
 log = get_logger("pegbot.ccxt")
-
-NS_PER_S = 1_000_000_000
-BID, ASK = int(Side.BUY), int(Side.SELL)  # a level's side, as the feed schema writes it
-Levels = tuple[tuple[float, float], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,11 +97,10 @@ class CcxtBook:
             client_factory=client_factory,
         )
         self._market: TokenMarket | None = None
-        self._sink: MarketDataSink | None = None
+        self._outlet = BookOutlet(
+            name, token, depth=depth, clock=clock, stale_after_s=self.polling.stale_after_s
+        )
         self._task: asyncio.Task[None] | None = None
-        self.state: ConnectionState | None = None
-        self._last: tuple[Levels, Levels] | None = None
-        self._changed_ns = 0
         self._failures = 0
         self.trades = trades
         self._trades_seen: dict[str, int] = {}  # trade id -> its venue time (ms)
@@ -117,8 +113,12 @@ class CcxtBook:
     def market(self) -> TokenMarket | None:
         return self._market
 
+    @property
+    def state(self) -> ConnectionState | None:
+        return self._outlet.state
+
     def bind(self, sink: MarketDataSink) -> None:
-        self._sink = sink
+        self._outlet.sink = sink
 
     async def connect(self) -> None:
         """Load the markets, resolve the token's market and read the book once, then keep
@@ -132,7 +132,7 @@ class CcxtBook:
     async def close(self) -> None:
         self._task = None
         await self._session.close()
-        self._report(ConnectionState.CLOSED, "closed")
+        self._outlet.report(ConnectionState.CLOSED, "closed")
 
     # ---- the reading loop --------------------------------------------------------------------
 
@@ -156,7 +156,7 @@ class CcxtBook:
             except UnknownSymbolError as exc:
                 await self._session.close_client()
                 log.error("book_symbol_gone", venue=self.name, reason=str(exc))
-                self._report(ConnectionState.CLOSED, str(exc))
+                self._outlet.report(ConnectionState.CLOSED, str(exc))
                 return
             except Exception as exc:  # the venue is down or slow: stale, then reconnect
                 await self._failed(exc)
@@ -178,10 +178,10 @@ class CcxtBook:
         bids, asks = _side(book.get("bids"), self.depth), _side(book.get("asks"), self.depth)
         printed = await self._read_trades() if self.trades else []
         self._failures = 0
-        self._on_book(bids, asks)
-        self._emit_trades(printed)
+        self._outlet.book(bids, asks)
+        self._outlet.trades(printed)
 
-    async def _read_trades(self) -> list[tuple[float, float, int]]:
+    async def _read_trades(self) -> Printed:
         """Trades printed since the last read, oldest first: ``(price, size, side)``."""
         assert self._market is not None
         since = self._trades_since_ms
@@ -206,66 +206,16 @@ class CcxtBook:
             return []
         return [(price, size, side) for _, _, price, size, side in fresh]
 
-    def _emit_trades(self, printed: list[tuple[float, float, int]]) -> None:
-        if self._sink is None or not printed:
-            return
-        now = self._clock.now_ns()
-        for price, size, side in printed:
-            self._sink.on_trade(self.name, self.token, price, size, side, now)
-
     async def _failed(self, exc: BaseException) -> None:
         self._failures += 1
         detail = f"book read failed: {self._session.reason(exc)}"
         log.warning("book_read_failed", venue=self.name, token=self.token, reason=detail)
         never_read = self.state is None  # down from the start: nothing to call stale
         if self._failures < self.polling.failures_to_reconnect and not never_read:
-            self._report(ConnectionState.STALE, detail)
+            self._outlet.report(ConnectionState.STALE, detail)
             return
         await self._session.close_client()
-        self._report(ConnectionState.RECONNECTING, detail)
-
-    # ---- to the sink -------------------------------------------------------------------------
-
-    def _on_book(self, bids: Levels, asks: Levels) -> None:
-        now = self._clock.now_ns()
-        changed = (bids, asks) != self._last
-        if changed:
-            self._last, self._changed_ns = (bids, asks), now
-        stale_ns = int(self.polling.stale_after_s * NS_PER_S)
-        if not changed and stale_ns and now - self._changed_ns >= stale_ns:
-            unchanged_s = (now - self._changed_ns) / NS_PER_S
-            self._report(ConnectionState.STALE, f"book unchanged for {unchanged_s:g} s")
-            return
-        was_connected = self.state is ConnectionState.CONNECTED
-        self._report(ConnectionState.CONNECTED)
-        if changed or not was_connected:  # after a break the sink gets the book again
-            self._emit(bids, asks, now)
-
-    def _emit(self, bids: Levels, asks: Levels, ts_ns: int) -> None:
-        sink = self._sink
-        if sink is None:
-            return
-        if self.depth == 1:
-            bid, bid_size = bids[0] if bids else (math.nan, 0.0)
-            ask, ask_size = asks[0] if asks else (math.nan, 0.0)
-            sink.on_book_top(self.name, self.token, bid, bid_size, ask, ask_size, ts_ns)
-            return
-        rows = [(BID, p, s) for p, s in bids] + [(ASK, p, s) for p, s in asks]
-        if not rows:  # an empty book: one row that clears it
-            sink.on_book_level(self.name, self.token, BID, 0.0, 0.0, FLAG_FIRST | FLAG_LAST, ts_ns)
-            return
-        last = len(rows) - 1
-        for i, (side, price, size) in enumerate(rows):
-            flags = (FLAG_FIRST if i == 0 else 0) | (FLAG_LAST if i == last else 0)
-            sink.on_book_level(self.name, self.token, side, price, size, flags, ts_ns)
-
-    def _report(self, state: ConnectionState, detail: str = "") -> None:
-        if state is self.state:
-            return
-        self.state = state
-        log.info("book_connection", venue=self.name, token=self.token, state=state.value)
-        if self._sink is not None:
-            self._sink.on_connection(self.name, state, detail)
+        self._outlet.report(ConnectionState.RECONNECTING, detail)
 
 
 def _side(levels: Any, depth: int) -> Levels:
