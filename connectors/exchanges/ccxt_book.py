@@ -60,9 +60,9 @@ class BookPolling:
     request_timeout_s: float = 10.0
 
 
-class CcxtBook:
-    """The order book of ``token`` (whose underlying is ``underlying``) quoted in ``quote`` on
-    exchange ``ccxt_id``, reported to the bound sink as venue ``name``."""
+class BookSource:
+    """What the REST and the websocket book sources share: the token's names, the ccxt session,
+    the outlet to the sink, ``connect`` (a first attempt, then the source's loop) and ``close``."""
 
     def __init__(
         self,
@@ -73,11 +73,10 @@ class CcxtBook:
         underlying: str,
         quote: str,
         clock: Clock,
-        depth: int = 1,
-        base_url: str | None = None,
-        polling: BookPolling | None = None,
-        client_factory: Callable[[], Any] | None = None,
-        trades: bool = False,
+        depth: int,
+        session: CcxtSession,
+        stale_after_s: float,
+        trades: bool,
     ) -> None:
         if depth < 1:
             raise ValueError(f"{name}: book depth must be at least 1, got {depth}")
@@ -85,29 +84,19 @@ class CcxtBook:
         self.token = token
         self.quirks = venue_quirks(ccxt_id)
         self.depth = depth
-        self.polling = polling or BookPolling()
+        self.trades = trades
         self._underlying = underlying
         self._quote = quote
         self._clock = clock
-        self._session = CcxtSession(
-            name,
-            ccxt_id,
-            base_url=base_url,
-            timeout_s=self.polling.request_timeout_s,
-            client_factory=client_factory,
-        )
+        self._session = session
         self._market: TokenMarket | None = None
         self._outlet = BookOutlet(
-            name, token, depth=depth, clock=clock, stale_after_s=self.polling.stale_after_s
+            name, token, depth=depth, clock=clock, stale_after_s=stale_after_s
         )
         self._task: asyncio.Task[None] | None = None
-        self._failures = 0
-        self.trades = trades
-        self._trades_seen: dict[str, int] = {}  # trade id -> its venue time (ms)
-        self._trades_since_ms: int | None = None  # None: not read yet (the first read is a base)
 
     def __repr__(self) -> str:
-        return f"CcxtBook({self.name!r}, {self.quirks.ccxt_id!r}, {self.token!r})"
+        return f"{type(self).__name__}({self.name!r}, {self.quirks.ccxt_id!r}, {self.token!r})"
 
     @property
     def market(self) -> TokenMarket | None:
@@ -126,7 +115,7 @@ class CcxtBook:
         unreachable venue is not an error here: the source reports RECONNECTING and retries."""
         if self._task is not None:
             return
-        await asyncio.get_running_loop().create_task(self._first_read())
+        await asyncio.get_running_loop().create_task(self._first_attempt())
         self._task = self._session.spawn(self._run())
 
     async def close(self) -> None:
@@ -134,17 +123,65 @@ class CcxtBook:
         await self._session.close()
         self._outlet.report(ConnectionState.CLOSED, "closed")
 
-    # ---- the reading loop --------------------------------------------------------------------
-
-    async def _first_read(self) -> None:
+    async def _first_attempt(self) -> None:
         isolate_decimal_context()
         try:
-            await self._read()
+            await self._start()
         except UnknownSymbolError:
             await self._session.close_client()
             raise
         except Exception as exc:  # down at start: the loop reconnects
             await self._failed(exc)
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    async def _run(self) -> None:
+        raise NotImplementedError
+
+    async def _failed(self, exc: BaseException) -> None:
+        raise NotImplementedError
+
+
+class CcxtBook(BookSource):
+    """The order book of ``token`` (whose underlying is ``underlying``) quoted in ``quote`` on
+    exchange ``ccxt_id``, reported to the bound sink as venue ``name``."""
+
+    def __init__(
+        self,
+        name: str,
+        ccxt_id: str,
+        *,
+        token: str,
+        underlying: str,
+        quote: str,
+        clock: Clock,
+        depth: int = 1,
+        base_url: str | None = None,
+        polling: BookPolling | None = None,
+        client_factory: Callable[[], Any] | None = None,
+        trades: bool = False,
+    ) -> None:
+        self.polling = polling or BookPolling()
+        session = CcxtSession(
+            name,
+            ccxt_id,
+            base_url=base_url,
+            timeout_s=self.polling.request_timeout_s,
+            client_factory=client_factory,
+        )
+        super().__init__(
+            name, ccxt_id, token=token, underlying=underlying, quote=quote, clock=clock,
+            depth=depth, session=session, stale_after_s=self.polling.stale_after_s, trades=trades,
+        )  # fmt: skip
+        self._failures = 0
+        self._trades_seen: dict[str, int] = {}  # trade id -> its venue time (ms)
+        self._trades_since_ms: int | None = None  # None: not read yet (the first read is a base)
+
+    # ---- the reading loop --------------------------------------------------------------------
+
+    async def _start(self) -> None:
+        await self._read()
 
     async def _run(self) -> None:
         backoff = Backoff(self.polling.reconnect_first_s, self.polling.reconnect_max_s)

@@ -97,15 +97,21 @@ def new_client(
     secret: str | None = None,
     base_url: str | None = None,
     timeout_s: float | None = None,
+    pro: bool = False,
 ) -> Any:
     """An async ccxt client for the exchange, configured by its quirks record.
 
     With ``base_url`` (``http://127.0.0.1:PORT``) every API URL points there and ccxt's client-side
     rate limiter is off: it paces Kraken's private calls seconds apart, which a local server does
-    not need. ``timeout_s``: how long one request may take (ccxt's default is 10 s). The caller
-    closes the client (``await client.close()``).
+    not need. ``timeout_s``: how long one request may take (ccxt's default is 10 s). ``pro``: ccxt
+    pro's client, whose websocket URLs (``urls["api"]["ws"]``) keep their paths on the same host,
+    as ``ws://``: Kraken's ``wss://ws.kraken.com/v2`` becomes ``ws://127.0.0.1:PORT/v2``. The
+    caller closes the client (``await client.close()``).
     """
-    import ccxt.async_support as ccxt_async  # ~5 s to import: only where a client is built
+    if pro:
+        import ccxt.pro as ccxt_async
+    else:
+        import ccxt.async_support as ccxt_async  # ~5 s to import: only where a client is built
 
     quirks = venue_quirks(ccxt_id)
     config: dict[str, Any] = {"options": copy.deepcopy(dict(quirks.ccxt_options))}
@@ -117,9 +123,20 @@ def new_client(
         config["timeout"] = int(timeout_s * 1000)
     client = getattr(ccxt_async, ccxt_id)(config)
     if base_url is not None:
-        client.urls["api"] = dict.fromkeys(client.urls["api"], base_url.rstrip("/"))
+        base = base_url.rstrip("/")
+        ws = client.urls["api"].get("ws")
+        client.urls["api"] = dict.fromkeys(client.urls["api"], base)
+        if isinstance(ws, dict):
+            ws_base = "ws" + base.removeprefix("http")  # http -> ws, https -> wss
+            client.urls["api"]["ws"] = {k: ws_base + _path(url) for k, url in ws.items()}
         client.enableRateLimit = False
     return client
+
+
+def _path(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path
 
 
 def isolate_decimal_context() -> None:

@@ -14,7 +14,9 @@ It speaks Kraken's REST paths and shapes, HTTP 200 with ``{"error": [...], "resu
   ``{"asset", "amount"}``, ``/sandbox/trade`` ``{"pair", "price", "volume", "side"}`` (another
   participant's print on the public tape), ``/sandbox/deposit`` ``{"asset", "amount", "txid"}``
   and ``/sandbox/withdrawal/fail`` ``{"refid"}``: how a test or a flow generator moves the market. Not authenticated:
-  the server listens on 127.0.0.1 only.
+  the server listens on 127.0.0.1 only;
+- websocket, ``/v2``: Kraken's public websocket v2 book and trade channels (``exchange_ws.py``),
+  fed by the same book and tape.
 
 Matching and money live in ``exchange_venue.py``, answer shapes in ``exchange_wire.py``. What this
 module may not do: listen beyond 127.0.0.1, or answer from anything but its ``SandboxVenue``.
@@ -41,6 +43,7 @@ from connectors.sandbox.exchange_funding import Funding
 from connectors.sandbox.exchange_http import LocalHttpServer
 from connectors.sandbox.exchange_orders import KrakenError, SandboxOrder
 from connectors.sandbox.exchange_venue import SandboxVenue
+from connectors.sandbox.exchange_ws import KrakenWsFeed
 
 # An AAPLx/USD pair with the fields and values of Kraken's recorded AssetPairs answer
 # (../shared/data/real/nautilus_kraken_asset_pairs_tokenized.json), for runs without that file.
@@ -147,6 +150,8 @@ class ExchangeSandbox(LocalHttpServer):
         app.router.add_post("/sandbox/trade", _control(self._print_trade))
         app.router.add_post("/sandbox/deposit", _control(self._deposit))
         app.router.add_post("/sandbox/withdrawal/fail", _control(self._fail_withdrawal))
+        self.ws = KrakenWsFeed(self.venue)
+        self.ws.install(app)
         super().__init__(app, port=port)
 
     def client(self) -> Any:

@@ -116,6 +116,7 @@ class SandboxVenue:
         self.trades: dict[str, SandboxTrade] = {}
         self.tape: list[Print] = []  # every trade, ours and others', oldest first
         self._now = now
+        self.listeners: list[Callable[[], None]] = []  # told after the books or the tape moved
         for asset, amount in (balances or {}).items():
             self.set_balance(asset, amount)
 
@@ -132,6 +133,10 @@ class SandboxVenue:
 
     def now(self) -> float:
         return self._now()
+
+    def _moved(self) -> None:
+        for listener in self.listeners:
+            listener()
 
     def pair(self, name: str) -> Pair:
         """A pair by its id, altname or wsname."""
@@ -194,6 +199,7 @@ class SandboxVenue:
         for order in sorted(resting, key=_priority):
             self._walk(order, order.price, maker=True)
             self._settle(order)
+        self._moved()
 
     def book(self, pair_name: str) -> tuple[list[Quote], list[Quote], float]:
         """(bids, asks, updated): levels best first as (price, size)."""
@@ -263,6 +269,7 @@ class SandboxVenue:
         if order.remaining and order.timeinforce == "IOC":
             self._close(order, "canceled", "Immediate or cancel")
         self._settle(order)
+        self._moved()
         return order
 
     def _plan(
@@ -361,6 +368,7 @@ class SandboxVenue:
         pair = self.pair(pair_name)
         done = Print(pair, self.now(), p, v, side, "market", len(self.tape) + 1)
         self.tape.append(done)
+        self._moved()
         return done
 
     def _settle(self, order: SandboxOrder) -> None:
