@@ -189,6 +189,7 @@ def _ccxt(
 ) -> tuple[OrderVenue, list[MarketDataSource]]:
     from connectors.exchanges.ccxt_book import BookPolling, CcxtBook
     from connectors.exchanges.ccxt_venue import CcxtExchange
+    from connectors.exchanges.ccxt_ws_book import CcxtWsBook
 
     ccxt_id = v.ccxt_id or ("kraken" if settings.run.environment == "sandbox" else name)
     tokens = {sym: t.underlying for sym, t in settings.tokens.items() if name in t.venues}
@@ -202,21 +203,20 @@ def _ccxt(
         secret=end.secret or None,
         base_url=end.url or None,
     )
-    books: list[MarketDataSource] = [
-        CcxtBook(
-            name,
-            ccxt_id,
-            token=sym,
-            underlying=underlying,
-            quote=v.quote_currency,
-            clock=clock,
-            depth=v.book_depth,
-            base_url=end.url or None,
-            polling=BookPolling(interval_s=v.book_interval_s),
-            trades=True,
-        )
-        for sym, underlying in tokens.items()
-    ]
+
+    def book(token: str, underlying: str) -> MarketDataSource:
+        if v.book_stream == "websocket":  # Kraken's websocket v2 (docs/connectors.md)
+            return CcxtWsBook(
+                name, ccxt_id, token=token, underlying=underlying, quote=v.quote_currency,
+                clock=clock, depth=v.book_depth, base_url=end.url or None, trades=True,
+            )  # fmt: skip
+        return CcxtBook(
+            name, ccxt_id, token=token, underlying=underlying, quote=v.quote_currency,
+            clock=clock, depth=v.book_depth, base_url=end.url or None,
+            polling=BookPolling(interval_s=v.book_interval_s), trades=True,
+        )  # fmt: skip
+
+    books = [book(sym, underlying) for sym, underlying in tokens.items()]
     return exchange, books
 
 
