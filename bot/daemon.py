@@ -12,9 +12,10 @@ SIGTERM (or ``--seconds``). Start-up, in order:
    first fair value (the strategy is not started before every holding has a mark).
 4. The engine starts: heartbeat, then every market event and venue answer as it comes.
 
-At exit: the strategy's ``on_stop``, the connectors closed, a summary printed. The ``backtest``
-environment (a paced replay of a feed) is bot/backtest/paced.py; this module does not import the
-backtest package for the others.
+At exit: the strategy's ``on_stop``, the connectors closed, the book logged (``ledger_closed``:
+cash, positions and what is in transit per account, as ``ledger_opened`` at the start) and a
+summary printed. The ``backtest`` environment (a paced replay of a feed) is
+bot/backtest/paced.py; this module does not import the backtest package for the others.
 """
 
 from __future__ import annotations
@@ -238,14 +239,7 @@ class LiveRun:
                     "holdings cannot be valued, nothing is traded"
                 )
             await asyncio.sleep(OPEN_CHECK_S)
-        snap = node.ledger.snapshot()
-        log.info(
-            "ledger_opened",
-            cash={v: str(b.cash) for v, b in snap.venues.items()},
-            positions={
-                v: {i: str(q) for i, q in b.positions.items()} for v, b in snap.venues.items()
-            },
-        )
+        log.info("ledger_opened", **_book(node))
 
     # ---- health and summary --------------------------------------------------------------
     def _status(self) -> tuple[bool, dict[str, Any]]:
@@ -268,6 +262,8 @@ class LiveRun:
         if node is None:
             return
         engine = node.engine
+        if self.trading:  # the book as the run leaves it: what moved, and what is in transit
+            log.info("ledger_closed", **_book(node))
         marks = engine.marks()
         try:
             pnl = node.ledger.pnl(marks)
@@ -280,7 +276,8 @@ class LiveRun:
         print(
             f"decisions {len(engine.decisions)} ({sum(d.taken for d in engine.decisions)} taken)  "
             f"trades {c['trades']}  mints {c['mints']}  redeems {c['redeems']}  "
-            f"hedges {c['hedges']}  open orders {len(engine.executor.open_orders())}"
+            f"hedges {c['hedges']}  transfers {c['transfers']}  "
+            f"open orders {len(engine.executor.open_orders())}"
         )
         node.exposure.observe(node.clock.now_ns(), answer=False)  # a last look at the book
         for stock, ex in sorted(node.exposure.summary().items()):
@@ -310,3 +307,15 @@ class LiveRun:
 
         for line in down(Path(self.settings.sandbox.state)):
             log.info("sandbox", line=line)
+
+
+def _book(node: Node) -> dict[str, Any]:
+    """The ledger's cash and positions per account, and what is in transit, as log fields."""
+    snap = node.ledger.snapshot()
+    return {
+        "cash": {v: str(b.cash) for v, b in snap.venues.items()},
+        "positions": {
+            v: {i: str(q) for i, q in b.positions.items()} for v, b in snap.venues.items()
+        },
+        "in_transit": {asset: str(amount) for asset, amount in snap.in_transit.items()},
+    }
