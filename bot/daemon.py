@@ -170,6 +170,8 @@ class LiveRun:
                 await self._open_ledger(stop)
                 if not stop.is_set():
                     node.engine.start()
+                    if self.recorder is not None:
+                        self.recorder.run_started()
                     self.trading = True
                     log.info("trading", strategy=type(node.strategy).__name__)
                     await self._wait(stop)

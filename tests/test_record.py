@@ -31,6 +31,7 @@ from bot.config import Settings
 from bot.feeds.io import FeedReader
 from bot.feeds.schema import FLAG_FIRST, FLAG_LAST, MANIFEST_NAME, EventKind
 from bot.market import PoolInfo, PoolMarket
+from bot.node import OPEN_CHECK_S
 from bot.record import FeedRecorder, RecorderError, Tee, record_sources
 from bot.sessions import eastern_ns
 from connectors.base import ConnectionState
@@ -485,3 +486,46 @@ def test_a_pool_sources_state_is_recorded_before_its_first_log(tmp_path: Path) -
     assert rows == 4
     assert kinds == [EventKind.POOL_STATE, EventKind.POOL_MINT, EventKind.POOL_SWAP,
                      EventKind.CONNECTION]  # fmt: skip
+
+
+def _recorded_run(out: Path, started_at: int | None) -> None:
+    """Ten seconds of AAPL quotes and kraken tops, the run's strategy started at ``started_at``
+    (None: a recording without a run, as ``pegbot record`` writes)."""
+    clock = SimClock(T0)
+    recorder = FeedRecorder(out, clock, quote_venues={"AAPL": "alpaca"}, source="run:test")
+    for i in range(11):
+        ts = T0 + i * 1_000_000_000
+        clock.advance_to(ts)
+        if started_at is not None and ts == started_at:
+            recorder.run_started()
+        _quote(recorder, i, ts)
+        recorder.on_book_top("kraken", "AAPLx", 189.9, 5.0, 190.2, 5.0, ts)
+    recorder.close()
+
+
+def test_a_recorded_run_replays_with_its_strategy_started_where_the_run_started(
+    tmp_path: Path,
+) -> None:
+    """The daemon records when its strategy started (a RUN row): its ledger took a moment to
+    open, during which the market moved. The replay starts its strategy at that row, not at the
+    first mark, so it decides on what the run decided on."""
+    settings = Settings(
+        stocks={"AAPL": {"broker": "alpaca"}},
+        tokens={"AAPLx": {"underlying": "AAPL", "issuer": "xstocks", "venues": ["kraken"]}},
+        venues={"alpaca": {"kind": "broker"}, "kraken": {"kind": "exchange"}},
+        issuers={"xstocks": {"model": "delayed_request"}},
+        backtest={"initial_tokens": {"kraken:AAPLx": "10"}},
+    )  # fmt: skip
+    started = T0 + 5_000_000_000
+    _recorded_run(tmp_path / "run", started)
+    rows = [r for r in _rows(tmp_path / "run") if r["kind"] == EventKind.RUN]
+    assert [(r["venue"], r["event"], r["ts_recv"]) for r in rows] == [
+        ("pegbot", "started", started)
+    ]
+    replayed = Backtest(settings, feed=tmp_path / "run")
+    replayed.run()
+    assert replayed.opened_ns == started
+    _recorded_run(tmp_path / "record", None)  # no RUN row: the strategy opens at the first
+    plain = Backtest(settings, feed=tmp_path / "record")  # check after the first mark (T0)
+    plain.run()
+    assert plain.opened_ns == T0 + int(OPEN_CHECK_S * 1e9)

@@ -40,6 +40,7 @@ POOL_BURN = int(EventKind.POOL_BURN)
 POOL_STATE = int(EventKind.POOL_STATE)
 ORACLE = int(EventKind.ORACLE)
 ISSUER = int(EventKind.ISSUER)
+RUN = int(EventKind.RUN)
 
 TOP_COLUMNS = ("ts_recv", "bid_px", "bid_sz", "ask_px", "ask_sz")
 """Converted for every batch: the columns of the hot path."""
@@ -56,6 +57,8 @@ no further call is needed. May raise ``StopReplay``."""
 RowHandler = Callable[[LazyColumns, int, int], None]
 """Handles row ``i`` of a batch's columns at time ``ts``."""
 PoolStateHandler = Callable[[str, str, dict[str, Any]], None]
+RunHandler = Callable[[str, int], None]
+"""Called with a RUN row's event and time (a recorded run's milestone)."""
 Prepared = tuple[TopHandler | None, RowHandler | None, tuple[Quiet, ...] | None]
 FAST_FORWARD_MIN = 8  # a shorter run is not worth setting up
 NEVER_NS = sys.maxsize
@@ -117,6 +120,7 @@ def replay(
     run_ahead: RunAhead,
     pool_sinks: Mapping[str, PoolFeedSink],
     on_pool_state: PoolStateHandler,
+    on_run: RunHandler | None = None,
     pacer: Pacer | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
@@ -139,7 +143,7 @@ def replay(
                 handlers = prepared.get(route)
                 if handlers is None:
                     handlers = prepared[route] = _prepare(
-                        engine, run_ahead, pool_sinks, route, on_pool_state
+                        engine, run_ahead, pool_sinks, route, on_pool_state, on_run
                     )
                 tops.append(handlers[0])
                 rows.append(handlers[1])
@@ -240,6 +244,7 @@ def _prepare(
     pool_sinks: Mapping[str, PoolFeedSink],
     route: tuple[int, str, str],
     on_pool_state: PoolStateHandler,
+    on_run: RunHandler | None = None,
 ) -> Prepared:
     """The handlers of one (kind, venue, instrument): a top-of-book one or a row one, and the
     promises its events are checked against (None: a row a fast-forward stops at)."""
@@ -252,6 +257,14 @@ def _prepare(
             None,
             run_ahead.top_watchers(venue, inst, quote=False),
         )
+    if kind == RUN:
+        if on_run is None:
+            return None, _reference, None
+
+        def run(c: LazyColumns, i: int, ts: int) -> None:
+            on_run(c["event"][i], ts)
+
+        return None, run, None
     row = _row_handler(engine, pool_sinks, kind, venue, inst, on_pool_state)
     return None, row, () if kind == POOL_SWAP else None
 
@@ -323,7 +336,9 @@ def _row_handler(
 
         return oracle
 
-    def reference(c: LazyColumns, i: int, ts: int) -> None:
-        """INSTRUMENT rows are reference data: nothing to update per event."""
+    return _reference
 
-    return reference
+
+def _reference(c: LazyColumns, i: int, ts: int) -> None:
+    """INSTRUMENT rows are reference data, CONNECTION rows a live source's history: nothing to
+    update per event."""

@@ -34,7 +34,7 @@ from bot.clock import SimClock, Stopwatch
 from bot.config import Settings
 from bot.errors import FeedError
 from bot.feeds.io import FeedReader
-from bot.feeds.schema import EventKind
+from bot.feeds.schema import RUN_STARTED, EventKind
 from bot.logging import get_logger, set_time_source
 from bot.market import PoolInfo, PoolMarket
 from bot.node import OPEN_CHECK_S, Node, calendar_around
@@ -112,6 +112,12 @@ class Backtest:
         self._pnl_series: list[float] = []
         self._tokens_deposited = False
         self.opened_ns: int | None = None  # when the strategy started (holdings booked)
+        # a recording of a run (it has a RUN row) opens where the run's strategy started
+        self._await_run_start = any(
+            int(EventKind.RUN) in entry.get("kinds", ())
+            for entry in self.reader.manifest.get("instruments", ())
+        )
+        self._period_ns = int(settings.backtest.sample_interval_s * 1e9)
 
     # ---- feed checks -----------------------------------------------------------------------
     def _check_feed(self) -> None:
@@ -205,10 +211,20 @@ class Backtest:
         self._tokens_deposited = True
         return True
 
+    def _on_run(self, event: str, ts_ns: int) -> None:
+        """A RUN row of a recorded run: its strategy started here, so the replay's does."""
+        if event == RUN_STARTED and self._await_run_start and self.opened_ns is None:
+            self._await_run_start = False
+            self._open(self._period_ns)
+
     def _open(self, period_ns: int) -> None:
         """Start the strategy once the starting tokens are booked at their first fair value
         (checked every ``OPEN_CHECK_S`` of feed time), as a live run opens its ledger before it
-        trades; at once when there are none."""
+        trades; at once when there are none. A recording of a run opens no earlier than the
+        run's strategy started (its RUN row, ``_on_run``): what the run saw before that, the
+        replay's strategy does not see either."""
+        if self._await_run_start:
+            return
         if not self._deposit_tokens():
             self.clock.schedule(
                 self.clock.now_ns() + int(OPEN_CHECK_S * 1e9), partial(self._open, period_ns)
@@ -320,7 +336,7 @@ class Backtest:
     # ---- run ---------------------------------------------------------------------------------
     def run(self, *, pacer: Pacer | None = None, progress: Any = None) -> RunRecord:
         watch = Stopwatch()
-        self._open(int(self.settings.backtest.sample_interval_s * 1e9))
+        self._open(self._period_ns)
 
         def on_batch(events: int, ts_ns: int) -> None:
             self.events_so_far = events
@@ -337,6 +353,7 @@ class Backtest:
             run_ahead=RunAhead(self.settings, self.engine.quiets, self.venues),
             pool_sinks=self.pool_sinks,
             on_pool_state=self._on_pool_state,
+            on_run=self._on_run,
             pacer=pacer,
             progress=on_batch,
         )

@@ -39,6 +39,7 @@ class EventKind(IntEnum):
     ISSUER = 11  # issuer event: event name, value, ts_effective
     INSTRUMENT = 12  # reference data for a listed instrument: value = JSON
     CONNECTION = 13  # a live source's link changed: venue = source, event = state, value = detail
+    RUN = 14  # a recorded run's own milestone: venue = "pegbot", event = RUN_STARTED
 
 
 class Side(IntEnum):
@@ -47,6 +48,10 @@ class Side(IntEnum):
     SELL = -1  # ask level / sell aggressor
     UNKNOWN = 0
     BUY = 1  # bid level / buy aggressor
+
+
+RUN_VENUE: Final = "pegbot"
+RUN_STARTED: Final = "started"  # the recorded run's strategy started: it saw nothing before this
 
 
 # Issuer event names carried in the ``event`` column of ISSUER rows.

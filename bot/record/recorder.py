@@ -5,7 +5,8 @@ turns back into the same call: broker quotes are QUOTE rows at the stock's broke
 tops BOOK_TOP, book levels BOOK_SNAPSHOT (from a ``FLAG_FIRST`` row to its ``FLAG_LAST`` row) or
 BOOK_DELTA, trades TRADE, pool swaps POOL_SWAP, liquidity POOL_MINT / POOL_BURN, oracle rounds
 ORACLE, issuer events ISSUER, and connection changes CONNECTION (the state in ``event``, the
-detail in ``value``): a gap or a reconnect is in the recording where it happened. ``pool_state``
+detail in ``value``): a gap or a reconnect is in the recording where it happened. A daemon that
+records says when its strategy started (``run_started``, a RUN row). ``pool_state``
 records a pool's full state (POOL_STATE, what a replay builds its pool from) and should be called
 for every pool before its first swap.
 
@@ -38,7 +39,7 @@ from typing import Any
 from bot.amm.tick_math import MAX_TICK, MIN_TICK
 from bot.amm.v3_pool import V3Pool
 from bot.clock import Clock
-from bot.feeds.schema import FLAG_FIRST, FLAG_LAST, EventKind
+from bot.feeds.schema import FLAG_FIRST, FLAG_LAST, RUN_STARTED, RUN_VENUE, EventKind
 from bot.logging import get_logger
 from bot.market import PoolMarket
 from bot.record.parts import PartFiles
@@ -59,6 +60,7 @@ POOL_STATE = int(EventKind.POOL_STATE)
 ORACLE = int(EventKind.ORACLE)
 ISSUER = int(EventKind.ISSUER)
 CONNECTION = int(EventKind.CONNECTION)
+RUN = int(EventKind.RUN)
 
 POOL_FIELDS = ("sqrt_price_x96", "liquidity", "tick")
 """The state columns of a POOL_STATE row; every other field of ``pool_state``'s mapping goes
@@ -199,6 +201,11 @@ class FeedRecorder:
     def on_connection(self, source: str, state: ConnectionState, detail: str = "") -> None:
         self._row(self._clock.now_ns(), CONNECTION, source, "", event=str(state.value),
                   value=detail or None)  # fmt: skip
+
+    def run_started(self) -> None:
+        """The recording run's strategy starts now (a RUN row): a replay of the recording starts
+        its strategy here too, not at the first mark (the run's ledger took a moment to open)."""
+        self._row(self._clock.now_ns(), RUN, RUN_VENUE, "", event=RUN_STARTED)
 
     # ---- state rows --------------------------------------------------------------------------
 
