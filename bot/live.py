@@ -108,7 +108,7 @@ def _issuer(
     txm = getattr(venues.get(i.cash_account), "txm", None)
     common: dict[str, Any] = {"clock": parts.clock, "rpc_url": wallet.url, "token": token}
     if txm is not None:
-        common["wallet"] = ChainWallet(wallet.url, tx_manager=txm)
+        common["wallet"] = ChainWallet(wallet.url, tx_manager=txm, one_adapter=True)
     else:
         common["private_key"] = wallet.wallet_key
     if i.model is IssuerModel.DELAYED_REQUEST:

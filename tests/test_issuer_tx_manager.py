@@ -210,3 +210,38 @@ def test_a_delayed_request_deposit_whose_answer_is_lost_is_paid_once(
             await node.stop()
 
     asyncio.run(run())
+
+
+def test_a_wallet_built_for_one_adapter_closes_with_it_and_a_shared_one_does_not(
+    deployed: Deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live run builds each issuer's wallet for that adapter alone (bot/live.py): closing the
+    adapter closes the wallet's connection, else its HTTP session outlives the run ('Unclosed
+    client session' at exit). A wallet shared by adapters stays open for the others."""
+    monkeypatch.setenv("PEGBOT_TEST_ISSUER_WALLET_KEY", deployed.wallet_key)
+    signer = signer_from_env("PEGBOT_TEST_ISSUER_WALLET_KEY")
+
+    def sessions(wallet: ChainWallet) -> int:
+        return len(wallet.w3.provider._request_session_manager.session_cache)  # type: ignore[attr-defined]
+
+    async def run() -> tuple[int, int, int, int]:
+        url = deployed.chain.anvil.url
+        manager = TxManager(url, signer, chain_id=31337, settings=TxSettings(tip_wei=10**9))
+        own = ChainWallet(url, tx_manager=manager, one_adapter=True)
+        shared = ChainWallet(url, tx_manager=manager)
+        adapters = [
+            OrderProcessorIssuer("dinari", clock=LiveClock(), processor=deployed.processor.address,
+                                 wallet=wallet, limit_price=lambda r: Decimal("195"))
+            for wallet in (own, shared)
+        ]  # fmt: skip
+        for adapter in adapters:
+            await adapter.connect()  # reads the processor's terms: each wallet opens a session
+        opened = sessions(own), sessions(shared)
+        for adapter in adapters:
+            await adapter.close()
+        closed = sessions(own), sessions(shared)
+        await shared.close()
+        await manager.close()
+        return (*opened, *closed)
+
+    assert asyncio.run(run()) == (1, 1, 0, 1)

@@ -65,7 +65,7 @@ class DelayedRequestIssuer(LiveIssuer):
         super().__init__(name, clock, (token,))
         self.api = IssuerApi(url, api_key)
         self.wallet = wallet or ChainWallet(rpc_url, private_key)
-        self._owns_wallet = wallet is None
+        self._owns_wallet = wallet is None or wallet.one_adapter
         self._limit_price = limit_price
         self._poll_s = poll_s
         self._max_poll_s = max(poll_s, max_poll_s)

@@ -28,7 +28,7 @@ class ProcessorIssuer(LiveIssuer):
     ) -> None:
         super().__init__(name, clock, (token,))
         self.wallet = wallet or ChainWallet(rpc_url, private_key)
-        self._owns_wallet = wallet is None
+        self._owns_wallet = wallet is None or wallet.one_adapter
         self._processor_address = processor
         self._processor: AsyncContract | None = None
         self._stock: AsyncContract | None = None

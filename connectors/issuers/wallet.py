@@ -72,17 +72,20 @@ class ChainWallet:
         tx_manager: TxManager | None = None,
         receipt_timeout_s: float | None = None,
         poll_s: float = 0.05,
+        one_adapter: bool = False,
     ) -> None:
         """Send with ``private_key`` (this module's minimal sender), or through ``tx_manager``
         (connectors/evm/tx_manager.py: the node's single writer of the account's nonces, which
         replaces a stuck transaction). ``receipt_timeout_s``: how long a receipt is waited for
         before the outcome is unknown; None: 30 s, or four of the TxManager's
         ``replace_after_s`` (three replacements). Calls and contracts go to ``rpc_url`` either
-        way."""
+        way. ``one_adapter``: built for one issuer adapter alone, which closes it with itself
+        (a wallet shared by several adapters is closed by whoever built it)."""
         key = private_key.get_secret_value() if isinstance(private_key, SecretStr) else private_key
         if not rpc_url or bool(key) == (tx_manager is not None):
             raise ValueError("a wallet needs the chain's rpc_url and a private key or a TxManager")
         self._tx_manager = tx_manager
+        self.one_adapter = one_adapter
         self._account: LocalAccount | None = None
         if tx_manager is not None:
             self.address = tx_manager.address
