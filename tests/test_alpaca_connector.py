@@ -505,6 +505,35 @@ def test_live_trading_needs_the_flag_and_the_confirmation_and_keys_never_show() 
     asyncio.run(run())
 
 
+def test_a_trade_stream_that_cannot_connect_is_said_in_one_line_and_the_connect_fails() -> None:
+    """The account answers, the trade-updates stream's address does not: each refusal is one
+    warning naming the stream event (not an exception inside the loop's callback), and connect
+    ends with the one-line error."""
+
+    async def run() -> tuple[str, list[dict[str, Any]], list[str]]:
+        loop_errors: list[str] = []
+        asyncio.get_running_loop().set_exception_handler(
+            lambda loop, context: loop_errors.append(str(context.get("message")))
+        )
+        async with sandbox(et(TUESDAY, 11)) as (box, _):
+            broker = AlpacaBroker(KEY, SECRET, SimClock(RECEIVED), url_override=box.url,
+                                  trading_stream_url="ws://127.0.0.1:9/stream",
+                                  connect_timeout_s=1.5, backoff=FAST)  # fmt: skip
+            broker.bind(Answers())
+            with structlog.testing.capture_logs() as logs:
+                with pytest.raises(BrokerConnectError) as raised:
+                    await broker.connect()
+                await broker.close()
+        return str(raised.value), logs, loop_errors
+
+    error, logs, loop_errors = asyncio.run(run())
+    assert error == "alpaca: trade_updates stream not listening after 1.5 s"
+    trouble = [e for e in logs if e["event"] == "trade_updates_trouble"]
+    assert trouble and {e["stream_event"] for e in trouble} == {"refused"}
+    assert all("127.0.0.1:9" in e["detail"] or "connect" in e["detail"].lower() for e in trouble)
+    assert loop_errors == []
+
+
 # ---- quotes ----------------------------------------------------------------------------------
 
 

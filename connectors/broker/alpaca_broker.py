@@ -399,7 +399,9 @@ class AlpacaBroker(ReplacingOrders, ReadingAccount):
             if not self._closing:
                 log.error("trade_updates_ended", venue=self.name)
         else:
-            log.warning("trade_updates_trouble", venue=self.name, event=event.value, detail=detail)
+            log.warning(
+                "trade_updates_trouble", venue=self.name, stream_event=event.value, detail=detail
+            )
 
     async def _refresh_open_orders(self) -> None:
         """After a stream break: ask for every open order, so no fill or end is missed."""
