@@ -43,6 +43,7 @@ from bot.model import (
     Transfer,
     TransferState,
     TransferUpdate,
+    VenueFee,
 )
 from bot.rebalancer import REQUESTER, Rebalancer
 from bot.risk import RiskEngine
@@ -599,6 +600,14 @@ class Engine:
                 venue=order.venue,
             )
             self._act(self.strategy.on_order(self, order))
+            if self.after_answer is not None:
+                self.after_answer()
+
+    def on_venue_fee(self, fee: VenueFee) -> None:
+        """A fee the venue charged apart from any fill: off its cash in the ledger, once."""
+        if self._ledger.charge_fee(fee.venue, fee.fee_id, fee.amount_usd):
+            log.info("venue_fee", venue=fee.venue, fee_id=fee.fee_id,
+                     amount_usd=str(fee.amount_usd), detail=fee.detail)  # fmt: skip
             if self.after_answer is not None:
                 self.after_answer()
 

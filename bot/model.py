@@ -314,6 +314,19 @@ class Transfer:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueFee:
+    """A fee a venue charged the account apart from any fill (Alpaca's SEC and TAF fees on
+    sales, booked as account activities): ``amount_usd`` comes off the venue's cash, once per
+    ``fee_id``."""
+
+    venue: str
+    fee_id: str
+    amount_usd: Decimal
+    ts_ns: int
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class TransferUpdate:
     """A transfer venue's answer. SENT (and any later state reached without a SENT seen) carries
     the fees charged."""

@@ -21,6 +21,7 @@ from bot.model import (
     RequestUpdate,
     Transfer,
     TransferUpdate,
+    VenueFee,
     VenueKind,
 )
 
@@ -35,6 +36,8 @@ class VenueEvents(Protocol):
     def on_request_update(self, update: RequestUpdate) -> None: ...
 
     def on_transfer_update(self, update: TransferUpdate) -> None: ...
+
+    def on_venue_fee(self, fee: VenueFee) -> None: ...
 
 
 @runtime_checkable

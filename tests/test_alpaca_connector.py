@@ -42,6 +42,7 @@ from bot.model import (
     Side,
     TimeInForce,
     TransferUpdate,
+    VenueFee,
 )
 from bot.risk import RiskEngine
 from bot.sessions import SessionCalendar, eastern_ns
@@ -55,6 +56,7 @@ from connectors.broker import (
 )
 from connectors.sandbox.broker import BrokerSandbox, BrokerSandboxConfig
 from connectors.sandbox.broker_faults import BrokerFaults
+from connectors.sandbox.broker_fees import FeeRates
 from strategies.base import StrategyContext
 from tests.user_strategy import CountingStrategy
 
@@ -102,6 +104,7 @@ class Answers:
 
     seen: list[OrderUpdate | Fill] = field(default_factory=list)
     engine: Engine | None = None
+    fees: list[VenueFee] = field(default_factory=list)
 
     def on_order_update(self, update: OrderUpdate) -> None:
         self.seen.append(update)
@@ -118,6 +121,11 @@ class Answers:
 
     def on_transfer_update(self, update: TransferUpdate) -> None:
         raise AssertionError("a broker answers no transfer")
+
+    def on_venue_fee(self, fee: VenueFee) -> None:
+        self.fees.append(fee)
+        if self.engine is not None:
+            self.engine.on_venue_fee(fee)
 
     def of(self, client_id: str) -> list[tuple[str, Any, Any, Any]]:
         """``(kind, state or qty, reason or price, trade id)`` of one order's answers."""
@@ -201,29 +209,38 @@ class HedgeOnStart(CountingStrategy):
         return [self.intent]
 
 
+def engine_placing(
+    box: BrokerSandbox, clock: LiveClock, ledger: Ledger, intent: PlaceOrder
+) -> tuple[Engine, AlpacaBroker, Answers]:
+    """An engine whose strategy places ``intent`` when it starts, on an Alpaca connector to
+    ``box`` bound through a recorder that passes every answer on to the engine."""
+    settings = Settings(
+        stocks={"AAPL": {"broker": "alpaca"}}, venues={"alpaca": {"kind": "broker"}}
+    )
+    broker = AlpacaBroker(KEY, SECRET, clock, url_override=box.url,
+                          trading_stream_url=box.trading_stream_url, backoff=FAST)  # fmt: skip
+    engine = Engine(
+        settings=settings, clock=clock, sessions=SessionCalendar(TUESDAY, TUESDAY),
+        issuer_sessions={}, market=MarketState(), tokens={}, ledger=ledger,
+        risk=RiskEngine(settings.risk), strategy=HedgeOnStart(settings, intent),
+        venues={"alpaca": broker}, issuers={}, journal=MemoryJournal(),
+    )  # fmt: skip
+    answers = Answers(engine=engine)
+    broker.bind(answers)  # the engine bound it; the recorder passes everything on
+    return engine, broker, answers
+
+
 def test_a_hedge_goes_through_engine_and_executor_to_alpaca_and_its_fill_into_the_ledger() -> None:
     async def run() -> None:
         async with sandbox(et(TUESDAY, 11)) as (box, _):
-            settings = Settings(
-                stocks={"AAPL": {"broker": "alpaca"}}, venues={"alpaca": {"kind": "broker"}}
-            )
             clock = LiveClock()
-            broker = AlpacaBroker(KEY, SECRET, clock, url_override=box.url,
-                                  trading_stream_url=box.trading_stream_url, backoff=FAST)  # fmt: skip
             quotes = AlpacaQuotes(KEY, SECRET, ["AAPL"], clock,
                                   stream_urls={"iex": box.data_stream_url("iex")})  # fmt: skip
             ledger = Ledger()
             ledger.deposit_cash("alpaca", D(100_000))
             hedge = PlaceOrder("alpaca", "AAPL", Side.BUY, D(10), role=LegRole.HEDGE,
                                reference_price=190.0, group_id="g-1")  # fmt: skip
-            engine = Engine(
-                settings=settings, clock=clock, sessions=SessionCalendar(TUESDAY, TUESDAY),
-                issuer_sessions={}, market=MarketState(), tokens={}, ledger=ledger,
-                risk=RiskEngine(settings.risk), strategy=HedgeOnStart(settings, hedge),
-                venues={"alpaca": broker}, issuers={}, journal=MemoryJournal(),
-            )  # fmt: skip
-            answers = Answers(engine=engine)
-            broker.bind(answers)  # the engine bound it; the recorder passes everything on
+            engine, broker, answers = engine_placing(box, clock, ledger, hedge)
             quotes.bind(engine)
             await broker.connect()
             await quotes.connect()
@@ -257,6 +274,47 @@ def test_a_hedge_goes_through_engine_and_executor_to_alpaca_and_its_fill_into_th
         assert engine.market.disconnected == {"alpaca": "closed"}
 
     asyncio.run(run())
+
+
+def test_a_sales_sec_and_taf_fees_are_booked_once_and_the_ledger_equals_the_account() -> None:
+    """Alpaca charges a sale's regulatory fees as account activities, not on the fill: the
+    connector reads them after the sale and the engine books each once (component
+    ``venue_fees``), so the ledger's cash equals the account's. Fees charged before the run
+    are in the opening balance and are not booked again."""
+
+    async def run() -> None:
+        async with sandbox(et(TUESDAY, 11), regulatory_fees=FeeRates()) as (box, _):
+            clock = LiveClock()
+            before = Answers()  # an earlier run: bought 200, sold 100 (its fees: 0.53 + 0.02)
+            async with connected(box, before) as earlier:
+                earlier.submit_order(order("buy-0", "200", limit="190.02"))
+                await until(lambda: before.done("buy-0"), "the buy")
+                earlier.submit_order(order("sell-0", "100", side=Side.SELL))
+                await until(lambda: before.done("sell-0"), "the earlier sale")
+            ledger = Ledger()
+            sell = PlaceOrder("alpaca", "AAPL", Side.SELL, D(100), role=LegRole.HEDGE,
+                              reference_price=190.0, group_id="g-1")  # fmt: skip
+            engine, broker, answers = engine_placing(box, clock, ledger, sell)
+            await broker.connect()
+            opening = await broker.balances()  # the ledger opens from the account, as a run does
+            ledger.deposit_cash("alpaca", opening["USD"])
+            ledger.deposit_position("alpaca", "AAPL", opening["AAPL"], D("190"))
+            engine.start()
+            (placed,) = engine.executor.orders.values()
+            await until(lambda: answers.done(placed.client_id), "the sale")
+            await until(lambda: len(answers.fees) == 2, "the sale's fees, read after it")
+            account = await broker.account()
+            await broker.close()  # a last read of the fees: nothing new, nothing twice
+            return opening, account.cash, answers.fees, ledger
+
+    opening, account_cash, fees, ledger = asyncio.run(run())
+    # SEC 18,998 x 27.80 / 1e6 = 0.528 -> 0.53; TAF 100 x 0.000166 -> 0.02 (per sale)
+    assert opening["USD"] == D("100000") - D("38004") + D("18998") - D("0.55")
+    assert [(f.venue, f.amount_usd, f.detail.split(" ")[0]) for f in fees] == [
+        ("alpaca", D("0.53"), "REG"), ("alpaca", D("0.02"), "TAF"),
+    ]  # fmt: skip
+    assert ledger.cash("alpaca") == account_cash == opening["USD"] + D("18998") - D("0.55")
+    assert ledger.pnl({"AAPL": D("189.98")}).venue_fees == D("0.55")
 
 
 # ---- what Alpaca's rules refuse, and client ids ---------------------------------------------
@@ -419,9 +477,10 @@ def test_rate_limited_submits_back_off_until_the_window_opens_or_the_order_is_ca
         ):  # fmt: skip
             answers = Answers()
             with structlog.testing.capture_logs() as logs:
-                # request 1: the account (no account checks: each order is one request)
+                # requests 1 and 2: the account and its fee activities (no account checks:
+                # each order is one request)
                 async with connected(box, answers, order_checks=False) as broker:
-                    for client_id in ("first", "second"):  # requests 2 and 3
+                    for client_id in ("first",):  # request 3
                         broker.submit_order(order(client_id, "1"))
                         await until(partial(answers.done, client_id), client_id)
                     broker.submit_order(order("limited", "1"))
@@ -437,6 +496,7 @@ def test_rate_limited_submits_back_off_until_the_window_opens_or_the_order_is_ca
                     await until(lambda: box.rest.rates.refused >= 6, "more refusals")
                     broker.cancel_order("given-up")
                     await until(lambda: answers.done("given-up"), "the cancel")
+                    monotonic[0] += 61_000_000_000  # the close's last read of the fees goes
             refused = box.rest.rates.refused
             sent = [o.client_order_id for o in box.desk.orders.values()]
 
@@ -447,7 +507,7 @@ def test_rate_limited_submits_back_off_until_the_window_opens_or_the_order_is_ca
         assert answers.of("given-up") == [
             ("update", OrderState.CANCELED, "canceled before Alpaca took it (rate limited)", ""),
         ]
-        assert sent == ["first", "second", "limited", "a", "b", "c"]
+        assert sent == ["first", "limited", "a", "b", "c"]
 
     asyncio.run(run())
 

@@ -190,13 +190,26 @@ class Ledger:
     def charge_gas(self, venue: str, client_id: str, gas_usd: Decimal) -> bool:
         """Charge the gas of a reverted transaction (no fill) to ``venue``'s cash, component
         ``gas``; False (and no change) if that order's gas was charged before."""
-        key = (venue, f"revert:{client_id}")
+        return self._charge(venue, f"revert:{client_id}", gas_usd, gas=True)
+
+    def charge_fee(self, venue: str, fee_id: str, amount_usd: Decimal) -> bool:
+        """Charge a fee the venue took apart from any fill (``VenueFee``) to its cash, component
+        ``venue_fees``; False (and no change) if that fee was charged before."""
+        return self._charge(venue, f"fee:{fee_id}", amount_usd, gas=False)
+
+    def _charge(self, venue: str, key_id: str, usd: Decimal, *, gas: bool) -> bool:
+        """A cost with no fill: off ``venue``'s cash once per ``key_id``, into ``gas`` or
+        ``venue_fees``."""
+        key = (venue, key_id)
         if key in self._seen_fills:
             return False
         self._version += 1
         with exact():
-            self._cash[venue] = self.cash(venue) - gas_usd
-            self._gas += gas_usd
+            self._cash[venue] = self.cash(venue) - usd
+            if gas:
+                self._gas += usd
+            else:
+                self._venue_fees += usd
         self._seen_fills.add(key)
         return True
 

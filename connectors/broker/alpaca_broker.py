@@ -35,9 +35,10 @@ from typing import Any
 from bot.clock import Clock
 from bot.errors import PegbotError
 from bot.logging import get_logger, register_secret
-from bot.model import Currency, Fill, Order, OrderState, OrderUpdate, VenueKind
+from bot.model import Currency, Fill, Order, OrderState, OrderUpdate, Side, VenueFee, VenueKind
 from connectors.base import VenueEvents
 from connectors.broker.alpaca_checks import AccountReads, OrderChecks, PriceOf, ReadingAccount
+from connectors.broker.alpaca_fees import FeeFollower
 from connectors.broker.alpaca_replace import ReplacingOrders
 from connectors.broker.alpaca_rest import (
     DEFAULT_BACKOFF,
@@ -94,10 +95,13 @@ class AlpacaBroker(ReplacingOrders, ReadingAccount):
         connect_timeout_s: float = 15.0,
         order_checks: bool = True,
         price_of: PriceOf | None = None,
+        fee_poll_s: float = 300.0,
     ) -> None:
         """``order_checks``: check buying power, shorting and pattern day trading before each
         order (alpaca_checks.py), refusing locally what fails; ``price_of(symbol)`` prices a
-        market order for that check (the engine's quote; else a held position's price)."""
+        market order for that check (the engine's quote; else a held position's price).
+        ``fee_poll_s``: how often the SEC/TAF fee activities are read besides after each sale
+        (alpaca_fees.py: each is booked once, as a ``VenueFee``)."""
         if not paper and live_confirmation != LIVE_CONFIRMATION:
             raise BrokerConnectError(
                 f"{name}: live trading needs paper=false and live_confirmation "
@@ -122,6 +126,7 @@ class AlpacaBroker(ReplacingOrders, ReadingAccount):
         )
         self._reads = AccountReads(self._rest)
         self._checks = OrderChecks(self._reads, clock, price_of) if order_checks else None
+        self._fees = FeeFollower(name, self._reads, clock, self._tell_fee, poll_s=fee_poll_s)
         stream = ReportingTradingStream(
             api_key,
             secret_key,
@@ -169,6 +174,11 @@ class AlpacaBroker(ReplacingOrders, ReadingAccount):
                 f"{self.name}: trade_updates stream not listening after "
                 f"{self._connect_timeout_s:g} s"
             ) from None
+        try:
+            await self._fees.start()  # what the account was charged before is in its cash
+        except (Refused, OutcomeUnknown) as error:
+            await self._stream.stop()
+            raise BrokerConnectError(f"{self.name}: fee activities not readable: {error}") from None
         log.info(
             "broker_connected",
             venue=self.name,
@@ -180,6 +190,7 @@ class AlpacaBroker(ReplacingOrders, ReadingAccount):
 
     async def close(self) -> None:
         self._closing = True
+        await self._fees.close()  # a last read: the closing book has the last sales' fees
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -420,8 +431,14 @@ class AlpacaBroker(ReplacingOrders, ReadingAccount):
         for answer in answers:
             if isinstance(answer, Fill):
                 events.on_fill(answer)
+                if answer.side is Side.SELL:
+                    self._fees.sold()  # its SEC and TAF fees come as account activities
             else:
                 events.on_order_update(answer)
+
+    def _tell_fee(self, fee: VenueFee) -> None:
+        if self._events is not None:
+            self._events.on_venue_fee(fee)
 
     def _running_loop(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
