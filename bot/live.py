@@ -189,6 +189,7 @@ def _ccxt(
 ) -> tuple[OrderVenue, list[MarketDataSource]]:
     from connectors.exchanges.ccxt_book import BookPolling, CcxtBook
     from connectors.exchanges.ccxt_venue import CcxtExchange
+    from connectors.exchanges.ccxt_watch_book import CcxtWatchBook
     from connectors.exchanges.ccxt_ws_book import CcxtWsBook
 
     ccxt_id = v.ccxt_id or ("kraken" if settings.run.environment == "sandbox" else name)
@@ -205,8 +206,9 @@ def _ccxt(
     )
 
     def book(token: str, underlying: str) -> MarketDataSource:
-        if v.book_stream == "websocket":  # Kraken's websocket v2 (docs/connectors.md)
-            return CcxtWsBook(
+        if v.book_stream == "websocket":  # docs/connectors.md, "Websockets"
+            stream = CcxtWsBook if ccxt_id == "kraken" else CcxtWatchBook  # Kraken's v2 / unified
+            return stream(
                 name, ccxt_id, token=token, underlying=underlying, quote=v.quote_currency,
                 clock=clock, depth=v.book_depth, base_url=end.url or None, trades=True,
             )  # fmt: skip

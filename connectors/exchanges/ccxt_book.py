@@ -142,6 +142,27 @@ class BookSource:
     async def _failed(self, exc: BaseException) -> None:
         raise NotImplementedError
 
+    async def _stream(self) -> None:
+        raise NotImplementedError
+
+    async def _stream_while_listed(self, backoff: Backoff) -> None:
+        """The websocket sources' loop: (re)connect when there is no client, ``_stream`` until
+        it fails, ``_failed``, wait ``backoff``; CLOSED once the venue no longer lists the
+        token."""
+        while True:
+            try:
+                if self._session.client is None or self._market is None:
+                    await self._start()
+                await self._stream()
+            except UnknownSymbolError as exc:
+                await self._session.close_client()
+                log.error("book_symbol_gone", venue=self.name, reason=str(exc))
+                self._outlet.report(ConnectionState.CLOSED, str(exc))
+                return
+            except Exception as exc:  # the websocket broke, or the venue is down
+                await self._failed(exc)
+            await asyncio.sleep(backoff.next_delay())
+
 
 class CcxtBook(BookSource):
     """The order book of ``token`` (whose underlying is ``underlying``) quoted in ``quote`` on

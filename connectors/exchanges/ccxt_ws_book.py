@@ -51,7 +51,7 @@ from connectors.exchanges.ccxt_backoff import Backoff
 from connectors.exchanges.ccxt_book import BookSource
 from connectors.exchanges.ccxt_session import CcxtSession
 from connectors.exchanges.kraken_book import KrakenBook, subscription_depth
-from connectors.exchanges.symbols import UnknownSymbolError, resolve_token_market
+from connectors.exchanges.symbols import resolve_token_market
 from connectors.exchanges.venues import new_client
 
 log = get_logger("pegbot.ccxt")
@@ -67,6 +67,24 @@ class BookStreaming:
     reconnect_first_s: float = 1.0
     reconnect_max_s: float = 30.0
     request_timeout_s: float = 10.0  # load_markets over REST
+
+
+def pro_session(
+    name: str,
+    ccxt_id: str,
+    streaming: BookStreaming,
+    base_url: str | None,
+    client_factory: Callable[[], Any] | None,
+) -> CcxtSession:
+    """A session on ccxt pro's client of the exchange (``client_factory``'s, when given)."""
+    timeout_s = streaming.request_timeout_s
+    return CcxtSession(
+        name,
+        ccxt_id,
+        timeout_s=timeout_s,
+        client_factory=client_factory
+        or (lambda: new_client(ccxt_id, base_url=base_url, timeout_s=timeout_s, pro=True)),
+    )
 
 
 class SubscriptionRefusedError(Exception):
@@ -100,14 +118,7 @@ class CcxtWsBook(BookSource):
         if ccxt_id != "kraken":
             raise ValueError(f"{name}: the websocket book speaks Kraken's v2 only, not {ccxt_id}")
         self.streaming = streaming or BookStreaming()
-        timeout_s = self.streaming.request_timeout_s
-        session = CcxtSession(
-            name,
-            ccxt_id,
-            timeout_s=timeout_s,
-            client_factory=client_factory
-            or (lambda: new_client(ccxt_id, base_url=base_url, timeout_s=timeout_s, pro=True)),
-        )
+        session = pro_session(name, ccxt_id, self.streaming, base_url, client_factory)
         super().__init__(
             name, ccxt_id, token=token, underlying=underlying, quote=quote, clock=clock,
             depth=depth, session=session, stale_after_s=0, trades=trades,
@@ -155,19 +166,7 @@ class CcxtWsBook(BookSource):
         self._market = market
 
     async def _run(self) -> None:
-        while True:
-            try:
-                if self._session.client is None or self._market is None:
-                    await self._start()
-                await self._stream()
-            except UnknownSymbolError as exc:
-                await self._session.close_client()
-                log.error("book_symbol_gone", venue=self.name, reason=str(exc))
-                self._outlet.report(ConnectionState.CLOSED, str(exc))
-                return
-            except Exception as exc:  # the websocket broke, or the venue is down
-                await self._failed(exc)
-            await asyncio.sleep(self._backoff.next_delay())
+        await self._stream_while_listed(self._backoff)
 
     async def _failed(self, exc: BaseException) -> None:
         detail = f"book stream broke: {self._session.reason(exc)}"

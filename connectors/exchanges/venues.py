@@ -105,7 +105,8 @@ def new_client(
     rate limiter is off: it paces Kraken's private calls seconds apart, which a local server does
     not need. ``timeout_s``: how long one request may take (ccxt's default is 10 s). ``pro``: ccxt
     pro's client, whose websocket URLs (``urls["api"]["ws"]``) keep their paths on the same host,
-    as ``ws://``: Kraken's ``wss://ws.kraken.com/v2`` becomes ``ws://127.0.0.1:PORT/v2``. The
+    as ``ws://``: Kraken's ``wss://ws.kraken.com/v2`` becomes ``ws://127.0.0.1:PORT/v2``, Bybit's
+    ``wss://stream.{hostname}/v5/public/spot`` ``ws://127.0.0.1:PORT/v5/public/spot``. The
     caller closes the client (``await client.close()``).
     """
     if pro:
@@ -128,15 +129,19 @@ def new_client(
         client.urls["api"] = dict.fromkeys(client.urls["api"], base)
         if isinstance(ws, dict):
             ws_base = "ws" + base.removeprefix("http")  # http -> ws, https -> wss
-            client.urls["api"]["ws"] = {k: ws_base + _path(url) for k, url in ws.items()}
+            client.urls["api"]["ws"] = _on_host(ws, ws_base)
         client.enableRateLimit = False
     return client
 
 
-def _path(url: str) -> str:
+def _on_host(urls: Any, base: str) -> Any:
+    """Each websocket URL of ``urls`` (nested as ccxt keeps them: Bybit's ``public.spot``) with
+    its path on ``base``."""
     from urllib.parse import urlsplit
 
-    return urlsplit(url).path
+    if isinstance(urls, dict):
+        return {key: _on_host(url, base) for key, url in urls.items()}
+    return base + urlsplit(urls).path
 
 
 def isolate_decimal_context() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -97,16 +98,10 @@ class KrakenWsFeed:
         conn = _Connection(ws)
         self._connections.add(conn)
         conn.send({"channel": "status", "type": "update", "data": [_status()]})
-        writer = asyncio.get_running_loop().create_task(self._write(conn))
         try:
-            async for frame in ws:
-                if frame.type is WSMsgType.TEXT:
-                    self._answer(conn, frame.data)
+            await pump(ws, self._write(conn), lambda text: self._answer(conn, text))
         finally:
             self._connections.discard(conn)
-            writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await writer
         return ws
 
     async def _write(self, conn: _Connection) -> None:
@@ -233,6 +228,22 @@ class KrakenWsFeed:
             self.corrupt_checksums -= 1
             return crc ^ 1
         return crc
+
+
+async def pump(
+    ws: web.WebSocketResponse, write: Coroutine[Any, Any, None], on_text: Callable[[str], None]
+) -> None:
+    """Each text frame of ``ws`` to ``on_text`` until it closes, ``write`` running meanwhile as a
+    task (canceled when the connection ends)."""
+    writer = asyncio.get_running_loop().create_task(write)
+    try:
+        async for frame in ws:
+            if frame.type is WSMsgType.TEXT:
+                on_text(frame.data)
+    finally:
+        writer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await writer
 
 
 def _changes(old: list[Quote], new: list[Quote]) -> list[Quote]:
