@@ -104,7 +104,7 @@ class VenueConfig(Strict):
     book_depth: int = Field(5, ge=1, description="exchange: book levels read")
     book_interval_s: float = Field(1.0, gt=0, description="exchange: book read period")
     book_stream: Literal["rest", "websocket"] = Field(
-        "rest", description="exchange: book read by REST polling or Kraken's websocket v2"
+        "rest", description="exchange: book read by REST polling or streamed over the websocket"
     )
     rpc_url: str = Field("", description="pool: JSON-RPC HTTP URL")
     ws_url: str = Field("", description="pool: JSON-RPC websocket URL (logs)")
