@@ -43,9 +43,8 @@ from bot.feeds.schema import Side
 from bot.logging import get_logger
 from connectors.base import ConnectionState
 from connectors.exchanges.book_outlet import ASK, BID, Printed
-from connectors.exchanges.ccxt_backoff import Backoff
-from connectors.exchanges.ccxt_book import BookSource, _side
-from connectors.exchanges.ccxt_ws_book import BookStreaming, pro_session
+from connectors.exchanges.ccxt_book import _side
+from connectors.exchanges.ccxt_ws_book import BookStreaming, StreamedBookSource
 from connectors.exchanges.symbols import resolve_token_market
 
 log = get_logger("pegbot.ccxt")
@@ -66,10 +65,12 @@ def watch_depth(depth: int) -> int:
     raise ValueError(f"book depth {depth} is more than the venue streams ({WATCH_DEPTHS[-1]})")
 
 
-class CcxtWatchBook(BookSource):
+class CcxtWatchBook(StreamedBookSource):
     """The order book of ``token`` (whose underlying is ``underlying``) quoted in ``quote`` on
     exchange ``ccxt_id``, streamed with ccxt pro's unified watch methods, reported to the bound
     sink as venue ``name``."""
+
+    DEFAULT_STREAMING = BookStreaming(stale_after_s=60.0)  # Bybit sends a book only on change
 
     def __init__(
         self,
@@ -88,14 +89,12 @@ class CcxtWatchBook(BookSource):
     ) -> None:
         if ccxt_id == "kraken":
             raise ValueError(f"{name}: Kraken's book streams through CcxtWsBook, not {ccxt_id}")
-        self.streaming = streaming or BookStreaming(stale_after_s=60.0)
         self.watch_depth = watch_depth(depth)
-        session = pro_session(name, ccxt_id, self.streaming, base_url, client_factory)
         super().__init__(
             name, ccxt_id, token=token, underlying=underlying, quote=quote, clock=clock,
-            depth=depth, session=session, stale_after_s=0, trades=trades,
+            depth=depth, base_url=base_url, streaming=streaming, client_factory=client_factory,
+            trades=trades,
         )  # fmt: skip
-        self._backoff = Backoff(self.streaming.reconnect_first_s, self.streaming.reconnect_max_s)
         self._broke = False  # the stream broke: the next book follows a GAP
         self._fault: asyncio.Future[None] | None = None  # a frame ccxt could not read
         self._trade_ids: OrderedDict[str, None] = OrderedDict()

@@ -69,22 +69,42 @@ class BookStreaming:
     request_timeout_s: float = 10.0  # load_markets over REST
 
 
-def pro_session(
-    name: str,
-    ccxt_id: str,
-    streaming: BookStreaming,
-    base_url: str | None,
-    client_factory: Callable[[], Any] | None,
-) -> CcxtSession:
-    """A session on ccxt pro's client of the exchange (``client_factory``'s, when given)."""
-    timeout_s = streaming.request_timeout_s
-    return CcxtSession(
-        name,
-        ccxt_id,
-        timeout_s=timeout_s,
-        client_factory=client_factory
-        or (lambda: new_client(ccxt_id, base_url=base_url, timeout_s=timeout_s, pro=True)),
-    )
+class StreamedBookSource(BookSource):
+    """What the two websocket book sources share: a session on ccxt pro's client of the exchange
+    (``client_factory``'s, when given), their ``streaming`` settings (``DEFAULT_STREAMING``
+    when none are given) and the reconnect back-off; staleness is theirs to judge."""
+
+    DEFAULT_STREAMING = BookStreaming()
+
+    def __init__(
+        self,
+        name: str,
+        ccxt_id: str,
+        *,
+        token: str,
+        underlying: str,
+        quote: str,
+        clock: Clock,
+        depth: int = 1,
+        base_url: str | None = None,
+        streaming: BookStreaming | None = None,
+        client_factory: Callable[[], Any] | None = None,
+        trades: bool = False,
+    ) -> None:
+        self.streaming = streaming = streaming or self.DEFAULT_STREAMING
+        timeout_s = streaming.request_timeout_s
+        session = CcxtSession(
+            name,
+            ccxt_id,
+            timeout_s=timeout_s,
+            client_factory=client_factory
+            or (lambda: new_client(ccxt_id, base_url=base_url, timeout_s=timeout_s, pro=True)),
+        )
+        super().__init__(
+            name, ccxt_id, token=token, underlying=underlying, quote=quote, clock=clock,
+            depth=depth, session=session, stale_after_s=0, trades=trades,
+        )  # fmt: skip
+        self._backoff = Backoff(streaming.reconnect_first_s, streaming.reconnect_max_s)
 
 
 class SubscriptionRefusedError(Exception):
@@ -96,7 +116,7 @@ class _Unreadable:
     text: str  # what arrived, cut short for the log
 
 
-class CcxtWsBook(BookSource):
+class CcxtWsBook(StreamedBookSource):
     """The order book of ``token`` (whose underlying is ``underlying``) quoted in ``quote`` on
     Kraken's websocket, reported to the bound sink as venue ``name``."""
 
@@ -117,13 +137,11 @@ class CcxtWsBook(BookSource):
     ) -> None:
         if ccxt_id != "kraken":
             raise ValueError(f"{name}: the websocket book speaks Kraken's v2 only, not {ccxt_id}")
-        self.streaming = streaming or BookStreaming()
-        session = pro_session(name, ccxt_id, self.streaming, base_url, client_factory)
         super().__init__(
             name, ccxt_id, token=token, underlying=underlying, quote=quote, clock=clock,
-            depth=depth, session=session, stale_after_s=0, trades=trades,
+            depth=depth, base_url=base_url, streaming=streaming, client_factory=client_factory,
+            trades=trades,
         )  # fmt: skip
-        self._backoff = Backoff(self.streaming.reconnect_first_s, self.streaming.reconnect_max_s)
         self._symbol = ""  # Kraken's own name of the pair on its websocket: "AAPLx/USD"
         self._url = ""
         self._book: KrakenBook | None = None
