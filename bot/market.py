@@ -96,23 +96,6 @@ class Book:
         side = self.bids if is_bid else self.asks
         return sorted(side.items(), reverse=is_bid)
 
-    def walk(self, is_bid: bool, qty: float, skip: float = 0.0) -> tuple[float, float]:
-        """Walk the given side for ``qty`` after its first ``skip`` (taken by our own order
-        still out): returns (quantity available up to qty, notional)."""
-        left = qty
-        notional = 0.0
-        for px, sz in self.levels(is_bid):
-            if skip > 0.0:
-                used = sz if sz < skip else skip
-                skip -= used
-                sz -= used
-            take = sz if sz < left else left
-            notional += take * px
-            left -= take
-            if left <= 0.0:
-                break
-        return qty - left, notional
-
 
 @dataclass(slots=True)
 class PoolInfo:

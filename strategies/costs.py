@@ -340,8 +340,8 @@ def walk_levels(
     levels: Sequence[tuple[float, float]], qty: float, skip: float = 0.0
 ) -> tuple[float, float]:
     """``(filled, USD)`` of ``qty`` walked through ``levels`` (``Book.levels``: best first) after
-    their first ``skip``: ``Book.walk`` over levels read once, since a size search walks the
-    same book for every size it tries."""
+    their first ``skip`` (taken by our own order still out); the levels are read once, since a
+    size search walks the same book for every size it tries."""
     left = qty
     notional = 0.0
     for px, sz in levels:
