@@ -8,6 +8,9 @@ import pytest
 
 from bot.feeds.synth import generate
 
+# helper modules that test modules both import and load as pytest_plugins: their asserts rewritten
+pytest.register_assert_rewrite("tests.sandbox_world")
+
 REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = REPO.parent / "shared" / "data" / "real"
 DEFAULT_CONFIG = REPO / "config" / "default.toml"

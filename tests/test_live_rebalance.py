@@ -21,21 +21,20 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
-import pytest
 from web3 import Web3
 
 from bot.config import load_config
 from bot.live import sandbox_wallet_key
-from connectors.exchanges.venues import new_client
 from connectors.sandbox.exchange_funding import deposit_address
 from tests.conftest import REPO
-from tests.test_live_run import Outcome, pegbot
-from tests.test_live_transfers import onchain_aapl
+from tests.sandbox_world import Outcome, pegbot, sandbox_json
+from tests.test_live_transfers import exchange_holds, onchain_aapl
+
+pytest_plugins = ["tests.sandbox_world"]
 
 D = Decimal
 PEGBOT = Path(sys.executable).parent / "pegbot"
@@ -72,21 +71,6 @@ CASH_BANDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state = tmp_path_factory.mktemp("sandbox") / "state"
-    up = pegbot("sandbox", "up", "--state", str(state))
-    assert up.returncode == 0, up.stderr
-    try:
-        yield state
-    finally:
-        pegbot("sandbox", "down", "--state", str(state))
-
-
-def sandbox_json(state: Path) -> dict[str, Any]:
-    return dict(json.loads((state / "sandbox.json").read_text()))
-
-
 def run_env(
     sandbox: Path, run_state: Path, routes: dict[str, Any], bands: dict[str, Any]
 ) -> dict[str, str]:
@@ -119,23 +103,9 @@ def band_amount(
     return min(target - held, cap - flat_fee).quantize(quantum, rounding=ROUND_DOWN)
 
 
-async def _exchange_total(sandbox: dict[str, Any], code: str) -> Decimal:
-    keys = sandbox["credentials"]["exchange"]
-    client = new_client(
-        "kraken", api_key=keys["api_key"], secret=keys["secret"],
-        base_url=sandbox["endpoints"]["exchange"]["url"],
-    )  # fmt: skip
-    client.number = str  # exact amounts
-    try:
-        balance = await client.fetch_balance()
-    finally:
-        await client.close()
-    return D(str(balance["total"][code]))
-
-
 def exchange_total(sandbox: dict[str, Any], code: str) -> Decimal:
     """The exchange account's total of ``code`` (ccxt's name: AAPLX, USD), through ccxt."""
-    return asyncio.run(_exchange_total(sandbox, code))
+    return asyncio.run(exchange_holds(sandbox, code))
 
 
 def events(stderr: str, name: str) -> list[dict[str, Any]]:

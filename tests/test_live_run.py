@@ -12,63 +12,18 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import pytest
 
 from bot.live import sandbox_wallet_key
 from tests.conftest import REPO
+from tests.sandbox_world import pegbot, sandbox_json
 
-PEGBOT = Path(sys.executable).parent / "pegbot"
 SANDBOX_CONFIG = REPO / "config" / "sandbox.toml"
-
-
-class Outcome(NamedTuple):
-    returncode: int
-    stdout: str
-    stderr: str
-
-    def events(self, name: str) -> list[dict[str, Any]]:
-        out = []
-        for line in self.stderr.splitlines():
-            if line.startswith("{"):
-                record = json.loads(line)
-                if record.get("event") == name:
-                    out.append(record)
-        return out
-
-
-def pegbot(*args: str, env: dict[str, str] | None = None, timeout: float = 240) -> Outcome:
-    done = subprocess.run(
-        [str(PEGBOT), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-    )
-    return Outcome(done.returncode, done.stdout, done.stderr)
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state = tmp_path_factory.mktemp("sandbox") / "state"
-    up = pegbot("sandbox", "up", "--state", str(state))
-    assert up.returncode == 0, up.stderr
-    try:
-        yield state
-    finally:
-        pegbot("sandbox", "down", "--state", str(state))
-
-
-def sandbox_json(state: Path) -> dict[str, Any]:
-    return dict(json.loads((state / "sandbox.json").read_text()))
+pytest_plugins = ["tests.sandbox_world"]
 
 
 def test_a_sandbox_run_connects_opens_the_ledger_from_the_accounts_and_leaves_a_running_sandbox(

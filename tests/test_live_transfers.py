@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -38,6 +37,8 @@ from tests.conftest import REPO
 from tests.evm_live import until
 from tests.test_ccxt_transfers import Told
 
+pytest_plugins = ["tests.sandbox_world"]
+
 D = Decimal
 PEGBOT = Path(sys.executable).parent / "pegbot"
 SANDBOX_CONFIG = REPO / "config" / "sandbox.toml"
@@ -58,17 +59,6 @@ def pegbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
         [str(PEGBOT), *args], capture_output=True, text=True, timeout=120, check=False,
         cwd=REPO, env={**os.environ, **env},
     )  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state = tmp_path_factory.mktemp("sandbox") / "state"
-    up = pegbot("sandbox", "up", "--state", str(state), env={})
-    assert up.returncode == 0, up.stderr
-    try:
-        yield state
-    finally:
-        pegbot("sandbox", "down", "--state", str(state), env={})
 
 
 @dataclass
@@ -116,6 +106,11 @@ def onchain_aapl(sandbox: dict[str, Any], owner: str) -> int:
 
 
 async def exchange_aapl(sandbox: dict[str, Any]) -> Decimal:
+    return await exchange_holds(sandbox, "AAPLX")
+
+
+async def exchange_holds(sandbox: dict[str, Any], code: str) -> Decimal:
+    """The exchange account's total of ``code`` (ccxt's name: AAPLX, USD), through ccxt."""
     keys = sandbox["credentials"]["exchange"]
     client = new_client(
         "kraken", api_key=keys["api_key"], secret=keys["secret"],
@@ -126,7 +121,7 @@ async def exchange_aapl(sandbox: dict[str, Any]) -> Decimal:
         balance = await client.fetch_balance()
     finally:
         await client.close()
-    return D(str(balance["total"]["AAPLX"]))
+    return D(str(balance["total"][code]))
 
 
 def test_a_deposit_from_the_wallet_moves_tokens_on_chain_and_a_withdrawal_comes_back(
