@@ -396,6 +396,10 @@ class Settings(BaseSettings):
     venues: dict[str, VenueConfig] = Field(default_factory=dict)
     issuers: dict[str, IssuerConfig] = Field(default_factory=dict)
     strategy: StrategyConfig = StrategyConfig()
+    strategies: dict[str, StrategyConfig] = Field(
+        default_factory=dict,
+        description="named strategies a backtest runs side by side, each on its own ledger",
+    )
     risk: RiskConfig = RiskConfig()
     backtest: BacktestConfig = BacktestConfig()
     run: RunConfig = RunConfig()
@@ -442,9 +446,14 @@ def _cross_check(s: Settings) -> list[str]:
             problems.append(f"issuers.{name}.deliver_to: unknown venue '{iss.deliver_to}'")
         if iss.cash_account and iss.cash_account not in s.venues:
             problems.append(f"issuers.{name}.cash_account: unknown venue '{iss.cash_account}'")
-    for key in s.strategy.inventory:
-        if key not in s.venues:
-            problems.append(f"strategy.inventory.{key}: unknown venue '{key}'")
+    for where, strategy in [("strategy", s.strategy)] + [
+        (f"strategies.{name}", cfg) for name, cfg in s.strategies.items()
+    ]:
+        for key in strategy.inventory:
+            if key not in s.venues:
+                problems.append(f"{where}.inventory.{key}: unknown venue '{key}'")
+    if "strategy" in s.strategies:
+        problems.append("strategies.strategy: 'strategy' names the [strategy] table; rename it")
     for key in s.backtest.initial_cash_usd:
         if key not in s.venues and key not in s.issuers:
             problems.append(f"backtest.initial_cash_usd.{key}: unknown venue or issuer '{key}'")
@@ -586,13 +595,20 @@ def _load(path: Path, environ: dict[str, str] | None) -> Settings:
         os.environ.clear()
         os.environ.update(environ)
     try:
-        settings = Settings(**data)
-    except ValidationError as exc:
-        raise ConfigError(_format_validation_error(exc)) from None
+        return settings_from_data(data)
     finally:
         if saved is not None:
             os.environ.clear()
             os.environ.update(saved)
+
+
+def settings_from_data(data: dict[str, Any]) -> Settings:
+    """Settings from a config's parsed TOML (environment overrides applied), validated and
+    cross-checked; ConfigError with one line per problem, naming the key."""
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_validation_error(exc)) from None
     problems = _cross_check(settings)
     if problems:
         raise ConfigError(problems)

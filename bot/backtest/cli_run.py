@@ -1,7 +1,9 @@
 """``pegbot backtest`` as the command line runs it, and the summary lines both commands print.
 
 ``run_backtest_cli`` assembles a ``Backtest``, checks ``--out`` before the replay, replays with
-a progress bar on a terminal, writes the run's files into ``--out`` and prints the summary;
+a progress bar on a terminal, writes the run's files into ``--out`` and prints the summary; a
+config with several strategies (``[strategies.NAME]``) runs one pass per strategy on the same
+feed, writes each pass's files into ``--out/NAME`` and compares them in ``side_by_side.html``;
 ``print_summary`` is also the daemon's last output. What this module may not do: change a
 trading result (it shows and stores what the run made).
 """
@@ -11,11 +13,16 @@ from __future__ import annotations
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from bot.backtest.lineup import side_by_side_text, strategy_lineup, write_side_by_side
 from bot.backtest.record import RunRecord
 from bot.config import Settings
 from bot.display import qty_text
 from bot.errors import InputError
+
+if TYPE_CHECKING:
+    from bot.backtest.runner import Backtest
 
 OUTPUT_FILES = ("summary.json", "report.html", "fills.parquet", "decisions.parquet")
 
@@ -50,8 +57,6 @@ def run_backtest_cli(
 ) -> None:
     """``pegbot backtest``: run, then write summary.json, report.html, fills.parquet and
     decisions.parquet into ``out``."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from bot.backtest.report import write_report
     from bot.backtest.runner import Backtest
     from bot.backtest.summary import write_summary
@@ -59,33 +64,53 @@ def run_backtest_cli(
     from bot.logging import configure_logging
 
     configure_logging(log_level)
-    bt = Backtest(
-        settings, feed=feed, seed=seed, window_start_ns=window[0], window_end_ns=window[1]
-    )
-    bt.record.config_name = str(config_path)
-    # After the feed is known to be usable (its errors do not depend on --out, and leave no
-    # directory behind), before the replay, the long part.
-    prepare_out(out, overwrite=overwrite)
-    if sys.stderr.isatty():
-        with Progress(
-            TextColumn("backtest"),
-            BarColumn(),
-            TextColumn("{task.completed:,}/{task.total:,} events"),
-            TimeRemainingColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("replay", total=bt.reader.events)
-            record = bt.run(progress=lambda n, _ts: bar.update(task, completed=n))
-    else:
-        record = bt.run()
-    written = [
-        write_summary(record, out),
-        write_report(record, out),
-        write_fills(bt.engine.fills, out),
-        write_decisions(record.decisions, out),
-    ]
-    print_summary(record)
-    print(f"wrote {', '.join(path.name for path in written)} into {out}")
+    lineup = strategy_lineup(settings)
+    summaries: dict[str, dict[str, Any]] = {}
+    for name, pass_settings in lineup:
+        bt = Backtest(
+            pass_settings, feed=feed, seed=seed, window_start_ns=window[0], window_end_ns=window[1]
+        )
+        bt.record.config_name = str(config_path)
+        # After the feed is known to be usable (its errors do not depend on --out, and leave no
+        # directory behind), before the replay, the long part.
+        if not summaries:
+            prepare_out(out, overwrite=overwrite)
+        run_out = out if len(lineup) == 1 else out / name
+        if run_out != out:
+            prepare_out(run_out, overwrite=overwrite)
+            print(f"== {name}")
+        record = _replay(bt, name if len(lineup) > 1 else "backtest")
+        written = [
+            write_summary(record, run_out),
+            write_report(record, run_out),
+            write_fills(bt.engine.fills, run_out),
+            write_decisions(record.decisions, run_out),
+        ]
+        print_summary(record)
+        print(f"wrote {', '.join(path.name for path in written)} into {run_out}")
+        summaries[name] = record.summary
+    if len(lineup) > 1:
+        print("== side by side")
+        print(side_by_side_text(summaries))
+        path = write_side_by_side(summaries, out, title=f"pegbot backtest: {config_path}")
+        print(f"wrote {path.name} into {out}")
+
+
+def _replay(bt: Backtest, label: str) -> RunRecord:
+    """Replay ``bt``, with a progress bar named ``label`` when stderr is a terminal."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    if not sys.stderr.isatty():
+        return bt.run()
+    with Progress(
+        TextColumn(label),
+        BarColumn(),
+        TextColumn("{task.completed:,}/{task.total:,} events"),
+        TimeRemainingColumn(),
+        transient=True,
+    ) as bar:
+        task = bar.add_task("replay", total=bt.reader.events)
+        return bt.run(progress=lambda n, _ts: bar.update(task, completed=n))
 
 
 def print_summary(record: RunRecord) -> None:

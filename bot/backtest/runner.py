@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import partial
 from pathlib import Path
@@ -37,6 +37,7 @@ from bot.feeds.io import FeedReader
 from bot.feeds.schema import RUN_STARTED, EventKind
 from bot.logging import get_logger, set_time_source
 from bot.market import PoolInfo, PoolMarket
+from bot.model import Order
 from bot.node import OPEN_CHECK_S, Node, calendar_around
 from connectors.sim import SimPool
 from connectors.sim.adapters import sim_adapters
@@ -47,6 +48,16 @@ log = get_logger("pegbot.backtest")
 
 MICRO_USD = Decimal("0.000001")
 PACED_BATCH_ROWS = 4096
+
+
+def fill_rate(orders: Iterable[Order]) -> float | None:
+    """The share of the quantity ordered that filled, over every order the run made (risk
+    rejections included: nothing of them fills); None when it made none."""
+    ordered = filled = Decimal(0)
+    for order in orders:
+        ordered += order.qty
+        filled += order.filled_qty
+    return float(filled / ordered) if ordered else None
 
 
 def _usd(x: Decimal) -> Decimal:
@@ -429,6 +440,8 @@ class Backtest:
             "mints": counters["mints"],
             "redeems": counters["redeems"],
             "hedges": counters["hedges"],
+            "orders": len(self.engine.executor.orders),
+            "fill_rate": fill_rate(self.engine.executor.orders.values()),
             "risk_rejections": sum(self.risk.rejections.values()),
             "risk_rejections_by_reason": dict(self.risk.rejections),
             "decisions": len(rec.decisions),
