@@ -17,7 +17,7 @@ $(VPY):
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(VPY)
 	@command -v uv >/dev/null 2>&1 || [ -x $(VENV)/bin/uv ] || $(VPY) -m pip install -q uv
-	$(UV) sync --frozen --inexact --python $(VPY)
+	$(UV) sync --frozen --inexact --extra ray --python $(VPY)
 	@touch $@
 
 # npm ci writes node_modules/.package-lock.json: the target is rebuilt only when the lock changes.

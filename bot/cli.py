@@ -20,6 +20,7 @@ import click
 from bot.cli_transfer import add_parser as add_transfer_command
 from bot.errors import ConfigError, PegbotError
 from bot.record.cli_record import add_parser as add_record_command
+from bot.sweep.cli import add_parser as add_sweep_command
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -318,6 +319,7 @@ def sandbox_status(state: Path) -> None:
 
 add_record_command(cli)  # pegbot record (bot/record/cli_record.py)
 add_transfer_command(cli)  # pegbot transfer list|sent|done (bot/cli_transfer.py)
+add_sweep_command(cli)  # pegbot sweep (bot/sweep/cli.py)
 
 
 def _load(path: Path) -> Settings:

@@ -1,0 +1,200 @@
+"""``pegbot sweep --config FILE --grid GRID.toml [--workers N] [--ray ADDRESS]`` (docs/sweep.md).
+
+``run_sweep`` reads the grid, plans and checks every cell before anything runs (a bad key or value
+is one line, exit 2), prepares ``--out``, generates the synth feeds the cells need that the feed
+cache lacks, runs the cells on a process pool (or on Ray), writes each finished row into
+``cells.parquet`` at once, and ends with ``report.html``. A progress bar goes to stderr when it is
+a terminal (or with ``--progress``). Exit 0 when every cell ran, 1 when some failed (their errors
+are in the table and the report).
+
+``add_parser(group)`` registers the command on pegbot's click group (bot/cli.py). Heavy modules
+are imported inside the command so that ``pegbot --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import click
+
+DEFAULT_OUT = Path("runs/sweep")
+DEFAULT_FEEDS = Path("runs/sweep-feeds")
+
+
+@dataclass
+class SweepResult:
+    """What a finished (or interrupted) sweep made: its rows in cell order and the wall time."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    cells: int = 0
+    wall_seconds: float = 0.0
+
+    @property
+    def failed(self) -> int:
+        return sum(1 for r in self.rows if r["status"] != "ok")
+
+
+def run_sweep(
+    config_path: Path,
+    grid_path: Path,
+    out: Path,
+    *,
+    workers: int = 1,
+    ray_address: str | None = None,
+    feeds: Path = DEFAULT_FEEDS,
+    overwrite: bool = False,
+    progress: bool = False,
+) -> SweepResult:
+    """Plan, run and record a sweep (see the module docstring)."""
+    from bot.backtest.cli_run import prepare_out
+    from bot.feeds.synth import generate
+    from bot.sweep.grid import feed_dir, load_grid, plan
+    from bot.sweep.report import write_sweep_report
+    from bot.sweep.run import execute
+    from bot.sweep.table import CellTable
+
+    grid = load_grid(grid_path)
+    cells = plan(config_path, grid, grid_path, feeds)
+    prepare_out(out, overwrite=overwrite)
+    for scenario in grid.scenarios:
+        for seed in sorted({c.seed for c in cells if c.scenario == scenario}):
+            path = feed_dir(feeds, scenario, grid.days, seed)
+            if not (path / "manifest.json").exists():
+                generate(scenario, grid.days, seed, path, overwrite=True)
+    result = SweepResult(cells=len(cells))
+    table = CellTable(out, grid)
+    watch = time.perf_counter()
+    bar = _progress_bar(len(cells)) if progress else None
+
+    def on_row(row: dict[str, Any]) -> None:
+        table.add(row)
+        result.rows.append(row)
+        if bar is not None:
+            bar.advance(bar.task_ids[0])
+
+    title = f"pegbot sweep: {config_path} over {grid_path}"
+    try:
+        if bar is not None:
+            bar.start()
+        execute(cells, workers=workers, ray_address=ray_address, on_row=on_row)
+    except KeyboardInterrupt:
+        table.close()  # what finished stays readable, and is reported
+        write_sweep_report(result.rows, grid, out, title=title + " (interrupted)")
+        raise
+    finally:
+        if bar is not None:
+            bar.stop()
+        table.close()
+    result.wall_seconds = time.perf_counter() - watch
+    table.finish()
+    result.rows.sort(key=lambda r: r["cell"])
+    write_sweep_report(result.rows, grid, out, title=title)
+    return result
+
+
+def _progress_bar(total: int) -> Any:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    bar = Progress(
+        TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
+        TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+    )  # fmt: skip
+    bar.add_task("cells", total=total)
+    return bar
+
+
+def strategy_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """One terminal line per strategy: cells, mean / worst / best strategy PnL, fills."""
+    from decimal import Decimal
+
+    lines = []
+    for name in dict.fromkeys(r["strategy"] for r in rows):
+        ok = [r for r in rows if r["strategy"] == name and r["status"] == "ok"]
+        if not ok:
+            lines.append(f"{name}: no cell finished")
+            continue
+        pnl = [Decimal(str(r["strategy_pnl_usd"])) for r in ok]
+        lines.append(
+            f"{name}: {len(ok)} cells, strategy PnL mean {sum(pnl) / len(pnl):,.2f} "
+            f"worst {min(pnl):,.2f} best {max(pnl):,.2f} USD, "
+            f"{sum(r['fills'] for r in ok):,} fills, worst max drawdown "
+            f"{max(r['max_drawdown_usd'] for r in ok):,.2f} USD"
+        )
+    return lines
+
+
+def add_parser(group: click.Group) -> click.Command:
+    """Register ``sweep`` on ``group`` (pegbot's ``cli``); returns the command."""
+
+    @group.command("sweep")
+    @click.option("--config", "config_path", type=click.Path(path_type=Path), required=True,
+                  help="TOML config every cell starts from (docs/config.md)")  # fmt: skip
+    @click.option("--grid", "grid_path", type=click.Path(path_type=Path), required=True,
+                  help="TOML grid file: keys and values, scenarios, seeds (docs/sweep.md)")  # fmt: skip
+    @click.option("--workers", type=click.IntRange(min=1),
+                  help="processes of the local pool [default: the CPUs]")  # fmt: skip
+    @click.option("--ray", "ray_address", metavar="ADDRESS",
+                  help="run on the Ray cluster at ADDRESS ('local' starts one here)")  # fmt: skip
+    @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_OUT,
+                  show_default=True)  # fmt: skip
+    @click.option("--feeds", type=click.Path(path_type=Path), default=DEFAULT_FEEDS,
+                  show_default=True, help="cache of the synth feeds the scenarios need")  # fmt: skip
+    @click.option("--overwrite", is_flag=True, help="replace the sweep files in a non-empty --out")
+    @click.option("--progress/--no-progress", default=None,
+                  help="progress bar on stderr [default: when stderr is a terminal]")  # fmt: skip
+    def sweep(
+        config_path: Path,
+        grid_path: Path,
+        workers: int | None,
+        ray_address: str | None,
+        out: Path,
+        feeds: Path,
+        overwrite: bool,
+        progress: bool | None,
+    ) -> None:
+        """Backtest over a grid of config values, scenarios and seeds; writes cells.parquet and
+        report.html into --out."""
+        if workers is not None and ray_address:
+            raise click.UsageError("give --workers or --ray, not both")
+        result = run_sweep(
+            config_path,
+            grid_path,
+            out,
+            workers=workers or os.cpu_count() or 1,
+            ray_address=ray_address,
+            feeds=feeds,
+            overwrite=overwrite,
+            progress=sys.stderr.isatty() if progress is None else progress,
+        )
+        per_minute = result.cells / result.wall_seconds * 60 if result.wall_seconds else 0.0
+        where = (
+            f"on Ray at {ray_address}" if ray_address else f"on {workers or os.cpu_count()} workers"
+        )
+        click.echo(
+            f"swept {result.cells} cells ({result.failed} failed) in {result.wall_seconds:.1f} s "
+            f"{where}: {per_minute:.1f} backtests/minute"
+        )
+        for line in strategy_lines(result.rows):
+            click.echo(line)
+        click.echo(f"wrote cells.parquet, report.html into {out}")
+        if result.failed:
+            first = next(r for r in result.rows if r["status"] != "ok")
+            click.echo(
+                f"warning: {result.failed} cell(s) failed; cell {first['cell']}: {first['error']}",
+                err=True,
+            )
+            sys.exit(1)
+
+    return sweep
