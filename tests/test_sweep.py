@@ -4,6 +4,11 @@ the process pool, on one worker and on a local Ray instance."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +22,7 @@ from bot.errors import InputError
 from bot.sweep.cli import run_sweep
 from bot.sweep.grid import load_grid, plan
 from bot.sweep.table import VOLATILE, CellTable
-from tests.conftest import DEFAULT_CONFIG
+from tests.conftest import DEFAULT_CONFIG, REPO
 from tests.test_backtest_strategies import WIDE
 from tests.test_config import pegbot
 
@@ -240,3 +245,27 @@ def test_a_sweep_runs_every_strategy_of_the_lineup_in_each_cell(tmp_path: Path) 
         ("wide", {"strategies.wide.min_edge_bps": 200}, 3),
     ]
     assert [c.settings.strategy.min_edge_bps for c in cells] == [20.0, 100.0, 20.0, 200.0]
+
+
+def test_ctrl_c_stops_the_sweep_and_keeps_what_finished(tmp_path: Path, calm_feed: Path) -> None:
+    grid = grid_file(
+        tmp_path, f'seeds = [1, 2, 3, 4, 5, 6, 7, 8]\n[grid]\n"backtest.feed" = ["{calm_feed}"]\n'
+    )
+    out = tmp_path / "out"
+    sweep = subprocess.Popen(
+        [sys.executable, "-c", "from bot.cli import main; main()", "sweep", "--config",
+         str(DEFAULT_CONFIG), "--grid", str(grid), "--workers", "2", "--out", str(out)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, process_group=0,
+    )  # fmt: skip
+    table = out / "cells.parquet"
+    deadline = time.monotonic() + 120
+    # the table grows by a row group when the first cell finishes (its footer comes at the end)
+    while not (table.exists() and table.stat().st_size > 4) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(sweep.pid, signal.SIGINT)
+    _, err = sweep.communicate(timeout=60)
+    assert (sweep.returncode, err.strip()) == (130, "aborted")  # click writes a newline first
+    rows = pq.read_table(table).to_pylist()
+    assert 1 <= len(rows) < 8
+    assert {row["status"] for row in rows} == {"ok"}
+    assert "(interrupted)</h1>" in (out / "report.html").read_text()

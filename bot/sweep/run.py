@@ -12,6 +12,7 @@ cell's result (the row holds the summary's figures as the run made them).
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -88,20 +89,42 @@ def _one_line(error: BaseException) -> str:
     )
 
 
+def _ignore_sigint() -> None:
+    """A pool worker leaves Ctrl-C to the driver, which stops the pool (``run_pool``)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def run_pool(cells: Sequence[Cell], workers: int, on_row: Callable[[Row], None]) -> None:
-    """Run ``cells`` on a pool of ``workers`` processes; on Ctrl-C, cancel what has not started."""
-    with ProcessPoolExecutor(workers) as pool:
+    """Run ``cells`` on a pool of ``workers`` processes. On Ctrl-C (or any error in the driver)
+    the cells not started are canceled and the running ones stopped at once: what finished has
+    been handed to ``on_row`` already.
+
+    The backtest's modules are imported first: forked workers start with them loaded."""
+    import bot.backtest.runner  # noqa: F401
+
+    pool = ProcessPoolExecutor(workers, initializer=_ignore_sigint)
+    try:
         futures: dict[Future[Row], Cell] = {pool.submit(run_cell, c): c for c in cells}
         pending = set(futures)
-        try:
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in sorted(done, key=lambda f: futures[f].index):
-                    error = future.exception()
-                    on_row(_failed(futures[future], error) if error else future.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in sorted(done, key=lambda f: futures[f].index):
+                error = future.exception()
+                on_row(_failed(futures[future], error) if error else future.result())
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel what has not started and end the workers without waiting for their cells."""
+    # Python 3.14 has pool.terminate_workers(); before it, the pool's own table of processes,
+    # read before shutdown() lets go of it
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
 
 
 def run_ray(cells: Sequence[Cell], address: str, on_row: Callable[[Row], None]) -> None:
