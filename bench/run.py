@@ -6,6 +6,9 @@ strategy called on every market event), each in its own process so that its peak
 (ru_maxrss) is its own. Each prints its fills beside its speed: a workload that trades nothing
 exercises no risk, executor, venue or ledger path.
 
+Then ``bench.sweep``: backtests per minute of ``pegbot sweep`` on the sample feed with 2
+workers, with its cells' fills.
+
 Last, ``bench.tick_to_intent``: the live path's latency from one Alpaca quote frame's bytes to
 the intents handed to the executor (percentiles in microseconds, with the intents produced).
 
@@ -138,12 +141,16 @@ def _child(*args: str) -> None:
 
 
 def main() -> None:
-    """``python -m bench.run``: every workload both ways, then the tick-to-intent latency;
-    ``python -m bench.run generate``; ``python -m bench.run WORKLOAD [on|off]``: one run in this
+    """``python -m bench.run``: every workload both ways, the sweep, then the tick-to-intent
+    latency; ``python -m bench.run generate``; ``python -m bench.run sweep``: the sweep alone; ``python -m bench.run WORKLOAD [on|off]``: one run in this
     process; ``python -m bench.run tick_to_intent [FRAMES]``: the latency alone."""
     args = sys.argv[1:]
     if args == ["generate"]:
         generate()
+    elif args == ["sweep"]:
+        from bench.sweep import main as sweep
+
+        sweep()
     elif args[:1] == ["tick_to_intent"]:
         from bench.tick_to_intent import main as tick_to_intent
 
@@ -157,6 +164,7 @@ def main() -> None:
         for workload in WORKLOADS:
             for promises in ("on", "off"):
                 _child(workload, promises)
+        _child("sweep")
         _child("tick_to_intent")
 
 
