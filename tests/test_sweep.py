@@ -5,10 +5,12 @@ the process pool, on one worker and on a local Ray instance."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from bot.config import load_config
 from bot.errors import InputError
 from bot.sweep.cli import run_sweep
 from bot.sweep.grid import load_grid, plan
+from bot.sweep.report import heat_map
 from bot.sweep.table import VOLATILE, CellTable
 from tests.conftest import DEFAULT_CONFIG, REPO
 from tests.test_backtest_strategies import WIDE
@@ -269,3 +272,39 @@ def test_ctrl_c_stops_the_sweep_and_keeps_what_finished(tmp_path: Path, calm_fee
     assert 1 <= len(rows) < 8
     assert {row["status"] for row in rows} == {"ok"}
     assert "(interrupted)</h1>" in (out / "report.html").read_text()
+
+
+def test_a_heat_map_square_is_the_mean_over_the_cells_at_its_values() -> None:
+    def row(edge: int, qty: int, pnl: str) -> dict[str, Any]:
+        return {"params": {"e": edge, "q": qty}, "strategy_pnl_usd": Decimal(pnl)}
+
+    rows = [row(10, 1, "100"), row(10, 1, "300"), row(10, 2, "-50"), row(20, 1, "1000")]
+    svg = heat_map(rows, "e", [10, 20], "q", [1, 2], "strategy_pnl_usd", "pnl",
+                   lambda v: "" if v is None else f"{v:,.0f}", "PnL")  # fmt: skip
+    squares = re.findall(r'<rect x="(\d+)" y="(\d+)"[^>]*fill="([^"]+)"><title>([^<]*)<', svg)
+    # (10, 1): mean of 100 and 300; (20, 2): no cell, blank and grey
+    assert [(x, y, text) for x, y, _, text in squares] == [
+        ("150", "44", "200"), ("150", "78", "-50"), ("246", "44", "1,000"), ("246", "78", "")
+    ]  # fmt: skip
+    fills = [fill for _, _, fill, _ in squares]
+    assert fills[3] == "#f4f4f6"
+    rgb = [tuple(map(int, re.findall(r"\d+", fill))) for fill in fills[:3]]
+    assert rgb[0][1] > rgb[0][0] and rgb[2][1] > rgb[2][0]  # gains green
+    assert rgb[1][0] > rgb[1][1]  # the loss red
+    assert rgb[2][0] < rgb[0][0]  # the larger gain (1,000 against 200) deeper
+
+
+def test_ray_address_without_the_ray_extra_is_one_line(tmp_path: Path) -> None:
+    grid = grid_file(tmp_path, "seeds = [1]\n")
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['ray'] = None  # as if not installed\n"
+         "from bot.cli import main; main()", "sweep", "--config", str(DEFAULT_CONFIG), "--grid",
+         str(grid), "--ray", "local", "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (r.returncode, r.stdout) == (2, "")
+    assert r.stderr == (
+        "error: --ray needs Ray: install pegbot with the 'ray' extra (uv sync --extra ray)\n"
+    )
+    assert not out.exists()

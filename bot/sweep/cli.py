@@ -55,11 +55,13 @@ def run_sweep(
     from bot.feeds.synth import generate
     from bot.sweep.grid import feed_dir, load_grid, plan
     from bot.sweep.report import write_sweep_report
-    from bot.sweep.run import execute
+    from bot.sweep.run import execute, ray_module
     from bot.sweep.table import CellTable
 
     grid = load_grid(grid_path)
     cells = plan(config_path, grid, grid_path, feeds)
+    if ray_address:
+        ray_module()  # before --out is touched
     prepare_out(out, overwrite=overwrite)
     for scenario in grid.scenarios:
         for seed in sorted({c.seed for c in cells if c.scenario == scenario}):

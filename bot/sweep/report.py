@@ -46,13 +46,18 @@ def _figure(row: dict[str, Any], key: str) -> float | None:
 
 
 def _colour(value: float | None, low: float, high: float, kind: str) -> str:
-    """pnl: red below zero, green above; drawdown: white to red; rate: white to blue."""
+    """pnl: red below zero, green above (deeper with the distance from zero when the values
+    straddle it, else from the weakest to the strongest); drawdown: white to red; rate: white
+    to blue."""
     if value is None:
         return "#f4f4f6"
     if kind == "pnl":
-        span = max(abs(low), abs(high)) or 1.0
-        share = min(abs(value) / span, 1.0)
         base = (46, 160, 67) if value >= 0 else (200, 40, 40)
+        if low < 0 < high:
+            share = abs(value) / max(-low, high)
+        else:
+            weak, strong = sorted((abs(low), abs(high)))
+            share = 0.15 + 0.85 * (abs(value) - weak) / (strong - weak) if strong > weak else 1.0
     else:
         share = (value - low) / (high - low) if high > low else 0.0
         base = (200, 40, 40) if kind == "drawdown" else (40, 90, 200)

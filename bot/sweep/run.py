@@ -127,15 +127,21 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         process.terminate()
 
 
-def run_ray(cells: Sequence[Cell], address: str, on_row: Callable[[Row], None]) -> None:
-    """Run ``cells`` as Ray tasks (one CPU each) on the cluster at ``address`` (``local``: start
-    one on this machine); a Ray session already open in this process is used as it is."""
+def ray_module() -> Any:
+    """The ``ray`` package; InputError (one line) when the optional extra is not installed."""
     try:
         import ray
     except ImportError:
         raise InputError(
             "--ray needs Ray: install pegbot with the 'ray' extra (uv sync --extra ray)"
         ) from None
+    return ray
+
+
+def run_ray(cells: Sequence[Cell], address: str, on_row: Callable[[Row], None]) -> None:
+    """Run ``cells`` as Ray tasks (one CPU each) on the cluster at ``address`` (``local``: start
+    one on this machine); a Ray session already open in this process is used as it is."""
+    ray = ray_module()
     started = False
     if not ray.is_initialized():
         try:
