@@ -129,10 +129,13 @@ def test_failed_cell_is_recorded_and_the_sweep_goes_on(tmp_path: Path, calm_feed
     missing = tmp_path / "nope"
     grid = grid_file(tmp_path, f'[grid]\n"backtest.feed" = ["{calm_feed}", "{missing}"]\n')
     out = tmp_path / "out"
-    r = sweep_cli("--grid", str(grid), "--workers", "2", "--out", str(out))
+    r = sweep_cli("--grid", str(grid), "--workers", "2", "--out", str(out), "--progress")
     assert r.returncode == 1
-    assert r.stderr == (
-        f"warning: 1 cell(s) failed; cell 1: FeedError: feed directory {missing} does not exist\n"
+    progress, last, warning = r.stderr.splitlines()
+    assert progress in ("sweep: 1/2 cells (0 failed)", "sweep: 1/2 cells (1 failed)")
+    assert last == "sweep: 2/2 cells (1 failed)"
+    assert warning == (
+        f"warning: 1 cell(s) failed; cell 1: FeedError: feed directory {missing} does not exist"
     )
     rows = pq.read_table(out / "cells.parquet").to_pylist()
     assert [(row["status"], row["feed"]) for row in rows] == [

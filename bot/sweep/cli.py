@@ -4,7 +4,7 @@
 is one line, exit 2), prepares ``--out``, generates the synth feeds the cells need that the feed
 cache lacks, runs the cells on a process pool (or on Ray), writes each finished row into
 ``cells.parquet`` at once, and ends with ``report.html``. A progress bar goes to stderr when it is
-a terminal (or with ``--progress``). Exit 0 when every cell ran, 1 when some failed (their errors
+a terminal; ``--progress`` elsewhere writes a line per finished cell instead. Exit 0 when every cell ran, 1 when some failed (their errors
 are in the table and the report).
 
 ``add_parser(group)`` registers the command on pegbot's click group (bot/cli.py). Heavy modules
@@ -52,10 +52,9 @@ def run_sweep(
 ) -> SweepResult:
     """Plan, run and record a sweep (see the module docstring)."""
     from bot.backtest.cli_run import prepare_out
-    from bot.feeds.synth import generate
     from bot.sweep.grid import feed_dir, load_grid, plan
     from bot.sweep.report import write_sweep_report
-    from bot.sweep.run import execute, ray_module
+    from bot.sweep.run import execute, make_feeds, ray_module
     from bot.sweep.table import CellTable
 
     grid = load_grid(grid_path)
@@ -63,21 +62,22 @@ def run_sweep(
     if ray_address:
         ray_module()  # before --out is touched
     prepare_out(out, overwrite=overwrite)
-    for scenario in grid.scenarios:
-        for seed in sorted({c.seed for c in cells if c.scenario == scenario}):
-            path = feed_dir(feeds, scenario, grid.days, seed)
-            if not (path / "manifest.json").exists():
-                generate(scenario, grid.days, seed, path, overwrite=True)
+    missing = [
+        (scenario, grid.days, seed, path)
+        for scenario, seed in dict.fromkeys((c.scenario, c.seed) for c in cells if c.scenario)
+        if not ((path := feed_dir(feeds, scenario, grid.days, seed)) / "manifest.json").exists()
+    ]
+    make_feeds(missing, workers if not ray_address else os.cpu_count() or 1)
     result = SweepResult(cells=len(cells))
     table = CellTable(out, grid)
     watch = time.perf_counter()
-    bar = _progress_bar(len(cells)) if progress else None
+    bar = _Progress(len(cells)) if progress else None
 
     def on_row(row: dict[str, Any]) -> None:
         table.add(row)
         result.rows.append(row)
         if bar is not None:
-            bar.advance(bar.task_ids[0])
+            bar.advance(row)
 
     title = f"pegbot sweep: {config_path} over {grid_path}"
     try:
@@ -99,22 +99,43 @@ def run_sweep(
     return result
 
 
-def _progress_bar(total: int) -> Any:
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
+class _Progress:
+    """Cells done on stderr: a rich bar on a terminal, else one plain line per finished cell."""
 
-    bar = Progress(
-        TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
-        TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-    )  # fmt: skip
-    bar.add_task("cells", total=total)
-    return bar
+    def __init__(self, total: int) -> None:
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self.total, self.done, self.failed = total, 0, 0
+        self.bar = None
+        if sys.stderr.isatty():
+            self.bar = Progress(
+                TextColumn("sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("cells"),
+                TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+            )  # fmt: skip
+            self.task = self.bar.add_task("cells", total=total)
+
+    def start(self) -> None:
+        if self.bar is not None:
+            self.bar.start()
+
+    def advance(self, row: dict[str, Any]) -> None:
+        self.done += 1
+        self.failed += row["status"] != "ok"
+        if self.bar is not None:
+            self.bar.advance(self.task)
+        else:
+            print(f"sweep: {self.done}/{self.total} cells ({self.failed} failed)", file=sys.stderr)
+
+    def stop(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
 
 
 def strategy_lines(rows: list[dict[str, Any]]) -> list[str]:
@@ -155,7 +176,8 @@ def add_parser(group: click.Group) -> click.Command:
                   show_default=True, help="cache of the synth feeds the scenarios need")  # fmt: skip
     @click.option("--overwrite", is_flag=True, help="replace the sweep files in a non-empty --out")
     @click.option("--progress/--no-progress", default=None,
-                  help="progress bar on stderr [default: when stderr is a terminal]")  # fmt: skip
+                  help="progress on stderr: a bar on a terminal, else a line per cell "
+                       "[default: when stderr is a terminal]")  # fmt: skip
     def sweep(
         config_path: Path,
         grid_path: Path,

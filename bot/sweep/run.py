@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from pathlib import Path
 from typing import Any
 
 from bot.errors import InputError
@@ -87,6 +88,32 @@ def _one_line(error: BaseException) -> str:
     return (
         f"{type(error).__name__}: {error}".splitlines()[0] if str(error) else type(error).__name__
     )
+
+
+FeedJob = tuple[str, int, int, Path]
+"""A synth feed to write: (scenario, days, seed, directory)."""
+
+
+def _generate(job: FeedJob) -> None:
+    from bot.feeds.synth import generate
+
+    scenario, days, seed, path = job
+    generate(scenario, days, seed, path, overwrite=True)
+
+
+def make_feeds(jobs: Sequence[FeedJob], workers: int) -> None:
+    """Write the synth feeds ``jobs`` name, on a local pool of ``workers`` processes (a feed is
+    the same bytes wherever it is written; its manifest comes last, so a feed cut short by
+    Ctrl-C is written again next time)."""
+    if not jobs:
+        return
+    pool = ProcessPoolExecutor(min(workers, len(jobs)), initializer=_ignore_sigint)
+    try:
+        list(pool.map(_generate, jobs))
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
 
 
 def _ignore_sigint() -> None:
