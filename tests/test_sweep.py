@@ -311,3 +311,22 @@ def test_ray_address_without_the_ray_extra_is_one_line(tmp_path: Path) -> None:
         "error: --ray needs Ray: install pegbot with the 'ray' extra (uv sync --extra ray)\n"
     )
     assert not out.exists()
+
+
+def test_the_report_puts_the_lineup_side_by_side(tmp_path: Path, calm_feed: Path) -> None:
+    config = tmp_path / "two.toml"
+    config.write_text(DEFAULT_CONFIG.read_text() + WIDE)
+    grid = grid_file(
+        tmp_path, f'[grid]\n"backtest.feed" = ["{calm_feed}"]\n"strategy.max_qty" = [100, 400]\n'
+    )
+    result = run_sweep(config, grid, tmp_path / "out", workers=2)
+    assert [(r["strategy"], r["params"]["strategy.max_qty"]) for r in result.rows] == [
+        ("strategy", 100), ("wide", 100), ("strategy", 400), ("wide", 400)
+    ]  # fmt: skip
+    html = (tmp_path / "out" / "report.html").read_text()
+    table = html[html.index("<h2>Strategies side by side</h2>") : html.index("<h2>Heat maps")]
+    for name in ("strategy", "wide"):
+        fills = sum(r["fills"] for r in result.rows if r["strategy"] == name)
+        assert f'<tr><th>{name}</th><td class="num">2</td><td class="num">0</td>' in table
+        assert f'<td class="num">{fills:,}</td>' in table
+    assert html.count("<svg") == 6  # three maps per strategy
