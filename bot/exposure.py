@@ -115,6 +115,8 @@ class ExposureMonitor:
             MarketSession.REGULAR,
             MarketSession.AFTER_HOURS,
         } | ({MarketSession.OVERNIGHT} if overnight and strategy.overnight_hedge else set())
+        if strategy.perp_hedge and self._perps:  # a perpetual hedges in every session
+            self._hedge_sessions = set(MarketSession)
         self._hedgeable_since: int | None = None  # first look in a session that takes a hedge
         self.stocks = {sym: StockExposure(sym) for sym in settings.stocks}
         self._prices: dict[str, float] = {}
