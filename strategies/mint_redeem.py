@@ -299,8 +299,8 @@ class MintRedeemStrategy:
             st.backoff_until_ns = ctx.now_ns + int(max(wait_s, self.cfg.cooldown_s) * NS)
         open_orders = ctx.open_orders(order.group_id)
         if self.perp is not None:
-            if order.role is LegRole.MIGRATE:
-                self.perp.migration_failed(order.group_id)  # tried again at the next look
+            if order.role is LegRole.MIGRATE:  # balanced at the next timer (perp_hedge.py)
+                self.perp.migration_order_ended(order.venue, order.side, order.group_id)
                 return None
             if self.perp.is_perp(order.venue):  # in the group's shares, as it counts them
                 m = group.multiplier
@@ -823,7 +823,9 @@ class MintRedeemStrategy:
         st = self._tokens.get(token) if token is not None else None
         if st is None:
             return None
-        self.perp.on_perp_state(state, st.symbol, st.mult)
+        stock = ctx.tokens.get(st.symbol)
+        multiplier = float(stock.multiplier_at(ctx.now_ns)) if stock is not None else st.mult
+        self.perp.on_perp_state(state, st.symbol, multiplier)
         st.watch.until_ns = st.watch.hold_until_ns = 0
         st.gates_until_ns = 0
         if st.symbol in self._pending:
@@ -907,7 +909,8 @@ class MintRedeemStrategy:
         if fill.role is LegRole.MIGRATE:
             if st is None:
                 return fill, []
-            return fill, self.perp.on_migrate_fill(ctx, fill, multiplier, self._migration_leg(ctx))
+            open_orders = ctx.open_orders(fill.group_id)
+            return fill, self.perp.on_migrate_fill(ctx, fill, open_orders, self._migration_leg(ctx))
         return self.perp.as_shares(fill, multiplier), []
 
     def _migration_leg(self, ctx: StrategyContext) -> BrokerLeg:
@@ -930,10 +933,12 @@ class MintRedeemStrategy:
 
     def _migrate(self, ctx: StrategyContext) -> list[Intent]:
         """At the broker's open: every perpetual hedge starts moving there (the policy)."""
-        if self.perp is None or not self.cfg.perp_migrate_at_open or not self.perp.held:
+        if self.perp is None or not self.cfg.perp_migrate_at_open:
             return []
         multipliers = {sym: st.mult_dec for sym, st in self._tokens.items()}
-        return self.perp.migrations(ctx, multipliers, self._migration_leg(ctx))
+        leg = self._migration_leg(ctx)
+        out = self.perp.rebalance(ctx, ctx.open_orders(), leg)
+        return out + self.perp.migrations(ctx, multipliers, leg)
 
     def _perp_costed(
         self, ctx: StrategyContext, st: TokenView, now: int, plan: Plan, form: HedgeForm,

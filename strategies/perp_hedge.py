@@ -31,6 +31,7 @@ from bot.market import TopOfBook
 from bot.model import (
     Fill,
     LegRole,
+    Order,
     OrderType,
     PerpContract,
     PerpState,
@@ -48,17 +49,27 @@ if TYPE_CHECKING:
     from strategies.base import StrategyContext
 
 ZERO = Decimal(0)
+TOLERANCE = Decimal("0.0001")  # shares: a contract's rounding is not a migration's imbalance
 DEEP = 1e12  # the implied quote's displayed size: the perpetual's book is not modelled
 
 
 @dataclass(slots=True)
 class _Migration:
+    """One group's move to the broker, from facts: what the broker filled on the hedge's side
+    (``broker_net``, shares) and what the perpetual closed (``perp_closed``, tokens)."""
+
     token: str
-    side: Side  # of the broker leg (the hedge's side)
-    shares: Decimal  # broker leg asked
-    broker_filled: Decimal = ZERO
-    perp_closing: Decimal = ZERO  # tokens asked to close on the perpetual
+    side: Side  # the broker leg's side (the hedge's)
+    shares: Decimal  # the broker leg asked
+    multiplier: Decimal
+    forward_open: bool = True  # the broker leg may still fill
+    broker_net: Decimal = ZERO
     perp_closed: Decimal = ZERO
+
+    @property
+    def gap(self) -> Decimal:
+        """Shares moved to the broker and not yet closed on the perpetual (< 0: the reverse)."""
+        return self.broker_net - shares_for(self.perp_closed, self.multiplier)
 
 
 class PerpHedger:
@@ -183,7 +194,7 @@ class PerpHedger:
             intent = broker_leg(token, side, shares, LegRole.MIGRATE, group_id)
             if intent is None:
                 continue
-            self._migrations[group_id] = _Migration(token, side, shares)
+            self._migrations[group_id] = _Migration(token, side, shares, multipliers[token])
             out.append(intent)
             _record(ctx, token, group_id, shares,
                     f"{group_id}: hedge of {abs(tokens)} tokens moves from the perpetual to the "
@@ -191,50 +202,92 @@ class PerpHedger:
         return out
 
     def on_migrate_fill(
-        self, ctx: StrategyContext, fill: Fill, multiplier: Decimal, broker_leg: BrokerLeg
+        self, ctx: StrategyContext, fill: Fill, open_orders: list[Order], broker_leg: BrokerLeg
     ) -> list[Intent]:
-        """A fill of a migration's leg: the broker leg's fill closes as much on the perpetual;
-        the perpetual's fill completes it."""
+        """A fill of a migration's order: the balance between the broker and the perpetual
+        moves, and what restores it goes out (``_balance``)."""
         m = self._migrations.get(fill.group_id)
-        if m is None:
-            return []
         if self.is_perp(fill.venue):
             self.held[fill.group_id] = self.holds(fill.group_id) + fill.side * fill.qty
-            m.perp_closed += fill.qty
-            if m.perp_closed >= m.perp_closing and m.broker_filled >= m.shares:
-                del self._migrations[fill.group_id]
-                _record(ctx, m.token, fill.group_id, m.broker_filled,
-                        f"{fill.group_id}: migration done, {m.perp_closed} tokens closed on the "
-                        "perpetual")  # fmt: skip
+            if m is not None:
+                m.perp_closed += fill.qty if fill.side is m.side.opposite else -fill.qty
+        elif m is not None:
+            m.broker_net += fill.qty if fill.side is m.side else -fill.qty
+            if m.broker_net >= m.shares:
+                m.forward_open = False
+        if m is None:
             return []
-        m.broker_filled += fill.qty
-        held = abs(self.holds(fill.group_id)) - m.perp_closing + m.perp_closed
-        want = (fill.qty / multiplier).quantize(Decimal("0.000001"))
-        close = min(want, max(held, ZERO))
+        return self._balance(ctx, fill.group_id, m, open_orders, broker_leg)
+
+    def migration_order_ended(self, venue: str, side: Side, group_id: str) -> None:
+        """A migration's order ended short: the broker leg's rest is not asked again (the next
+        look moves what the perpetual still holds); the balance is restored at the next timer."""
+        m = self._migrations.get(group_id)
+        if m is not None and not self.is_perp(venue) and side is m.side:
+            m.forward_open = False
+
+    def rebalance(
+        self, ctx: StrategyContext, open_orders: list[Order], broker_leg: BrokerLeg
+    ) -> list[Intent]:
+        """On the timer: every migration whose balance no working order restores gets it."""
         out: list[Intent] = []
-        order = self.order(m.token, m.side.opposite, close * multiplier, multiplier,
-                           LegRole.MIGRATE, fill.group_id, float(fill.price))  # fmt: skip
-        if order is not None:
-            m.perp_closing += order.qty
-            out.append(order)
-            close = order.qty
-        else:
-            close = ZERO
-        excess = fill.qty - shares_for(close, multiplier)
-        if excess > 0:  # the perpetual no longer holds it (an unwind took it): sell it back
-            back = broker_leg(m.token, m.side.opposite, excess, LegRole.MIGRATE, fill.group_id)
-            if back is not None:
-                out.append(back)
-        if m.broker_filled >= m.shares and order is None:
-            del self._migrations[fill.group_id]
-        _record(ctx, m.token, fill.group_id, fill.qty,
-                f"{fill.group_id}: broker leg filled {fill.qty} shares; closing {close} tokens on "
-                "the perpetual")  # fmt: skip
+        for group_id, m in list(self._migrations.items()):
+            mine = [o for o in open_orders if o.group_id == group_id]
+            out.extend(self._balance(ctx, group_id, m, mine, broker_leg))
         return out
 
-    def migration_failed(self, group_id: str) -> None:
-        """A migration's order ended unfilled: the rest is tried again at the next look."""
-        self._migrations.pop(group_id, None)
+    def _balance(
+        self, ctx: StrategyContext, group_id: str, m: _Migration, open_orders: list[Order],
+        broker_leg: BrokerLeg,
+    ) -> list[Intent]:  # fmt: skip
+        """Restore the balance of a migration from its facts and its working orders: shares at
+        the broker not yet closed on the perpetual are closed there (as far as it still holds
+        them; the rest sold back at the broker), tokens closed beyond what the broker moved are
+        moved there too. Done when nothing works, the broker leg is over and it balances."""
+        working = [o for o in open_orders
+                   if o.role is LegRole.MIGRATE and not o.state.is_terminal]  # fmt: skip
+        perp_working = sum((o.remaining for o in working if self.is_perp(o.venue)), ZERO)
+        broker_back = sum((o.remaining for o in working
+                           if not self.is_perp(o.venue) and o.side is not m.side), ZERO)  # fmt: skip
+        broker_forward = sum((o.remaining for o in working
+                              if not self.is_perp(o.venue) and o.side is m.side), ZERO)  # fmt: skip
+        mult = m.multiplier
+        # the gap once the working closes and sales back fill (the broker leg still working is
+        # not counted: the perpetual is closed on a broker fill, never ahead of it)
+        pending = m.gap - shares_for(perp_working, mult) - broker_back
+        out: list[Intent] = []
+        if pending > TOLERANCE:
+            closable = abs(self.holds(group_id)) - perp_working
+            tokens = min(pending / mult, max(closable, ZERO))
+            order = self.order(m.token, m.side.opposite, tokens * mult, mult, LegRole.MIGRATE,
+                               group_id, 0.0)  # fmt: skip
+            if order is not None:
+                out.append(order)
+                pending -= shares_for(order.qty, mult)
+            if pending > TOLERANCE:  # the perpetual no longer holds it: sell it back
+                back = broker_leg(m.token, m.side.opposite, pending, LegRole.MIGRATE, group_id)
+                if back is not None:
+                    out.append(back)
+        elif pending + broker_forward < -TOLERANCE:  # closed more than moved (a late fill)
+            more = broker_leg(m.token, m.side, -pending - broker_forward, LegRole.MIGRATE, group_id)
+            if more is not None:
+                out.append(more)
+        if out:
+            what = ", ".join(f"{'buy' if o.side is Side.BUY else 'sell'} {o.qty} on {o.venue}"
+                             for o in out if isinstance(o, PlaceOrder))  # fmt: skip
+            _record(ctx, m.token, group_id, abs(m.gap),
+                    f"{group_id}: {m.broker_net} shares moved to the broker, "
+                    f"{m.perp_closed} tokens closed on the perpetual: {what}")  # fmt: skip
+        elif not working and not m.forward_open and abs(m.gap) <= TOLERANCE:
+            del self._migrations[group_id]
+            _record(ctx, m.token, group_id, m.broker_net,
+                    f"{group_id}: migration done, {m.broker_net} shares at the broker, "
+                    f"{m.perp_closed} tokens closed on the perpetual")  # fmt: skip
+        return out
+
+    def restoring(self) -> bool:
+        """A migration is out of balance: its next step goes out by the next timer."""
+        return any(abs(m.gap) > TOLERANCE for m in self._migrations.values())
 
     def migrating(self, group_id: str) -> bool:
         return group_id in self._migrations
