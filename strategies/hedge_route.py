@@ -134,9 +134,14 @@ def choose_hedge_venue(
     perp: PerpHedgeCost | None,
     broker_cost_usd: float,
     min_liquidation_distance: float,
+    margin_ok: bool = True,
 ) -> HedgeRoute:
     """Broker or perpetual for a new hedge (the module docstring's rules); the reason says why
-    in a line for the decision table."""
+    in a line for the decision table. ``margin_ok`` false: the account's margin would fall under
+    the risk buffer with this hedge (risk would refuse it), so the perpetual is not a choice."""
+    if perp_allowed and perp is not None and not margin_ok:
+        venue = HedgeVenue.BROKER if broker_open else HedgeVenue.NONE
+        return HedgeRoute(venue, "perpetual margin would fall under the risk buffer")
     if not perp_allowed or perp is None:
         if broker_open:
             return HedgeRoute(HedgeVenue.BROKER, "broker open")

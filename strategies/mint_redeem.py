@@ -887,6 +887,14 @@ class MintRedeemStrategy:
         multiplier = group.multiplier if group is not None else st.mult_dec
         if leg.form is not PERP_HEDGE and leg.qty > shares_for(abs(held), multiplier):
             return False  # more than the perpetual holds: the broker takes it
+        if leg.form is PERP_HEDGE:
+            if self.perp.quote(st.symbol) is None:  # no mark yet: look again shortly
+                self.groups.hold(leg, ctx.now_ns + self.groups.retry.retry_ns)
+                return True
+            tokens = float(leg.qty / multiplier) * (1 if leg.side is Side.BUY else -1)
+            if not self._perp_margin_ok(ctx, st.symbol, tokens):  # risk would refuse it
+                self.groups.hold(leg, self._next_broker_open(ctx, ctx.now_ns))
+                return True
         quote = self.perp.quote(st.symbol)
         mark = quote.mid * st.mult if quote is not None else leg.fair
         order = self.perp.order(st.symbol, leg.side, leg.qty, multiplier, leg.role,
@@ -970,9 +978,11 @@ class MintRedeemStrategy:
             equity_usd=equity, maintenance_margin=float(contract.maintenance_margin),
         )  # fmt: skip
         broker_cost = edge.broker_fee_usd + 2.0 * edge.unwind_spread_usd
+        delta = edge.qty if plan.direction is Direction.PREMIUM else -edge.qty
         route = choose_hedge_venue(
             broker_open=broker_open, perp_allowed=True, perp=cost, broker_cost_usd=broker_cost,
             min_liquidation_distance=self.cfg.perp_min_liquidation_distance,
+            margin_ok=self._perp_margin_ok(ctx, st.symbol, delta),
         )  # fmt: skip
         if route.venue is HedgeVenue.BROKER:
             return plan
@@ -989,6 +999,24 @@ class MintRedeemStrategy:
             plan.choice.eligible and edge.net_usd >= self._min_usd and edge.net_bps >= self._min_bps
         )
         return replace(plan, choice=replace(plan.choice, eligible=eligible))
+
+    def _perp_margin_ok(self, ctx: StrategyContext, token: str, delta: float) -> bool:
+        """Whether ``delta`` tokens more on the token's perpetual keep its margin equity at or
+        above maintenance x (1 + ``perp_margin_buffer``), as risk will ask (a reducing trade
+        always may)."""
+        assert self.perp is not None
+        contract = self.perp.contracts.get(token)
+        state = ctx.market.perps.get(contract.instrument) if contract is not None else None
+        if contract is None or state is None:
+            return False
+        mark = float(state.mark)
+        held = float(ctx.ledger.position(contract.venue, contract.instrument))
+        after = held + delta
+        if abs(after) <= abs(held):
+            return True
+        equity = float(ctx.ledger.cash(contract.venue)) + held * mark
+        needed = abs(after) * mark * float(contract.maintenance_margin)
+        return equity >= needed * (1.0 + self.cfg.perp_margin_buffer)
 
     def _next_broker_open(self, ctx: StrategyContext, now: int) -> int:
         """When a broker session next takes a hedge (now if one does; far off if unknown)."""

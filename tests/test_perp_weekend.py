@@ -18,10 +18,11 @@ from bot.backtest.report import render_report
 from bot.backtest.runner import Backtest
 from bot.config import Settings, load_config
 from bot.feeds.synth import generate
-from bot.model import LegRole
+from bot.model import LegRole, MarginStatus
 from bot.sessions import EASTERN
 from tests.conftest import REPO
 
+D = Decimal
 SAT = datetime(2026, 11, 28, tzinfo=EASTERN)
 SUN_REOPEN = datetime(2026, 11, 29, 20, 0, tzinfo=EASTERN)  # the overnight session
 MON_PRE = datetime(2026, 11, 30, 4, 0, tzinfo=EASTERN)  # the first session a broker hedge takes
@@ -125,3 +126,30 @@ def test_the_report_shows_the_hedge_moving_between_venues(runs: dict[str, Backte
     html = render_report(record)
     assert "Hedge by venue: broker and perpetual" in html and "AAPL on the perpetual" in html
     assert "hedge-venues" not in render_report(runs["broker_only"].record)
+
+
+def test_a_margin_call_reaches_the_strategy_once_per_call(runs: dict[str, Backtest]) -> None:
+    engine = runs["perp"].engine
+    now = engine.clock.now_ns()
+    before = len(engine.decisions)
+    engine.on_margin(MarginStatus("kperp", D(1000), D(400), D(455), now))
+    engine.on_margin(MarginStatus("kperp", D(1000), D(390), D(455), now))  # the same call
+    calls = [d for d in engine.decisions[before:] if d.action == "margin_call"]
+    assert len(calls) == 1 and "equity 400.00 < maintenance 455.00" in calls[0].reason
+    engine.on_margin(MarginStatus("kperp", D(1000), D(900), D(455), now))  # over
+    engine.on_margin(MarginStatus("kperp", D(1000), D(300), D(455), now))  # a new call
+    assert engine.counters["margin_calls"] == 2
+    assert engine.margins["kperp"].equity_usd == D(300)
+
+
+def test_a_thin_perpetual_account_sends_nothing_risk_would_refuse(feed: Path) -> None:
+    s = _settings(True)
+    cash = {**s.backtest.initial_cash_usd, "kperp": D(2500)}
+    s = s.model_copy(update={"backtest": s.backtest.model_copy(update={"initial_cash_usd": cash})})
+    bt = Backtest(s, feed=feed)
+    bt.run()
+    summary = bt.record.summary
+    assert summary["risk_rejections"] == 0  # the margin buffer is checked before sending
+    # the starting inventory (about 69k USD) is more than 2,500 of collateral may hedge: it
+    # waits for the broker's first session, and the exposure figures say so
+    assert summary["exposure"]["AAPL"]["breaches"] == 1
