@@ -120,6 +120,7 @@ class Backtest:
             for entry in self.reader.manifest.get("instruments", ())
         )
         self._period_ns = int(settings.backtest.sample_interval_s * 1e9)
+        self._has_perp = bool(perp_contracts(settings))
 
     # ---- feed checks -----------------------------------------------------------------------
     def _check_feed(self) -> None:
@@ -250,6 +251,8 @@ class Backtest:
             memo = self._pnl_float_memo = {}
         pnl: dict[str, float] = {}
         for name, value in self.ledger.pnl(marks).as_dict().items():
+            if name == "perp_funding" and not self._has_perp:
+                continue  # no perpetual: the chart keeps the components it always had
             hit = memo.get(name)
             if hit is None or hit[0] is not value:
                 hit = memo[name] = (value, float(value))
@@ -450,7 +453,7 @@ class Backtest:
         }
         rec.exposure = {sym: ex.series for sym, ex in self.exposure.stocks.items()}
         contracts = perp_contracts(self.settings)
-        if contracts:  # the perpetual's figures (ADR 0018); absent without one
+        if self._has_perp:  # the perpetual's figures (ADR 0018); absent without one
             rec.summary["perp"] = perp_summary(
                 contracts, self.engine.funding_log, self.engine.fills, rec.decisions,
                 counters["margin_calls"],
