@@ -16,11 +16,19 @@ after a group is started lives in ``strategies.arb_groups``.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from bot.intents import CancelOrder, PlaceOrder
-from bot.model import Fill, LegRole, MintRedeemRequest, Order, RequestKind, Side
+from bot.model import (
+    Fill,
+    LegRole,
+    MintRedeemRequest,
+    Order,
+    RequestKind,
+    Side,
+)
 from bot.sessions import MarketSession
 from strategies.arb_groups import (
     Group,
@@ -36,6 +44,7 @@ from strategies.costs import Direction, EdgeBreakdown
 from strategies.gates import Gates
 from strategies.legs import (
     MARKET_DAY,
+    PERP_HEDGE,
     HedgeForm,
     broker_order,
     issuer_request,
@@ -46,6 +55,7 @@ from strategies.legs import (
     token_order,
     worst_token_price,
 )
+from strategies.mint_redeem_perp import PerpHedging
 from strategies.opportunity import (
     NEVER,
     QTY_STEP,
@@ -60,6 +70,7 @@ from strategies.opportunity import (
     rejection,
     token_views,
 )
+from strategies.perp_hedge import PerpHedger
 
 if TYPE_CHECKING:
     from bot.config import Settings, StrategyConfig
@@ -86,7 +97,7 @@ BACKOFF_CAP_S = 600.0
 _BROKER_ROLES = (LegRole.HEDGE, LegRole.UNWIND)
 
 
-class MintRedeemStrategy:
+class MintRedeemStrategy(PerpHedging):
     """The mint/redeem arbitrage strategy; see the module docstring and docs/strategy.md.
 
     ``max_in_flight``: groups per token that may await the issuer at once (``strategy.max_in_flight``
@@ -116,6 +127,14 @@ class MintRedeemStrategy:
         self._epoch = 0  # bumped by every lifecycle event (``_lifecycle_event``)
         self._swap_deadline_ns = int(self.cfg.swap_deadline_s * NS)
         self._order_cap = float(config.risk.max_order_notional_usd)
+        self._perp_out: list[Intent] = []  # perpetual legs of the current flush
+        # the perpetual hedge (ADR 0018): where no broker session hedges, and when cheaper
+        self.perp: PerpHedger | None = None
+        if self.cfg.perp_hedge:
+            self.perp = PerpHedger(config)
+            if self.perp.contracts:
+                perp = self.perp
+                self.gates.enable_perp(lambda token: perp.quote(token) is not None)
 
     # ---- Strategy protocol ---------------------------------------------------------------------
 
@@ -146,6 +165,8 @@ class MintRedeemStrategy:
             last = st.inventory_hedged
             st.inventory_hedged = (qty, multiplier)
             if last is not None and last[1] != multiplier:
+                if self.perp is not None:  # a perpetual hedge follows the step by itself
+                    self.perp.rebase(self.groups, st.symbol, last[1], multiplier)
                 self.groups.rebase(st.symbol, multiplier, ctx.open_orders(), now)
             if qty > 0 and (last is None or last[0] != qty):
                 self.groups.hedge_inventory(st.symbol, st.venues[0].name, qty, multiplier, now)
@@ -182,6 +203,8 @@ class MintRedeemStrategy:
             quote = st.quote = ctx.market.quotes.get(st.underlying)
             if quote is None:
                 return None
+        if self.perp is not None:
+            quote = self._perp_quote(ctx, st, now, quote)
         mid = (quote.bid + quote.ask) * 0.5
         if not mid > 0.0:  # nan: a side is missing
             return None
@@ -249,6 +272,12 @@ class MintRedeemStrategy:
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
         self._lifecycle_event()
+        if self.perp is not None and (
+            fill.role is LegRole.MIGRATE or self.perp.is_perp(fill.venue)
+        ):
+            fill, out = self._perp_fill(ctx, fill)
+            if fill.role is LegRole.MIGRATE:
+                return out or None
         group = self.groups.on_fill(fill, ctx.open_orders(fill.group_id), ctx.now_ns)
         if group is not None and fill.role is LegRole.TOKEN:
             self._tokens[group.token].token_failures = 0
@@ -267,6 +296,14 @@ class MintRedeemStrategy:
             wait_s = min(BACKOFF_BASE_S * 2 ** (st.token_failures - 1), BACKOFF_CAP_S)
             st.backoff_until_ns = ctx.now_ns + int(max(wait_s, self.cfg.cooldown_s) * NS)
         open_orders = ctx.open_orders(order.group_id)
+        if self.perp is not None:
+            if order.role is LegRole.MIGRATE:  # balanced at the next timer (perp_hedge.py)
+                self.perp.migration_order_ended(order.venue, order.side, order.group_id)
+                return None
+            if self.perp.is_perp(order.venue):  # in the group's shares, as it counts them
+                m = group.multiplier
+                order = replace(order, qty=shares_for(order.qty, m),
+                                filled_qty=shares_for(order.filled_qty, m))  # fmt: skip
         if order.role is LegRole.TOKEN:
             filled = float(order.filled_qty / order.qty) if order.qty else 0.0
             self._release_reservations(ctx, group.token, group.group_id, filled)
@@ -297,6 +334,8 @@ class MintRedeemStrategy:
             if order.role in _BROKER_ROLES and now - order.created_ns >= reprice_ns:
                 self.groups.reprice(order)
         out = self._hedge_inventory(ctx) or []
+        if self.perp is not None:
+            out.extend(self._migrate(ctx))
         if not self._pending:
             return out or None
         for token in self.groups.tokens_with_pending():
@@ -587,9 +626,15 @@ class MintRedeemStrategy:
             if isinstance(plan, tuple):
                 return self._skip(ctx, st, now, plan[0], plan[1], cand.premium_bps)
             plans.append(plan)
+        if self.perp is not None and form is not None:
+            plans = [self._perp_costed(ctx, st, now, p, form, quote) for p in plans]
         eligible = [p for p in plans if p.choice.eligible]
         if eligible:
-            return self._take(ctx, st, now, max(eligible, key=lambda p: p.net_usd), quote, form)
+            best = max(eligible, key=lambda p: p.net_usd)
+            edge = best.choice.edge
+            if edge is not None and edge.extra.get("perp_route"):
+                form = PERP_HEDGE  # the hedge goes on the perpetual (strategies.hedge_route)
+            return self._take(ctx, st, now, best, quote, form)
         best = max(plans, key=lambda p: p.net_usd)
         code, reason = rejection(self.settings, best)
         # re-cost early only if the premium gains what the edge lacked (net edge in bps moves
@@ -732,9 +777,9 @@ class MintRedeemStrategy:
             token_order(v.name, v.kind, st.symbol, token_side, qty, worst, group_id, fair, deadline)
         ]
         if form is not None and group.hedge_first:
-            intents.append(
-                self._broker_leg(st, hedge_side, shares, form, mid, LegRole.HEDGE, group_id)
-            )
+            hedge = self._hedge_leg(ctx, st, hedge_side, shares, form, mid, LegRole.HEDGE, group_id)
+            if hedge is not None:
+                intents.append(hedge)
         return self._started(ctx, st, now, plan, form, intents, group_id)
 
     def _started(
@@ -752,6 +797,8 @@ class MintRedeemStrategy:
         st.last_action_ns = now
         st.gates_until_ns = 0
         hedge_note = "hedged" if form is not None else "unhedged (budget)"
+        if form is PERP_HEDGE or (edge.extra and form is not None):
+            hedge_note = "hedged on the perpetual"
         at_limit = plan.choice.qty >= plan.limit.qty - QTY_STEP
         bound = f"the {plan.limit.name} limit" if at_limit else "the profit optimum"
         reason = (
@@ -804,6 +851,8 @@ class MintRedeemStrategy:
             if leg.kind is LegKind.BROKER:
                 assert leg.form is not None
                 role, gid = leg.role, leg.group_id
+                if self.perp is not None and self._to_perp(ctx, st, leg):
+                    continue  # placed on the perpetual (or held back: no perpetual state)
                 # a hedge larger than one order may be goes in slices each within the cap
                 for qty in slices(leg.qty, mark, self._order_cap):
                     intents.append(self._broker_leg(st, leg.side, qty, leg.form, mark, role, gid))
@@ -837,7 +886,14 @@ class MintRedeemStrategy:
                     )
                 )
             else:
-                intents.append(CancelOrder(st.broker, leg.client_id))
+                venue = st.broker
+                if self.perp is not None:  # a working perpetual order is canceled there
+                    venue = next((o.venue for o in ctx.open_orders(leg.group_id)
+                                  if o.client_id == leg.client_id), venue)  # fmt: skip
+                intents.append(CancelOrder(venue, leg.client_id))
+        if self._perp_out:
+            intents.extend(self._perp_out)
+            self._perp_out = []
         return intents or None
 
     @staticmethod

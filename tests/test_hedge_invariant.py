@@ -44,6 +44,7 @@ from bot.model import (
     Order,
     OrderState,
     OrderUpdate,
+    PerpState,
     RequestKind,
     RequestState,
     RequestUpdate,
@@ -52,6 +53,7 @@ from bot.model import (
     TokenizedStock,
     VenueKind,
 )
+from bot.perp.contracts import perp_contracts
 from bot.risk import RiskEngine
 from bot.sessions import IssuerSessionRule, SessionCalendar
 from connectors.base import VenueEvents
@@ -61,13 +63,19 @@ from strategies.mint_redeem import MintRedeemStrategy
 
 NS = 1_000_000_000
 MS = 1_000_000
-CAL = SessionCalendar("2025-06-02", "2025-06-10")
+CAL = SessionCalendar("2025-06-02", "2025-06-20")
 TUESDAY_11 = pycal.timegm((2025, 6, 3, 15, 0, 0)) * NS  # 11:00 EDT, regular session
+SATURDAY_11 = pycal.timegm((2025, 6, 7, 15, 0, 0)) * NS  # closed: only a perpetual hedges
+MONDAY_0930 = pycal.timegm((2025, 6, 9, 13, 30, 0)) * NS  # regular: the hedges migrate before
+PERP = "AAPLx-PERP"
 MULT = Decimal("1.02")
 ZERO = Decimal(0)
 
 
-def config() -> Settings:
+def config(perp: bool = False) -> Settings:
+    """The world's config; ``perp`` adds a perpetual on AAPLx the strategy may hedge on."""
+    perp_venue = {"kperp": {"kind": "perpetual", "perp_token": "AAPLx",
+                            "contract_size": "0.000001", "taker_fee_bps": 0}}  # fmt: skip
     return Settings(
         stocks={"AAPL": {"broker": "alpaca"}},
         tokens={"AAPLx": {"underlying": "AAPL", "issuer": "backed", "venues": ["kraken", "bybit"]}},
@@ -75,6 +83,7 @@ def config() -> Settings:
             "alpaca": {"kind": "broker", "sec_fee_bps": 0, "taf_per_share_usd": 0},
             "kraken": {"kind": "exchange", "taker_fee_bps": 0},
             "bybit": {"kind": "exchange", "taker_fee_bps": 0},
+            **(perp_venue if perp else {}),
         },
         issuers={
             "backed": {
@@ -91,6 +100,8 @@ def config() -> Settings:
             "gap_vol_multiple": 0.0,
             "cooldown_s": 0.0,
             "max_qty": 50,
+            "perp_hedge": perp,
+            "perp_basis_sigmas": 0.0,
         },
         risk={"max_order_notional_usd": "1000000", "max_position_usd": "10000000"},
     )
@@ -217,9 +228,11 @@ class ScriptedIssuer:
 class World:
     """The kernel over scripted venues, at Tuesday 11:00 with AAPL at 199.75 / 200.25."""
 
-    def __init__(self, path: Path) -> None:
-        self.settings = s = config()
-        self.clock = SimClock(TUESDAY_11)
+    def __init__(self, path: Path, perp: bool = False) -> None:
+        """``perp``: on a Saturday, with a perpetual on AAPLx to hedge on."""
+        self.settings = s = config(perp)
+        self.perp = perp
+        self.clock = SimClock(SATURDAY_11 if perp else TUESDAY_11)
         self.market = MarketState()
         self.market.issuers["backed"] = IssuerState("backed", fee_bps=Decimal(10))
         self.tokens = {
@@ -228,20 +241,22 @@ class World:
             )
         }
         self.ledger = Ledger()
-        for account in ("alpaca", "kraken", "bybit", "backed"):
+        for account in ("alpaca", "kraken", "bybit", "backed", *(("kperp",) if perp else ())):
             self.ledger.deposit_cash(account, Decimal(1_000_000))
         self.venues = {
             "alpaca": ScriptedVenue("alpaca", VenueKind.BROKER, self.clock),
             "kraken": ScriptedVenue("kraken", VenueKind.EXCHANGE, self.clock),
             "bybit": ScriptedVenue("bybit", VenueKind.EXCHANGE, self.clock),
         }
+        if perp:
+            self.venues["kperp"] = ScriptedVenue("kperp", VenueKind.PERPETUAL, self.clock)
         self.issuer = ScriptedIssuer("backed", self.clock, venues=self.venues)
         rules = {"backed": IssuerSessionRule(CAL, accept="always", execute="regular")}
         self.strategy = MintRedeemStrategy(s)
         self.engine = Engine(
             settings=s, clock=self.clock, sessions=CAL, issuer_sessions=rules,
             market=self.market, tokens=self.tokens, ledger=self.ledger,
-            risk=RiskEngine(s.risk), strategy=self.strategy,
+            risk=RiskEngine(s.risk, perps=perp_contracts(s)), strategy=self.strategy,
             venues=dict(self.venues),  # type: ignore[arg-type]
             issuers={"backed": self.issuer},  # type: ignore[dict-item]
             journal=MemoryJournal(),
@@ -254,16 +269,22 @@ class World:
         self.ledger.deposit_position("bybit", "AAPLx", Decimal(60), Decimal("204"))
         self.venues["bybit"].positions["AAPLx"] = Decimal(60)
         self.engine.start()  # the starting inventory's hedge waits for a mark
-        self.quote_stock()  # ... and goes out now
-        (inventory_hedge,) = self.venues["alpaca"].working.values()
-        self.venues["alpaca"].fill(inventory_hedge, inventory_hedge.order.qty, Decimal("199.75"))
+        self.quote_stock()  # ... and goes out now (on a Saturday: on the perpetual)
+        hedger = self.venues["kperp" if perp else "alpaca"]
+        (inventory_hedge,) = hedger.working.values()
+        hedger.fill(inventory_hedge, inventory_hedge.order.qty, Decimal("199.75"))
         self.book("bybit", 203.0, 209.0)
         self.book("kraken", *((199.0, 200.0) if path is Path.REDEEM else (208.0, 209.0)))
         self.check()
 
     # ---- market ------------------------------------------------------------------------------
     def quote_stock(self, bid: float = 199.75, ask: float = 200.25) -> None:
-        self.engine.quote_handler("AAPL")(bid, 1000.0, ask, 1000.0, self.clock.now_ns())
+        now = self.clock.now_ns()
+        if self.perp:  # the perpetual's mark: fair value while the broker is closed
+            mark = Decimal("204")
+            due = (now // (8 * 3600 * NS) + 1) * 8 * 3600 * NS
+            self.engine.on_perp_state(PerpState("kperp", PERP, mark, mark, ZERO, due, now))
+        self.engine.quote_handler("AAPL")(bid, 1000.0, ask, 1000.0, now)
 
     def book(self, venue: str, bid: float, ask: float) -> None:
         self.engine.on_book_top(venue, "AAPLx", bid, 50.0, ask, 50.0, self.clock.now_ns())
@@ -279,7 +300,7 @@ class World:
 
     def restoring(self) -> bool:
         """Something restores the delta: an order works, or the strategy holds a leg for it."""
-        if self._working("AAPL"):
+        if self._working("AAPL") or self._perp_retry():
             return True
         return any(
             leg.kind in (LegKind.BROKER, LegKind.TOKEN, LegKind.ISSUER)
@@ -294,7 +315,7 @@ class World:
         out = abs(net - carried) > Decimal("0.0001")
         if out:
             assert self.restoring(), f"unhedged {net} shares and nothing restores it"
-            if not self._working("AAPL"):
+            if not self._working("AAPL") and not self._perp_retry():
                 # a retry waits out its back-off, never longer than retry_cap_s (how long the
                 # venues take to answer is theirs: the backtest counts it against the deadline)
                 cap = int(self.settings.strategy.retry_cap_s * NS)
@@ -309,10 +330,15 @@ class World:
             assert self.ledger.cash(v.name) == Decimal(1_000_000) + v.cash, v.name
         assert self.ledger.cash("backed") == Decimal(1_000_000) - self.issuer.paid
         # conservation: equity - contributions is the PnL total, exact
-        marks = {"AAPL": Decimal("200"), "AAPLx": Decimal("204")}
+        marks = {"AAPL": Decimal("200"), "AAPLx": Decimal("204"), PERP: Decimal("204")}
         pnl = self.ledger.pnl(marks)
         assert self.ledger.equity(marks) - self.ledger.contributions == pnl.total
         assert all(isinstance(x, Decimal) for x in pnl.as_dict().values())
+
+    def _perp_retry(self) -> bool:
+        """A migration leg waits for the next timer to be placed again (perp_hedge.py)."""
+        perp = self.strategy.perp
+        return perp is not None and perp.restoring()
 
     # ---- answering -----------------------------------------------------------------------------
     def open_items(self) -> list[tuple[ScriptedVenue, Working] | MintRedeemRequest]:
@@ -428,8 +454,8 @@ class World:
         raise AssertionError("the world never settled")
 
 
-def _run(path: Path, data: hs.DataObject) -> World:
-    world = World(path)
+def _run(path: Path, data: hs.DataObject, perp: bool = False) -> World:
+    world = World(path, perp)
     group = world.strategy.groups.get("AAPLx-1")
     assert group is not None and group.path is path, "the scenario did not start its group"
     late: list[tuple[ScriptedVenue, Working, Decimal]] = []
@@ -437,6 +463,14 @@ def _run(path: Path, data: hs.DataObject) -> World:
         world.answer(data, late)
     while late:
         world._late_fill(*late.pop(0))
+    if perp and data.draw(hs.booleans(), label="to Monday's open"):
+        # the weekend passes: at 04:00 the perpetual hedges start moving to the broker
+        world.clock.advance_to(MONDAY_0930 - 5 * 3600 * NS - 30 * NS)
+        world.advance(0)
+        for _ in range(data.draw(hs.integers(0, 10), label="answers at the open")):
+            world.answer(data, late)
+        while late:
+            world._late_fill(*late.pop(0))
     world.settle_all()
     for g in world.strategy.groups.groups():
         assert g.closed, g
@@ -499,3 +533,14 @@ def test_a_sale_that_reverts_keeps_the_hedge_and_offers_the_rest_again() -> None
     assert (unwind.order.side, unwind.order.qty) == (Side.BUY, Decimal("20.4"))
     world.settle_all()
     assert world.ledger.position("alpaca", "AAPL") == Decimal("-61.2")
+
+
+@CHECKS
+@given(data=hs.data(), path=hs.sampled_from([Path.INVENTORY_FIRST, Path.REDEEM, Path.MINT_FIRST]))
+def test_perpetual_hedges_keep_the_net_delta_inside_the_budget_through_weekend_and_migration(
+    data: Any, path: Path
+) -> None:
+    """On a Saturday the hedges go to the perpetual; whatever the venues answer, and across
+    Monday's migration to the broker, the invariant holds after every event."""
+    world = _run(path, data, perp=True)
+    assert world.ledger.position("kperp", PERP) == world.venues["kperp"].positions.get(PERP, ZERO)
