@@ -21,6 +21,9 @@ answer), never an intent:
 * **A refused issuer leg** of inventory-first or redeem is asked again (``RetryPolicy``); after
   ``request_attempts`` the group is *stranded*: it keeps its hedge, keeps asking at the longest
   wait, and stops blocking new arbitrage of its token.
+* **An issuer leg below the issuer's minimum request** (a token leg that traded only a little) is
+  never asked: the issuer would refuse it every time. The group is stranded at once and keeps the
+  hedge of what it traded; a mint-first rest to redeem goes back to offers instead.
 
 A group is *closed* when nothing of it works or waits and its hedge equals its target. Broker legs
 wait here until a session takes them (``drain`` is given the current hedge form).
@@ -183,9 +186,17 @@ class Group:
 class GroupBook:
     """Every group the strategy started, by id, and per-token counters."""
 
-    def __init__(self, sale: SalePolicy | None = None, retry: RetryPolicy | None = None) -> None:
+    def __init__(
+        self,
+        sale: SalePolicy | None = None,
+        retry: RetryPolicy | None = None,
+        min_notional_usd: dict[str, Decimal] | None = None,
+    ) -> None:
         self.sale = sale or SalePolicy()
         self.retry = retry or RetryPolicy()
+        # token -> the issuer's smallest request, USD: a request below it is refused whenever it
+        # is asked, so it is never asked (``_below_minimum``)
+        self.min_notional_usd = min_notional_usd or {}
         self._groups: dict[str, Group] = {}
         self._counter: dict[str, int] = {}
         self._awaiting: dict[str, int] = {}
@@ -516,6 +527,26 @@ class GroupBook:
             self._release(g)
             self._note(g, "stranded", f"{g.group_id}: issuer {why}; {qty} tokens stay, hedge kept")
 
+    def _below_minimum(self, g: Group, leg: Leg) -> bool:
+        """An issuer leg smaller than the issuer's minimum request (at the group's fair value)
+        would be refused however often it is asked: waiting changes no size. It is not asked.
+        A mint-first rest to redeem goes back to offers; any other group is stranded at once,
+        keeping its hedge (the shares that offset the tokens it could not mint or redeem)."""
+        minimum = self.min_notional_usd.get(g.token)
+        if not minimum or not g.fair > 0 or Decimal(str(g.fair)) * leg.qty >= minimum:
+            return False
+        why = f"{leg.qty} tokens below the issuer's minimum of {minimum} USD"
+        if g.path is Path.MINT_FIRST and leg.request is RequestKind.REDEEM:
+            g.redeeming = max(g.redeeming - leg.qty, ZERO)
+            self._note(g, "below_minimum", f"{g.group_id}: redeem not asked: {why}; offered again")
+            wait = backoff_ns(self.sale.retry_ns, self.sale.retry_cap_ns, g.sale_attempts)
+            self._offer(g, _whole(g.unsold), leg.not_before_ns + wait)
+            return True
+        g.stranded = True
+        self._release(g)
+        self._note(g, "below_minimum", f"{g.group_id}: {leg.request} not asked: {why}; hedge kept")
+        return True
+
     def _offer(self, g: Group, qty: Decimal, not_before_ns: int) -> None:
         """Offer ``qty`` minted tokens for sale from ``not_before_ns`` on."""
         qty = _whole(qty)
@@ -558,6 +589,8 @@ class GroupBook:
             self._queue(g, Leg(LegKind.ISSUER, g.group_id, qty=rest, request=kind, fair=g.fair))
 
     def _queue(self, g: Group, leg: Leg) -> None:
+        if leg.kind is LegKind.ISSUER and self._below_minimum(g, leg):
+            return
         g.pending.append(leg)
         self.pending.setdefault(g.token, {})[g.group_id] = g
 

@@ -112,8 +112,13 @@ class MintRedeemStrategy(PerpHedging):
         self.cfg = config.strategy
         self._up = 1.0 + self.cfg.min_edge_bps * 1e-4
         self._down = 1.0 - self.cfg.min_edge_bps * 1e-4
-        self.groups = GroupBook(_sale_policy(self.cfg), _retry_policy(self.cfg))
         self._tokens = token_views(config)
+        self.groups = GroupBook(
+            _sale_policy(self.cfg),
+            _retry_policy(self.cfg),
+            {t: config.issuers[st.issuer].min_notional_usd for t, st in self._tokens.items()
+             if st.issuer in config.issuers},
+        )  # fmt: skip
         # overnight hedges need the strategy's consent and an account enabled for them
         brokers = {st.broker for st in self._tokens.values() if st.broker in config.venues}
         overnight = self.cfg.overnight_hedge and all(

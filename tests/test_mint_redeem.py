@@ -845,3 +845,37 @@ def test_without_short_sales_a_discount_is_sized_to_the_shares_held_at_the_broke
         ("AAPLx", Side.BUY, Decimal("20")),
         ("AAPL", Side.SELL, Decimal("20.4")),
     ]
+
+
+def test_a_rest_below_the_issuers_minimum_is_never_asked_and_stays_hedged() -> None:
+    base = settings(**EXACT)
+    terms = base.issuers["backed"].model_copy(update={"min_notional_usd": Decimal(1000)})
+    s = base.model_copy(update={"issuers": {"backed": terms}})
+    ctx = Context(s, TUESDAY_11)
+    ctx.quote_stock(199.75, 200.25)
+    ctx.quote_token(208.0, 209.0)
+    strat = MintRedeemStrategy(s)
+    strat.on_start(ctx)
+    ctx.ledger.positions[("kraken", "AAPLx")] = Decimal(100)
+    strat.on_market(ctx, "AAPLx")
+    assert strat.on_fill(ctx, hedge_fill(Side.BUY)) is None
+    # the sale of 50 comes back with 2 tokens traded: a mint of 2 (408 USD) is below 1000 USD
+    assert strat.on_fill(ctx, token_fill(Side.SELL, "2", "208")) is None
+    ioc_rest = Order("k1", "kraken", "AAPLx", Side.SELL, Decimal(50), OrderType.LIMIT,
+                     Decimal("204.9"), TimeInForce.IOC, role=LegRole.TOKEN, group_id="AAPLx-1",
+                     state=OrderState.CANCELED, filled_qty=Decimal(2))  # fmt: skip
+    # the 2.04 shares that offset the 2 tokens sold stay; the other 48.96 are sold back
+    assert strat.on_order(ctx, ioc_rest) == [
+        hedge(Side.SELL, qty=Decimal("48.96"), role=LegRole.UNWIND)
+    ]
+    notes = [d for d in ctx.decisions if d.action == "below_minimum"]
+    assert [d.reason for d in notes] == [
+        "AAPLx-1: mint not asked: 2.000 tokens below the issuer's minimum of 1000 USD; hedge kept"
+    ]
+    assert strat.groups.awaiting("AAPLx") == 0  # stranded: it blocks no new arbitrage
+    group = strat.groups.get("AAPLx-1")
+    assert group is not None and group.stranded and group.hedge_target() == Decimal("2.04")
+    for _ in range(12):  # an hour of heartbeats: the issuer is never asked for it
+        ctx.now_ns += 300 * NS
+        intents = strat.on_timer(ctx, "heartbeat") or []
+        assert not [i for i in intents if isinstance(i, RequestMintRedeem)]
