@@ -158,3 +158,22 @@ def _step(client: Any, precision: float | int) -> Decimal:
 
 def _amount(value: float | int | str | None) -> Decimal | None:
     return None if value is None else to_decimal(value)
+
+
+def resolve_perp_market(
+    client: Any, instrument: str, *, market_id: str, quirks: VenueQuirks
+) -> TokenMarket:
+    """The perpetual ``market_id`` (the venue's own id: Bybit's ``AAPLXUSDT``) traded under
+    pegbot's name ``instrument``, if the client loaded it as a perpetual of the kind the quirks
+    name (Bybit: ``contractType`` ``LinearPerpetual``); else one-line ``UnknownSymbolError``."""
+    _require_loaded(client)
+    found = [m for m in all_markets(client) if m["id"] == market_id and m.get("swap")]
+    if not found:
+        raise UnknownSymbolError(f"{client.id} does not list the perpetual {market_id}")
+    market = found[0]
+    kind = (market.get("info") or {}).get(quirks.kind_field)
+    if kind != quirks.kind_value:
+        raise UnknownSymbolError(
+            f"{client.id} {market_id} is a {kind}, not a {quirks.kind_value} ({instrument})"
+        )
+    return _token_market(client, market, instrument, quirks)
