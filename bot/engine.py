@@ -31,11 +31,14 @@ from bot.logging import get_logger
 from bot.market import MarketState, OracleRound, TopOfBook
 from bot.model import (
     Fill,
+    FundingPayment,
     LegRole,
+    MarginStatus,
     MintRedeemRequest,
     Order,
     OrderState,
     OrderUpdate,
+    PerpState,
     RequestKind,
     RequestState,
     RequestUpdate,
@@ -130,6 +133,8 @@ class Engine:
         self.fills: list[Fill] = []
         self.reverted_gas: defaultdict[str, Decimal] = defaultdict(Decimal)  # group -> gas
         self.request_log: list[tuple[MintRedeemRequest, RequestUpdate]] = []
+        self.funding_log: list[FundingPayment] = []
+        self.margins: dict[str, MarginStatus] = {}  # perpetual venue -> its latest margin
         # called after every venue answer once the strategy has acted on it (exposure checks)
         self.after_answer: Callable[[], None] | None = None
         self.last_event_ns = 0
@@ -636,6 +641,42 @@ class Engine:
         if self.after_answer is not None:
             self.after_answer()
 
+    # ---- perpetual venues (ADR 0018) ----------------------------------------------------------
+    def on_perp_state(self, state: PerpState) -> None:
+        """A perpetual's mark, index and funding: the market keeps the latest, the position is
+        marked at ``mark``; a strategy with an ``on_perp_state`` handler hears of it."""
+        self._market.perps[state.instrument] = state
+        self._last_marks[state.instrument] = state.mark
+        self.last_event_ns = state.ts_ns
+        handler = getattr(self.strategy, "on_perp_state", None)
+        if handler is not None and self.started:
+            self._act(handler(self, state))
+
+    def on_funding_payment(self, payment: FundingPayment) -> None:
+        """A funding payment: onto the venue's cash in the ledger, once per payment id."""
+        if not self._ledger.apply_funding_payment(payment):
+            return
+        self.counters["funding_payments"] += 1
+        self.funding_log.append(payment)
+        log.info("funding_payment", venue=payment.venue, instrument=payment.instrument,
+                 amount_usd=str(payment.amount_usd), rate=str(payment.rate))  # fmt: skip
+        if self.after_answer is not None:
+            self.after_answer()
+
+    def on_margin(self, status: MarginStatus) -> None:
+        """A perpetual account's margin: kept for risk and reports; a margin call (equity under
+        maintenance) is told to a strategy with an ``on_margin_call`` handler."""
+        previous = self.margins.get(status.venue)
+        self.margins[status.venue] = status
+        if not status.margin_call or (previous is not None and previous.margin_call):
+            return
+        self.counters["margin_calls"] += 1
+        log.warning("margin_call", venue=status.venue, equity_usd=str(status.equity_usd),
+                    maintenance_usd=str(status.maintenance_usd))  # fmt: skip
+        handler = getattr(self.strategy, "on_margin_call", None)
+        if handler is not None:
+            self._tell_strategy(handler, status)
+
     def on_request_update(self, update: RequestUpdate) -> None:
         req = self.executor.requests.get(update.request_id)
         if req is None or req.state.is_terminal:
@@ -724,6 +765,9 @@ class Engine:
         if instrument in self._tokens:
             fv = self.fair_value(instrument)
             return self._to_mark(fv) if fv == fv else None
+        perp = self._market.perps.get(instrument)
+        if perp is not None:
+            return perp.mark
         q = self._market.quotes.get(instrument)
         if q is None or not q.valid:
             return None

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bot.amm.v3_pool import V3Pool
+    from bot.model import PerpState
 
 NAN = math.nan
 
@@ -151,6 +152,8 @@ class MarketState:
     pools: dict[str, PoolMarket] = field(default_factory=dict)
     issuers: dict[str, IssuerState] = field(default_factory=dict)
     oracles: dict[str, OracleRound] = field(default_factory=dict)
+    # perpetual instrument -> its latest state (mark, index, funding; ADR 0018)
+    perps: dict[str, PerpState] = field(default_factory=dict)
     gas_price_gwei: float = 20.0
     eth_usd: float = 3000.0
     # a live source that is not connected (connectors.base.ConnectionState values): its data is

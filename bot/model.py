@@ -74,6 +74,7 @@ class VenueKind(StrEnum):
     EXCHANGE = "exchange"  # a central limit order book listing the token (Kraken, Bybit)
     POOL = "pool"  # an AMM pool holding the token (Uniswap v2/v3)
     ISSUER = "issuer"  # the primary market: mint and redeem
+    PERPETUAL = "perpetual"  # a perpetual future on the token, trading 24/7 (ADR 0018)
 
 
 class IssuerModel(StrEnum):
@@ -116,6 +117,7 @@ class LegRole(StrEnum):
     INVENTORY = "inventory"  # hedges the starting token inventory (its PnL is inventory carry)
     REBALANCE = "rebalance"  # inventory management
     QUOTE = "quote"  # market-making quote
+    MIGRATE = "migrate"  # moves a hedge between the perpetual and the broker (ADR 0018)
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,3 +340,85 @@ class TransferUpdate:
     fee_usd: Decimal = Decimal(0)
     fee_tokens: Decimal = Decimal(0)
     reason: str = ""
+
+
+# ---- perpetual futures (ADR 0018) -------------------------------------------------------------
+# Quantities on a perpetual are in tokens of the underlying token (contracts x contract_size), so
+# a perpetual ``Order``/``Fill`` moves cash by qty x price like any other; prices are per token.
+
+
+@dataclass(frozen=True, slots=True)
+class PerpContract:
+    """A perpetual's terms: ``instrument`` (e.g. "AAPLx-PERP") tracks ``token``; one contract is
+    ``contract_size`` tokens; funding every ``funding_interval_s``; ``maintenance_margin`` is the
+    fraction of notional at mark the account must keep as equity."""
+
+    venue: str
+    instrument: str
+    token: str
+    contract_size: Decimal = Decimal(1)
+    funding_interval_s: int = 8 * 3600
+    maintenance_margin: Decimal = Decimal("0.05")
+
+
+@dataclass(frozen=True, slots=True)
+class PerpState:
+    """A perpetual's market state (a market event): ``mark`` and ``index`` per token,
+    ``funding_rate`` the rate (a fraction per interval) to be paid at ``next_funding_ns``,
+    ``predicted_rate`` the venue's estimate of the rate after it (None: not given)."""
+
+    venue: str
+    instrument: str
+    mark: Decimal
+    index: Decimal
+    funding_rate: Decimal
+    next_funding_ns: int
+    ts_ns: int
+    predicted_rate: Decimal | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FundingPayment:
+    """A funding payment the venue booked (a fact; applied once per (venue, payment_id)).
+    ``amount_usd`` is signed, received > 0: -position x mark x rate (longs pay shorts when the
+    rate is positive); ``position`` in tokens at the funding time."""
+
+    venue: str
+    instrument: str
+    payment_id: str
+    amount_usd: Decimal
+    rate: Decimal
+    position: Decimal
+    mark: Decimal
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class PerpPosition:
+    """The venue's report of one perpetual position: signed ``qty`` in tokens, ``entry_price``
+    its average, ``liquidation_price`` where the venue would close it (None: none, or unknown)."""
+
+    venue: str
+    instrument: str
+    qty: Decimal
+    entry_price: Decimal
+    mark: Decimal
+    liquidation_price: Decimal | None
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class MarginStatus:
+    """A perpetual account's margin (a fact): ``collateral_usd`` the wallet balance,
+    ``equity_usd`` = collateral + unrealised PnL at mark, ``maintenance_usd`` = sum of
+    |qty| x mark x maintenance margin. Equity below maintenance is a margin call."""
+
+    venue: str
+    collateral_usd: Decimal
+    equity_usd: Decimal
+    maintenance_usd: Decimal
+    ts_ns: int
+
+    @property
+    def margin_call(self) -> bool:
+        return self.equity_usd < self.maintenance_usd

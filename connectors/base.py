@@ -15,9 +15,12 @@ from typing import Protocol, runtime_checkable
 
 from bot.model import (
     Fill,
+    FundingPayment,
+    MarginStatus,
     MintRedeemRequest,
     Order,
     OrderUpdate,
+    PerpState,
     RequestUpdate,
     Transfer,
     TransferUpdate,
@@ -27,7 +30,9 @@ from bot.model import (
 
 
 class VenueEvents(Protocol):
-    """Where venues report. Implemented by the engine."""
+    """Where venues report. Implemented by the engine. A perpetual venue (ADR 0018) also reports
+    its market state (``on_perp_state``: mark, index, funding rate and time), each funding
+    payment once (``on_funding_payment``) and its account margin (``on_margin``)."""
 
     def on_order_update(self, update: OrderUpdate) -> None: ...
 
@@ -38,6 +43,12 @@ class VenueEvents(Protocol):
     def on_transfer_update(self, update: TransferUpdate) -> None: ...
 
     def on_venue_fee(self, fee: VenueFee) -> None: ...
+
+    def on_funding_payment(self, payment: FundingPayment) -> None: ...
+
+    def on_margin(self, status: MarginStatus) -> None: ...
+
+    def on_perp_state(self, state: PerpState) -> None: ...
 
 
 @runtime_checkable

@@ -10,6 +10,9 @@ Who calls what (the engine is the only writer; strategies read it through ``Ledg
 - ``track_request`` when a mint/redeem is submitted, ``apply_request_update`` for every issuer
   update; idempotent by (request_id, state) and tolerant of skipped states.
 - ``accrue_funding`` on a timer: interest on capital locked in in-flight requests.
+- ``apply_funding_payment`` for every perpetual funding payment (``FundingPayment``, ADR 0018):
+  its signed amount onto the venue's cash, once per (venue, payment_id), component
+  ``perp_funding``.
 - ``track_transfer`` when a transfer is submitted, ``apply_transfer_update`` for every answer of
   its venue; idempotent by (transfer_id, state). SENT debits the source (amount + fees, component
   ``transfer_fees``), the amount is in transit (valued at its mark, USD at par) until ARRIVED
@@ -35,6 +38,7 @@ from bot.ledger.transfers import TransferBook
 from bot.model import (
     Currency,
     Fill,
+    FundingPayment,
     LegRole,
     MintRedeemRequest,
     RequestState,
@@ -56,7 +60,7 @@ class _Book:
     positions: tuple[tuple[str, Decimal, Decimal], ...]  # (instrument, qty, basis), qty != 0
     requests: tuple[tuple[str, Decimal, Decimal, Decimal], ...]  # (token, owned, basis, receivable)
     transit: tuple[tuple[str, Decimal, Decimal], ...]  # (asset, amount, basis) of sent transfers
-    costs: Decimal  # venue fees + gas + issuer fees + funding + transfer fees
+    costs: Decimal  # venue fees + gas + issuer fees + funding + transfer fees + perp funding
     realized: Decimal  # realized trading - costs
 
 
@@ -73,6 +77,7 @@ class Ledger:
         self._issuer_fees = ZERO
         self._hedge_slippage = ZERO
         self._funding = ZERO
+        self._perp_funding = ZERO  # perpetual funding paid (received < 0)
         # inventory carry: the starting positions and their hedge (LegRole.INVENTORY fills),
         # instrument -> (signed qty, cost); valued at the marks it is the ``inventory_carry``
         self._carry: dict[str, tuple[Decimal, Decimal]] = {}
@@ -210,6 +215,20 @@ class Ledger:
                 self._gas += usd
             else:
                 self._venue_fees += usd
+        self._seen_fills.add(key)
+        return True
+
+    def apply_funding_payment(self, payment: FundingPayment) -> bool:
+        """Book a perpetual funding payment: ``amount_usd`` (received > 0) onto the venue's
+        cash, component ``perp_funding`` (paid > 0); False (and no change) if that
+        (venue, payment_id) was booked before."""
+        key = (payment.venue, f"funding:{payment.payment_id}")
+        if key in self._seen_fills:
+            return False
+        self._version += 1
+        with exact():
+            self._cash[payment.venue] = self.cash(payment.venue) + payment.amount_usd
+            self._perp_funding -= payment.amount_usd
         self._seen_fills.add(key)
         return True
 
@@ -463,6 +482,7 @@ class Ledger:
                 hedge_slippage=self._hedge_slippage,
                 funding=self._funding,
                 transfer_fees=self._transfers.fees,
+                perp_funding=self._perp_funding,
             )
 
     def _current_book(self) -> _Book:
@@ -477,6 +497,7 @@ class Ledger:
                 + self._issuer_fees
                 + self._funding
                 + self._transfers.fees
+                + self._perp_funding
             )
             book = _Book(
                 version=self._version,

@@ -20,14 +20,15 @@ class PnlBreakdown:
     in-flight requests), ``hedge_slippage`` (HEDGE/UNWIND fills against their reference price:
     side x (price - reference) x qty; it is inside the fill prices, not a separate cash flow),
     ``transfer_fees`` (fees of transfers that left their source: USD fees, plus the cost basis
-    of tokens paid as fees).
+    of tokens paid as fees), ``perp_funding`` (funding payments on perpetual positions: paid
+    minus received).
 
     ``inventory_carry`` is the mark-to-market of the starting positions (from their deposit
     price) and of their hedge (``LegRole.INVENTORY`` fills, from their fill price): what holding
     the starting inventory made, apart from what the strategy did with it.
 
     ``spread_captured`` is the residual ``total - inventory_carry + venue_fees + gas +
-    issuer_fees + hedge_slippage + funding + transfer_fees``: the strategy's gross trading result
+    issuer_fees + hedge_slippage + funding + transfer_fees + perp_funding``: the strategy's gross trading result
     before all those costs, i.e. what the trades would have made with free execution and hedges
     filled at their reference prices.
     """
@@ -43,6 +44,7 @@ class PnlBreakdown:
     hedge_slippage: Decimal
     funding: Decimal
     transfer_fees: Decimal
+    perp_funding: Decimal = Decimal(0)  # perpetual funding paid (received < 0), ADR 0018
 
     def as_dict(self) -> dict[str, Decimal]:
         """Field name -> value, in field order."""
