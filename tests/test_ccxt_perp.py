@@ -23,14 +23,23 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 from bot.clock import SimClock
-from bot.model import Fill, Order, OrderState, OrderType, OrderUpdate, Side, TimeInForce
-from bot.money import ZERO
-from connectors.exchanges.ccxt_perp import CcxtPerpVenue, PerpPolling
-from connectors.exchanges.ccxt_perp_facts import (
+from bot.ledger import Ledger
+from bot.model import (
+    Fill,
     FundingPayment,
+    MarginStatus,
+    Order,
+    OrderState,
+    OrderType,
+    OrderUpdate,
     PerpPosition,
     PerpState,
+    Side,
+    TimeInForce,
+    VenueKind,
 )
+from bot.money import ZERO
+from connectors.exchanges.ccxt_perp import CcxtPerpVenue, PerpPolling
 from connectors.exchanges.ccxt_session import VenueUnavailableError
 from connectors.exchanges.ccxt_working import OrderPolling
 from connectors.exchanges.symbols import UnknownSymbolError
@@ -53,12 +62,12 @@ FAST_PERP = PerpPolling(period_s=0.01, retry_first_s=0.005, retry_max_s=0.04)
 
 @dataclass
 class Heard:
-    """What the venue reported, in order: it implements ``VenueEvents`` and ``PerpEvents``."""
+    """What the venue reported, in order (it implements ``VenueEvents``)."""
 
     updates: list[OrderUpdate] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
     states: list[PerpState] = field(default_factory=list)
-    positions: list[PerpPosition] = field(default_factory=list)
+    margins: list[MarginStatus] = field(default_factory=list)
     payments: list[FundingPayment] = field(default_factory=list)
 
     def on_order_update(self, update: OrderUpdate) -> None:
@@ -79,8 +88,8 @@ class Heard:
     def on_perp_state(self, state: PerpState) -> None:
         self.states.append(state)
 
-    def on_perp_position(self, position: PerpPosition) -> None:
-        self.positions.append(position)
+    def on_margin(self, status: MarginStatus) -> None:
+        self.margins.append(status)
 
     def on_funding_payment(self, payment: FundingPayment) -> None:
         self.payments.append(payment)
@@ -109,7 +118,6 @@ class World:
             polling=FAST_ORDERS, perp_polling=FAST_PERP,
         )  # fmt: skip
         perp.bind(self.heard)
-        perp.bind_perp(self.heard)
         return perp
 
 
@@ -203,14 +211,14 @@ def test_mark_index_funding_rate_and_next_funding_time_read_exactly_as_served() 
         assert state == PerpState(
             venue="bybit-perp",
             instrument=PERP,
-            mark_price=D("231.37"),
-            index_price=D("231.29"),
+            mark=D("231.37"),
+            index=D("231.29"),
             funding_rate=D("-0.000125"),
             next_funding_ns=next_ms * 1_000_000,
-            predicted_rate=None,  # Bybit states none
-            funding_interval="8h",
             ts_ns=NOW_NS,
+            predicted_rate=None,  # Bybit states none
         )
+        assert world.perp.kind is VenueKind.PERPETUAL
 
     on_world(scenario)
 
@@ -224,45 +232,47 @@ def test_position_margin_and_liquidation_price_read_exactly_as_served(side: Side
         await filled(world, world.perp, order("pb-p-1", side, qty))
         world.venue.set_mark(MARKET_ID, "228.40", index="228.35")
         positions = await world.perp.positions()
-        account = await world.perp.margin(positions)
+        margin = await world.perp.margin()
 
         contract = world.contract
         touch = D("230.05") if side is Side.BUY else D("229.95")  # mark 230 +- the half spread
         signed = D(qty) * side
-        fee = D(qty) * touch * contract.taker_fee
-        wallet = D(1000) - fee
-        im = D(qty) * D("228.40") / 10
-        mm = D(qty) * D("228.40") * contract.mmr
+        wallet = D(1000) - D(qty) * touch * contract.taker_fee
         upl = signed * (D("228.40") - touch)
-        assert positions[PERP] == PerpPosition(
+        assert positions == {
+            PERP: PerpPosition(
+                venue="bybit-perp",
+                instrument=PERP,
+                qty=signed,
+                entry_price=touch,
+                mark=D("228.40"),
+                liquidation_price=liquidation(signed, touch, wallet, contract.mmr),
+                ts_ns=NOW_NS,
+            )
+        }
+        assert positions[PERP].liquidation_price == world.venue.liquidation_price(MARKET_ID)
+        assert margin == MarginStatus(
             venue="bybit-perp",
-            instrument=PERP,
-            qty=signed,
-            entry_price=touch,
-            mark_price=D("228.40"),
-            liquidation_price=liquidation(signed, touch, wallet, contract.mmr),
-            initial_margin=im,
-            maintenance_margin=mm,
-            leverage=D(10),
-            unrealized_pnl=upl,
+            collateral_usd=wallet,
+            equity_usd=wallet + upl,
+            maintenance_usd=D(qty) * D("228.40") * contract.mmr,
             ts_ns=NOW_NS,
         )
-        assert positions[PERP].liquidation_price == world.venue.liquidation_price(MARKET_ID)
-        assert account.wallet_balance == wallet == world.venue.wallet
-        assert account.equity == wallet + upl == world.venue.equity()
-        assert (account.initial_margin, account.maintenance_margin) == (im, mm)
-        assert account.available == wallet - im
-        assert account.currency == "USDT"
+        assert (margin.collateral_usd, margin.equity_usd) == (
+            world.venue.wallet,
+            world.venue.equity(),
+        )
 
     on_world(scenario, wallet="1000")
 
 
-def test_a_flat_instrument_is_a_zero_position_without_liquidation_price() -> None:
+def test_a_flat_account_has_no_positions_and_its_wallet_as_equity() -> None:
     async def scenario(world: World) -> None:
-        position = (await world.perp.positions())[PERP]
-        assert (position.qty, position.liquidation_price, position.initial_margin) == (
-            ZERO,
-            None,
+        assert await world.perp.positions() == {}
+        margin = await world.perp.margin()
+        assert (margin.collateral_usd, margin.equity_usd, margin.maintenance_usd) == (
+            D(100000),
+            D(100000),
             ZERO,
         )
 
@@ -369,17 +379,31 @@ def test_a_funding_payment_is_reported_once_across_polls() -> None:
             venue="bybit-perp",
             instrument=PERP,
             payment_id=settled.exec_id,
-            amount=D("-0.92"),  # a long of 40 at mark 230 pays 0.01 %
-            currency="USDT",
+            amount_usd=D("-0.92"),  # a long of 40 at mark 230 pays 0.01 %
             rate=D("0.0001"),
-            venue_ts_ns=1_767_254_400 * 1_000_000_000,
-            ts_ns=NOW_NS,
+            position=D(40),
+            mark=D(230),
+            ts_ns=1_767_254_400 * 1_000_000_000,  # 08:00, the venue's settlement
         )
         world.venue.set_funding_rate(MARKET_ID, "-0.0002")
         world.venue.advance(EIGHT_HOURS_MS)  # 16:00: a negative rate pays the long
         await world.perp.report_round()
         await world.perp.report_round()
-        assert [p.amount for p in world.heard.payments] == [D("-0.92"), D("1.84")]
+        assert [p.amount_usd for p in world.heard.payments] == [D("-0.92"), D("1.84")]
+
+        # a restart reads the history again: the real ledger still books each payment once
+        ledger = Ledger()
+        for payment in world.heard.payments:
+            assert ledger.apply_funding_payment(payment)
+        restarted = world.connector()
+        await restarted.connect()
+        try:
+            again = await restarted.new_funding_payments()
+        finally:
+            await restarted.close()
+        assert again == world.heard.payments
+        assert not any(ledger.apply_funding_payment(p) for p in again)
+        assert ledger.cash("bybit-perp") == D("0.92")
 
     on_world(scenario)
 
@@ -390,9 +414,10 @@ def test_the_watch_reports_state_positions_and_funding_every_period() -> None:
         world.venue.advance(EIGHT_HOURS_MS)
         world.perp.watch()
         await until(lambda: len(world.heard.states) >= 3, "three rounds")
-        assert {s.mark_price for s in world.heard.states} == {D(230)}
-        assert world.heard.positions[-1].qty == D(-5)
-        assert [p.amount for p in world.heard.payments] == [D("0.115")]  # the short receives
+        assert {s.mark for s in world.heard.states} == {D(230)}
+        assert world.heard.margins[-1].collateral_usd == world.venue.wallet
+        [payment] = world.heard.payments
+        assert (payment.amount_usd, payment.position) == (D("0.115"), D(-5))  # the short receives
 
     on_world(scenario)
 

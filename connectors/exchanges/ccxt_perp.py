@@ -1,23 +1,26 @@
 """A perpetual-futures venue through ccxt's async client: Bybit's v5 linear (USDT) perpetuals,
-the 24/7 hedge the broker cannot give on weekends (ADR 0019).
+the 24/7 hedge the broker cannot give on weekends (ADR 0019). It reports the facts of ADR 0018.
 
 Orders are the token exchange's (``CcxtExchange``, whose order code this class inherits rather
 than repeats): ``submit_order`` never blocks, the client id is durable (Bybit's ``orderLinkId``),
 a lost answer is resolved by client id, fills come from the venue's executions once each, keyed
-by the venue's trade id. What differs is the market (the venue's perpetual id, resolved by
-``resolve_perp_market``) and what a perpetual adds:
+by the venue's trade id; quantities are tokens (one per contract, checked at connect). What
+differs is the market (the venue's perpetual id, ``resolve_perp_market``) and what a perpetual
+adds:
 
 - ``perp_state``: mark, index, funding rate, next funding time (and the predicted rate where the
   venue gives one) from ccxt's ``fetch_funding_rate`` (Bybit: its tickers answer);
-- ``positions``: each instrument's position with margin, leverage, unrealized PnL and the
-  venue's liquidation price (``fetch_positions``; a flat instrument is a zero position);
-- ``margin``: the settlement currency's wallet, available balance and equity
-  (``fetch_balance``) with the positions' margins;
+- ``positions``: each open position with the venue's entry, mark and liquidation price
+  (``fetch_positions``); an instrument without one is flat;
+- ``margin``: collateral, equity and maintenance margin from ``fetch_balance`` and the
+  positions;
 - ``new_funding_payments``: the venue's funding history (``fetch_funding_history``), each
-  payment once, by the venue's id, oldest first;
-- ``watch``: a task that does all three every ``PerpPolling.period_s`` and reports them to the
-  bound ``PerpEvents``; a failed round is one warning line without any secret, and the next
-  round comes after an exponential back-off (``Backoff``) until the venue answers again.
+  payment once, by the venue's id, oldest first (the ledger also books each id once, so a
+  restart that reads the history again changes nothing);
+- ``watch``: a task that reports all three through ``VenueEvents`` (``on_perp_state``,
+  ``on_margin``, ``on_funding_payment``) every ``PerpPolling.period_s``; a failed round is one
+  warning line without any secret, and the next comes after an exponential back-off
+  (``Backoff``) until the venue answers again.
 
 What this module may not do: block the caller, report a funding payment twice, or put a secret
 in a log line, a reason or a repr.
@@ -34,18 +37,15 @@ from pydantic import SecretStr
 
 from bot.clock import Clock
 from bot.logging import get_logger
+from bot.model import FundingPayment, MarginStatus, PerpPosition, PerpState, VenueKind
 from connectors.exchanges.ccxt_backoff import Backoff
 from connectors.exchanges.ccxt_perp_facts import (
     NS_PER_MS,
-    FundingPayment,
-    MarginAccount,
-    PerpEvents,
-    PerpPosition,
-    PerpState,
     funding_payment,
-    margin_account,
+    margin_status,
     perp_position,
     perp_state,
+    position_qty,
 )
 from connectors.exchanges.ccxt_venue import CcxtExchange
 from connectors.exchanges.ccxt_working import OrderPolling
@@ -69,6 +69,8 @@ class CcxtPerpVenue(CcxtExchange):
     """Orders, positions, margin and funding of one perpetuals account. ``perpetuals`` maps
     pegbot's instrument name to the venue's market id (``{"AAPLx-PERP": "AAPLXUSDT"}``);
     ``settle`` is the settlement currency's ccxt code (``USDT``)."""
+
+    kind = VenueKind.PERPETUAL
 
     def __init__(
         self,
@@ -98,7 +100,6 @@ class CcxtPerpVenue(CcxtExchange):
         )
         self.settle = settle
         self.perp_polling = perp_polling or PerpPolling()
-        self._perp_events: PerpEvents | None = None
         self._funding_seen: set[str] = set()
         self._funding_since_ms: int | None = None
         self._watcher: asyncio.Task[Any] | None = None
@@ -114,9 +115,6 @@ class CcxtPerpVenue(CcxtExchange):
             for instrument, market_id in self._tokens.items()
         }
 
-    def bind_perp(self, events: PerpEvents) -> None:
-        self._perp_events = events
-
     async def close(self) -> None:
         self._watcher = None  # its task is the session's: close cancels it
         await super().close()
@@ -129,24 +127,29 @@ class CcxtPerpVenue(CcxtExchange):
         rate = await self._session.ask("fetch_funding_rate", market.symbol)
         return perp_state(rate, self.name, market, self._now())
 
-    async def positions(self) -> dict[str, PerpPosition]:
-        """Every traded instrument's position (zero where the venue lists none)."""
+    async def _open_positions(self) -> dict[str, Mapping[str, Any]]:
+        """The account's open ccxt positions in the traded markets, by instrument."""
         answer = await self._session.ask("fetch_positions")
-        by_symbol = {p.get("symbol"): p for p in answer}
-        now = self._now()
+        by_symbol = {m.symbol: m.token for m in self.markets.values()}
         return {
-            instrument: perp_position(by_symbol.get(market.symbol, {}), self.name, market, now)
-            for instrument, market in self.markets.items()
+            by_symbol[p["symbol"]]: p
+            for p in answer
+            if p.get("symbol") in by_symbol and position_qty(p, f"{self.name} position")
         }
 
-    async def margin(self, positions: Mapping[str, PerpPosition] | None = None) -> MarginAccount:
-        """The settlement currency's account with the positions' margins (read if not given)."""
-        if positions is None:
-            positions = await self.positions()
+    async def positions(self) -> dict[str, PerpPosition]:
+        """Every open position, by instrument (an instrument not here is flat)."""
+        now = self._now()
+        return {
+            instrument: perp_position(raw, self.name, self.markets[instrument], now)
+            for instrument, raw in (await self._open_positions()).items()
+        }
+
+    async def margin(self) -> MarginStatus:
+        """Collateral, equity and maintenance margin of the account, as the venue states them."""
+        positions = await self._open_positions()
         balance = await self._session.ask("fetch_balance")
-        return margin_account(
-            balance, list(positions.values()), self.name, self.settle, self._now()
-        )
+        return margin_status(balance, positions.values(), self.name, self.settle, self._now())
 
     async def new_funding_payments(self) -> list[FundingPayment]:
         """The funding payments not returned before, oldest first."""
@@ -155,15 +158,12 @@ class CcxtPerpVenue(CcxtExchange):
             self._funding_since_ms = max(0, self._now() // NS_PER_MS - lookback_ms)
         history = await self._session.ask("fetch_funding_history", None, self._funding_since_ms)
         by_symbol = {m.symbol: m for m in self.markets.values()}
-        now = self._now()
         fresh = []
         for income in sorted(history, key=lambda i: (i.get("timestamp") or 0, str(i.get("id")))):
             market = by_symbol.get(income.get("symbol"))
             if market is None or str(income.get("id")) in self._funding_seen:
                 continue
-            payment = funding_payment(
-                income, self.name, market, now, paid_is_positive=self.quirks.funding_paid_positive
-            )
+            payment = funding_payment(income, self.name, market, self.quirks)
             self._funding_seen.add(payment.payment_id)
             fresh.append(payment)
         return fresh
@@ -184,18 +184,17 @@ class CcxtPerpVenue(CcxtExchange):
         return self._watcher
 
     async def report_round(self) -> None:
-        """One round: each instrument's state, the positions, the new funding payments."""
+        """One round: each instrument's state, the margin, the new funding payments."""
         states = [await self.perp_state(instrument) for instrument in self.markets]
-        positions = await self.positions()
+        margin = await self.margin()
         payments = await self.new_funding_payments()
-        events = self._perp_events
+        events = self._events
         if events is None:
-            log.error("unbound_perp_venue", venue=self.name)
+            log.error("unbound_venue", venue=self.name)
             return
         for state in states:
             events.on_perp_state(state)
-        for position in positions.values():
-            events.on_perp_position(position)
+        events.on_margin(margin)
         for payment in payments:
             events.on_funding_payment(payment)
 

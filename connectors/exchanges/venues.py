@@ -46,6 +46,9 @@ class VenueQuirks:
     market_buy_in_base: bool = True  # False: ccxt sizes a market buy in the quote currency
     # perpetuals (connectors/exchanges/ccxt_perp.py)
     funding_paid_positive: bool = False  # funding history states a payment made as positive
+    funding_side_closes: bool = False  # a funding row's side is the one that closes the position
+    funding_size_field: str = ""  # raw key of a funding row's position size (contracts)
+    funding_price_field: str = ""  # raw key of the price a funding row was worked out at
 
     def base_id(self, token: str, underlying: str) -> str:
         """The venue's own base id of ``token`` (whose underlying share is ``underlying``)."""
@@ -96,7 +99,13 @@ BYBIT_LINEAR = VenueQuirks(
         "enableUnifiedMargin": False,
     },
     client_id_param="orderLinkId",
-    funding_paid_positive=True,  # a funding execution's execFee is what the account paid
+    # a funding execution: execFee is what the account paid (a cost, as for trades), its side
+    # the one that would close the position, execQty the position, execPrice the mark it used
+    # (ADR 0019 reads this from ccxt's own Bybit sample; unverified on a live account)
+    funding_paid_positive=True,
+    funding_side_closes=True,
+    funding_size_field="execQty",
+    funding_price_field="execPrice",
 )
 
 VENUES: Mapping[str, VenueQuirks] = {q.ccxt_id: q for q in (KRAKEN, BYBIT)}

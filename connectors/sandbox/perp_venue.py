@@ -5,7 +5,9 @@ perpetuals on tokenized stocks, one cross-margined account, a clock the test mov
   (``set_funding_rate``) and a funding interval (Bybit's ``fundingInterval``, minutes). Funding is
   settled at every multiple of the interval since the epoch that the clock passes (``advance``):
   a position of signed size ``q`` pays ``q * mark * rate`` (a long pays a positive rate, a short
-  receives it), taken from the wallet and recorded as one ``Funding`` execution with its own id.
+  receives it), taken from the wallet and recorded as one ``Funding`` execution with its own id,
+  its fee what was paid and its side the one that would close the position (ADR 0019 reads both
+  from ccxt's sample of Bybit's answer).
 - The book is one level each side around the mark: bid ``mark - spread``, ask ``mark + spread``.
   A market order, or a limit that crosses, fills in full at the touch as taker; a limit that does
   not cross rests and fills at its limit as maker once the mark moves through it. Fees are
@@ -191,7 +193,7 @@ class PerpVenue:
             exec_id=str(uuid.uuid4()),
             exec_type="Funding",
             symbol=contract.symbol,
-            side="Buy" if position.qty > 0 else "Sell",
+            side="Sell" if position.qty > 0 else "Buy",  # the side that closes it, as Bybit's
             qty=abs(position.qty),
             price=contract.mark,
             fee=paid,
