@@ -514,3 +514,17 @@ def test_the_sandbox_conserves_money_through_trades_marks_and_funding(
         fees = sum((e.fee for e in venue.executions), ZERO)
         assert venue.wallet == start + position.realized - fees
         assert venue.equity() == venue.wallet + position.qty * (contract.mark - position.entry)
+
+
+def test_a_canceled_resting_order_ends_canceled_with_its_unfilled_amount() -> None:
+    async def scenario(world: World) -> None:
+        placed = order("pb-p-cxl", Side.BUY, "2", limit="225.00")
+        world.perp.submit_order(placed)
+        await until(lambda: bool(world.heard.updates), "accepted")
+        world.perp.cancel_order("pb-p-cxl")
+        await until(lambda: not world.perp.working(), "canceled")
+        assert world.heard.states_of("pb-p-cxl") == [OrderState.ACCEPTED, OrderState.CANCELED]
+        assert world.heard.updates[-1].reason == "2 of 2 unfilled"
+        assert not world.heard.fills and MARKET_ID not in world.venue.positions
+
+    on_world(scenario)

@@ -309,7 +309,7 @@ class CcxtExchange:
         views = {o["id"]: o for o in await self._session.ask("fetch_open_orders", symbol)}
         since = since_ms(group, self.polling.history_slack_s)
         if any(w.venue_id not in views for w in group):
-            closed = await self._session.ask("fetch_closed_orders", symbol, since)
+            closed = await self._session.ask(self.quirks.closed_orders_call, symbol, since)
             views.update({o["id"]: o for o in closed})
         for working in group:
             working.venue_order = views.get(working.venue_id, working.venue_order)
@@ -373,7 +373,8 @@ class CcxtExchange:
     ) -> Mapping[str, Any] | None:
         """The venue's order with ``client_id``: open ones first, then closed ones."""
         params = {self.quirks.client_id_param: client_id}
-        for method, window in (("fetch_open_orders", None), ("fetch_closed_orders", since)):
+        closed = self.quirks.closed_orders_call
+        for method, window in (("fetch_open_orders", None), (closed, since)):
             for order in await self._session.ask(method, market.symbol, window, None, params):
                 if order.get("clientOrderId") == client_id:  # a venue may ignore the filter
                     return dict(order)

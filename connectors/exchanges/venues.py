@@ -44,6 +44,7 @@ class VenueQuirks:
     client_id_max_len: int = 36  # longest client order id the venue takes
     client_id_param: str = "clientOrderId"  # ccxt param that finds or cancels by client id
     market_buy_in_base: bool = True  # False: ccxt sizes a market buy in the quote currency
+    closed_orders_call: str = "fetch_closed_orders"  # the ccxt call that lists ended orders
     # perpetuals (connectors/exchanges/ccxt_perp.py)
     funding_paid_positive: bool = False  # funding history states a payment made as positive
     funding_side_closes: bool = False  # a funding row's side is the one that closes the position
@@ -68,7 +69,9 @@ KRAKEN = VenueQuirks(
 # them symbolType "xstocks"; only its spot instruments are loaded (one request instead of the
 # spot, linear, inverse and option lists ccxt fetches by default). Its client order id is
 # orderLinkId (36 characters): ccxt maps clientOrderId to it when placing, but its order lists and
-# cancels take orderLinkId as is; a spot market buy is sized in USDT there.
+# cancels take orderLinkId as is; a spot market buy is sized in USDT there. ccxt's Bybit
+# fetch_closed_orders asks only for Filled orders, so a canceled one would never be seen ended:
+# ended orders are read with fetch_canceled_and_closed_orders.
 BYBIT = VenueQuirks(
     ccxt_id="bybit",
     base_id_is="underlying",
@@ -79,6 +82,7 @@ BYBIT = VenueQuirks(
     ccxt_options={"fetchMarkets": {"types": ["spot"]}},
     client_id_param="orderLinkId",
     market_buy_in_base=False,
+    closed_orders_call="fetch_canceled_and_closed_orders",
 )
 
 # Bybit's v5 linear (USDT) perpetuals, for the perpetual venue (connectors/exchanges/ccxt_perp.py):
@@ -99,6 +103,7 @@ BYBIT_LINEAR = VenueQuirks(
         "enableUnifiedMargin": False,
     },
     client_id_param="orderLinkId",
+    closed_orders_call="fetch_canceled_and_closed_orders",
     # a funding execution: execFee is what the account paid (a cost, as for trades), its side
     # the one that would close the position, execQty the position, execPrice the mark it used
     # (ADR 0019 reads this from ccxt's own Bybit sample; unverified on a live account)
