@@ -528,3 +528,19 @@ def test_a_canceled_resting_order_ends_canceled_with_its_unfilled_amount() -> No
         assert not world.heard.fills and MARKET_ID not in world.venue.positions
 
     on_world(scenario)
+
+
+def test_funding_payments_over_ten_days_are_each_reported_once() -> None:
+    """Bybit answers at most 7 days from the time asked: the read window follows the payments."""
+
+    async def scenario(world: World) -> None:
+        await filled(world, world.perp, order("pb-p-10d", Side.BUY, "1"))
+        for _ in range(30):  # every 8 hours for ten days, read after each
+            world.venue.advance(EIGHT_HOURS_MS)
+            await world.perp.report_round()
+        settled = [e.exec_id for e in world.venue.executions if e.exec_type == "Funding"]
+        assert len(settled) == 30
+        assert [p.payment_id for p in world.heard.payments] == settled
+        assert {p.amount_usd for p in world.heard.payments} == {D("-0.023")}
+
+    on_world(scenario)

@@ -63,6 +63,7 @@ class PerpPolling:
     retry_first_s: float = 0.5  # the first wait after a failed round ...
     retry_max_s: float = 30.0  # ... doubling up to this
     funding_lookback_s: float = 86_400.0  # the first funding-history read reaches this far back
+    funding_slack_s: float = 3_600.0  # later reads start this long before the newest payment
 
 
 class CcxtPerpVenue(CcxtExchange):
@@ -100,7 +101,7 @@ class CcxtPerpVenue(CcxtExchange):
         )
         self.settle = settle
         self.perp_polling = perp_polling or PerpPolling()
-        self._funding_seen: set[str] = set()
+        self._funding_seen: dict[str, int] = {}  # payment id -> its time (ms), since the window
         self._funding_since_ms: int | None = None
         self._watcher: asyncio.Task[Any] | None = None
 
@@ -152,7 +153,9 @@ class CcxtPerpVenue(CcxtExchange):
         return margin_status(balance, positions.values(), self.name, self.settle, self._now())
 
     async def new_funding_payments(self) -> list[FundingPayment]:
-        """The funding payments not returned before, oldest first."""
+        """The funding payments not returned before, oldest first. The history is read from
+        ``_funding_since_ms``, which follows the newest payment seen (less one funding
+        interval of slack): Bybit answers at most 7 days from the time asked."""
         if self._funding_since_ms is None:
             lookback_ms = int(self.perp_polling.funding_lookback_s * 1000)
             self._funding_since_ms = max(0, self._now() // NS_PER_MS - lookback_ms)
@@ -164,8 +167,13 @@ class CcxtPerpVenue(CcxtExchange):
             if market is None or str(income.get("id")) in self._funding_seen:
                 continue
             payment = funding_payment(income, self.name, market, self.quirks)
-            self._funding_seen.add(payment.payment_id)
+            self._funding_seen[payment.payment_id] = payment.ts_ns // NS_PER_MS
             fresh.append(payment)
+        if self._funding_seen:
+            slack_ms = int(self.perp_polling.funding_slack_s * 1000)
+            since = max(self._funding_since_ms, max(self._funding_seen.values()) - slack_ms)
+            self._funding_since_ms = since
+            self._funding_seen = {i: t for i, t in self._funding_seen.items() if t >= since}
         return fresh
 
     def _market(self, instrument: str) -> TokenMarket:

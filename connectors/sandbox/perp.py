@@ -13,7 +13,8 @@ Answers are Bybit's envelope, HTTP 200 with ``{"retCode", "retMsg", "result", "r
   the query string of a GET or the JSON body of a POST): GET ``/v5/asset/coin/query-info``,
   ``/v5/account/wallet-balance`` (a unified account), ``/v5/position/list``,
   ``/v5/order/realtime`` (open orders), ``/v5/order/history`` (ended ones, ``orderStatus``
-  filter), ``/v5/execution/list`` (trades and funding settlements, ``execType`` filter); POST
+  filter), ``/v5/execution/list`` (trades and funding settlements, ``execType`` filter, newest
+  first, at most ``limit`` rows of a window of 7 days at most, as Bybit answers); POST
   ``/v5/order/create`` and ``/v5/order/cancel``. A wrong key is retCode 10003, a wrong
   signature 10004; neither answer repeats the key;
 - control, POST ``/sandbox/mark`` ``{"symbol", "mark", "index"?, "spread"?}``,
@@ -46,6 +47,7 @@ from connectors.sandbox.perp_venue import (
 )
 
 CATEGORY = "linear"
+WEEK_MS = 7 * 24 * 3600 * 1000  # the longest window Bybit's execution list answers
 
 Handler = Callable[[dict[str, Any]], Any]
 
@@ -323,15 +325,26 @@ class PerpSandbox(LocalHttpServer):
         return {"category": CATEGORY, "list": rows, "nextPageCursor": ""}
 
     def _executions(self, params: dict[str, Any]) -> dict[str, Any]:
+        """Newest first, at most ``limit`` (50); Bybit's window: ``startTime`` alone reads the
+        7 days from it, nothing reads the last 7 days."""
         _linear(params)
-        start = int(params.get("startTime") or 0)
+        if params.get("startTime"):
+            start = int(params["startTime"])
+            end = int(params.get("endTime") or start + WEEK_MS)
+        else:
+            end = int(params.get("endTime") or self.venue.now_ms)
+            start = end - WEEK_MS
         rows = [
             _execution(e)
             for e in reversed(self.venue.executions)
             if _matches(params, symbol=e.symbol, orderId=e.order_id, execType=e.exec_type)
-            and e.time_ms >= start
+            and start <= e.time_ms <= end
         ]
-        return {"category": CATEGORY, "list": rows, "nextPageCursor": ""}
+        return {
+            "category": CATEGORY,
+            "list": rows[: int(params.get("limit") or 50)],
+            "nextPageCursor": "",
+        }
 
     # ---- control -----------------------------------------------------------------------------
 
