@@ -57,7 +57,9 @@ MARKET_ID = "AAPLXUSDT"
 NOW_NS = 1_767_225_601 * 1_000_000_000
 EIGHT_HOURS_MS = 8 * 3600 * 1000
 FAST_ORDERS = OrderPolling(first_s=0.005, max_s=0.02, unknown_grace_s=0.0)
-FAST_PERP = PerpPolling(period_s=0.01, retry_first_s=0.005, retry_max_s=0.04)
+FAST_PERP = PerpPolling(
+    period_s=0.01, retry_first_s=0.005, retry_max_s=0.04, funding_lookback_s=86_400.0
+)
 
 
 @dataclass
@@ -262,6 +264,7 @@ def test_position_margin_and_liquidation_price_read_exactly_as_served(side: Side
             world.venue.wallet,
             world.venue.equity(),
         )
+        assert await world.perp.balances() == {"USD": wallet, PERP: signed}
 
     on_world(scenario, wallet="1000")
 
@@ -269,6 +272,7 @@ def test_position_margin_and_liquidation_price_read_exactly_as_served(side: Side
 def test_a_flat_account_has_no_positions_and_its_wallet_as_equity() -> None:
     async def scenario(world: World) -> None:
         assert await world.perp.positions() == {}
+        assert await world.perp.balances() == {"USD": D(100000)}
         margin = await world.perp.margin()
         assert (margin.collateral_usd, margin.equity_usd, margin.maintenance_usd) == (
             D(100000),
@@ -542,5 +546,26 @@ def test_funding_payments_over_ten_days_are_each_reported_once() -> None:
         assert len(settled) == 30
         assert [p.payment_id for p in world.heard.payments] == settled
         assert {p.amount_usd for p in world.heard.payments} == {D("-0.023")}
+
+    on_world(scenario)
+
+
+def test_by_default_payments_settled_before_the_connect_are_left_to_the_opening_balance() -> None:
+    async def scenario(world: World) -> None:
+        await filled(world, world.perp, order("pb-p-open", Side.BUY, "10"))
+        world.venue.advance(EIGHT_HOURS_MS + 3_600_000)  # 08:00 settled; now 09:00
+        started = CcxtPerpVenue(
+            "bybit-perp", "bybit", perpetuals={PERP: MARKET_ID}, settle="USDT",
+            clock=SimClock(world.venue.now_ms * 1_000_000), api_key=API_KEY, secret=SECRET,
+            base_url=world.sandbox.url,
+        )  # fmt: skip
+        await started.connect()
+        try:
+            assert await started.new_funding_payments() == []
+            world.venue.advance(EIGHT_HOURS_MS)  # 16:00
+            [payment] = await started.new_funding_payments()
+        finally:
+            await started.close()
+        assert (payment.amount_usd, payment.ts_ns) == (D("-0.23"), 1_767_283_200 * 10**9)
 
     on_world(scenario)

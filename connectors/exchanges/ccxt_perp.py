@@ -31,13 +31,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from pydantic import SecretStr
 
 from bot.clock import Clock
 from bot.logging import get_logger
-from bot.model import FundingPayment, MarginStatus, PerpPosition, PerpState, VenueKind
+from bot.model import (
+    Currency,
+    FundingPayment,
+    MarginStatus,
+    PerpPosition,
+    PerpState,
+    VenueKind,
+)
 from connectors.exchanges.ccxt_backoff import Backoff
 from connectors.exchanges.ccxt_perp_facts import (
     NS_PER_MS,
@@ -62,7 +70,9 @@ class PerpPolling:
     period_s: float = 5.0  # one round of state, positions and funding payments
     retry_first_s: float = 0.5  # the first wait after a failed round ...
     retry_max_s: float = 30.0  # ... doubling up to this
-    funding_lookback_s: float = 86_400.0  # the first funding-history read reaches this far back
+    # the first funding-history read reaches this far back from the connect: 0 by default, as the
+    # payments before are in the opening balance a live run books (bot/daemon.py _open_ledger)
+    funding_lookback_s: float = 0.0
     funding_slack_s: float = 3_600.0  # later reads start this long before the newest payment
 
 
@@ -151,6 +161,13 @@ class CcxtPerpVenue(CcxtExchange):
         positions = await self._open_positions()
         balance = await self._session.ask("fetch_balance")
         return margin_status(balance, positions.values(), self.name, self.settle, self._now())
+
+    async def balances(self) -> dict[str, Decimal]:
+        """The collateral under ``USD`` (the settlement currency at par, ADR 0018) and each open
+        position's signed tokens under its instrument."""
+        margin = await self.margin()
+        held = {i: p.qty for i, p in (await self.positions()).items()}
+        return {Currency.USD.value: margin.collateral_usd, **held}
 
     async def new_funding_payments(self) -> list[FundingPayment]:
         """The funding payments not returned before, oldest first. The history is read from
