@@ -40,6 +40,7 @@ from bot.model import (
 )
 from bot.money import ZERO
 from connectors.exchanges.ccxt_perp import CcxtPerpVenue, PerpPolling
+from connectors.exchanges.ccxt_perp_facts import BadVenueAnswer
 from connectors.exchanges.ccxt_session import VenueUnavailableError
 from connectors.exchanges.ccxt_working import OrderPolling
 from connectors.exchanges.symbols import UnknownSymbolError
@@ -567,5 +568,40 @@ def test_by_default_payments_settled_before_the_connect_are_left_to_the_opening_
         finally:
             await started.close()
         assert (payment.amount_usd, payment.ts_ns) == (D("-0.23"), 1_767_283_200 * 10**9)
+
+    on_world(scenario)
+
+
+def test_venue_answers_that_cannot_be_read_are_one_line_errors_and_nothing_is_lost() -> None:
+    async def scenario(world: World) -> None:
+        def no_index(answer: Any) -> Any:
+            for row in answer["result"]["list"]:
+                del row["indexPrice"]
+            return answer
+
+        world.faults.rewrite("market/tickers", no_index)
+        with pytest.raises(BadVenueAnswer) as error:
+            await world.perp.perp_state(PERP)
+        assert str(error.value) == (
+            "bybit-perp AAPLx-PERP funding rate: the venue's answer has no indexPrice"
+        )
+
+        await filled(world, world.perp, order("pb-p-bad", Side.BUY, "10"))
+        world.venue.advance(2 * EIGHT_HOURS_MS)  # two payments, 08:00 and 16:00
+
+        def receipt_at_16(answer: Any) -> Any:  # the newest row turned into a receipt
+            answer["result"]["list"][0]["execFee"] = "-0.23"
+            return answer
+
+        world.faults.rewrite("execution/list", receipt_at_16)
+        with pytest.raises(BadVenueAnswer) as error:
+            await world.perp.new_funding_payments()
+        assert str(error.value) == (
+            "bybit-perp AAPLx-PERP funding payment: amount 0.23 contradicts a Sell row at rate 0.0001"
+        )
+        assert [p.amount_usd for p in await world.perp.new_funding_payments()] == [
+            D("-0.23"),
+            D("-0.23"),
+        ]
 
     on_world(scenario)

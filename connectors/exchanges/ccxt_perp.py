@@ -183,9 +183,10 @@ class CcxtPerpVenue(CcxtExchange):
             market = by_symbol.get(income.get("symbol"))
             if market is None or str(income.get("id")) in self._funding_seen:
                 continue
-            payment = funding_payment(income, self.name, market, self.quirks)
+            fresh.append(funding_payment(income, self.name, market, self.quirks))
+        # marked seen only once every row read: a bad row fails the read, not the rows before it
+        for payment in fresh:
             self._funding_seen[payment.payment_id] = payment.ts_ns // NS_PER_MS
-            fresh.append(payment)
         if self._funding_seen:
             slack_ms = int(self.perp_polling.funding_slack_s * 1000)
             since = max(self._funding_since_ms, max(self._funding_seen.values()) - slack_ms)
