@@ -259,11 +259,12 @@ def feed_import(kind: str, src: Path, out: Path, verify: bool, overwrite: bool) 
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--overwrite", is_flag=True, help="replace an existing feed in --out")
-def synth(scenario: str, days: int, seed: int, out: Path, overwrite: bool) -> None:
+@click.option("--perp", is_flag=True, help="add a perpetual on the token (docs/perpetual.md)")
+def synth(scenario: str, days: int, seed: int, out: Path, overwrite: bool, perp: bool) -> None:
     """Generate a seeded synthetic feed for a tokenized stock (docs/synth.md)."""
     from bot.feeds.synth import generate
 
-    result = generate(scenario, days, seed, out, overwrite=overwrite)
+    result = generate(scenario, days, seed, out, overwrite=overwrite, perp=perp)
     for line in result.messages:
         click.echo(line)
 

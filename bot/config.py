@@ -58,9 +58,10 @@ class SecretRef(Strict):
 
 
 class VenueConfig(Strict):
-    """A venue: broker (underlying shares), exchange (token order book) or pool (AMM)."""
+    """A venue: broker (underlying shares), exchange (token order book), pool (AMM) or
+    perpetual (a perpetual future on a token, ADR 0018)."""
 
-    kind: Literal["broker", "exchange", "pool"]
+    kind: Literal["broker", "exchange", "pool", "perpetual"]
     entry_latency_ms: float = Field(50.0, ge=0, description="order entry leg latency")
     response_latency_ms: float = Field(50.0, ge=0, description="venue answer leg latency")
     # broker
@@ -105,6 +106,21 @@ class VenueConfig(Strict):
     book_interval_s: float = Field(1.0, gt=0, description="exchange: book read period")
     book_stream: Literal["rest", "websocket"] = Field(
         "rest", description="exchange: book read by REST polling or streamed over the websocket"
+    )
+    # perpetual (ADR 0018; fees are taker_fee_bps / maker_fee_bps)
+    perp_token: str = Field("", description="perpetual: the token the contract tracks")
+    perp_instrument: str = Field(
+        "", description="perpetual: the contract's symbol ('' = the token's name + '-PERP')"
+    )
+    contract_size: Decimal = Field(Decimal(1), gt=0, description="perpetual: tokens a contract")
+    funding_interval_s: int = Field(
+        28_800, gt=0, description="perpetual: seconds between funding times (from the epoch)"
+    )
+    maintenance_margin: Decimal = Field(
+        Decimal("0.05"), gt=0, lt=1, description="perpetual: maintenance fraction of notional"
+    )
+    perp_spread_bps: Decimal = Field(
+        Decimal(4), ge=0, description="perpetual (simulated): a market order fills this past mark"
     )
     rpc_url: str = Field("", description="pool: JSON-RPC HTTP URL")
     ws_url: str = Field("", description="pool: JSON-RPC websocket URL (logs)")
@@ -248,6 +264,25 @@ class StrategyConfig(Strict):
     retry_cap_s: float = Field(300.0, ge=0, description="longest wait between retries")
     request_attempts: int = Field(3, ge=1, description="issuer refusals before stranded")
     hedge_reprice_s: float = Field(60.0, gt=0, description="re-place a hedge working this long")
+    # the perpetual hedge (ADR 0018, docs/perpetual.md)
+    perp_hedge: bool = Field(
+        False, description="hedge on a configured perpetual when cheaper or the broker is closed"
+    )
+    perp_margin_buffer: float = Field(
+        0.5, ge=0, description="risk: perp equity kept above maintenance x (1 + this)"
+    )
+    perp_migrate_at_open: bool = Field(
+        True, description="move perpetual hedges to the broker when its session opens"
+    )
+    perp_basis_sigmas: float = Field(
+        1.0, ge=0, description="sigmas of perp-vs-underlying basis charged over the holding"
+    )
+    perp_basis_vol_bps: float = Field(
+        30.0, ge=0, description="the perp basis's std-dev per sqrt(day), bps"
+    )
+    perp_min_liquidation_distance: float = Field(
+        0.10, ge=0, lt=1, description="no perp hedge whose liquidation is nearer than this"
+    )
     hedge_deadline_s: float = Field(
         300.0, gt=0, description="longest a hedge may work before exposure counts as a breach"
     )
@@ -445,8 +480,11 @@ def _cross_check(s: Settings) -> list[str]:
             v = s.venues.get(venue)
             if v is None:
                 problems.append(f"tokens.{sym}.venues: unknown venue '{venue}'")
-            elif v.kind == "broker":
-                problems.append(f"tokens.{sym}.venues: '{venue}' is a broker, not a token venue")
+            elif v.kind in ("broker", "perpetual"):
+                problems.append(f"tokens.{sym}.venues: '{venue}' is a {v.kind}, not a token venue")
+    for name, v in s.venues.items():
+        if v.kind == "perpetual" and v.perp_token not in s.tokens:
+            problems.append(f"venues.{name}.perp_token: unknown token '{v.perp_token}'")
     for name, iss in s.issuers.items():
         if iss.deliver_to and iss.deliver_to not in s.venues:
             problems.append(f"issuers.{name}.deliver_to: unknown venue '{iss.deliver_to}'")
@@ -472,7 +510,7 @@ def _check_transfers(s: Settings) -> list[str]:
     problems: list[str] = []
     accounts = set(s.venues) | set(s.issuers)
     pools = {name for name, v in s.venues.items() if v.kind == "pool"}
-    token_venues = {name for name, v in s.venues.items() if v.kind != "broker"}
+    token_venues = {name for name, v in s.venues.items() if v.kind in ("exchange", "pool")}
     for name, r in s.transfers.items():
         where = f"transfers.{name}"
         for end in ("source", "destination"):

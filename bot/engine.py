@@ -177,6 +177,12 @@ class Engine:
             v: ((self._quiets[sym], self._quiets[sym].band(v, sym)),)
             for v, sym in self._pool_token.items()
         }
+        # simulated perpetual venues follow the marks the feed brings (``SimPerp.on_perp_state``)
+        self._perp_listeners: dict[str, Callable[[PerpState], None]] = {}
+        for name, v in venues.items():
+            listener = getattr(v, "on_perp_state", None)
+            if v.kind == "perpetual" and listener is not None:
+                self._perp_listeners[name] = listener
         for v in venues.values():
             v.bind(self)
         for i in issuers.values():
@@ -648,6 +654,9 @@ class Engine:
         self._market.perps[state.instrument] = state
         self._last_marks[state.instrument] = state.mark
         self.last_event_ns = state.ts_ns
+        listener = self._perp_listeners.get(state.venue)
+        if listener is not None:
+            listener(state)
         handler = getattr(self.strategy, "on_perp_state", None)
         if handler is not None and self.started:
             self._act(handler(self, state))

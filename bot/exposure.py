@@ -2,7 +2,8 @@
 
 The net delta of a stock is, in shares: the tokens on it the book owns at a market price, times
 the multiplier in force, plus the broker position. Tokens owned at a market price are those at
-every venue, those in transit between venues, a priced mint not yet delivered (bought at a fixed
+every venue, those in transit between venues, the perpetual positions on the token (tokens,
+ADR 0018), a priced mint not yet delivered (bought at a fixed
 price) and a redeem not yet priced (given away at a price still to come); an accepted but
 unpriced mint owns nothing yet, a priced redeem nothing any more (``TrackedRequest.owned_tokens``).
 
@@ -29,6 +30,7 @@ from decimal import Decimal
 from bot.config import Settings
 from bot.market import MarketState
 from bot.model import TokenizedStock
+from bot.perp.contracts import perps_of_token
 from bot.sessions import MarketSession, SessionCalendar
 from strategies.base import LedgerView
 
@@ -98,6 +100,11 @@ class ExposureMonitor:
         self.deadline_ns = int(strategy.hedge_deadline_s * NS)
         self._hedges_inventory = strategy.hedge_initial_inventory
         self._venues = tuple(settings.venues)
+        # token -> (perpetual venue, contract symbol) of the perpetuals that track it
+        self._perps = {
+            token: [(c.venue, c.instrument) for c in contracts]
+            for token, contracts in perps_of_token(settings).items()
+        }
         self._brokers = {sym: s.broker for sym, s in settings.stocks.items()}
         self._tokens_of: dict[str, list[str]] = {sym: [] for sym in settings.stocks}
         for sym, tok in settings.tokens.items():
@@ -108,6 +115,8 @@ class ExposureMonitor:
             MarketSession.REGULAR,
             MarketSession.AFTER_HOURS,
         } | ({MarketSession.OVERNIGHT} if overnight and strategy.overnight_hedge else set())
+        if strategy.perp_hedge and self._perps:  # a perpetual hedges in every session
+            self._hedge_sessions = set(MarketSession)
         self._hedgeable_since: int | None = None  # first look in a session that takes a hedge
         self.stocks = {sym: StockExposure(sym) for sym in settings.stocks}
         self._prices: dict[str, float] = {}
@@ -117,6 +126,8 @@ class ExposureMonitor:
         """Tokens of ``token`` the book owns at a market price (venues, transit, in flight)."""
         ledger = self._ledger
         owned = sum((ledger.position(v, token) for v in self._venues), ZERO)
+        for venue, instrument in self._perps.get(token, ()):
+            owned += ledger.position(venue, instrument)
         owned += ledger.owned_in_flight(token)
         if self._in_transit is not None:
             owned += self._in_transit(token)

@@ -32,6 +32,7 @@ from bot.ledger import Ledger
 from bot.logging import get_logger
 from bot.market import IssuerState, MarketState
 from bot.model import MultiplierStep, TokenizedStock
+from bot.perp.contracts import perp_contracts
 from bot.rebalancer import Rebalancer
 from bot.risk import RiskEngine
 from bot.sessions import IssuerSessionRule, SessionCalendar
@@ -162,6 +163,8 @@ class Node:
         self.risk = RiskEngine(
             settings.risk,
             mint_venues={n: i.deliver_to for n, i in settings.issuers.items() if i.deliver_to},
+            perps=perp_contracts(settings),
+            perp_margin_buffer=settings.strategy.perp_margin_buffer,
         )
         self.strategy = strategy if strategy is not None else build_strategy(settings)
         self.pool_tokens = pool_tokens(settings)
@@ -203,6 +206,9 @@ class Node:
             instruments = self._instruments_of[stock] = {stock} | {
                 sym for sym, t in self.settings.tokens.items() if t.underlying == stock
             }
+            for contract in perp_contracts(self.settings).values():  # its perpetuals too
+                if contract.token in instruments:
+                    instruments.add(contract.instrument)
         return any(o.instrument in instruments for o in self.engine.executor.open_orders())
 
     # ---- live lifecycle (the replay drives a backtest node without these) -------------------

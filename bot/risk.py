@@ -18,6 +18,11 @@ Checks, in order (the first failure is the verdict):
    their risk is still ours). A mint is checked at its issuer's delivery venue; a redeem only
    reduces exposure and skips this check.
 
+Orders at a perpetual venue (ADR 0018) also: a size in whole contracts, and a position-increasing
+order must leave the account's margin equity (its cash + positions at mark, as the ledger books
+it) at or above maintenance x (1 + ``perp_margin_buffer``) after it, valued at the order's price;
+a reducing order always passes this check.
+
 Transfers (``RequestTransfer``) are checked apart: blocked by the kill switch (capital stays
 where it is while the bot is stopped); a positive amount between two different accounts; and
 the source must be able to pay it: the amount plus the quoted fees in each asset may not exceed
@@ -38,7 +43,7 @@ from decimal import Context, Decimal, localcontext
 from bot.config import RiskConfig
 from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem, RequestTransfer
 from bot.ledger import TransferView, debits
-from bot.model import MintRedeemRequest, RequestKind, RequestState
+from bot.model import MintRedeemRequest, PerpContract, RequestKind, RequestState
 from strategies.base import LedgerView
 
 MarkFn = Callable[[str], Decimal | None]
@@ -73,8 +78,19 @@ class RiskEngine:
     ``rejections`` counts rejections by ``RiskVerdict.code`` for the backtest summary.
     """
 
-    def __init__(self, config: RiskConfig, *, mint_venues: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        config: RiskConfig,
+        *,
+        mint_venues: Mapping[str, str] | None = None,
+        perps: Mapping[str, PerpContract] | None = None,
+        perp_margin_buffer: float = 0.0,
+    ) -> None:
+        """``perps``: perpetual venue -> its contract; ``perp_margin_buffer``: the margin kept
+        above maintenance, as a fraction of it."""
         self.config = config
+        self.perps: dict[str, PerpContract] = dict(perps or {})
+        self._margin_factor = 1 + Decimal(repr(perp_margin_buffer))
         self.mint_venues: dict[str, str] = dict(mint_venues or {})
         self.rejections: Counter[str] = Counter()
         self._kill_reason: str | None = None
@@ -128,8 +144,43 @@ class RiskEngine:
         verdict = self._check_notional(o.qty, price)
         if not verdict.ok:
             return verdict
+        contract = self.perps.get(o.venue)
+        if contract is not None:
+            verdict = self._check_margin(o, contract, held, price, ledger, mark)
+            if not verdict.ok:
+                return verdict
         exposure = held + self._in_flight_exposure(ledger, o.venue, o.instrument)
         return self._check_position(o.instrument, o.venue, exposure + o.side * o.qty, price)
+
+    def _check_margin(
+        self,
+        o: PlaceOrder,
+        contract: PerpContract,
+        held: Decimal,
+        price: Decimal,
+        ledger: LedgerView,
+        mark: MarkFn,
+    ) -> RiskVerdict:
+        """A perpetual order: whole contracts; a position-increasing one keeps the margin
+        equity at or above maintenance x (1 + buffer) after it."""
+        if o.qty % contract.contract_size:
+            return _reject(
+                "perp_contract_size",
+                f"{o.qty} {o.instrument} is not whole contracts of {contract.contract_size}",
+            )
+        after = held + o.side * o.qty
+        if abs(after) <= abs(held):
+            return PASS
+        at = mark(o.instrument) or price
+        equity = ledger.cash(o.venue) - o.side * o.qty * price + after * at
+        needed = abs(after) * at * contract.maintenance_margin * self._margin_factor
+        if equity < needed:
+            return _reject(
+                "perp_margin",
+                f"{o.venue} margin equity {equity} after the order < {needed} USD "
+                f"(maintenance x {self._margin_factor})",
+            )
+        return PASS
 
     def _check_request(self, r: RequestMintRedeem, ledger: LedgerView, mark: MarkFn) -> RiskVerdict:
         if self._kill_reason is not None:

@@ -371,6 +371,13 @@ class GroupBook:
         self._queue(g, Leg(LegKind.CANCEL, g.group_id, client_id=order.client_id))
         return g
 
+    def hold(self, leg: Leg, until_ns: int) -> None:
+        """Put a drained leg back to wait until ``until_ns`` (a hedge no venue can take now)."""
+        g = self._groups.get(leg.group_id)
+        if g is not None:
+            leg.not_before_ns = until_ns
+            self._queue(g, leg)
+
     # ---- draining legs -----------------------------------------------------------------------
     def drain(self, token: str, form: HedgeForm | None, mark: float, now_ns: int) -> list[Leg]:
         """Legs of ``token``'s groups that can go now: their wait is over, and broker legs have

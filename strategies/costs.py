@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
@@ -122,10 +122,12 @@ class EdgeBreakdown:
     net_bps: float
     hedged: bool = True
     exposure: Exposure = NO_EXPOSURE
+    # components a hedge venue adds (the perpetual's: strategies.hedge_route), already in net
+    extra: dict[str, float] = field(default_factory=dict)
 
     def components(self) -> dict[str, float]:
         """The components as a flat dict, for ``Decision.components``."""
-        return {
+        return self.extra | {
             "qty": self.qty,
             "shares": self.shares,
             "fair_value": self.fair_value,

@@ -16,11 +16,12 @@ Reads the context; no I/O, no clock, no state of its own.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.sessions import EASTERN, MarketSession
-from strategies.legs import MARKET_DAY, HedgeForm, hedge_form
+from strategies.legs import MARKET_DAY, PERP_HEDGE, HedgeForm, hedge_form
 from strategies.opportunity import NEVER
 
 if TYPE_CHECKING:
@@ -44,6 +45,16 @@ class Gates:
         self.max_age_ns = int(cfg.max_quote_age_s * NS)
         # enum attribute access is slow in 3.11; a dict get is not
         self.forms = {session: hedge_form(session, overnight_allowed) for session in MarketSession}
+        self.broker_forms = dict(self.forms)  # the broker's alone, whatever a perpetual adds
+        self.perp_ready: Callable[[str], bool] | None = None
+
+    def enable_perp(self, ready: Callable[[str], bool]) -> None:
+        """A perpetual hedges where no broker session does (``perp_hedge.PERP_HEDGE``), for a
+        token whose perpetual is ``ready`` (has a state)."""
+        self.perp_ready = ready
+        for session, form in self.forms.items():
+            if form is None:
+                self.forms[session] = PERP_HEDGE
 
     def hedgeable(self, session: MarketSession) -> bool:
         return self.forms[session] is not None
@@ -74,6 +85,8 @@ class Gates:
         form: HedgeForm | None = MARKET_DAY  # the naive variant ignores sessions
         if not cfg.ignore_settlement:
             form = self.forms[session]
+            if form is PERP_HEDGE and not (self.perp_ready and self.perp_ready(st.symbol)):
+                form = None  # no perpetual state for this token: as if there were no perpetual
             if form is None and cfg.unhedged_risk_budget_usd <= 0.0:
                 return "no_hedge", None
         if not quote.valid:

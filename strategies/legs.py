@@ -36,6 +36,9 @@ class HedgeForm:
 
 MARKET_DAY = HedgeForm(OrderType.MARKET, TimeInForce.DAY, extended_hours=False)
 EXTENDED_LIMIT_DAY = HedgeForm(OrderType.LIMIT, TimeInForce.DAY, extended_hours=True)
+PERP_HEDGE = HedgeForm(OrderType.MARKET, TimeInForce.IOC, extended_hours=False)
+"""A hedge on a perpetual (ADR 0018): a market order; the venue trades all week. Compared by
+identity: a session whose form is this one takes no broker hedge, only the perpetual."""
 
 
 def hedge_form(session: MarketSession, overnight_allowed: bool) -> HedgeForm | None:

@@ -16,11 +16,21 @@ after a group is started lives in ``strategies.arb_groups``.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from bot.intents import CancelOrder, PlaceOrder
-from bot.model import Fill, LegRole, MintRedeemRequest, Order, RequestKind, Side
+from bot.model import (
+    Fill,
+    LegRole,
+    MarginStatus,
+    MintRedeemRequest,
+    Order,
+    PerpState,
+    RequestKind,
+    Side,
+)
 from bot.sessions import MarketSession
 from strategies.arb_groups import (
     Group,
@@ -34,8 +44,10 @@ from strategies.arb_groups import (
 from strategies.base import Decision, Quiet
 from strategies.costs import Direction, EdgeBreakdown
 from strategies.gates import Gates
+from strategies.hedge_route import HedgeVenue, choose_hedge_venue, perp_hedge_cost
 from strategies.legs import (
     MARKET_DAY,
+    PERP_HEDGE,
     HedgeForm,
     broker_order,
     issuer_request,
@@ -60,6 +72,7 @@ from strategies.opportunity import (
     rejection,
     token_views,
 )
+from strategies.perp_hedge import BrokerLeg, PerpHedger
 
 if TYPE_CHECKING:
     from bot.config import Settings, StrategyConfig
@@ -116,6 +129,14 @@ class MintRedeemStrategy:
         self._epoch = 0  # bumped by every lifecycle event (``_lifecycle_event``)
         self._swap_deadline_ns = int(self.cfg.swap_deadline_s * NS)
         self._order_cap = float(config.risk.max_order_notional_usd)
+        self._perp_out: list[Intent] = []  # perpetual legs of the current flush
+        # the perpetual hedge (ADR 0018): where no broker session hedges, and when cheaper
+        self.perp: PerpHedger | None = None
+        if self.cfg.perp_hedge:
+            self.perp = PerpHedger(config)
+            if self.perp.contracts:
+                perp = self.perp
+                self.gates.enable_perp(lambda token: perp.quote(token) is not None)
 
     # ---- Strategy protocol ---------------------------------------------------------------------
 
@@ -146,6 +167,8 @@ class MintRedeemStrategy:
             last = st.inventory_hedged
             st.inventory_hedged = (qty, multiplier)
             if last is not None and last[1] != multiplier:
+                if self.perp is not None:  # a perpetual hedge follows the step by itself
+                    self.perp.rebase(self.groups, st.symbol, last[1], multiplier)
                 self.groups.rebase(st.symbol, multiplier, ctx.open_orders(), now)
             if qty > 0 and (last is None or last[0] != qty):
                 self.groups.hedge_inventory(st.symbol, st.venues[0].name, qty, multiplier, now)
@@ -182,6 +205,8 @@ class MintRedeemStrategy:
             quote = st.quote = ctx.market.quotes.get(st.underlying)
             if quote is None:
                 return None
+        if self.perp is not None:
+            quote = self._perp_quote(ctx, st, now, quote)
         mid = (quote.bid + quote.ask) * 0.5
         if not mid > 0.0:  # nan: a side is missing
             return None
@@ -249,6 +274,12 @@ class MintRedeemStrategy:
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
         self._lifecycle_event()
+        if self.perp is not None and (
+            fill.role is LegRole.MIGRATE or self.perp.is_perp(fill.venue)
+        ):
+            fill, out = self._perp_fill(ctx, fill)
+            if fill.role is LegRole.MIGRATE:
+                return out or None
         group = self.groups.on_fill(fill, ctx.open_orders(fill.group_id), ctx.now_ns)
         if group is not None and fill.role is LegRole.TOKEN:
             self._tokens[group.token].token_failures = 0
@@ -267,6 +298,14 @@ class MintRedeemStrategy:
             wait_s = min(BACKOFF_BASE_S * 2 ** (st.token_failures - 1), BACKOFF_CAP_S)
             st.backoff_until_ns = ctx.now_ns + int(max(wait_s, self.cfg.cooldown_s) * NS)
         open_orders = ctx.open_orders(order.group_id)
+        if self.perp is not None:
+            if order.role is LegRole.MIGRATE:
+                self.perp.migration_failed(order.group_id)  # tried again at the next look
+                return None
+            if self.perp.is_perp(order.venue):  # in the group's shares, as it counts them
+                m = group.multiplier
+                order = replace(order, qty=shares_for(order.qty, m),
+                                filled_qty=shares_for(order.filled_qty, m))  # fmt: skip
         if order.role is LegRole.TOKEN:
             filled = float(order.filled_qty / order.qty) if order.qty else 0.0
             self._release_reservations(ctx, group.token, group.group_id, filled)
@@ -297,6 +336,8 @@ class MintRedeemStrategy:
             if order.role in _BROKER_ROLES and now - order.created_ns >= reprice_ns:
                 self.groups.reprice(order)
         out = self._hedge_inventory(ctx) or []
+        if self.perp is not None:
+            out.extend(self._migrate(ctx))
         if not self._pending:
             return out or None
         for token in self.groups.tokens_with_pending():
@@ -587,9 +628,15 @@ class MintRedeemStrategy:
             if isinstance(plan, tuple):
                 return self._skip(ctx, st, now, plan[0], plan[1], cand.premium_bps)
             plans.append(plan)
+        if self.perp is not None and form is not None:
+            plans = [self._perp_costed(ctx, st, now, p, form, quote) for p in plans]
         eligible = [p for p in plans if p.choice.eligible]
         if eligible:
-            return self._take(ctx, st, now, max(eligible, key=lambda p: p.net_usd), quote, form)
+            best = max(eligible, key=lambda p: p.net_usd)
+            edge = best.choice.edge
+            if edge is not None and edge.extra.get("perp_route"):
+                form = PERP_HEDGE  # the hedge goes on the perpetual (strategies.hedge_route)
+            return self._take(ctx, st, now, best, quote, form)
         best = max(plans, key=lambda p: p.net_usd)
         code, reason = rejection(self.settings, best)
         # re-cost early only if the premium gains what the edge lacked (net edge in bps moves
@@ -732,9 +779,9 @@ class MintRedeemStrategy:
             token_order(v.name, v.kind, st.symbol, token_side, qty, worst, group_id, fair, deadline)
         ]
         if form is not None and group.hedge_first:
-            intents.append(
-                self._broker_leg(st, hedge_side, shares, form, mid, LegRole.HEDGE, group_id)
-            )
+            hedge = self._hedge_leg(ctx, st, hedge_side, shares, form, mid, LegRole.HEDGE, group_id)
+            if hedge is not None:
+                intents.append(hedge)
         return self._started(ctx, st, now, plan, form, intents, group_id)
 
     def _started(
@@ -752,6 +799,8 @@ class MintRedeemStrategy:
         st.last_action_ns = now
         st.gates_until_ns = 0
         hedge_note = "hedged" if form is not None else "unhedged (budget)"
+        if form is PERP_HEDGE or (edge.extra and form is not None):
+            hedge_note = "hedged on the perpetual"
         at_limit = plan.choice.qty >= plan.limit.qty - QTY_STEP
         bound = f"the {plan.limit.name} limit" if at_limit else "the profit optimum"
         reason = (
@@ -762,6 +811,191 @@ class MintRedeemStrategy:
         if st.last_decision is not None:
             st.last_decision.group_id = group_id  # its predicted edge against what it realized
         return intents
+
+    # ---- the perpetual hedge (ADR 0018, strategies/perp_hedge.py) ------------------------------
+
+    def on_perp_state(self, ctx: StrategyContext, state: PerpState) -> list[Intent] | None:
+        """A perpetual's new mark: the token's implied quote follows it, and whatever a hold
+        rested on is looked at again with the next event; waiting legs may go now."""
+        if self.perp is None:
+            return None
+        token = self.perp.token_of(state)
+        st = self._tokens.get(token) if token is not None else None
+        if st is None:
+            return None
+        self.perp.on_perp_state(state, st.symbol, st.mult)
+        st.watch.until_ns = st.watch.hold_until_ns = 0
+        st.gates_until_ns = 0
+        if st.symbol in self._pending:
+            return self._flush(ctx, st.symbol)
+        return None
+
+    def on_margin_call(self, ctx: StrategyContext, status: MarginStatus) -> list[Intent] | None:
+        """A perpetual account under maintenance: recorded; its hedges move to the broker at
+        once if a session takes them (risk already refuses anything that adds to it)."""
+        ctx.record(
+            Decision(
+                ts_ns=ctx.now_ns,
+                token="",
+                action="margin_call",
+                premium_bps=0.0,
+                taken=False,
+                reason=f"{status.venue}: equity {status.equity_usd:.2f} < maintenance "
+                f"{status.maintenance_usd:.2f} USD",
+            )  # fmt: skip
+        )
+        return self._migrate(ctx) or None
+
+    def _perp_quote(
+        self, ctx: StrategyContext, st: TokenView, now: int, quote: TopOfBook
+    ) -> TopOfBook:
+        """The quote fair value is read from: the perpetual's implied one while no broker
+        session takes a hedge (the stock's last quote is Friday's), else the broker's."""
+        if self.cfg.ignore_settlement:
+            return quote
+        try:
+            if self.gates.broker_forms[ctx.sessions.session_at(now)] is not None:
+                return quote
+        except ValueError:
+            return quote
+        assert self.perp is not None
+        implied = self.perp.quote(st.symbol)
+        return implied if implied is not None else quote
+
+    def _hedge_leg(
+        self, ctx: StrategyContext, st: TokenView, side: Side, shares: Decimal, form: HedgeForm,
+        mark: float, role: LegRole, group_id: str,
+    ) -> PlaceOrder | None:  # fmt: skip
+        """A group's first hedge: on the perpetual when routed there, else at the broker."""
+        if form is PERP_HEDGE and self.perp is not None:
+            return self.perp.order(st.symbol, side, shares, st.mult_dec, role, group_id,
+                                   mark * st.mult)  # fmt: skip
+        return self._broker_leg(st, side, shares, form, mark, role, group_id)
+
+    def _to_perp(self, ctx: StrategyContext, st: TokenView, leg: Leg) -> bool:
+        """Place a drained broker leg on the perpetual when it belongs there: while no broker
+        session hedges, or when it takes off a hedge the group holds there (not while that
+        hedge migrates). True when placed (into ``_perp_out``)."""
+        assert self.perp is not None
+        held = self.perp.holds(leg.group_id)
+        reduces = held != 0 and (held > 0) != (leg.side is Side.BUY)
+        if leg.form is not PERP_HEDGE and not (reduces and not self.perp.migrating(leg.group_id)):
+            return False
+        group = self.groups.get(leg.group_id)
+        multiplier = group.multiplier if group is not None else st.mult_dec
+        if leg.form is not PERP_HEDGE and leg.qty > shares_for(abs(held), multiplier):
+            return False  # more than the perpetual holds: the broker takes it
+        quote = self.perp.quote(st.symbol)
+        mark = quote.mid * st.mult if quote is not None else leg.fair
+        order = self.perp.order(st.symbol, leg.side, leg.qty, multiplier, leg.role,
+                                leg.group_id, mark)  # fmt: skip
+        if order is None and leg.form is PERP_HEDGE:  # under a contract: wait for the broker
+            self.groups.hold(leg, self._next_broker_open(ctx, ctx.now_ns))
+            return True
+        if order is None:
+            return False  # under a contract: the broker takes it
+        self._perp_out.append(order)
+        return True
+
+    def _perp_fill(self, ctx: StrategyContext, fill: Fill) -> tuple[Fill, list[Intent]]:
+        """A perpetual fill in the group's shares; a migration's fill moves the migration on."""
+        assert self.perp is not None
+        group = self.groups.get(fill.group_id)
+        token = group.token if group is not None else ""
+        st = self._tokens.get(token)
+        multiplier = group.multiplier if group is not None else Decimal(1)
+        if fill.role is LegRole.MIGRATE:
+            if st is None:
+                return fill, []
+            return fill, self.perp.on_migrate_fill(ctx, fill, multiplier, self._migration_leg(ctx))
+        return self.perp.as_shares(fill, multiplier), []
+
+    def _migration_leg(self, ctx: StrategyContext) -> BrokerLeg:
+        """The broker order of a migration in the session's form (None: no session takes it)."""
+
+        def leg(
+            token: str, side: Side, shares: Decimal, role: LegRole, group_id: str
+        ) -> PlaceOrder | None:
+            st = self._tokens[token]
+            try:
+                form = self.gates.broker_forms[ctx.sessions.session_at(ctx.now_ns)]
+            except ValueError:
+                return None
+            quote = ctx.market.quotes.get(st.underlying)
+            if form is None or quote is None or not quote.valid:
+                return None
+            return self._broker_leg(st, side, shares, form, quote.mid, role, group_id)
+
+        return leg
+
+    def _migrate(self, ctx: StrategyContext) -> list[Intent]:
+        """At the broker's open: every perpetual hedge starts moving there (the policy)."""
+        if self.perp is None or not self.cfg.perp_migrate_at_open or not self.perp.held:
+            return []
+        multipliers = {sym: st.mult_dec for sym, st in self._tokens.items()}
+        return self.perp.migrations(ctx, multipliers, self._migration_leg(ctx))
+
+    def _perp_costed(
+        self, ctx: StrategyContext, st: TokenView, now: int, plan: Plan, form: HedgeForm,
+        quote: TopOfBook,
+    ) -> Plan:  # fmt: skip
+        """Price the perpetual hedge into a plan (``strategies.hedge_route``): with the broker
+        closed its fee, funding, entry basis and basis risk come on top (the implied quote
+        already carries its spread); with the broker open the perpetual replaces the broker
+        hedge only when cheaper. Each part is a decision component (``perp_*``)."""
+        assert self.perp is not None
+        edge = plan.choice.edge
+        contract = self.perp.contracts.get(st.symbol)
+        state = ctx.market.perps.get(contract.instrument) if contract is not None else None
+        if edge is None or not edge.hedged or contract is None or state is None:
+            return plan
+        broker_open = form is not PERP_HEDGE
+        hold_s = edge.exposure.risk_s
+        if self.cfg.perp_migrate_at_open:
+            hold_s = min(hold_s, max(self._next_broker_open(ctx, now) - now, 0) / NS)
+        ledger = ctx.ledger
+        equity = float(ledger.cash(contract.venue)) + float(
+            ledger.position(contract.venue, contract.instrument) * state.mark
+        )
+        cost = perp_hedge_cost(
+            long_hedge=plan.direction is Direction.PREMIUM, tokens=edge.qty, state=state,
+            now_ns=now, hold_s=hold_s, interval_s=contract.funding_interval_s,
+            fee_bps=self.perp.fee_bps(st.symbol), spread_bps=self.perp.spread_bps(st.symbol),
+            basis_sigmas=self.cfg.perp_basis_sigmas, basis_vol_bps=self.cfg.perp_basis_vol_bps,
+            equity_usd=equity, maintenance_margin=float(contract.maintenance_margin),
+        )  # fmt: skip
+        broker_cost = edge.broker_fee_usd + 2.0 * edge.unwind_spread_usd
+        route = choose_hedge_venue(
+            broker_open=broker_open, perp_allowed=True, perp=cost, broker_cost_usd=broker_cost,
+            min_liquidation_distance=self.cfg.perp_min_liquidation_distance,
+        )  # fmt: skip
+        if route.venue is HedgeVenue.BROKER:
+            return plan
+        extra = cost.components()
+        if route.venue is HedgeVenue.NONE:  # closed, and the perpetual is too close to liquidation
+            edge.net_usd = edge.net_bps = -math.inf
+        else:
+            added = cost.total_usd - (cost.spread_usd if not broker_open else broker_cost)
+            edge.net_usd -= added
+            edge.net_bps = edge.net_usd / edge.notional_usd * 1e4 if edge.notional_usd else 0.0
+            extra["perp_route"] = 1.0
+        edge.extra = extra
+        eligible = (
+            plan.choice.eligible and edge.net_usd >= self._min_usd and edge.net_bps >= self._min_bps
+        )
+        return replace(plan, choice=replace(plan.choice, eligible=eligible))
+
+    def _next_broker_open(self, ctx: StrategyContext, now: int) -> int:
+        """When a broker session next takes a hedge (now if one does; far off if unknown)."""
+        ts = now
+        try:
+            for _ in range(16):
+                if self.gates.broker_forms[ctx.sessions.session_at(ts)] is not None:
+                    return ts
+                ts = ctx.sessions.next_change(ts)[0]
+        except ValueError:
+            pass
+        return now + 7 * 86_400 * NS
 
     def _broker_leg(
         self, st: TokenView, side: Side, shares: Decimal, form: HedgeForm, mark: float,
@@ -804,6 +1038,8 @@ class MintRedeemStrategy:
             if leg.kind is LegKind.BROKER:
                 assert leg.form is not None
                 role, gid = leg.role, leg.group_id
+                if self.perp is not None and self._to_perp(ctx, st, leg):
+                    continue  # placed on the perpetual (or held back: no perpetual state)
                 # a hedge larger than one order may be goes in slices each within the cap
                 for qty in slices(leg.qty, mark, self._order_cap):
                     intents.append(self._broker_leg(st, leg.side, qty, leg.form, mark, role, gid))
@@ -837,7 +1073,14 @@ class MintRedeemStrategy:
                     )
                 )
             else:
-                intents.append(CancelOrder(st.broker, leg.client_id))
+                venue = st.broker
+                if self.perp is not None:  # a working perpetual order is canceled there
+                    venue = next((o.venue for o in ctx.open_orders(leg.group_id)
+                                  if o.client_id == leg.client_id), venue)  # fmt: skip
+                intents.append(CancelOrder(venue, leg.client_id))
+        if self._perp_out:
+            intents.extend(self._perp_out)
+            self._perp_out = []
         return intents or None
 
     @staticmethod

@@ -88,3 +88,5 @@ class RunRecord:
     # stock -> (ts_ns, net delta, net delta less the carried one) at every change, in shares
     exposure: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)
     groups: list[GroupResult] = field(default_factory=list)  # predicted against realized
+    # stock -> (ts_ns, broker shares, perpetual shares) after each hedge fill (ADR 0018)
+    hedge_venues: dict[str, list[tuple[int, float, float]]] = field(default_factory=dict)

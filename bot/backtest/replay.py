@@ -26,6 +26,7 @@ from bot.config import Settings
 from bot.engine import Engine, TopHandler, promise_routes
 from bot.feeds.io import LazyColumns, RoutedBatch
 from bot.feeds.schema import EventKind
+from bot.perp.feed import perp_state_of
 from connectors.base import MarketListener, OrderVenue
 from strategies.base import Quiet
 
@@ -41,6 +42,7 @@ POOL_STATE = int(EventKind.POOL_STATE)
 ORACLE = int(EventKind.ORACLE)
 ISSUER = int(EventKind.ISSUER)
 RUN = int(EventKind.RUN)
+PERP_STATE = int(EventKind.PERP_STATE)
 
 TOP_COLUMNS = ("ts_recv", "bid_px", "bid_sz", "ask_px", "ask_sz")
 """Converted for every batch: the columns of the hot path."""
@@ -329,6 +331,14 @@ def _row_handler(
             engine.on_issuer_event(venue, inst, c["event"][i], c["value"][i], c["ts_effective"][i])
 
         return issuer
+    if kind == PERP_STATE:
+
+        def perp_state(c: LazyColumns, i: int, ts: int) -> None:
+            engine.on_perp_state(
+                perp_state_of(venue, inst, c["value"][i], c["ts_effective"][i], ts)
+            )
+
+        return perp_state
     if kind == ORACLE:
 
         def oracle(c: LazyColumns, i: int, ts: int) -> None:

@@ -30,7 +30,12 @@ from bot.backtest.report_charts import (
     pnl_figure,
     price_figure,
 )
-from bot.backtest.report_groups import exposure_figure, groups_scatter, groups_table
+from bot.backtest.report_groups import (
+    exposure_figure,
+    groups_scatter,
+    groups_table,
+    hedge_venue_figure,
+)
 from bot.backtest.report_series import (
     MAX_LINE_POINTS,
     bookkeeping_samples,
@@ -44,6 +49,8 @@ from bot.backtest.report_tables import decisions_html, no_data, summary_html
 REPORT_FILE = "report.html"
 TIME_NOTE = "All times in America/New_York (ET); log lines are in UTC."
 
+HEDGE_VENUES = ("hedge-venues", "Hedge by venue: broker and perpetual")
+"""A section only a run with a perpetual has (after ``exposure``)."""
 SECTIONS = (
     ("summary", "Summary"),
     ("prices", "Token price vs fair value"),
@@ -105,6 +112,11 @@ def render_report(record: RunRecord) -> str:
         _section("inventory", _inventory_html(samples, shapes, embed)),
         _section("capital", _capital_html(record, samples, shapes, embed)),
         _section("exposure", _exposure_html(record, shapes, embed)),
+        *(
+            [_section("hedge-venues", _hedge_venues_html(record, shapes, embed))]
+            if record.hedge_venues
+            else []
+        ),
         _section("groups", _groups_html(record, embed)),
         _section("in-flight", _in_flight_html(record, samples_by_token, shapes, embed)),
         _section("decisions", decisions_html(record.decisions)),
@@ -137,7 +149,7 @@ class _FigureEmbedder:
 
 
 def _section(anchor: str, content: str) -> str:
-    heading = dict(SECTIONS)[anchor]
+    heading = dict((*SECTIONS, HEDGE_VENUES))[anchor]
     return f'<section id="{anchor}">\n<h2>{escape(heading)}</h2>\n{content}\n</section>'
 
 
@@ -152,7 +164,10 @@ def _header(record: RunRecord, samples: Sequence[Sample]) -> str:
         f"{len(record.trades):,} trades · {len(record.requests):,} request updates · "
         f"{len(record.decisions):,} decisions"
     )
-    nav = " ".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title in SECTIONS)
+    sections = list(SECTIONS)
+    if record.hedge_venues:
+        sections.insert([a for a, _ in SECTIONS].index("exposure") + 1, HEDGE_VENUES)
+    nav = " ".join(f'<a href="#{anchor}">{escape(title)}</a>' for anchor, title in sections)
     return (
         f"<h1>Backtest report: {escape(record.config_name)}</h1>\n"
         f'<p class="meta">{escape(meta)}</p>\n<p class="meta">{TIME_NOTE}</p>\n<nav>{nav}</nav>'
@@ -246,6 +261,18 @@ def _exposure_html(record: RunRecord, shapes: list[dict[str, Any]], embed: _Figu
         "<code>exposure</code> has the figures.</p>"
     )
     return note + embed(exposure_figure(record.exposure, shapes), "exposure")
+
+
+def _hedge_venues_html(
+    record: RunRecord, shapes: list[dict[str, Any]], embed: _FigureEmbedder
+) -> str:
+    note = (
+        '<p class="note">Where each stock\'s hedge was held: shares at the broker, and the '
+        "shares' worth of tokens on the perpetual (docs/perpetual.md). A perpetual hedge taken "
+        "while the broker is closed moves to the broker at its open (migration decisions in the "
+        "table below).</p>"
+    )
+    return note + embed(hedge_venue_figure(record.hedge_venues, shapes), "hedge-venues")
 
 
 def _groups_html(record: RunRecord, embed: _FigureEmbedder) -> str:

@@ -23,6 +23,26 @@ def exposure_figure(
 ) -> Any:
     """Net delta per stock in shares over time (a step line: it changes only with fills,
     issuer answers and transfers), and the same less the carried starting inventory."""
+    return _step_pairs(series, shapes, "net delta", "less carried inventory", differs=True)
+
+
+def hedge_venue_figure(
+    series: Mapping[str, Sequence[tuple[int, float, float]]], shapes: list[dict[str, Any]]
+) -> Any:
+    """Per stock, the hedge held at the broker and on the perpetual, in shares (ADR 0018)."""
+    return _step_pairs(series, shapes, "at the broker", "on the perpetual", differs=False)
+
+
+def _step_pairs(
+    series: Mapping[str, Sequence[tuple[int, float, float]]],
+    shapes: list[dict[str, Any]],
+    first: str,
+    second: str,
+    *,
+    differs: bool,
+) -> Any:
+    """Two step lines per stock from ``(ts, first, second)`` points; with ``differs`` the second
+    only where it ever differs from the first."""
     fig = go.Figure()
     for stock, points in series.items():
         if not points:
@@ -31,20 +51,20 @@ def exposure_figure(
         fig.add_trace(
             go.Scatter(
                 x=times,
-                y=[net for _, net, _ in points],
+                y=[a for _, a, _ in points],
                 mode="lines",
                 line={"shape": "hv"},
-                name=f"{stock} net delta",
+                name=f"{stock} {first}",
             )
         )
-        if any(net != trading for _, net, trading in points):
+        if not differs or any(a != b for _, a, b in points):
             fig.add_trace(
                 go.Scatter(
                     x=times,
-                    y=[trading for _, _, trading in points],
+                    y=[b for _, _, b in points],
                     mode="lines",
                     line={"shape": "hv", "dash": "dot"},
-                    name=f"{stock} less carried inventory",
+                    name=f"{stock} {second}",
                 )
             )
     fig.update_layout(

@@ -19,6 +19,7 @@ from typing import Any
 from bot.amm.price import price_from_sqrt_price_x96
 from bot.amm.v3_pool import TICK_SPACING_BY_FEE, V3Pool
 from bot.backtest.group_results import group_results
+from bot.backtest.perp_summary import hedge_by_venue, perp_summary
 from bot.backtest.record import RequestMark, RunRecord, Sample, TradeMark
 from bot.backtest.replay import (
     ROW_COLUMNS,
@@ -38,6 +39,7 @@ from bot.feeds.schema import RUN_STARTED, EventKind
 from bot.logging import get_logger, set_time_source
 from bot.market import PoolInfo, PoolMarket
 from bot.node import OPEN_CHECK_S, Node, calendar_around
+from bot.perp.contracts import perp_contracts
 from connectors.sim import SimPool
 from connectors.sim.adapters import sim_adapters
 from strategies.base import Strategy
@@ -447,6 +449,18 @@ class Backtest:
             "groups": [g.as_summary() for g in rec.groups],
         }
         rec.exposure = {sym: ex.series for sym, ex in self.exposure.stocks.items()}
+        contracts = perp_contracts(self.settings)
+        if contracts:  # the perpetual's figures (ADR 0018); absent without one
+            rec.summary["perp"] = perp_summary(
+                contracts, self.engine.funding_log, self.engine.fills, rec.decisions,
+                counters["margin_calls"],
+            )  # fmt: skip
+            brokers = {sym: stock.broker for sym, stock in self.settings.stocks.items()}
+            venues = hedge_by_venue(self.engine.fills, brokers, contracts, self.tokens)
+            if any(perp for points in venues.values() for _, _, perp in points):
+                rec.hedge_venues = venues  # the hedge was on a perpetual at some time
+        else:  # a run without a perpetual reports the components it always did
+            rec.summary["pnl_components"].pop("perp_funding", None)
 
 
 __all__ = ["Backtest", "EventKind"]

@@ -40,6 +40,10 @@ class EventKind(IntEnum):
     INSTRUMENT = 12  # reference data for a listed instrument: value = JSON
     CONNECTION = 13  # a live source's link changed: venue = source, event = state, value = detail
     RUN = 14  # a recorded run's own milestone: venue = "pegbot", event = RUN_STARTED
+    # a perpetual's state (ADR 0018): price = mark (float, for readers), ts_effective = the next
+    # funding time, value = JSON {"mark", "index", "funding_rate"[, "predicted_rate"]} as
+    # decimal strings (exact)
+    PERP_STATE = 15
 
 
 class Side(IntEnum):

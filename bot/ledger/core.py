@@ -104,6 +104,10 @@ class Ledger:
         """Signed quantity of ``instrument`` held at ``venue`` (tokens in flight excluded)."""
         return self._positions.qty(venue, instrument)
 
+    def position_basis(self, venue: str, instrument: str) -> Decimal:
+        """The signed USD paid for the position of ``instrument`` at ``venue`` (qty x entry)."""
+        return self._positions.basis(venue, instrument)
+
     def cash(self, venue: str) -> Decimal:
         """USD (USDC at par) at a venue or issuer account."""
         return self._cash.get(venue, ZERO)

@@ -5,13 +5,16 @@ when the feed's POOL_STATE row arrives (bot/backtest/runner.py)."""
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 from functools import partial
 
 from bot.node import Adapters, NodeParts
+from bot.perp.contracts import perp_contract
 from connectors.base import IssuerVenue, OrderVenue
 from connectors.sim.broker import SimBroker
 from connectors.sim.exchange import SimExchange
 from connectors.sim.issuer import SimIssuer
+from connectors.sim.perp import SimPerp
 from connectors.sim.transfers import SimTransferNetwork
 
 
@@ -25,6 +28,10 @@ def sim_adapters(parts: NodeParts, *, seed: int) -> Adapters:
             venues[name] = SimBroker(name, v, market, clock, parts.calendar)
         elif v.kind == "exchange":
             venues[name] = SimExchange(name, v, market, clock, random.Random(f"{seed}:{name}"))
+        elif v.kind == "perpetual":
+            collateral = s.backtest.initial_cash_usd.get(name, Decimal(0))
+            contract = perp_contract(name, v)
+            venues[name] = SimPerp(name, v, contract, market, clock, collateral_usd=collateral)
     issuers: dict[str, IssuerVenue] = {
         name: SimIssuer(
             name,

@@ -18,12 +18,19 @@ from functools import partial
 
 from bot.clock import Clock
 from bot.config import VenueConfig
-from bot.model import Fill, OrderUpdate, RequestUpdate, TransferUpdate
+from bot.model import (
+    Fill,
+    FundingPayment,
+    MarginStatus,
+    OrderUpdate,
+    RequestUpdate,
+    TransferUpdate,
+)
 from connectors.base import VenueEvents
 
 NS_PER_MS = 1_000_000
 
-VenueAnswer = OrderUpdate | Fill | RequestUpdate | TransferUpdate
+VenueAnswer = OrderUpdate | Fill | RequestUpdate | TransferUpdate | FundingPayment | MarginStatus
 
 
 class LatencyModel:
@@ -113,5 +120,9 @@ class VenueLink:
             events.on_order_update(item)
         elif isinstance(item, TransferUpdate):
             events.on_transfer_update(item)
+        elif isinstance(item, FundingPayment):
+            events.on_funding_payment(item)
+        elif isinstance(item, MarginStatus):
+            events.on_margin(item)
         else:
             events.on_request_update(item)

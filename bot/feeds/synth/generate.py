@@ -27,6 +27,7 @@ from bot.feeds.io import FeedWriter
 from bot.feeds.schema import COLUMNS, SCHEMA
 from bot.feeds.synth.exchange import simulate_exchange
 from bot.feeds.synth.issuer import plan_issuer
+from bot.feeds.synth.perp import simulate_perp
 from bot.feeds.synth.pool import simulate_pool
 from bot.feeds.synth.scenarios import scenario_by_name
 from bot.feeds.synth.timeline import NS_PER_HOUR, Timeline
@@ -70,10 +71,13 @@ def generate(
     *,
     start: date | None = None,
     overwrite: bool = False,
+    perp: bool = False,
 ) -> SynthResult:
     """Write ``days`` days of ``scenario`` from ``start`` (00:00 ET) to the feed directory ``out``.
 
-    ``start`` defaults to the scenario's ``default_start``. Raises InputError for an unknown
+    ``start`` defaults to the scenario's ``default_start``. ``perp`` adds a perpetual on the
+    token (``bot.feeds.synth.perp``) drawn from a generator of its own: every other row stays as
+    it was. Raises InputError for an unknown
     scenario, ``days < 1``, a negative seed, or a weekend-gap window without a weekend reopen;
     FeedError if ``out`` already holds a feed and ``overwrite`` is false.
     """
@@ -104,7 +108,12 @@ def generate(
         underlying.columns(),
         exchange.columns(),
     ]
+    if perp:  # the fourth child of the seed: the other three streams are untouched
+        rng_perp = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
+        sources.append(simulate_perp(timeline, underlying, plan, rng_perp))
     source = f"synth:{spec.name} days={days} seed={seed} start={first.isoformat()}"
+    if perp:
+        source += " perp"
     with FeedWriter(Path(out), source=source, overwrite=overwrite) as writer:
         _write_merged(writer, sources, timeline.start_ns)
         events = writer.close()
