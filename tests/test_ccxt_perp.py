@@ -605,3 +605,14 @@ def test_venue_answers_that_cannot_be_read_are_one_line_errors_and_nothing_is_lo
         ]
 
     on_world(scenario)
+
+
+def test_the_sandbox_refuses_an_order_parameter_it_does_not_act_on() -> None:
+    async def scenario(world: World) -> None:
+        with pytest.raises(Exception, match="the sandbox does not implement reduceOnly"):
+            await world.perp._session.ask(
+                "create_order", "AAPLX/USDT:USDT", "market", "buy", "1", None, {"reduceOnly": True}
+            )
+        assert not world.venue.orders
+
+    on_world(scenario)

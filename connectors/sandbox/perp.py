@@ -15,7 +15,8 @@ Answers are Bybit's envelope, HTTP 200 with ``{"retCode", "retMsg", "result", "r
   ``/v5/order/realtime`` (open orders), ``/v5/order/history`` (ended ones, ``orderStatus``
   filter), ``/v5/execution/list`` (trades and funding settlements, ``execType`` filter, newest
   first, at most ``limit`` rows of a window of 7 days at most, as Bybit answers); POST
-  ``/v5/order/create`` and ``/v5/order/cancel``. A wrong key is retCode 10003, a wrong
+  ``/v5/order/create`` and ``/v5/order/cancel`` (a parameter the sandbox does not act on, such as
+  ``reduceOnly``, is refused by name, retCode 10001). A wrong key is retCode 10003, a wrong
   signature 10004; neither answer repeats the key;
 - control, POST ``/sandbox/mark`` ``{"symbol", "mark", "index"?, "spread"?}``,
   ``/sandbox/funding_rate`` ``{"symbol", "rate"}``, ``/sandbox/advance`` ``{"ms"}`` (funding
@@ -47,6 +48,10 @@ from connectors.sandbox.perp_venue import (
 )
 
 CATEGORY = "linear"
+CREATE_PARAMS = frozenset(
+    {"category", "symbol", "side", "orderType", "qty", "price", "timeInForce", "orderLinkId"}
+)
+CANCEL_PARAMS = frozenset({"category", "symbol", "orderId", "orderLinkId"})
 WEEK_MS = 7 * 24 * 3600 * 1000  # the longest window Bybit's execution list answers
 
 Handler = Callable[[dict[str, Any]], Any]
@@ -295,11 +300,13 @@ class PerpSandbox(LocalHttpServer):
 
     def _create(self, params: dict[str, Any]) -> dict[str, Any]:
         _linear(params)
+        _implemented(params, CREATE_PARAMS)
         order = self.venue.create_order(params)
         return {"orderId": order.order_id, "orderLinkId": order.link_id}
 
     def _cancel(self, params: dict[str, Any]) -> dict[str, Any]:
         _linear(params)
+        _implemented(params, CANCEL_PARAMS)
         order = self.venue.cancel_order(params)
         return {"orderId": order.order_id, "orderLinkId": order.link_id}
 
@@ -375,6 +382,16 @@ def _control(change: Callable[[dict[str, Any]], None]) -> Callable[[web.Request]
 def _linear(params: dict[str, Any]) -> None:
     if params.get("category") != CATEGORY:
         raise PerpRefusal(10001, f"params error: category only support {CATEGORY}")
+
+
+def _implemented(params: dict[str, Any], known: frozenset[str]) -> None:
+    """A parameter the sandbox does not act on (reduceOnly, a trigger price) is refused by name
+    rather than ignored, so a test never passes on something the sandbox did not do."""
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise PerpRefusal(
+            10001, f"params error: the sandbox does not implement {', '.join(unknown)}"
+        )
 
 
 def _matches(params: dict[str, Any], **fields: str) -> bool:
