@@ -185,6 +185,11 @@ def test_markets_load_the_perpetual_with_the_venue_precision_and_limits() -> Non
             D("0.01"),
         )
         assert market.active
+        with pytest.raises(UnknownSymbolError) as error:
+            await world.perp.perp_state("TSLAx-PERP")
+        assert str(error.value) == (
+            "bybit-perp: TSLAx-PERP is not traded here (perpetuals: AAPLx-PERP)"
+        )
 
     on_world(scenario)
 

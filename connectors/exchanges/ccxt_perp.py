@@ -57,7 +57,7 @@ from connectors.exchanges.ccxt_perp_facts import (
 )
 from connectors.exchanges.ccxt_venue import CcxtExchange
 from connectors.exchanges.ccxt_working import OrderPolling
-from connectors.exchanges.symbols import TokenMarket, resolve_perp_market
+from connectors.exchanges.symbols import TokenMarket, UnknownSymbolError, resolve_perp_market
 from connectors.exchanges.venues import venue_quirks
 
 log = get_logger("pegbot.ccxt")
@@ -198,7 +198,9 @@ class CcxtPerpVenue(CcxtExchange):
         market = self.markets.get(instrument)
         if market is None:
             traded = ", ".join(sorted(self.markets)) or "none"
-            raise KeyError(f"{self.name}: {instrument} is not traded here (perpetuals: {traded})")
+            raise UnknownSymbolError(
+                f"{self.name}: {instrument} is not traded here (perpetuals: {traded})"
+            )
         return market
 
     # ---- the watch ---------------------------------------------------------------------------
