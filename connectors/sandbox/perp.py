@@ -22,8 +22,8 @@ Answers are Bybit's envelope, HTTP 200 with ``{"retCode", "retMsg", "result", "r
   ``/sandbox/funding_rate`` ``{"symbol", "rate"}``, ``/sandbox/advance`` ``{"ms"}`` (funding
   settles on the way), ``/sandbox/wallet`` ``{"amount"}``. Not authenticated: 127.0.0.1 only.
 
-Matching and money live in ``perp_venue.py``. What this module may not do: listen beyond
-127.0.0.1, or answer from anything but its ``PerpVenue``.
+Matching and money live in ``perp_venue.py``, answer shapes in ``perp_wire.py``. What this
+module may not do: listen beyond 127.0.0.1, or answer from anything but its ``PerpVenue``.
 """
 
 from __future__ import annotations
@@ -38,14 +38,15 @@ from typing import Any
 from aiohttp import web
 
 from bot.money import ZERO
+from connectors.sandbox import perp_wire as wire
 from connectors.sandbox.exchange_http import LocalHttpServer
 from connectors.sandbox.perp_venue import (
     Contract,
-    Execution,
     PerpOrder,
     PerpRefusal,
     PerpVenue,
 )
+from connectors.sandbox.perp_wire import text
 
 CATEGORY = "linear"
 CREATE_PARAMS = frozenset(
@@ -72,10 +73,6 @@ def default_venue() -> PerpVenue:
         funding_rate=Decimal("0.0001"),
     )
     return PerpVenue({contract.symbol: contract}, wallet=Decimal(100_000))
-
-
-def _s(value: Decimal | None) -> str:
-    return "" if value is None else format(value.normalize(), "f") if value else "0"
 
 
 class PerpSandbox(LocalHttpServer):
@@ -172,7 +169,7 @@ class PerpSandbox(LocalHttpServer):
         listed = [] if params.get("status") == "PreLaunch" else list(self.venue.contracts.values())
         return {
             "category": CATEGORY,
-            "list": [_instrument(c) for c in listed],
+            "list": [wire.instrument(c) for c in listed],
             "nextPageCursor": "",
         }
 
@@ -180,32 +177,7 @@ class PerpSandbox(LocalHttpServer):
         _linear(params)
         wanted = params.get("symbol")
         contracts = [self.venue.contract(wanted)] if wanted else self.venue.contracts.values()
-        return {"category": CATEGORY, "list": [self._ticker(c) for c in contracts]}
-
-    def _ticker(self, contract: Contract) -> dict[str, Any]:
-        return {
-            "symbol": contract.symbol,
-            "lastPrice": _s(contract.last_price or contract.mark),
-            "indexPrice": _s(contract.index),
-            "markPrice": _s(contract.mark),
-            "prevPrice24h": _s(contract.mark),
-            "price24hPcnt": "0",
-            "highPrice24h": _s(contract.mark),
-            "lowPrice24h": _s(contract.mark),
-            "openInterest": "0",
-            "turnover24h": "0",
-            "volume24h": "0",
-            "fundingRate": _s(contract.funding_rate),
-            "nextFundingTime": str(self.venue.next_funding_ms(contract)),
-            "predictedDeliveryPrice": "",
-            "basisRate": "",
-            "deliveryFeeRate": "",
-            "deliveryTime": "0",
-            "bid1Price": _s(contract.bid),
-            "bid1Size": "100",
-            "ask1Price": _s(contract.ask),
-            "ask1Size": "100",
-        }
+        return {"category": CATEGORY, "list": [wire.ticker(self.venue, c) for c in contracts]}
 
     # ---- private -----------------------------------------------------------------------------
 
@@ -223,29 +195,29 @@ class PerpSandbox(LocalHttpServer):
         upl = sum((venue.unrealized(s) for s in symbols), ZERO)
         coin = {
             "coin": venue.settle_coin,
-            "equity": _s(venue.equity()),
-            "usdValue": _s(venue.equity()),
-            "walletBalance": _s(venue.wallet),
+            "equity": text(venue.equity()),
+            "usdValue": text(venue.equity()),
+            "walletBalance": text(venue.wallet),
             "locked": "0",
             "borrowAmount": "0",
             "accruedInterest": "0",
             "totalOrderIM": "0",
-            "totalPositionIM": _s(initial),
-            "totalPositionMM": _s(maintenance),
-            "unrealisedPnl": _s(upl),
-            "cumRealisedPnl": _s(sum((p.realized for p in venue.positions.values()), ZERO)),
+            "totalPositionIM": text(initial),
+            "totalPositionMM": text(maintenance),
+            "unrealisedPnl": text(upl),
+            "cumRealisedPnl": text(sum((p.realized for p in venue.positions.values()), ZERO)),
             "marginCollateral": True,
             "collateralSwitch": True,
         }
         account = {
             "accountType": "UNIFIED",
-            "totalEquity": _s(venue.equity()),
-            "totalWalletBalance": _s(venue.wallet),
-            "totalMarginBalance": _s(venue.equity()),
-            "totalAvailableBalance": _s(venue.available()),
-            "totalPerpUPL": _s(upl),
-            "totalInitialMargin": _s(initial),
-            "totalMaintenanceMargin": _s(maintenance),
+            "totalEquity": text(venue.equity()),
+            "totalWalletBalance": text(venue.wallet),
+            "totalMarginBalance": text(venue.equity()),
+            "totalAvailableBalance": text(venue.available()),
+            "totalPerpUPL": text(upl),
+            "totalInitialMargin": text(initial),
+            "totalMaintenanceMargin": text(maintenance),
             "accountIMRate": "0",
             "accountMMRate": "0",
             "accountLTV": "0",
@@ -271,25 +243,25 @@ class PerpSandbox(LocalHttpServer):
                     "riskId": 1,
                     "symbol": symbol,
                     "side": side,
-                    "size": _s(abs(position.qty)),
-                    "avgPrice": _s(position.entry),
-                    "positionValue": _s(abs(position.qty) * position.entry),
+                    "size": text(abs(position.qty)),
+                    "avgPrice": text(position.entry),
+                    "positionValue": text(abs(position.qty) * position.entry),
                     "tradeMode": 0,
                     "positionStatus": "Normal",
                     "autoAddMargin": 0,
-                    "leverage": _s(position.leverage),
+                    "leverage": text(position.leverage),
                     "positionBalance": "0",
-                    "markPrice": _s(contract.mark),
-                    "liqPrice": _s(venue.liquidation_price(symbol)),
+                    "markPrice": text(contract.mark),
+                    "liqPrice": text(venue.liquidation_price(symbol)),
                     "bustPrice": "",
-                    "positionIM": _s(venue.initial_margin(symbol)),
-                    "positionMM": _s(venue.maintenance_margin(symbol)),
+                    "positionIM": text(venue.initial_margin(symbol)),
+                    "positionMM": text(venue.maintenance_margin(symbol)),
                     "takeProfit": "0",
                     "stopLoss": "0",
                     "trailingStop": "0",
-                    "unrealisedPnl": _s(venue.unrealized(symbol)),
-                    "curRealisedPnl": _s(position.realized),
-                    "cumRealisedPnl": _s(position.realized),
+                    "unrealisedPnl": text(venue.unrealized(symbol)),
+                    "curRealisedPnl": text(position.realized),
+                    "cumRealisedPnl": text(position.realized),
                     "createdTime": str(position.created_ms),
                     "updatedTime": str(position.updated_ms),
                     "tpslMode": "Full",
@@ -323,7 +295,7 @@ class PerpSandbox(LocalHttpServer):
         _linear(params)
         start = int(params.get("startTime") or 0)
         rows = [
-            _order(o)
+            wire.order_row(o)
             for o in sorted(self.venue.orders.values(), key=lambda o: -o.created_ms)
             if keep(o)
             and _matches(params, symbol=o.symbol, orderId=o.order_id, orderLinkId=o.link_id)
@@ -342,7 +314,7 @@ class PerpSandbox(LocalHttpServer):
             end = int(params.get("endTime") or self.venue.now_ms)
             start = end - WEEK_MS
         rows = [
-            _execution(e)
+            wire.execution_row(e)
             for e in reversed(self.venue.executions)
             if _matches(params, symbol=e.symbol, orderId=e.order_id, execType=e.exec_type)
             and start <= e.time_ms <= end
@@ -397,105 +369,3 @@ def _implemented(params: dict[str, Any], known: frozenset[str]) -> None:
 def _matches(params: dict[str, Any], **fields: str) -> bool:
     """Every filter the request gives equals the row's field."""
     return all(not params.get(key) or params[key] == value for key, value in fields.items())
-
-
-def _instrument(contract: Contract) -> dict[str, Any]:
-    return {
-        "symbol": contract.symbol,
-        "contractType": "LinearPerpetual",
-        "status": "Trading",
-        "baseCoin": contract.base_coin,
-        "quoteCoin": "USDT",
-        "settleCoin": "USDT",
-        "launchTime": "1767225600000",
-        "deliveryTime": "0",
-        "deliveryFeeRate": "",
-        "priceScale": str(-int(contract.tick.as_tuple().exponent)),
-        "leverageFilter": {
-            "minLeverage": "1",
-            "maxLeverage": _s(contract.max_leverage),
-            "leverageStep": "0.01",
-        },
-        "priceFilter": {
-            "minPrice": _s(contract.tick),
-            "maxPrice": "99999",
-            "tickSize": _s(contract.tick),
-        },
-        "lotSizeFilter": {
-            "maxOrderQty": "10000",
-            "minOrderQty": _s(contract.min_qty),
-            "qtyStep": _s(contract.qty_step),
-            "postOnlyMaxOrderQty": "10000",
-            "maxMktOrderQty": "5000",
-            "minNotionalValue": "5",
-        },
-        "unifiedMarginTrade": True,
-        "fundingInterval": contract.funding_interval_min,
-        "copyTrading": "none",
-        "upperFundingRate": "0.005",
-        "lowerFundingRate": "-0.005",
-        "isPreListing": False,
-        "preListingInfo": None,
-    }
-
-
-def _order(order: PerpOrder) -> dict[str, Any]:
-    average = order.cost / order.filled if order.filled else ZERO
-    return {
-        "orderId": order.order_id,
-        "orderLinkId": order.link_id,
-        "blockTradeId": "",
-        "symbol": order.symbol,
-        "price": _s(order.price) or "0",
-        "qty": _s(order.qty),
-        "side": order.side,
-        "isLeverage": "",
-        "positionIdx": 0,
-        "orderStatus": order.status,
-        "cancelType": "CancelByUser" if order.status == "Cancelled" else "UNKNOWN",
-        "rejectReason": "EC_NoError",
-        "avgPrice": _s(average) if order.filled else "",
-        "leavesQty": _s(order.qty - order.filled) if order.status == "New" else "0",
-        "leavesValue": "0",
-        "cumExecQty": _s(order.filled),
-        "cumExecValue": _s(order.cost),
-        "cumExecFee": _s(order.fee),
-        "timeInForce": order.tif,
-        "orderType": order.order_type,
-        "stopOrderType": "",
-        "triggerPrice": "0",
-        "takeProfit": "0",
-        "stopLoss": "0",
-        "reduceOnly": False,
-        "closeOnTrigger": False,
-        "createdTime": str(order.created_ms),
-        "updatedTime": str(order.updated_ms),
-    }
-
-
-def _execution(execution: Execution) -> dict[str, Any]:
-    return {
-        "symbol": execution.symbol,
-        "orderId": execution.order_id,
-        "orderLinkId": execution.link_id,
-        "side": execution.side,
-        "orderType": "UNKNOWN" if execution.exec_type == "Funding" else "Limit",
-        "execId": execution.exec_id,
-        "execType": execution.exec_type,
-        "execPrice": _s(execution.price),
-        "execQty": _s(execution.qty),
-        "execValue": _s(execution.qty * execution.price),
-        "execFee": _s(execution.fee),
-        "feeRate": _s(execution.fee_rate),
-        "feeCurrency": "",
-        "isMaker": execution.is_maker,
-        "markPrice": _s(execution.mark),
-        "indexPrice": "",
-        "execTime": str(execution.time_ms),
-        "orderQty": "0",
-        "orderPrice": "0",
-        "leavesQty": "0",
-        "closedSize": "0",
-        "stopOrderType": "UNKNOWN",
-        "seq": "1",
-    }
