@@ -131,6 +131,16 @@ class VenueConfig(Strict):
     quoter: str = Field("", description="pool: QuoterV2 address")
     confirmations: int = Field(1, ge=0, description="pool: blocks before a log counts")
     wallet_key: SecretRef | None = Field(None, description="pool: the wallet's private key")
+    # the live perpetual venue through ccxt (ADR 0019; keys are api_key / api_secret)
+    perp_market_id: str = Field(
+        "", description="perpetual (live): the venue's own id of the contract ('AAPLXUSDT')"
+    )
+    settle_currency: str = Field(
+        "USDT", description="perpetual (live): the settlement currency's ccxt code"
+    )
+    perp_poll_s: float = Field(
+        5.0, gt=0, description="perpetual (live): seconds between mark, funding and margin reads"
+    )
 
 
 class IssuerConfig(Strict):

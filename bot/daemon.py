@@ -170,6 +170,10 @@ class LiveRun:
                 await self._open_ledger(stop)
                 if not stop.is_set():
                     node.engine.start()
+                    for venue in node.venues.values():  # a live perpetual's reads (ADR 0019)
+                        watch = getattr(venue, "watch", None)
+                        if watch is not None:
+                            watch()
                     if self.recorder is not None:
                         self.recorder.run_started()
                     self.trading = True

@@ -69,6 +69,8 @@ def live_adapters(parts: NodeParts, *, endpoints: dict[str, Endpoint]) -> Adapte
             venue_x, books = _ccxt(name, v, end, settings, clock)
             venues[name] = venue_x
             sources.extend(books)
+        elif v.kind == "perpetual":
+            venues[name] = _ccxt_perp(name, v, end, clock)
         else:
             venues[name], pool_source = _pool(name, v, end, parts)
             sources.append(pool_source)
@@ -220,6 +222,26 @@ def _ccxt(
 
     books = [book(sym, underlying) for sym, underlying in tokens.items()]
     return exchange, books
+
+
+def _ccxt_perp(name: str, v: VenueConfig, end: Endpoint, clock: Any) -> OrderVenue:
+    """The perpetual through ccxt (ADR 0019): the venue's contract ``perp_market_id`` traded as
+    the config's instrument. Its state, margin and funding are read once the run trades
+    (``LiveRun`` starts ``watch``), so the opening balance and the payments never overlap."""
+    from bot.perp.contracts import perp_contract
+    from connectors.exchanges.ccxt_perp import CcxtPerpVenue, PerpPolling
+
+    return CcxtPerpVenue(
+        name,
+        v.ccxt_id or name,
+        perpetuals={perp_contract(name, v).instrument: v.perp_market_id},
+        settle=v.settle_currency,
+        clock=clock,
+        api_key=end.key or None,
+        secret=end.secret or None,
+        base_url=end.url or None,
+        perp_polling=PerpPolling(period_s=v.perp_poll_s),
+    )
 
 
 def _pool(

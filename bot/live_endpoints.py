@@ -151,6 +151,12 @@ def config_problems(settings: Settings) -> list[str]:
 
     problems += route_problems(settings)
     if env == "sandbox":
+        problems += [
+            f"venues.{name}: the sandbox has no perpetual venue yet (connectors/sandbox/perp.py "
+            "is a test server)"
+            for name, v in settings.venues.items()
+            if v.kind == "perpetual"
+        ]
         return problems
     for name, v in settings.venues.items():
         where = f"venues.{name}"
@@ -172,6 +178,14 @@ def config_problems(settings: Settings) -> list[str]:
                     problems.append(
                         f"{where}.{key}: missing; the exchange's trading keys, by reference"
                     )
+        elif v.kind == "perpetual":
+            for key in ("api_key", "api_secret"):
+                if getattr(v, key) is None:
+                    problems.append(
+                        f"{where}.{key}: missing; the perpetual venue's trading keys, by reference"
+                    )
+            if not v.perp_market_id:
+                problems.append(f"{where}.perp_market_id: missing; the venue's id of the contract")
         else:
             for key, why in (
                 ("rpc_url", "the chain's JSON-RPC HTTP URL"),

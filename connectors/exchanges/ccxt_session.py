@@ -26,7 +26,7 @@ from pydantic import SecretStr
 from bot.errors import PegbotError
 from bot.logging import get_logger
 from connectors.exchanges.ccxt_orders import one_line, refusal
-from connectors.exchanges.venues import isolate_decimal_context, new_client
+from connectors.exchanges.venues import VenueQuirks, isolate_decimal_context, new_client
 
 log = get_logger("pegbot.ccxt")
 
@@ -56,9 +56,11 @@ class CcxtSession:
         timeout_s: float = 10.0,
         exact_numbers: bool = False,
         client_factory: Callable[[], Any] | None = None,
+        quirks: VenueQuirks | None = None,
     ) -> None:
         """``exact_numbers``: ccxt keeps every number as the venue's decimal string (its
-        ``number = str``), so amounts, prices and fees become exact Decimals, not floats."""
+        ``number = str``), so amounts, prices and fees become exact Decimals, not floats.
+        ``quirks``: the venue record the client is built with (default: the exchange's)."""
         self.name = name
         self._ccxt_id = ccxt_id
         self._api_key = _secret(api_key)
@@ -67,6 +69,7 @@ class CcxtSession:
         self._timeout_s = timeout_s
         self._exact = exact_numbers
         self._factory = client_factory
+        self._quirks = quirks
         self.client: Any = None
         self._one_at_a_time = asyncio.Lock()
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -90,6 +93,7 @@ class CcxtSession:
             secret=self._secret.get_secret_value() if self._secret else None,
             base_url=self._base_url,
             timeout_s=self._timeout_s,
+            quirks=self._quirks,
         )
 
     async def close_client(self) -> None:

@@ -57,7 +57,7 @@ from connectors.exchanges.ccxt_working import (
     since_ms,
 )
 from connectors.exchanges.symbols import TokenMarket, UnknownSymbolError, resolve_token_market
-from connectors.exchanges.venues import venue_quirks
+from connectors.exchanges.venues import VenueQuirks, venue_quirks
 
 log = get_logger("pegbot.ccxt")
 
@@ -81,11 +81,13 @@ class CcxtExchange:
         base_url: str | None = None,
         polling: OrderPolling | None = None,
         client_factory: Callable[[], Any] | None = None,
+        quirks: VenueQuirks | None = None,
     ) -> None:
         """``base_url`` points every API URL of the client at a local server (the sandbox);
-        ``client_factory`` builds the ccxt client instead (its numbers are made exact)."""
+        ``client_factory`` builds the ccxt client instead (its numbers are made exact);
+        ``quirks`` replaces the exchange's token-market record (the perpetual venue's)."""
         self.name = name
-        self.quirks = venue_quirks(ccxt_id)
+        self.quirks = quirks or venue_quirks(ccxt_id)
         self.polling = polling or OrderPolling()
         self._tokens = dict(tokens)
         self._quote = quote
@@ -99,6 +101,7 @@ class CcxtExchange:
             timeout_s=self.polling.request_timeout_s,
             exact_numbers=True,  # amounts, prices and fees as exact Decimals
             client_factory=client_factory,
+            quirks=self.quirks,
         )
         self._connected = False
         self._markets: dict[str, TokenMarket] = {}
@@ -132,12 +135,7 @@ class CcxtExchange:
         client = self._session.open()
         try:
             await self._session.ask("load_markets")
-            self._markets = {
-                token: resolve_token_market(
-                    client, token, underlying=underlying, quote=self._quote, quirks=self.quirks
-                )
-                for token, underlying in self._tokens.items()
-            }
+            self._markets = self._resolve_markets(client)
         except Exception as exc:
             await self._session.close_client()
             if isinstance(exc, UnknownSymbolError):
@@ -145,6 +143,15 @@ class CcxtExchange:
             reason = self._session.reason(exc)
             raise VenueUnavailableError(f"{self.name}: cannot load markets: {reason}") from None
         self._connected = True
+
+    def _resolve_markets(self, client: Any) -> dict[str, TokenMarket]:
+        """Each traded instrument's market on the loaded client (``UnknownSymbolError`` if not)."""
+        return {
+            token: resolve_token_market(
+                client, token, underlying=underlying, quote=self._quote, quirks=self.quirks
+            )
+            for token, underlying in self._tokens.items()
+        }
 
     async def close(self) -> None:
         """Stop polling and close the client. Orders still followed stay as they are at the
@@ -302,7 +309,7 @@ class CcxtExchange:
         views = {o["id"]: o for o in await self._session.ask("fetch_open_orders", symbol)}
         since = since_ms(group, self.polling.history_slack_s)
         if any(w.venue_id not in views for w in group):
-            closed = await self._session.ask("fetch_closed_orders", symbol, since)
+            closed = await self._session.ask(self.quirks.closed_orders_call, symbol, since)
             views.update({o["id"]: o for o in closed})
         for working in group:
             working.venue_order = views.get(working.venue_id, working.venue_order)
@@ -366,7 +373,8 @@ class CcxtExchange:
     ) -> Mapping[str, Any] | None:
         """The venue's order with ``client_id``: open ones first, then closed ones."""
         params = {self.quirks.client_id_param: client_id}
-        for method, window in (("fetch_open_orders", None), ("fetch_closed_orders", since)):
+        closed = self.quirks.closed_orders_call
+        for method, window in (("fetch_open_orders", None), (closed, since)):
             for order in await self._session.ask(method, market.symbol, window, None, params):
                 if order.get("clientOrderId") == client_id:  # a venue may ignore the filter
                     return dict(order)

@@ -54,6 +54,7 @@ class TokenMarket:
     maker_fee: Decimal | None
     venue_multiplier: Decimal | None  # as the venue states it (Bybit's xstockMultiplier)
     active: bool
+    contract_size: Decimal | None = None  # tokens per contract, for a perpetual
 
 
 def all_markets(client: Any) -> Iterator[dict[str, Any]]:
@@ -144,6 +145,7 @@ def _token_market(
         maker_fee=_amount(market.get("maker")),
         venue_multiplier=_amount(multiplier),
         active=market.get("active") is not False,
+        contract_size=_amount(market.get("contractSize")),
     )
 
 
@@ -158,3 +160,28 @@ def _step(client: Any, precision: float | int) -> Decimal:
 
 def _amount(value: float | int | str | None) -> Decimal | None:
     return None if value is None else to_decimal(value)
+
+
+def resolve_perp_market(
+    client: Any, instrument: str, *, market_id: str, quirks: VenueQuirks
+) -> TokenMarket:
+    """The perpetual ``market_id`` (the venue's own id: Bybit's ``AAPLXUSDT``) traded under
+    pegbot's name ``instrument``, if the client loaded it as a perpetual of the kind the quirks
+    name (Bybit: ``contractType`` ``LinearPerpetual``) with one token per contract (orders go
+    out in tokens); else one-line ``UnknownSymbolError``."""
+    _require_loaded(client)
+    found = [m for m in all_markets(client) if m["id"] == market_id and m.get("swap")]
+    if not found:
+        raise UnknownSymbolError(f"{client.id} does not list the perpetual {market_id}")
+    market = found[0]
+    kind = (market.get("info") or {}).get(quirks.kind_field)
+    if kind != quirks.kind_value:
+        raise UnknownSymbolError(
+            f"{client.id} {market_id} is a {kind}, not a {quirks.kind_value} ({instrument})"
+        )
+    size = market.get("contractSize")
+    if size is not None and to_decimal(size) != 1:
+        raise UnknownSymbolError(
+            f"{client.id} {market_id}: {size} tokens per contract; only 1 is supported"
+        )
+    return _token_market(client, market, instrument, quirks)

@@ -44,6 +44,12 @@ class VenueQuirks:
     client_id_max_len: int = 36  # longest client order id the venue takes
     client_id_param: str = "clientOrderId"  # ccxt param that finds or cancels by client id
     market_buy_in_base: bool = True  # False: ccxt sizes a market buy in the quote currency
+    closed_orders_call: str = "fetch_closed_orders"  # the ccxt call that lists ended orders
+    # perpetuals (connectors/exchanges/ccxt_perp.py)
+    funding_paid_positive: bool = False  # funding history states a payment made as positive
+    funding_side_closes: bool = False  # a funding row's side is the one that closes the position
+    funding_size_field: str = ""  # raw key of a funding row's position size (contracts)
+    funding_price_field: str = ""  # raw key of the price a funding row was worked out at
 
     def base_id(self, token: str, underlying: str) -> str:
         """The venue's own base id of ``token`` (whose underlying share is ``underlying``)."""
@@ -63,7 +69,9 @@ KRAKEN = VenueQuirks(
 # them symbolType "xstocks"; only its spot instruments are loaded (one request instead of the
 # spot, linear, inverse and option lists ccxt fetches by default). Its client order id is
 # orderLinkId (36 characters): ccxt maps clientOrderId to it when placing, but its order lists and
-# cancels take orderLinkId as is; a spot market buy is sized in USDT there.
+# cancels take orderLinkId as is; a spot market buy is sized in USDT there. ccxt's Bybit
+# fetch_closed_orders asks only for Filled orders, so a canceled one would never be seen ended:
+# ended orders are read with fetch_canceled_and_closed_orders.
 BYBIT = VenueQuirks(
     ccxt_id="bybit",
     base_id_is="underlying",
@@ -74,20 +82,52 @@ BYBIT = VenueQuirks(
     ccxt_options={"fetchMarkets": {"types": ["spot"]}},
     client_id_param="orderLinkId",
     market_buy_in_base=False,
+    closed_orders_call="fetch_canceled_and_closed_orders",
+)
+
+# Bybit's v5 linear (USDT) perpetuals, for the perpetual venue (connectors/exchanges/ccxt_perp.py):
+# only linear instruments are loaded; a unified trading account is assumed, as Bybit opens every
+# new account as one (ccxt would otherwise ask two more endpoints which account it is); a linear
+# market order is sized in contracts.
+BYBIT_LINEAR = VenueQuirks(
+    ccxt_id="bybit",
+    base_id_is="underlying",
+    base_id_field="baseCoin",
+    kind_field="contractType",
+    kind_value="LinearPerpetual",
+    ccxt_options={
+        "fetchMarkets": {"types": ["linear"]},
+        "defaultType": "swap",
+        "defaultSubType": "linear",
+        "enableUnifiedAccount": True,
+        "enableUnifiedMargin": False,
+    },
+    client_id_param="orderLinkId",
+    closed_orders_call="fetch_canceled_and_closed_orders",
+    # a funding execution: execFee is what the account paid (a cost, as for trades), its side
+    # the one that would close the position, execQty the position, execPrice the mark it used
+    # (ADR 0019 reads this from ccxt's own Bybit sample; unverified on a live account)
+    funding_paid_positive=True,
+    funding_side_closes=True,
+    funding_size_field="execQty",
+    funding_price_field="execPrice",
 )
 
 VENUES: Mapping[str, VenueQuirks] = {q.ccxt_id: q for q in (KRAKEN, BYBIT)}
 
 
-def venue_quirks(ccxt_id: str) -> VenueQuirks:
-    """The quirks record of an exchange, or a one-line error naming it."""
+PERP_VENUES: Mapping[str, VenueQuirks] = {"bybit": BYBIT_LINEAR}
+
+
+def venue_quirks(ccxt_id: str, *, perpetual: bool = False) -> VenueQuirks:
+    """The quirks record of an exchange (its perpetuals' with ``perpetual``), or a one-line
+    error naming it."""
+    table, what = (PERP_VENUES, "perpetual-venue") if perpetual else (VENUES, "token-exchange")
     try:
-        return VENUES[ccxt_id]
+        return table[ccxt_id]
     except KeyError:
-        known = ", ".join(sorted(VENUES))
-        raise UnknownVenueError(
-            f"no token-exchange support for {ccxt_id!r} (known: {known})"
-        ) from None
+        known = ", ".join(sorted(table))
+        raise UnknownVenueError(f"no {what} support for {ccxt_id!r} (known: {known})") from None
 
 
 def new_client(
@@ -98,6 +138,7 @@ def new_client(
     base_url: str | None = None,
     timeout_s: float | None = None,
     pro: bool = False,
+    quirks: VenueQuirks | None = None,
 ) -> Any:
     """An async ccxt client for the exchange, configured by its quirks record.
 
@@ -107,14 +148,15 @@ def new_client(
     pro's client, whose websocket URLs (``urls["api"]["ws"]``) keep their paths on the same host,
     as ``ws://``: Kraken's ``wss://ws.kraken.com/v2`` becomes ``ws://127.0.0.1:PORT/v2``, Bybit's
     ``wss://stream.{hostname}/v5/public/spot`` ``ws://127.0.0.1:PORT/v5/public/spot``. The
-    caller closes the client (``await client.close()``).
+    caller closes the client (``await client.close()``). ``quirks``: another record than the
+    exchange's token-market one (``BYBIT_LINEAR`` for perpetuals).
     """
     if pro:
         import ccxt.pro as ccxt_async
     else:
         import ccxt.async_support as ccxt_async  # ~5 s to import: only where a client is built
 
-    quirks = venue_quirks(ccxt_id)
+    quirks = quirks or venue_quirks(ccxt_id)
     config: dict[str, Any] = {"options": copy.deepcopy(dict(quirks.ccxt_options))}
     if api_key is not None:
         config["apiKey"] = api_key

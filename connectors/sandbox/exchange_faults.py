@@ -8,7 +8,8 @@ venue sees the request (a venue that stopped answering) until it is set back to 
 ``garble(name, body)`` answers the next call of a public endpoint (``Depth``, ``Trades``) or
 private method with ``body`` instead (HTTP 200; the venue acted); ``rewrite(name, change)`` passes
 the next answer's JSON through ``change``. The control API (``/sandbox/``) is never affected, so a
-test can still move the market.
+test can still move the market. The perpetual sandbox (``perp.py``) installs it too: its calls are
+named by their path after ``/v5/`` (``order/create``), ``private_prefix="/v5/"``.
 
 What this module may not do: change the venue's state, or answer anything itself.
 """
@@ -22,7 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
-from connectors.sandbox.exchange import ExchangeSandbox
+from connectors.sandbox.exchange_http import LocalHttpServer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -30,13 +31,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class ExchangeFaults:
     """Lost answers and a venue that stopped answering, switched on by a test."""
 
-    def __init__(self) -> None:
+    def __init__(self, private_prefix: str = "/0/private/") -> None:
+        self._private_prefix = private_prefix  # the paths whose answers ``drop_answer`` loses
         self.down = False
         self._drops: Counter[str] = Counter()
         self.dropped: list[str] = []  # private methods (or public paths) lost, in order
         self._rewrites: dict[str, list[Callable[[bytes], bytes]]] = {}
 
-    def install(self, sandbox: ExchangeSandbox) -> ExchangeFaults:
+    def install(self, sandbox: LocalHttpServer) -> ExchangeFaults:
         """Put the hook in front of every route of ``sandbox`` (before it starts)."""
         sandbox.app.middlewares.append(self._middleware)
         return self
@@ -71,7 +73,7 @@ class ExchangeFaults:
         if pending and isinstance(answer, web.Response) and isinstance(answer.body, bytes):
             body = pending.pop(0)(answer.body)
             return web.Response(body=body, status=200, content_type="application/json")
-        if request.path.startswith("/0/private/") and self._drops[method] > 0:
+        if request.path.startswith(self._private_prefix) and self._drops[method] > 0:
             self._drops[method] -= 1
             self.dropped.append(method)
             return _hang_up(request)

@@ -1,0 +1,119 @@
+"""The live node's perpetual (bot/live.py ``_ccxt_perp``, bot/live_endpoints.py, ADR 0019): a
+``kind = "perpetual"`` venue with ``perp_market_id`` becomes a ``CcxtPerpVenue`` bound to the real
+Engine and Ledger, whose watch reports the venue's state, margin and funding to them; a paper config
+names what a perpetual lacks; the sandbox has none yet.
+
+Nothing here asserts timing: a test waits for a state, with a guard that fails it if it never comes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+import pytest
+
+from bot.clock import SimClock
+from bot.config import Settings
+from bot.live import live_adapters
+from bot.live_endpoints import Endpoint, config_problems, sandbox_wallet_key
+from bot.model import Order, OrderType, Side, TimeInForce
+from bot.node import Node
+from bot.sessions import SessionCalendar
+from connectors.exchanges.ccxt_perp import CcxtPerpVenue, PerpPolling
+from connectors.exchanges.venues import isolate_decimal_context
+from connectors.sandbox.perp import PerpSandbox
+from tests.test_ccxt_connector import until
+
+D = Decimal
+NOW_NS = 1_767_225_601 * 1_000_000_000
+
+
+def settings(environment: str = "paper", **perp: object) -> Settings:
+    venue = {"kind": "perpetual", "perp_token": "AAPLx", "ccxt_id": "bybit", **perp}
+    return Settings(
+        stocks={"AAPL": {"broker": "alpaca"}},
+        tokens={
+            "AAPLx": {
+                "underlying": "AAPL",
+                "issuer": "backed",
+                "venues": ["kraken", "uniswap"],
+                "contract": "0x" + "11" * 20,
+            }
+        },
+        venues={
+            "alpaca": {"kind": "broker"},
+            "kraken": {"kind": "exchange"},
+            "uniswap": {"kind": "pool", "quote_address": "0x" + "22" * 20},
+            "bybit-perp": venue,
+        },
+        issuers={"backed": {"model": "delayed_request", "cash_account": "uniswap"}},
+        run={"environment": environment},
+    )
+
+
+def test_a_perpetual_venue_reports_its_state_margin_and_funding_to_the_engine_and_ledger() -> None:
+    async def run() -> None:
+        isolate_decimal_context()
+        async with PerpSandbox(api_key="k", secret="s") as sandbox:
+            config = settings(perp_market_id="AAPLXUSDT", perp_poll_s=0.01)
+            ends = {name: Endpoint() for name in config.venues}
+            ends["bybit-perp"] = Endpoint(url=sandbox.url, key="k", secret="s")
+            ends["issuer:backed"] = Endpoint()
+            ends["uniswap"] = Endpoint(  # built, never connected: the issuer's wallet needs it
+                url="http://127.0.0.1:9",
+                chain_id=31337,
+                pool_address="0x" + "33" * 20,
+                router="0x" + "44" * 20,
+                quoter="0x" + "55" * 20,
+                wallet_key=sandbox_wallet_key(),
+            )
+            node = Node(
+                config,
+                SimClock(NOW_NS),
+                SessionCalendar("2025-12-29", "2026-01-09"),
+                lambda parts: live_adapters(parts, endpoints=ends),
+            )
+            perp = node.venues["bybit-perp"]
+            assert isinstance(perp, CcxtPerpVenue)
+            assert perp.perp_polling == PerpPolling(period_s=0.01)
+            await perp.connect()
+            try:
+                assert set(perp.markets) == {"AAPLx-PERP"}
+                long = Order("pb-1", "bybit-perp", "AAPLx-PERP", Side.BUY, D(4), OrderType.MARKET,
+                             tif=TimeInForce.GTC)  # fmt: skip
+                perp.submit_order(long)
+                await until(lambda: not perp.working(), "filled")
+                sandbox.venue.advance(8 * 3600 * 1000)  # 08:00: the long pays 0.01 % of 920
+                perp.watch()
+                await until(lambda: node.engine.funding_log != [], "a funding payment")
+                await until(lambda: "bybit-perp" in node.engine.margins, "the margin")
+            finally:
+                await perp.close()
+            [payment] = node.engine.funding_log
+            assert payment.amount_usd == D("-0.092")
+            notional = 4 * D("230.05")  # bought at the ask, taker fee 0.055 %
+            assert node.ledger.cash("bybit-perp") == -notional - notional * D("0.00055") - D(
+                "0.092"
+            )
+            assert node.engine.marks()["AAPLx-PERP"] == D(230)
+            assert node.engine.margins["bybit-perp"].collateral_usd == sandbox.venue.wallet
+
+    asyncio.run(run())
+
+
+def test_a_paper_config_names_what_a_perpetual_lacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    problems = config_problems(settings())
+    assert [p for p in problems if p.startswith("venues.bybit-perp")] == [
+        "venues.bybit-perp.api_key: missing; the perpetual venue's trading keys, by reference",
+        "venues.bybit-perp.api_secret: missing; the perpetual venue's trading keys, by reference",
+        "venues.bybit-perp.perp_market_id: missing; the venue's id of the contract",
+    ]
+
+
+def test_the_sandbox_has_no_perpetual_venue_yet() -> None:
+    problems = config_problems(settings("sandbox", perp_market_id="AAPLXUSDT"))
+    assert problems == [
+        "venues.bybit-perp: the sandbox has no perpetual venue yet "
+        "(connectors/sandbox/perp.py is a test server)"
+    ]
