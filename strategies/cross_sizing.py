@@ -140,6 +140,8 @@ def _tokens(piece_l: float, a: float, b: float, curve: PoolCurve) -> float:
     (fee included) on a sale."""
     if curve.buy:
         return piece_l * (1.0 / a - 1.0 / b)
+    if b <= 0.0:  # a constant-product pool takes any amount on its way to a zero price
+        return math.inf
     return piece_l * (1.0 / b - 1.0 / a) / curve.gamma
 
 

@@ -201,6 +201,77 @@ def test_skips_when_the_edge_after_gas_and_fees_is_below_the_minimum() -> None:
     assert CrossVenueStrategy(settings(min_edge_usd=5)).on_market(ctx2, "AAPLx") is not None
 
 
+def two_venue_settings(kind: str) -> Settings:
+    """Two exchanges (10 bps taker each) or two pools, paired."""
+    venues: dict[str, Any] = (
+        {"kraken": {"kind": "exchange", "taker_fee_bps": 10},
+         "bybit": {"kind": "exchange", "taker_fee_bps": 10}}
+        if kind == "exchange"
+        else {"uni": {"kind": "pool"}, "uni2": {"kind": "pool"}}
+    )  # fmt: skip
+    names = list(venues)
+    return Settings(
+        stocks={"AAPL": {"broker": "alpaca"}},
+        tokens={"AAPLx": {"underlying": "AAPL", "issuer": "x", "venues": names}},
+        venues={"alpaca": {"kind": "broker"}, **venues},
+        issuers={"x": {"model": "delayed_request"}},
+        strategy={
+            "name": "cross_venue",
+            "cross_venue": {"pairs": [{"token": "AAPLx", "venues": names}], "cooldown_s": 0},
+        },
+    )
+
+
+def test_two_books_trade_the_levels_that_pay_after_both_fees() -> None:
+    ctx = Context(pool_price=230.0, bid=229.0, ask=230.0)
+    del ctx.market.pools["uni"]
+    kraken = ctx.market.book("kraken", "AAPLx")
+    kraken.set_level(False, 230.0, 10.0, NOW)  # asks: 10 at 230, 20 at 231, 50 at 233.2
+    kraken.set_level(False, 231.0, 20.0, NOW)
+    kraken.set_level(False, 233.2, 50.0, NOW)
+    kraken.set_level(True, 229.0, 10.0, NOW)
+    kraken.refresh_top()
+    ctx.market.book("bybit", "AAPLx").set_top(233.5, 100.0, 234.0, 100.0, NOW)
+    for venue in ("kraken", "bybit"):
+        ctx.ledger.deposit_cash(venue, D(100_000))
+        ctx.ledger.deposit_position(venue, "AAPLx", D(100), D(230))
+    intents = CrossVenueStrategy(two_venue_settings("exchange")).on_market(ctx, "AAPLx")
+    assert intents is not None
+    buy, sell = intents
+    assert isinstance(buy, PlaceOrder) and isinstance(sell, PlaceOrder)
+    # 233.5 * 0.999 = 233.27 beats 230.23 and 231.23 but not 233.43: 30 tokens
+    assert (buy.venue, sell.venue, buy.qty) == ("kraken", "bybit", D(30))
+    c = ctx.decisions[0].components
+    assert c["net"] == pytest.approx(30 * 233.5 * 0.999 - (10 * 230 + 20 * 231) * 1.001)
+
+
+def test_two_pools_trade_until_their_marginal_prices_meet() -> None:
+    ctx = Context(pool_price=230.0, bid=229.0, ask=230.0)
+    ctx.market.books.clear()
+    rich = pool_at(236.0)
+    rich.info = PoolInfo("uni2", "AAPLx", "USDC", True, 18, 6, 3000, 60)
+    ctx.market.pools["uni2"] = rich
+    for venue in ("uni", "uni2"):
+        ctx.ledger.deposit_cash(venue, D(100_000))
+        ctx.ledger.deposit_position(venue, "AAPLx", D(500), D(230))
+    intents = CrossVenueStrategy(two_venue_settings("pool")).on_market(ctx, "AAPLx")
+    assert intents is not None
+    buy, sell = intents
+    assert isinstance(buy, PlaceOrder) and isinstance(sell, PlaceOrder)
+    assert (buy.venue, sell.venue) == ("uni", "uni2")
+    qty = float(buy.qty)
+    net = ctx.decisions[0].components["net"]
+
+    def exact(q: float) -> float:
+        _, paid = token_fill_on_pool(ctx.market.pools["uni"], Direction.DISCOUNT, q)
+        _, got = token_fill_on_pool(rich, Direction.PREMIUM, q)
+        return got - paid - 2 * GAS
+
+    assert net == pytest.approx(exact(qty))
+    for other in (qty - 0.01, qty - 0.001, qty + 0.001, qty + 0.01, qty * 0.8, qty * 1.2):
+        assert exact(round(other, 3)) <= net + 1e-6
+
+
 def _order(intent: PlaceOrder, client_id: str) -> Order:
     return Order(client_id, intent.venue, intent.instrument, intent.side, intent.qty,
                  intent.order_type, intent.limit_price, intent.tif, group_id=intent.group_id)  # fmt: skip

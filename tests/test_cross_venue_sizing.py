@@ -25,8 +25,11 @@ from strategies.costs import walk_levels
 from strategies.cross_sizing import (
     best_on_grid,
     book_tokens_for_cash,
+    books_size,
+    marginal_after,
     optimal_size,
     pool_tokens_for_cash,
+    pools_size,
     v2_curve,
     v3_curve,
 )
@@ -268,3 +271,54 @@ def test_cash_bounds_invert_the_cost() -> None:
     asks = [(100.0, 10.0), (101.0, 5.0)]
     assert book_tokens_for_cash(asks, 1505.0) == 15.0
     assert book_tokens_for_cash(asks, 1202.0) == 12.0
+
+
+# ---- two books, two pools ------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    bids=st.lists(st.tuples(st.integers(9000, 11000), st.integers(1, 50)), min_size=1, max_size=5),
+    asks=st.lists(st.tuples(st.integers(9000, 11000), st.integers(1, 50)), min_size=1, max_size=5),
+    limit=st.integers(1, 300),
+)
+def test_two_books_trade_every_level_pair_that_pays_and_no_more(
+    bids: list[tuple[int, int]], asks: list[tuple[int, int]], limit: int
+) -> None:
+    bid_levels = sorted(((p / 100, float(s)) for p, s in bids), reverse=True)
+    ask_levels = sorted((p / 100, float(s)) for p, s in asks)
+    depth = min(sum(s for _, s in bid_levels), sum(s for _, s in ask_levels))
+
+    def profit(q: Decimal) -> Decimal:
+        sold = D(repr(walk_levels(bid_levels, float(q))[1]))
+        bought = D(repr(walk_levels(ask_levels, float(q))[1]))
+        return (sold - bought).quantize(D("0.000001"))
+
+    found = books_size(bid_levels, ask_levels, float(limit))
+    top = min(int(depth), limit)
+    best = max([D(0)] + [profit(D(n)) for n in range(1, top + 1)])  # kinks are whole tokens
+    assert profit(D(repr(found.qty))) == best
+    assert found.qty <= limit
+
+
+def test_two_pools_meet_where_their_marginal_prices_do() -> None:
+    cheap = v2_curve(1000, 100_000, 0.003, buy=True)  # 100 per token
+    rich = v2_curve(800, 88_000, 0.003, buy=False)  # 110 per token
+    found = pools_size(cheap, rich, limit=1e6)
+    assert found.stop == "price"
+    assert marginal_after(cheap, found.qty) == pytest.approx(marginal_after(rich, found.qty))
+    a = V2Pool(1000 * TOKEN, 100_000 * CASH, 3000)
+    b = V2Pool(800 * TOKEN, 88_000 * CASH, 3000)
+
+    def profit(q: Decimal) -> Decimal:
+        paid = a.quote_exact_out(False, _raw(q))
+        got = b.quote_exact_in(True, _raw(q))
+        return D(got - paid) / CASH
+
+    best = _brute(profit, 200)
+    assert best - _closed(found.qty, profit) <= ROUNDING
+    assert pools_size(cheap, rich, limit=5.0) == (5.0, "limit", 1)
+    backwards = pools_size(
+        v2_curve(800, 88_000, 0.003, buy=True), v2_curve(1000, 100_000, 0.003, buy=False), 1e6
+    )
+    assert backwards == (0.0, "price", 1)
