@@ -250,6 +250,11 @@ class CrossVenueStrategy(Idle):
         if sell.pool is not None:  # the sale's gas comes out of the wallet's cash
             held = held if float(ledger.cash(sell.venue.name)) >= sell.gas else 0.0
         limits.append(("inventory", held))
+        # a book's depth before the cash: a cash bound that buys the whole book names the depth
+        if buy.pool is None:
+            limits.append(("depth", sum(s for _, s in buy.levels)))
+        if sell.pool is None:
+            limits.append(("depth", sum(s for _, s in sell.levels)))
         cash = float(ledger.cash(buy.venue.name)) - buy.gas
         if buy.pool is not None:
             curve = _curve(buy.pool, True)
@@ -257,9 +262,6 @@ class CrossVenueStrategy(Idle):
         else:
             asks = [(p * (1.0 + buy.fee), s) for p, s in buy.levels]
             limits.append(("cash", book_tokens_for_cash(asks, max(cash, 0.0) / slip)))
-            limits.append(("depth", sum(s for _, s in buy.levels)))
-        if sell.pool is None:
-            limits.append(("depth", sum(s for _, s in sell.levels)))
         px = max(buy.venue.prices(ctx.market)[1], sell.venue.prices(ctx.market)[0])
         if px > 0.0:
             limits.append(("max order notional", self._order_cap / (px * slip)))
