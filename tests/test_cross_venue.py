@@ -390,3 +390,23 @@ def test_backtest_rebalancer_moves_the_drifted_inventory_over_the_configured_rou
     assert all(t.requested_by == "rebalancer" for t in arrived)
     cash = [t for t in arrived if t.asset == Currency.USD]
     assert {t.route for t in cash} <= {"usdc_wallet_kraken"}
+
+
+def test_without_the_rebalancer_the_pool_runs_out_of_tokens_and_trading_stops(
+    wicks_feed: Path, run: tuple[Backtest, int]
+) -> None:
+    cycled, _ = run
+    base = load_config(EXAMPLE, environ={})
+    still = base.model_copy(
+        update={"rebalance": base.rebalance.model_copy(update={"enabled": False})}
+    )
+    bt = Backtest(still, feed=wicks_feed)
+    checks = [0]
+    _guarded(bt.ledger, checks)
+    bt.run()
+    assert bt.engine.transfer_log == []
+    # every wick sells the pool's tokens; with none coming back the sales stop
+    assert bt.ledger.position("uniswap", "AAPLx") < 1
+    assert any(d.reason == "size 0: inventory limit" for d in bt.engine.decisions)
+    taken, taken_cycled = (sum(d.taken for d in b.engine.decisions) for b in (bt, cycled))
+    assert taken_cycled > 3 * taken > 0
