@@ -255,38 +255,6 @@ def best_on_grid(
     return best
 
 
-def books_size(
-    bids: Sequence[tuple[float, float]],
-    asks: Sequence[tuple[float, float]],
-    limit: float = math.inf,
-) -> Optimum:
-    """Two books: sell into ``bids`` (prices net of their venue's fee, best first) what is
-    bought from ``asks`` (fee included) while the bid pays more than the ask costs. The profit
-    is piecewise linear: the optimum is a level's end (``ranges``: levels entered)."""
-    q = 0.0
-    i = j = 0
-    bid_left = bids[0][1] if bids else 0.0
-    ask_left = asks[0][1] if asks else 0.0
-    entered = 0
-    while i < len(bids) and j < len(asks):
-        if bids[i][0] <= asks[j][0]:
-            return Optimum(q, "level" if q > 0.0 else "price", entered)
-        entered += 1
-        take = min(bid_left, ask_left, limit - q)
-        q += take
-        if q >= limit:
-            return Optimum(limit, "limit", entered)
-        bid_left -= take
-        ask_left -= take
-        if bid_left <= 0.0:
-            i += 1
-            bid_left = bids[i][1] if i < len(bids) else 0.0
-        if ask_left <= 0.0:
-            j += 1
-            ask_left = asks[j][1] if j < len(asks) else 0.0
-    return Optimum(q, "depth", entered)
-
-
 def marginal_after(curve: PoolCurve, qty: float) -> float:
     """The pool's marginal price after ``qty`` tokens traded: what the next token costs (a
     purchase, fee included) or pays (a sale, fee taken); inf or 0 past the pool's depth."""

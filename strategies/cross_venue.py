@@ -22,20 +22,21 @@ an order's end: facts, never intents). Pure and synchronous: reads the context, 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import accumulate
 from typing import TYPE_CHECKING, NamedTuple
 
 from bot.amm.errors import AmmRevert
 from bot.model import Fill, Order, Side
 from strategies.base import Decision, Idle
-from strategies.costs import Direction, gas_usd, token_fill_on_pool, walk_levels
+from strategies.costs import Direction, NetEdge, gas_usd, token_fill_on_pool, walk_levels
 from strategies.cross_sizing import (
     Optimum,
     PoolCurve,
     best_on_grid,
     book_tokens_for_cash,
-    books_size,
     optimal_size,
     pool_tokens_for_cash,
     pools_size,
@@ -43,6 +44,7 @@ from strategies.cross_sizing import (
 )
 from strategies.legs import QTY_QUANTUM, protected_price, to_qty, token_order, worst_token_price
 from strategies.opportunity import QTY_STEP, VenueView, expected_price
+from strategies.sizing import choose_size_piecewise
 
 if TYPE_CHECKING:
     from bot.config import CrossVenueConfig, Settings
@@ -187,7 +189,11 @@ class CrossVenueStrategy(Idle):
             buy = self._leg(ctx, pair.token, buy_v, True)
             sell = self._leg(ctx, pair.token, sell_v, False)
             limit, bound = self._limit(ctx, pair.token, buy, sell)
-            found = _optimum(buy, sell, limit)
+
+            def exact(q: float, buy: Leg = buy, sell: Leg = sell) -> float:
+                return self._price(buy, sell, q).net
+
+            found = _optimum(buy, sell, limit, exact)
             if found.qty < QTY_STEP:
                 code = "limit" if limit < QTY_STEP else "edge"
                 reason = (
@@ -197,10 +203,6 @@ class CrossVenueStrategy(Idle):
                 )
                 skip = skip or (code, reason, None)
                 continue
-
-            def exact(q: float, buy: Leg = buy, sell: Leg = sell) -> float:
-                return self._price(buy, sell, q).net
-
             qty, _ = best_on_grid(found.qty, limit, exact, QTY_STEP)
             if qty <= 0.0:
                 continue
@@ -326,10 +328,13 @@ class CrossVenueStrategy(Idle):
         pair.group_id = group_id
         pair.last_action_ns = ctx.now_ns
         self._groups[group_id] = pair
-        at = "the profit optimum" if found.stop != "limit" else f"the {bound} limit"
+        at = {"limit": f"the {bound} limit", "depth": "the depth walked"}.get(
+            found.stop, "the profit optimum"
+        )
         reason = (
             f"buy {buy.venue.name} sell {sell.venue.name}: edge {bps:.1f} bps "
-            f"${priced.net:.2f}, size at {at} ({found.stop}, {found.ranges} range(s))"
+            f"${priced.net:.2f}, size at {at} ({found.stop}"
+            + (f", {found.ranges} pool range(s))" if found.ranges else ")")
         )
         self._record(ctx, pair, "taken", reason, priced, taken=True, found=found)
         if pair.last_decision is not None:
@@ -386,9 +391,10 @@ def _curve(pm: PoolMarket, buy: bool) -> PoolCurve:
     return v3_curve(pm.pool, info.token_is_token0, info.decimals0, info.decimals1, buy=buy)
 
 
-def _optimum(buy: Leg, sell: Leg, limit: float) -> Optimum:
-    """The continuous optimum of the direction: closed form against a pool, the level walk
-    between books, the crossing of marginal prices between pools."""
+def _optimum(buy: Leg, sell: Leg, limit: float, net: Callable[[float], float]) -> Optimum:
+    """The continuous optimum of the direction: closed form against a pool, the crossing of
+    marginal prices between pools. Between two books the profit is affine between the levels'
+    ends: ``choose_size_piecewise`` finds its best grid size from ``net`` at those kinks."""
     if buy.pool is not None and sell.pool is not None:
         return pools_size(_curve(buy.pool, True), _curve(sell.pool, False), limit)
     if buy.pool is not None:  # sell into the book's bids, net of its fee
@@ -397,8 +403,15 @@ def _optimum(buy: Leg, sell: Leg, limit: float) -> Optimum:
     asks = [(p * (1.0 + buy.fee), s) for p, s in buy.levels]
     if sell.pool is not None:  # buy from the book's asks, fee included
         return optimal_size(_curve(sell.pool, False), asks, limit)
-    bids = [(p * (1.0 - sell.fee), s) for p, s in sell.levels]
-    return books_size(bids, asks, limit)
+    kinks = [*accumulate(s for _, s in buy.levels), *accumulate(s for _, s in sell.levels)]
+    # every size eligible: the most USD; the minimums are checked on the size kept
+    choice = choose_size_piecewise(
+        lambda q: NetEdge(q, net(q), 0.0), limit, kinks, unit_notional=0.0,
+        min_edge_bps=-math.inf, min_edge_usd=-math.inf, quantum=QTY_STEP,
+    )  # fmt: skip
+    qty = choice.qty if choice.edge is not None and choice.edge.net_usd > 0.0 else 0.0
+    stop = "limit" if qty >= limit - QTY_STEP / 2 else ("level" if qty > 0.0 else "price")
+    return Optimum(qty, stop, 0)
 
 
 def _fill(leg: Leg, qty: float) -> tuple[float, float]:

@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as examples
+from hypothesis import strategies as hs
 
 from bot.amm.v3_pool import V3Pool, sqrt_price_x96_from_price
 from bot.backtest.runner import Backtest
@@ -243,6 +246,51 @@ def test_two_books_trade_the_levels_that_pay_after_both_fees() -> None:
     assert (buy.venue, sell.venue, buy.qty) == ("kraken", "bybit", D(30))
     c = ctx.decisions[0].components
     assert c["net"] == pytest.approx(30 * 233.5 * 0.999 - (10 * 230 + 20 * 231) * 1.001)
+
+
+@examples(max_examples=60, deadline=None)
+@given(
+    asks=hs.lists(
+        hs.tuples(hs.integers(22_900, 23_400), hs.integers(1, 40)), min_size=1, max_size=4
+    ),
+    bids=hs.lists(
+        hs.tuples(hs.integers(22_900, 23_400), hs.integers(1, 40)), min_size=1, max_size=4
+    ),
+)
+def test_two_books_the_size_earns_what_the_best_whole_level_split_earns(
+    asks: list[tuple[int, int]], bids: list[tuple[int, int]]
+) -> None:
+    ctx = Context(pool_price=230.0, bid=1.0, ask=1000.0)
+    del ctx.market.pools["uni"]
+    kraken = ctx.market.book("kraken", "AAPLx")
+    bybit = ctx.market.book("bybit", "AAPLx")
+    for price, size in asks:
+        kraken.set_level(False, price / 100, float(size), NOW)
+    for price, size in bids:
+        bybit.set_level(True, price / 100, float(size), NOW)
+    kraken.set_level(True, 1.0, 1.0, NOW)  # the other sides, far away
+    bybit.set_level(False, 1000.0, 1.0, NOW)
+    kraken.refresh_top()
+    bybit.refresh_top()
+    for venue in ("kraken", "bybit"):
+        ctx.ledger.deposit_cash(venue, D(1_000_000))
+        ctx.ledger.deposit_position(venue, "AAPLx", D(1000), D(230))
+    strategy = CrossVenueStrategy(two_venue_settings("exchange"))
+    strategy.cfg = strategy.cfg.model_copy(update={"min_edge_bps": 0.0, "min_edge_usd": 0.0})
+    intents = strategy.on_market(ctx, "AAPLx")
+    ask_levels, bid_levels = kraken.levels(False), bybit.levels(True)
+
+    def net(q: float) -> float:  # buy at kraken, sell at bybit, 10 bps each
+        return walk_levels(bid_levels, q)[1] * 0.999 - walk_levels(ask_levels, q)[1] * 1.001
+
+    depth = min(sum(s for _, s in ask_levels), sum(s for _, s in bid_levels))
+    best = max([0.0] + [net(float(n)) for n in range(1, int(depth) + 1)])  # kinks are whole
+    got = 0.0
+    if intents is not None:
+        buy = intents[0]
+        assert isinstance(buy, PlaceOrder) and buy.venue == "kraken"
+        got = net(float(buy.qty))
+    assert got == pytest.approx(best, abs=1e-6)
 
 
 def test_two_pools_trade_until_their_marginal_prices_meet() -> None:

@@ -25,7 +25,6 @@ from strategies.costs import walk_levels
 from strategies.cross_sizing import (
     best_on_grid,
     book_tokens_for_cash,
-    books_size,
     marginal_after,
     optimal_size,
     pool_tokens_for_cash,
@@ -273,32 +272,7 @@ def test_cash_bounds_invert_the_cost() -> None:
     assert book_tokens_for_cash(asks, 1202.0) == 12.0
 
 
-# ---- two books, two pools ------------------------------------------------------------------
-
-
-@settings(max_examples=60, deadline=None)
-@given(
-    bids=st.lists(st.tuples(st.integers(9000, 11000), st.integers(1, 50)), min_size=1, max_size=5),
-    asks=st.lists(st.tuples(st.integers(9000, 11000), st.integers(1, 50)), min_size=1, max_size=5),
-    limit=st.integers(1, 300),
-)
-def test_two_books_trade_every_level_pair_that_pays_and_no_more(
-    bids: list[tuple[int, int]], asks: list[tuple[int, int]], limit: int
-) -> None:
-    bid_levels = sorted(((p / 100, float(s)) for p, s in bids), reverse=True)
-    ask_levels = sorted((p / 100, float(s)) for p, s in asks)
-    depth = min(sum(s for _, s in bid_levels), sum(s for _, s in ask_levels))
-
-    def profit(q: Decimal) -> Decimal:
-        sold = D(repr(walk_levels(bid_levels, float(q))[1]))
-        bought = D(repr(walk_levels(ask_levels, float(q))[1]))
-        return (sold - bought).quantize(D("0.000001"))
-
-    found = books_size(bid_levels, ask_levels, float(limit))
-    top = min(int(depth), limit)
-    best = max([D(0)] + [profit(D(n)) for n in range(1, top + 1)])  # kinks are whole tokens
-    assert profit(D(repr(found.qty))) == best
-    assert found.qty <= limit
+# ---- two pools -------------------------------------------------------------------------
 
 
 def test_two_pools_meet_where_their_marginal_prices_do() -> None:
