@@ -63,6 +63,13 @@ class Band:
         self.bid_hi = self.ask_hi = math.inf
 
 
+def band_room(gap: float) -> float:
+    """How far each of a comparison's two prices may move (as a fraction) while the ratio
+    between them stays inside ``gap`` of its threshold: ``gap / (2 + gap)``, less 1% for
+    rounding. A negative or nan gap leaves no room."""
+    return 0.99 * gap / (2.0 + gap) if gap > 0.0 else 0.0
+
+
 class Quiet:
     """A strategy's promise about one token, so that the engine can pass over market events
     that cannot change what the strategy does with it.

@@ -22,6 +22,7 @@ an order's end: facts, never intents). Pure and synchronous: reads the context, 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from bot.amm.errors import AmmRevert
 from bot.model import Fill, Order, Side
-from strategies.base import Decision, Idle
+from strategies.base import Decision, Idle, Quiet, band_room
 from strategies.costs import Direction, NetEdge, gas_usd, token_fill_on_pool, walk_levels
 from strategies.cross_sizing import (
     Optimum,
@@ -53,7 +54,9 @@ if TYPE_CHECKING:
     from strategies.base import StrategyContext
 
 NS = 1_000_000_000
+NEVER = sys.maxsize
 ACTION = "cross_venue"
+HOLD_MIN_ROOM = 1e-6  # a hold whose bands would be narrower than 0.01 bps is not worth it
 
 
 class Leg(NamedTuple):
@@ -114,7 +117,9 @@ class CrossVenueStrategy(Idle):
             for name in pair.venues:
                 vc = settings.venues[name]
                 fee = float(vc.taker_fee_bps) if vc.kind == "exchange" else 0.0
-                views.append(VenueView(name, vc.kind, pair.token, fee))
+                venue = VenueView(name, vc.kind, pair.token, fee)
+                venue.band = self.quiet(pair.token).band(name, pair.token)  # the engine's one
+                views.append(venue)
                 self._fees[name] = fee * 1e-4
                 self._gas[name] = (
                     gas_usd(vc.gas_per_swap, vc.base_fee_gwei, vc.priority_fee_gwei, vc.eth_usd)
@@ -122,8 +127,9 @@ class CrossVenueStrategy(Idle):
                     else 0.0
                 )
             a, b = views
-            view = PairView(pair.token, a, b, directions=((a, b), (b, a)))
-            self._pairs.setdefault(pair.token, []).append(view)
+            self._pairs.setdefault(pair.token, []).append(
+                PairView(pair.token, a, b, directions=((a, b), (b, a)))
+            )
 
     # ---- Strategy protocol: the handlers ``Idle`` does not answer for it ----------------------
 
@@ -131,6 +137,9 @@ class CrossVenueStrategy(Idle):
         pairs = self._pairs.get(token)
         if pairs is None:
             return None
+        watch = self.quiet(token)
+        watch.hold_until_ns = 0  # a hold stands only as long as nothing calls
+        watch.events = 0  # events passed over repeat no record: the cheap check keeps none
         out: list[Intent] = []
         busy: set[str] = set()  # venues a group of this call already trades on
         for pair in pairs:
@@ -140,13 +149,59 @@ class CrossVenueStrategy(Idle):
             if intents:
                 out.extend(intents)
                 busy.update((pair.a.name, pair.b.name))
+        if not out and watch.read:
+            self._hold(ctx, watch, pairs)
         return out or None
 
+    def _hold(self, ctx: StrategyContext, watch: Quiet, pairs: list[PairView]) -> None:
+        """Let the engine pass over the token's top-of-book and pool events while no cheap
+        check can pass: every direction of every pair failed it (none in flight), and each
+        venue's prices stay in a band where none of those comparisons changes its answer.
+
+        A direction fails with ``r = sale / (purchase x threshold) < 1``; the sale's price may
+        rise and the purchase's fall by ``band_room(1/r - 1)`` each before it could pass. A
+        book's bid bounds its sales (up only), its ask its purchases (down only); a pool's spot
+        is both, bounded through its sqrtPriceX96 (a third of the room: the price is its
+        square). Lifted by any call and by every fill or order's end."""
+        threshold = 1.0 + self.cfg.min_edge_bps * 1e-4
+        up: dict[str, float] = {}  # the room of each venue's sale price upward
+        down: dict[str, float] = {}  # ... and of its purchase price downward
+        views: dict[str, VenueView] = {}
+        for pair in pairs:
+            if pair.group_id:
+                return
+            for buy_v, sell_v in pair.directions:
+                buy_px = buy_v.prices(ctx.market)[1] * buy_v.buy_factor
+                sell_px = sell_v.prices(ctx.market)[0] * sell_v.sell_factor
+                ratio = sell_px / (buy_px * threshold)
+                if not ratio < 1.0:  # passes, or a price is missing (nan)
+                    return
+                room = band_room(1.0 / ratio - 1.0)
+                up[sell_v.name] = min(up.get(sell_v.name, math.inf), room)
+                down[buy_v.name] = min(down.get(buy_v.name, math.inf), room)
+                views[sell_v.name], views[buy_v.name] = sell_v, buy_v
+        if not min(*up.values(), *down.values()) > HOLD_MIN_ROOM:
+            return
+        for name, v in views.items():
+            rise, fall = up.get(name, math.inf), down.get(name, math.inf)
+            if v.is_pool:  # the spot both ways: through the sqrt price
+                s0 = float(v.sqrt_seen)
+                if v.token0:
+                    v.band.set(s0 * (1.0 - fall / 3), s0 * (1.0 + rise / 3), 0.0, 0.0)
+                else:
+                    v.band.set(s0 * (1.0 - rise / 3), s0 * (1.0 + fall / 3), 0.0, 0.0)
+            else:
+                bid, ask, _ = v.prices(ctx.market)
+                v.band.set(-math.inf, bid * (1.0 + rise), ask * (1.0 - fall), math.inf)
+        watch.hold_until_ns = NEVER
+
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
+        self._lift()
         self._maybe_done(ctx, fill.group_id)
         return None
 
     def on_order(self, ctx: StrategyContext, order: Order) -> list[Intent] | None:
+        self._lift()
         pair = self._groups.get(order.group_id)
         if pair is not None and order.filled_qty < order.qty:
             pair.legs_short += 1
@@ -157,6 +212,11 @@ class CrossVenueStrategy(Idle):
             self._record(ctx, pair, "leg_short", reason, None, taken=False, force=True)
         self._maybe_done(ctx, order.group_id)
         return None
+
+    def _lift(self) -> None:
+        """A fill or an order's end: every hold is lifted (ADR 0009)."""
+        for token in self._pairs:
+            self.quiet(token).hold_until_ns = 0
 
     # ---- deciding ------------------------------------------------------------------------------
 

@@ -458,3 +458,18 @@ def test_without_the_rebalancer_the_pool_runs_out_of_tokens_and_trading_stops(
     assert any(d.reason == "size 0: inventory limit" for d in bt.engine.decisions)
     taken, taken_cycled = (sum(d.taken for d in b.engine.decisions) for b in (bt, cycled))
     assert taken_cycled > 3 * taken > 0
+
+
+def test_the_hold_passes_over_events_without_changing_a_decision(
+    wicks_feed: Path, run: tuple[Backtest, int]
+) -> None:
+    held, _ = run
+    bt = Backtest(load_config(EXAMPLE, environ={}), feed=wicks_feed)
+    bt.strategy.quiet("AAPLx").read = False  # as if no engine honoured its promises
+    bt.run()
+    assert [(d.ts_ns, d.reason, d.qty, d.repeats) for d in bt.engine.decisions] == [
+        (d.ts_ns, d.reason, d.qty, d.repeats) for d in held.engine.decisions
+    ]
+    assert [(f.ts_ns, f.venue, f.side, f.qty, f.price) for f in bt.engine.fills] == [
+        (f.ts_ns, f.venue, f.side, f.qty, f.price) for f in held.engine.fills
+    ]
