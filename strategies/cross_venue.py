@@ -45,7 +45,7 @@ from strategies.cross_sizing import (
 )
 from strategies.legs import QTY_QUANTUM, protected_price, to_qty, token_order, worst_token_price
 from strategies.opportunity import QTY_STEP, VenueView, expected_price
-from strategies.sizing import choose_size_piecewise
+from strategies.sizing import choose_size, choose_size_piecewise
 
 if TYPE_CHECKING:
     from bot.config import CrossVenueConfig, Settings
@@ -56,6 +56,7 @@ if TYPE_CHECKING:
 NS = 1_000_000_000
 NEVER = sys.maxsize
 ACTION = "cross_venue"
+SEARCH_STEPS = 12  # ladder rungs of the search for a size that clears min_edge_bps
 HOLD_MIN_ROOM = 1e-6  # a hold whose bands would be narrower than 0.01 bps is not worth it
 
 
@@ -97,6 +98,12 @@ class Priced(NamedTuple):
     sell_fee: float
     gas: float
     net: float
+
+    @property
+    def bps(self) -> float:
+        """The net in bps of what the sale fetches before its fee."""
+        notional = self.sell_usd + self.sell_fee
+        return self.net / notional * 1e4 if notional > 0.0 else 0.0
 
 
 class CrossVenueStrategy(Idle):
@@ -267,6 +274,10 @@ class CrossVenueStrategy(Idle):
             if qty <= 0.0:
                 continue
             priced = self._price(buy, sell, qty)
+            if priced.net >= self.cfg.min_edge_usd and priced.bps < self.cfg.min_edge_bps:
+                smaller = self._clearing_bps(buy, sell, qty)
+                if smaller is not None:  # the most USD among the sizes that clear both
+                    priced, found = smaller, found._replace(stop="bps")
             if best is None or priced.net > best[2].net:
                 best = (buy, sell, priced, found, bound)
         if best is None:
@@ -274,8 +285,7 @@ class CrossVenueStrategy(Idle):
                 self._record(ctx, pair, skip[0], skip[1], skip[2], taken=False)
             return None
         buy, sell, priced, found, bound = best
-        notional = priced.sell_usd + priced.sell_fee  # what the sale fetches before its fee
-        bps = priced.net / notional * 1e4 if notional > 0.0 else 0.0
+        bps = priced.bps
         where = f"buy {buy.venue.name} sell {sell.venue.name}"
         if priced.net < self.cfg.min_edge_usd or bps < self.cfg.min_edge_bps:
             reason = (
@@ -285,6 +295,22 @@ class CrossVenueStrategy(Idle):
             self._record(ctx, pair, "edge", reason, priced, taken=False, found=found)
             return None
         return self._take(ctx, pair, buy, sell, priced, found, bound, bps)
+
+    def _clearing_bps(self, buy: Leg, sell: Leg, optimum: float) -> Priced | None:
+        """The profit optimum clears ``min_edge_usd`` but not ``min_edge_bps``: the gas weighs
+        less on a larger size, the price impact more, so a smaller size may clear both. The
+        ladder and golden-section search of ``strategies.sizing`` over ``(0, optimum]`` finds
+        the one earning the most USD; None when none clears both."""
+
+        def edge(q: float) -> NetEdge:
+            priced = self._price(buy, sell, q)
+            return NetEdge(q, priced.net, priced.bps)
+
+        choice = choose_size(
+            edge, optimum, steps=SEARCH_STEPS, min_edge_bps=self.cfg.min_edge_bps,
+            min_edge_usd=self.cfg.min_edge_usd, quantum=QTY_STEP,
+        )  # fmt: skip
+        return self._price(buy, sell, choice.qty) if choice.eligible else None
 
     def _stale(self, ctx: StrategyContext, *views: VenueView) -> str:
         max_age = self.cfg.max_book_age_s * NS
@@ -388,9 +414,11 @@ class CrossVenueStrategy(Idle):
         pair.group_id = group_id
         pair.last_action_ns = ctx.now_ns
         self._groups[group_id] = pair
-        at = {"limit": f"the {bound} limit", "depth": "the depth walked"}.get(
-            found.stop, "the profit optimum"
-        )
+        at = {
+            "limit": f"the {bound} limit",
+            "depth": "the depth walked",
+            "bps": "the largest gain that clears min_edge_bps",
+        }.get(found.stop, "the profit optimum")
         reason = (
             f"buy {buy.venue.name} sell {sell.venue.name}: edge {bps:.1f} bps "
             f"${priced.net:.2f}, size at {at} ({found.stop}"
@@ -413,9 +441,7 @@ class CrossVenueStrategy(Idle):
         components: dict[str, float] = {}
         net = bps = qty = 0.0
         if priced is not None:
-            notional = priced.sell_usd + priced.sell_fee
-            qty, net = priced.qty, priced.net
-            bps = net / notional * 1e4 if notional > 0.0 else 0.0
+            qty, net, bps = priced.qty, priced.net, priced.bps
             components = {
                 "qty": qty,
                 "buy_usd": priced.buy_usd,

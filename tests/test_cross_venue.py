@@ -320,6 +320,31 @@ def test_two_pools_trade_until_their_marginal_prices_meet() -> None:
         assert exact(round(other, 3)) <= net + 1e-6
 
 
+def test_when_the_optimum_misses_min_edge_bps_the_largest_size_that_clears_it_is_taken() -> None:
+    # the optimum earns ~$478 at ~127 bps; smaller sizes earn fewer USD at more bps
+    ctx = funded(Context(pool_price=236.0, bid=229.9, ask=230.0))
+    intents = CrossVenueStrategy(settings(min_edge_bps=140)).on_market(ctx, "AAPLx")
+    assert intents is not None
+    (decision,) = ctx.decisions
+    qty = decision.qty
+    assert "clears min_edge_bps" in decision.reason
+
+    def bps(q: float) -> float:
+        _, proceeds = token_fill_on_pool(ctx.market.pools["uni"], Direction.PREMIUM, q)
+        return exact_net(ctx, q, 230.0) / proceeds * 1e4
+
+    assert decision.edge_bps == pytest.approx(bps(qty)) and bps(qty) >= 140
+    assert bps(round(qty + 0.01, 3)) < 140  # the largest such size: it earns the most USD
+    optimum = funded(Context(pool_price=236.0, bid=229.9, ask=230.0))
+    assert CrossVenueStrategy(settings(min_edge_bps=120)).on_market(optimum, "AAPLx")
+    assert optimum.decisions[0].qty > qty and optimum.decisions[0].edge_usd > decision.edge_usd
+    # no size clears 200 bps: the skip shows the optimum's components
+    none = funded(Context(pool_price=236.0, bid=229.9, ask=230.0))
+    assert CrossVenueStrategy(settings(min_edge_bps=200)).on_market(none, "AAPLx") is None
+    assert none.decisions[0].qty == optimum.decisions[0].qty
+    assert not none.decisions[0].taken
+
+
 def _order(intent: PlaceOrder, client_id: str) -> Order:
     return Order(client_id, intent.venue, intent.instrument, intent.side, intent.qty,
                  intent.order_type, intent.limit_price, intent.tif, group_id=intent.group_id)  # fmt: skip
