@@ -10,10 +10,12 @@ rebalancer (``bot.rebalancer``, ADR 0011) moves it back by transfers when it lea
 
 On every market event of a token, each pair's two directions get a cheap check (best prices
 after fees); only a gap wider than ``min_edge_bps`` is sized: the closed-form optimum against
-a pool (``strategies.cross_sizing``: the tick walk on v3), the level walk between two books,
-bounded by inventory, cash, ``max_qty`` and the order cap; then the size is priced exactly on
-the 0.001 grid around it (``bot.amm`` integer math for a pool, ``walk_levels`` for a book) and
-every component recorded in a ``Decision``: both legs, both fees, gas, the net.
+a pool (``strategies.cross_sizing``: the tick walk on v3), the crossing of marginal prices
+between two pools, ``choose_size_piecewise`` at the levels' ends between two books; bounded by
+inventory, cash, ``max_qty``, the order cap and the books' depth; then the size is priced exactly
+on the 0.001 grid around it (``bot.amm`` integer math for a pool, ``walk_levels`` for a book) and
+every component recorded in a ``Decision``: both legs, both fees, gas, the net. While no cheap
+check can pass, the token holds (``Quiet`` bands): the engine passes over the prices inside them.
 
 A pair has at most one group in flight; it is free again when both legs have ended (a fill or
 an order's end: facts, never intents). Pure and synchronous: reads the context, returns intents.
