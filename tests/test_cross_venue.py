@@ -60,6 +60,7 @@ def settings(gas_per_swap: int = 150_000, **cross: Any) -> Settings:
             "uni": {"kind": "pool", "gas_per_swap": gas_per_swap},
         },
         issuers={"x": {"model": "delayed_request"}},
+        risk={"max_order_notional_usd": 10_000_000},  # no order cap: the accounts bound
         strategy={
             "name": "cross_venue",
             "cross_venue": {
@@ -146,6 +147,36 @@ def test_rich_pool_buys_on_the_book_and_sells_into_the_pool_at_the_exact_optimum
     assert qty < 400.0 and decision.reason.endswith("range(s))")
 
 
+@examples(max_examples=40, deadline=None)
+@given(
+    pool_price=hs.floats(230.5, 260.0),
+    ask=hs.floats(220.0, 230.0),
+    size=hs.floats(1.0, 500.0),
+    held=hs.integers(1, 1000),
+)
+def test_against_a_rich_pool_the_size_is_the_best_the_exact_prices_allow(
+    pool_price: float, ask: float, size: float, held: int
+) -> None:
+    ask, size = round(ask, 2), round(size, 1)
+    ctx = funded(Context(pool_price, bid=ask - 0.1, ask=ask, size=size), uni_tokens=str(held))
+    intents = CrossVenueStrategy(settings(min_edge_bps=0, min_edge_usd=0)).on_market(ctx, "AAPLx")
+    limit = min(size, held)
+    if intents is None:  # nothing pays: not even the smallest size, nor the largest
+        for q in (0.001, 1.0, limit):
+            if q <= limit and pool_price * 0.997 > ask * 1.0026:
+                assert exact_net(ctx, q, ask) <= 1e-6
+        return
+    buy = intents[0]
+    assert isinstance(buy, PlaceOrder) and buy.venue == "kraken"
+    qty = float(buy.qty)
+    assert 0 < qty <= limit + 1e-9
+    net = ctx.decisions[0].components["net"]
+    assert net == pytest.approx(exact_net(ctx, qty, ask), abs=1e-6) and net > 0
+    for other in (qty - 0.01, qty - 0.001, qty + 0.001, qty + 0.01, qty / 2, limit):
+        if 0.0 < other <= limit:
+            assert exact_net(ctx, round(other, 3), ask) <= net + 1e-6
+
+
 def test_cheap_pool_buys_on_the_pool_and_sells_on_the_book() -> None:
     ctx = funded(Context(pool_price=220.0, bid=229.9, ask=230.0))
     ctx.ledger.deposit_cash("uni", D(500_000))
@@ -176,6 +207,20 @@ def test_the_purchase_at_its_worst_price_fits_the_cash_held_where_it_is_bought()
     assert isinstance(buy, PlaceOrder) and buy.limit_price is not None
     assert buy.qty * buy.limit_price * D("1.0026") <= D(2000)
     assert "the cash limit" in ctx.decisions[0].reason
+
+
+def test_the_order_cap_bounds_both_legs() -> None:
+    ctx = funded(Context(pool_price=252.0, bid=224.9, ask=225.0, size=198.0), uni_tokens="198")
+    s = settings()
+    capped = s.model_copy(
+        update={"risk": s.risk.model_copy(update={"max_order_notional_usd": D(20_000)})}
+    )
+    intents = CrossVenueStrategy(capped).on_market(ctx, "AAPLx")
+    assert intents is not None
+    for leg in intents:
+        assert isinstance(leg, PlaceOrder) and leg.limit_price is not None
+        assert leg.qty * leg.limit_price <= D(20_000)
+    assert "the max order notional limit" in ctx.decisions[0].reason
 
 
 def test_no_decision_when_fees_alone_close_the_gap() -> None:
