@@ -210,6 +210,32 @@ class InventoryBand(Strict):
     band: Decimal = Field(Decimal(0), ge=0, description="tolerated distance before rebalancing")
 
 
+class CrossVenuePair(Strict):
+    """Two venues that trade the same token against each other (strategies/cross_venue.py)."""
+
+    token: str = Field(description="the token both venues trade")
+    venues: list[str] = Field(
+        min_length=2, max_length=2, description="the two venues: a pool and an exchange, or two"
+    )
+
+
+class CrossVenueConfig(Strict):
+    """Parameters of strategies/cross_venue.py: token against token across venues."""
+
+    pairs: list[CrossVenuePair] = Field(
+        default_factory=list, description="the venue pairs arbitraged against each other"
+    )
+    min_edge_bps: float = Field(10.0, ge=0, description="net edge after fees and gas, bps")
+    min_edge_usd: float = Field(5.0, ge=0, description="net edge after fees and gas, USD")
+    max_qty: float = Field(500.0, gt=0, description="largest size traded at once, tokens")
+    max_book_age_s: float = Field(30.0, gt=0, description="an older book is stale: stand aside")
+    cooldown_s: float = Field(5.0, ge=0, description="min time between trades of one pair")
+    max_slippage_bps: float = Field(
+        30.0, ge=0, description="each leg's worst price this far past its expected price"
+    )
+    swap_deadline_s: float = Field(60.0, gt=0, description="a pool leg reverts if later")
+
+
 class StrategyConfig(Strict):
     """Parameters of strategies/mint_redeem.py (docs/config.md explains each)."""
 
@@ -285,6 +311,9 @@ class StrategyConfig(Strict):
     )
     hedge_deadline_s: float = Field(
         300.0, gt=0, description="longest a hedge may work before exposure counts as a breach"
+    )
+    cross_venue: CrossVenueConfig = Field(
+        default_factory=CrossVenueConfig, description="strategies/cross_venue.py's parameters"
     )
 
     @field_validator("name")
@@ -500,6 +529,19 @@ def _cross_check(s: Settings) -> list[str]:
         for key in strategy.inventory:
             if key not in s.venues:
                 problems.append(f"{where}.inventory.{key}: unknown venue '{key}'")
+        for n, pair in enumerate(strategy.cross_venue.pairs):
+            at = f"{where}.cross_venue.pairs[{n}]"
+            traded = s.tokens.get(pair.token)
+            if traded is None:
+                problems.append(f"{at}.token: unknown token '{pair.token}'")
+            elif pair.venues[0] == pair.venues[1]:
+                problems.append(f"{at}.venues: the same venue twice")
+            else:
+                problems += [
+                    f"{at}.venues: '{v}' is not one of token {pair.token}'s venues"
+                    for v in pair.venues
+                    if v not in traded.venues
+                ]
     if "strategy" in s.strategies:
         problems.append("strategies.strategy: 'strategy' names the [strategy] table; rename it")
     for key in s.backtest.initial_cash_usd:

@@ -63,6 +63,13 @@ class Band:
         self.bid_hi = self.ask_hi = math.inf
 
 
+def band_room(gap: float) -> float:
+    """How far each of a comparison's two prices may move (as a fraction) while the ratio
+    between them stays inside ``gap`` of its threshold: ``gap / (2 + gap)``, less 1% for
+    rounding. A negative or nan gap leaves no room."""
+    return 0.99 * gap / (2.0 + gap) if gap > 0.0 else 0.0
+
+
 class Quiet:
     """A strategy's promise about one token, so that the engine can pass over market events
     that cannot change what the strategy does with it.
@@ -195,3 +202,42 @@ class Strategy(Protocol):
         """A live market-data source's connection changed (``state``: connected, stale,
         reconnecting, gap, closed); ``ctx.market.disconnected`` holds the ones not connected."""
         ...
+
+
+class Idle:
+    """Every handler of ``Strategy``, answering nothing, and one ``Quiet`` per token that
+    nobody sets (the strategy is called on every event): the base of a strategy that needs
+    only some of the handlers."""
+
+    name = "idle"
+
+    def on_start(self, ctx: StrategyContext) -> list[Intent] | None:
+        return None
+
+    def on_stop(self, ctx: StrategyContext) -> None:
+        return None
+
+    def quiet(self, token: str) -> Quiet:
+        quiets: dict[str, Quiet] = self.__dict__.setdefault("_quiets", {})
+        return quiets.setdefault(token, Quiet(token))
+
+    def on_market(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
+        return None
+
+    def on_issuer_event(self, ctx: StrategyContext, token: str) -> list[Intent] | None:
+        return None
+
+    def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
+        return None
+
+    def on_order(self, ctx: StrategyContext, order: Order) -> list[Intent] | None:
+        return None
+
+    def on_request(self, ctx: StrategyContext, request: MintRedeemRequest) -> list[Intent] | None:
+        return None
+
+    def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
+        return None
+
+    def on_connection(self, ctx: StrategyContext, source: str, state: str) -> list[Intent] | None:
+        return None

@@ -40,6 +40,7 @@ from strategies.arb_groups import (
     SalePolicy,
 )
 from strategies.base import Decision, Quiet
+from strategies.base import band_room as _room
 from strategies.costs import Direction, EdgeBreakdown
 from strategies.gates import Gates
 from strategies.legs import (
@@ -973,13 +974,6 @@ def _retry_policy(cfg: StrategyConfig) -> RetryPolicy:
         request_attempts=cfg.request_attempts,
         reprice_ns=int(cfg.hedge_reprice_s * NS),
     )
-
-
-def _room(gap: float) -> float:
-    """How far each of a comparison's two prices may move (as a fraction) while the ratio
-    between them stays inside ``gap`` of its threshold: ``gap / (2 + gap)``, less 1% for
-    rounding. A negative or nan gap leaves no room."""
-    return 0.99 * gap / (2.0 + gap) if gap > 0.0 else 0.0
 
 
 def _book_quiet_events(st: TokenView) -> None:

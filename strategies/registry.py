@@ -30,7 +30,13 @@ def _mint_redeem(settings: Settings) -> Strategy:
     return MintRedeemStrategy(settings)
 
 
-REGISTRY: dict[str, StrategyFactory] = {"mint_redeem": _mint_redeem}
+def _cross_venue(settings: Settings) -> Strategy:
+    from strategies.cross_venue import CrossVenueStrategy
+
+    return CrossVenueStrategy(settings)
+
+
+REGISTRY: dict[str, StrategyFactory] = {"mint_redeem": _mint_redeem, "cross_venue": _cross_venue}
 
 
 def is_import_path(name: str) -> bool:

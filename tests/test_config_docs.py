@@ -13,6 +13,8 @@ SECTIONS: list[type[BaseModel]] = [
     config.VenueConfig,
     config.IssuerConfig,
     config.StrategyConfig,
+    config.CrossVenueConfig,
+    config.CrossVenuePair,
     config.InventoryBand,
     config.RiskConfig,
     config.BacktestConfig,
