@@ -129,6 +129,13 @@ def run(
     if speed is not None and speed <= 0:
         raise click.BadParameter("must be > 0", param_hint="--speed")
     settings = _load(config_path)
+    if settings.strategies:  # side by side is a backtest's comparison: the daemon trades one
+        names = ", ".join(f"[strategies.{n}]" for n in sorted(settings.strategies))
+        click.echo(
+            f"warning: {config_path}: the daemon trades [strategy] "
+            f"({settings.strategy.name}) only; {names} run in `pegbot backtest` and sweeps",
+            err=True,
+        )
     from bot.daemon import run_daemon  # after the config: a bad one is told at once
 
     code = run_daemon(

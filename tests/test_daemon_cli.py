@@ -80,3 +80,19 @@ def test_run_takes_a_window_a_log_level_and_warns_of_a_config_that_trades_nothin
     assert r.stderr == f"warning: {empty}: no [tokens]: this config trades nothing\n"
     before_end = int((receive_times(calm_feed) < 1_795_420_800_000_000_000).sum())  # 08:00Z
     assert r.stdout.splitlines()[0].startswith(f"events {before_end:,}  wall ")
+
+
+def test_run_says_it_trades_strategy_only_when_the_config_names_strategies_side_by_side(
+    calm_feed: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "two.toml"
+    default = Path(__file__).parents[1] / "config" / "default.toml"
+    config.write_text(default.read_text() + '\n[strategies.wide]\nname = "mint_redeem"\n')
+    r = pegbot("run", "--config", str(config), "--feed", str(calm_feed), "--end",
+               "2026-11-23T06:00Z", "--speed", "10000000", "--port", "0", "--log-level",
+               "warning")  # fmt: skip
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stderr == (
+        f"warning: {config}: the daemon trades [strategy] (mint_redeem) only; "
+        "[strategies.wide] run in `pegbot backtest` and sweeps\n"
+    )
