@@ -30,7 +30,13 @@ def _mint_redeem(settings: Settings) -> Strategy:
     return MintRedeemStrategy(settings)
 
 
-REGISTRY: dict[str, StrategyFactory] = {"mint_redeem": _mint_redeem}
+def _market_maker(settings: Settings) -> Strategy:
+    from strategies.market_maker import MarketMakerStrategy
+
+    return MarketMakerStrategy(settings)
+
+
+REGISTRY: dict[str, StrategyFactory] = {"mint_redeem": _mint_redeem, "market_maker": _market_maker}
 
 
 def is_import_path(name: str) -> bool:

@@ -14,6 +14,8 @@ SECTIONS: list[type[BaseModel]] = [
     config.IssuerConfig,
     config.StrategyConfig,
     config.InventoryBand,
+    config.MarketMakerConfig,
+    config.MarketMakerTokenConfig,
     config.RiskConfig,
     config.BacktestConfig,
     config.RunConfig,
