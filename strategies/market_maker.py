@@ -315,7 +315,8 @@ class MarketMakerStrategy:
         return out
 
     def _record_pull(self, ctx: StrategyContext, qt: QuotedToken, now: int, reason: str) -> None:
-        if qt.pulled is not None and qt.pulled.reason == reason:
+        # one record per cause: a stale quote's age in the words does not make a new one
+        if qt.pulled is not None and qt.pulled.reason.split(":")[0] == reason.split(":")[0]:
             qt.pulled.repeats += 1
             return
         qt.pulled = Decision(now, qt.symbol, "pull_quotes", reason, 0.0)
@@ -359,7 +360,9 @@ class MarketMakerStrategy:
             return []
         side = Side.BUY if gap > 0 else Side.SELL
         mark = ctx.market.quotes[qt.stock].mid
-        self._record(ctx, qt, now, "hedge", f"{side} {abs(gap)} {qt.stock} at {qt.broker}")
+        self._record(
+            ctx, qt, now, "hedge", f"{side.name.lower()} {abs(gap)} {qt.stock} at {qt.broker}"
+        )
         return [
             broker_order(
                 qt.broker,
