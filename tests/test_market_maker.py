@@ -7,6 +7,7 @@ broker and issuer, risk, executor and ledger. Nothing of our own is mocked.
 
 from __future__ import annotations
 
+import json
 import statistics
 from decimal import Decimal, localcontext
 from pathlib import Path
@@ -23,6 +24,9 @@ from connectors.base import ConnectionState
 from strategies.market_maker import MarketMakerStrategy
 from strategies.quoting import glft
 from tests import mm_world
+from tests.pegbot_cli import Pegbot, pegbot_in_process
+
+__all__ = ["pegbot_in_process"]  # the fixture, used by name
 
 NS = 1_000_000_000
 TOKEN = "AAPLx"
@@ -315,3 +319,20 @@ def test_inventory_past_the_band_is_redeemed_or_minted_back_to_the_target(tmp_pa
     else:
         assert first.kind is RequestKind.MINT and first.qty == -before
     assert {r.issuer for r in requests} == {"xstocks"} and {r.venue for r in requests} == {"kraken"}
+
+
+# ---- the example config ----------------------------------------------------------------------
+
+
+def test_the_example_config_backtests_on_a_synthetic_feed(tmp_path: Path, pegbot: Pegbot) -> None:
+    from bot.feeds.synth import generate
+
+    generate("calm", 1, 7, tmp_path / "calm")
+    run = pegbot(
+        "backtest", "--config", "config/market_maker.toml", "--feed", str(tmp_path / "calm"),
+        "--out", str(tmp_path / "run"),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["trades"] > 100 and summary["hedges"] > 0
+    assert "pnl" in run.stdout and "strategy" in run.stdout
