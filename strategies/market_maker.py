@@ -39,7 +39,14 @@ from bot.model import (
 )
 from bot.sessions import MarketSession
 from strategies.base import Decision, Quiet
-from strategies.legs import QTY_QUANTUM, broker_order, issuer_request, shares_for
+from strategies.legs import (
+    QTY_QUANTUM,
+    broker_order,
+    issuer_request,
+    on_grid,
+    passive_price,
+    shares_for,
+)
 from strategies.mm_hedge import (
     HedgeRoute,
     HedgeVenue,
@@ -247,10 +254,10 @@ class MarketMakerStrategy:
         horizon_ns = int(cfg.horizon_s * NS)
         tau = (horizon_ns - (now - qt.origin_ns) % horizon_ns) / NS
         quotes = model_quotes(cfg.model, fair, q, cfg.gamma, cfg.sigma, cfg.k, cfg.A, tau)
-        bid = _on_grid(quotes.bid - route_widening, cfg.price_tick, ROUND_FLOOR)
-        ask = _on_grid(quotes.ask + route_widening, cfg.price_tick, ROUND_CEILING)
+        bid = on_grid(quotes.bid - route_widening, cfg.price_tick, ROUND_FLOOR)
+        ask = on_grid(quotes.ask + route_widening, cfg.price_tick, ROUND_CEILING)
         top = ctx.market.book(qt.venue, qt.symbol).top
-        return _passive(bid, top.ask, top.bid, cfg.price_tick, Side.BUY), _passive(
+        return passive_price(bid, top.ask, top.bid, cfg.price_tick, Side.BUY), passive_price(
             ask, top.bid, top.ask, cfg.price_tick, Side.SELL
         )
 
@@ -411,35 +418,3 @@ class MarketMakerStrategy:
         self, ctx: StrategyContext, qt: QuotedToken, now: int, action: str, why: str
     ) -> None:
         ctx.record(Decision(now, qt.symbol, action, why, 0.0, taken=True, group_id=qt.group_id))
-
-
-def _passive(
-    price: Decimal | None, opposite: float, same: float, tick: Decimal, side: Side
-) -> Decimal | None:
-    """``price``, or where it would cross the book's ``opposite`` top, the best price that
-    rests: a tick inside it (without a tick: the book's ``same``-side top)."""
-    if price is None or not opposite > 0.0:
-        return price
-    crosses = float(price) >= opposite if side is Side.BUY else float(price) <= opposite
-    if not crosses:
-        return price
-    if tick <= 0:
-        return Decimal(repr(same)) if same > 0.0 else None
-    rounding = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
-    edge = _on_grid(opposite, tick, rounding)
-    if edge is None:
-        return None
-    inside = edge - tick if side is Side.BUY else edge + tick
-    return inside if inside > 0 else None
-
-
-def _on_grid(price: float, tick: Decimal, rounding: str) -> Decimal | None:
-    """``price`` as a Decimal on the ``tick`` grid (0: the float's own digits); None if not a
-    positive price."""
-    if not (price > 0.0 and math.isfinite(price)):
-        return None
-    exact = Decimal(repr(price))
-    if tick <= 0:
-        return exact
-    on_grid = (exact / tick).quantize(Decimal(1), rounding=rounding) * tick
-    return on_grid if on_grid > 0 else None

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import statistics
-from decimal import Decimal, localcontext
+from datetime import UTC, datetime
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,20 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.backtest.runner import Backtest
+from bot.config import VenueConfig
 from bot.logging import configure_logging
 from bot.model import LegRole, Order, OrderState, OrderType, RequestKind, Side, TimeInForce
-from bot.sessions import MarketSession
+from bot.sessions import MarketSession, SessionCalendar
 from connectors.base import ConnectionState
+from strategies.legs import EXTENDED_LIMIT_DAY, MARKET_DAY, on_grid, passive_price
 from strategies.market_maker import MarketMakerStrategy
+from strategies.mm_hedge import (
+    HedgeRoute,
+    HedgeVenue,
+    closed_widening,
+    hedge_route,
+    seconds_to_hedge,
+)
 from strategies.quoting import glft
 from tests import mm_world
 from tests.pegbot_cli import Pegbot, pegbot_in_process
@@ -336,3 +346,58 @@ def test_the_example_config_backtests_on_a_synthetic_feed(tmp_path: Path, pegbot
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["trades"] > 100 and summary["hedges"] > 0
     assert "pnl" in run.stdout and "strategy" in run.stdout
+
+
+# ---- the hedge route, the closed-market widening and the price grid (pure) --------------------
+
+
+def test_the_hedge_route_follows_the_broker_session(tmp_path: Path) -> None:
+    feed = mm_world.write_feed(tmp_path / "feed", 1, seconds=10)
+    cfg = mm_world.settings(tmp_path, feed.path)
+    regular = hedge_route(cfg, TOKEN, MarketSession.REGULAR, overnight_allowed=False)
+    assert (regular.kind, regular.venue, regular.form) == (HedgeVenue.BROKER, "alpaca", MARKET_DAY)
+    for session in (MarketSession.PRE_MARKET, MarketSession.AFTER_HOURS):
+        route = hedge_route(cfg, TOKEN, session, overnight_allowed=False)
+        assert (route.kind, route.form) == (HedgeVenue.BROKER, EXTENDED_LIMIT_DAY)
+    assert hedge_route(cfg, TOKEN, MarketSession.OVERNIGHT, True).kind is HedgeVenue.BROKER
+    for session in (MarketSession.OVERNIGHT, MarketSession.CLOSED):
+        assert hedge_route(cfg, TOKEN, session, False) == HedgeRoute(HedgeVenue.HOLD)
+    # a venue of kind "perpetual" (built apart; constructed here without validation) takes over
+    perp = VenueConfig.model_construct(kind="perpetual")  # type: ignore[arg-type]
+    tok = cfg.tokens[TOKEN].model_copy(update={"venues": ["kraken", "perp"]})
+    with_perp = cfg.model_copy(
+        update={"venues": {**cfg.venues, "perp": perp}, "tokens": {TOKEN: tok}}
+    )
+    assert hedge_route(with_perp, TOKEN, MarketSession.CLOSED, False) == HedgeRoute(
+        HedgeVenue.PERPETUAL, "perp"
+    )
+    assert hedge_route(with_perp, TOKEN, MarketSession.REGULAR, False).kind is HedgeVenue.BROKER
+
+
+def test_closed_widening_is_the_hedge_cost_plus_the_risk_until_the_open() -> None:
+    calendar = SessionCalendar("2026-11-20", "2026-12-04")
+    friday_2000_et = int(datetime(2026, 11, 28, 1, 0, tzinfo=UTC).timestamp()) * NS
+    # Friday 20:00 ET (after Thanksgiving's half day: closed from 13:00) to Monday 04:00 ET
+    assert seconds_to_hedge(calendar, friday_2000_et, False) == 56 * 3600
+    tuesday_1000_et = mm_world.START_NS
+    assert seconds_to_hedge(calendar, tuesday_1000_et, False) == 0
+    hold, perp = HedgeRoute(HedgeVenue.HOLD), HedgeRoute(HedgeVenue.PERPETUAL, "perp")
+    assert closed_widening(HedgeRoute(HedgeVenue.BROKER), 0.1, 0.02, 9e9, 100.0, 5.0) == 0.0
+    assert closed_widening(perp, 0.1, 0.02, 3600.0, 200.0, 5.0) == pytest.approx(0.1, abs=1e-12)
+    # 200 x 5 bps + 0.5 x 0.1 x 0.02^2 x 3600 = 0.1 + 0.072
+    assert closed_widening(hold, 0.1, 0.02, 3600.0, 200.0, 5.0) == pytest.approx(0.172, abs=1e-12)
+
+
+def test_quote_prices_land_on_the_grid_and_never_cross_the_book() -> None:
+    tick = Decimal("0.01")
+    assert on_grid(100.0149, tick, ROUND_FLOOR) == Decimal("100.01")
+    assert on_grid(100.0101, tick, ROUND_CEILING) == Decimal("100.02")
+    assert on_grid(100.0149, Decimal(0), ROUND_FLOOR) == Decimal("100.0149")
+    assert on_grid(float("nan"), tick, ROUND_FLOOR) is None
+    # a bid at or above the best ask rests a tick under it; an ask at or under the bid, above it
+    assert passive_price(Decimal("100.05"), 100.03, 100.01, tick, Side.BUY) == Decimal("100.02")
+    assert passive_price(Decimal("99.99"), 100.01, 100.03, tick, Side.SELL) == Decimal("100.02")
+    assert passive_price(Decimal("100.00"), 100.03, 100.01, tick, Side.BUY) == Decimal("100.00")
+    assert passive_price(Decimal("100.05"), 100.03, 100.01, Decimal(0), Side.BUY) == Decimal(
+        "100.01"
+    )
