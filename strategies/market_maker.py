@@ -256,7 +256,10 @@ class MarketMakerStrategy:
         quotes = model_quotes(cfg.model, fair, q, cfg.gamma, cfg.sigma, cfg.k, cfg.A, tau)
         bid = on_grid(quotes.bid - route_widening, cfg.price_tick, ROUND_FLOOR)
         ask = on_grid(quotes.ask + route_widening, cfg.price_tick, ROUND_CEILING)
-        top = ctx.market.book(qt.venue, qt.symbol).top
+        book = ctx.market.books.get((qt.venue, qt.symbol))  # read only: ``book()`` would add one
+        if book is None:
+            return bid, ask
+        top = book.top
         return passive_price(bid, top.ask, top.bid, cfg.price_tick, Side.BUY), passive_price(
             ask, top.bid, top.ask, cfg.price_tick, Side.SELL
         )
