@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from bot.calibrate import add_parser as add_calibrate_command
 from bot.cli_transfer import add_parser as add_transfer_command
 from bot.errors import ConfigError, PegbotError
 from bot.record.cli_record import add_parser as add_record_command
@@ -328,6 +329,7 @@ def sandbox_status(state: Path) -> None:
 add_record_command(cli)  # pegbot record (bot/record/cli_record.py)
 add_transfer_command(cli)  # pegbot transfer list|sent|done (bot/cli_transfer.py)
 add_sweep_command(cli)  # pegbot sweep (bot/sweep/cli.py)
+add_calibrate_command(cli)  # pegbot calibrate (bot/calibrate.py)
 
 
 def _load(path: Path) -> Settings:

@@ -79,6 +79,10 @@ class VenueConfig(Strict):
     fill_model: Literal["queue", "intensity"] = "queue"
     intensity_a: float = Field(1.0, gt=0, description="fills/s at zero distance: A in A*exp(-k*d)")
     intensity_k: float = Field(0.5, gt=0, description="decay per bps of distance from the top")
+    intensity_distance: Literal["top_bps", "mid_price"] = Field(
+        "top_bps",
+        description="intensity model's distance: bps behind the same-side top, or USD from the mid",
+    )
     # pool
     gas_per_swap: int = Field(150_000, ge=0)
     base_fee_gwei: float = Field(20.0, ge=0)
@@ -236,6 +240,53 @@ class CrossVenueConfig(Strict):
     swap_deadline_s: float = Field(60.0, gt=0, description="a pool leg reverts if later")
 
 
+class MarketMakerTokenConfig(Strict):
+    """How strategies/market_maker.py quotes one token (docs/market_making.md)."""
+
+    model: Literal["avellaneda_stoikov", "glft", "symmetric"] = Field(
+        "avellaneda_stoikov", description="quoting model; symmetric is the no-skew baseline"
+    )
+    gamma: float = Field(0.1, gt=0, description="risk aversion, per USD per lot")
+    k: float = Field(10.0, gt=0, description="fill intensity decay per USD from the mid")
+    A: float = Field(1.0, gt=0, description="fills per second of a quote at the mid")
+    sigma: float = Field(0.05, gt=0, description="the fair value's vol, USD per sqrt(second)")
+    horizon_s: float = Field(
+        3600.0, gt=0, description="avellaneda_stoikov: length of each finite-horizon window"
+    )
+    venue: str = Field("", description="exchange quoted on ('' = the token's first exchange)")
+    quote_size: Decimal = Field(Decimal(1), gt=0, description="tokens per quote: one lot")
+    target_inventory: Decimal = Field(
+        Decimal(0), ge=0, description="tokens at the venue that count as a flat book"
+    )
+    max_inventory: Decimal = Field(
+        Decimal(10), gt=0, description="hard limit on tokens held away from the target"
+    )
+    requote_bps: float = Field(
+        1.0, ge=0, description="a working quote moves only when its price is this far off"
+    )
+    price_tick: Decimal = Field(
+        Decimal("0.0001"), ge=0, description="quote price grid (0: unrounded)"
+    )
+    closed_hedge_cost_bps: float = Field(
+        0.0, ge=0, description="per side, added while the broker cannot hedge"
+    )
+    hedge: bool = Field(True, description="hedge token fills (broker, else perpetual)")
+    hedge_min_shares: Decimal = Field(
+        Decimal("0.01"), gt=0, description="smallest hedge order, shares"
+    )
+    hedge_band: Decimal = Field(
+        Decimal(0), ge=0, description="mint/redeem back to the target beyond it; 0 = never"
+    )
+
+
+class MarketMakerConfig(Strict):
+    """Parameters of strategies/market_maker.py: one table per token quoted."""
+
+    tokens: dict[str, MarketMakerTokenConfig] = Field(
+        default_factory=dict, description="token -> how it is quoted"
+    )
+
+
 class StrategyConfig(Strict):
     """Parameters of strategies/mint_redeem.py (docs/config.md explains each)."""
 
@@ -314,6 +365,9 @@ class StrategyConfig(Strict):
     )
     cross_venue: CrossVenueConfig = Field(
         default_factory=CrossVenueConfig, description="strategies/cross_venue.py's parameters"
+    )
+    market_maker: MarketMakerConfig = Field(
+        default_factory=MarketMakerConfig, description="strategies/market_maker.py's tokens"
     )
 
     @field_validator("name")
@@ -523,6 +577,7 @@ def _cross_check(s: Settings) -> list[str]:
             problems.append(f"issuers.{name}.deliver_to: unknown venue '{iss.deliver_to}'")
         if iss.cash_account and iss.cash_account not in s.venues:
             problems.append(f"issuers.{name}.cash_account: unknown venue '{iss.cash_account}'")
+    problems += _check_market_maker(s)
     for where, strategy in [("strategy", s.strategy)] + [
         (f"strategies.{name}", cfg) for name, cfg in s.strategies.items()
     ]:
@@ -552,6 +607,23 @@ def _cross_check(s: Settings) -> list[str]:
         if venue not in s.venues or token not in s.tokens:
             problems.append(f"backtest.initial_tokens.{key}: expected 'venue:token' of known names")
     problems += _check_transfers(s)
+    return problems
+
+
+def _check_market_maker(s: Settings) -> list[str]:
+    """Each quoted token is known and its venue is an exchange that lists it."""
+    problems: list[str] = []
+    for sym, mm in s.strategy.market_maker.tokens.items():
+        where = f"strategy.market_maker.tokens.{sym}"
+        tok = s.tokens.get(sym)
+        if tok is None:
+            problems.append(f"{where}: unknown token '{sym}'")
+            continue
+        exchanges = [v for v in tok.venues if v in s.venues and s.venues[v].kind == "exchange"]
+        if mm.venue and mm.venue not in exchanges:
+            problems.append(f"{where}.venue: '{mm.venue}' is not an exchange listing {sym}")
+        elif not exchanges:
+            problems.append(f"{where}: {sym} is listed on no exchange venue")
     return problems
 
 

@@ -218,6 +218,18 @@ class Engine:
     def open_orders(self, group_id: str | None = None) -> list[Order]:
         return self.executor.open_orders(group_id)
 
+    @property
+    def kill_switch(self) -> bool:
+        return self.risk.kill_switch
+
+    def engage_kill_switch(self, reason: str) -> None:
+        """Engage the risk kill switch and tell the strategy at once (``on_timer`` named
+        ``"kill_switch"``), so that what it has working can be pulled before the next event."""
+        self.risk.engage_kill_switch(reason)
+        log.warning("kill_switch", reason=reason)
+        if self.started:
+            self._act(self.strategy.on_timer(self, "kill_switch"))
+
     def record(self, decision: Decision) -> None:
         self.decisions.append(decision)
         if decision.taken and log.is_enabled_for(logging.INFO):

@@ -158,6 +158,11 @@ class StrategyContext(Protocol):
 
     def open_orders(self, group_id: str | None = None) -> list[Order]: ...
 
+    @property
+    def kill_switch(self) -> bool:
+        """The risk kill switch is engaged: only risk-reducing orders pass (bot/risk.py)."""
+        ...
+
     def record(self, decision: Decision) -> None:
         """Record a decision (in memory; the only side effect a strategy may cause)."""
         ...

@@ -5,12 +5,15 @@ regular hours take a DAY market order; pre-market and after-hours take a DAY lim
 ``extended_hours`` priced off the mark +- a slippage band; overnight only when both the strategy
 and the broker account allow it (same limit form); a closed market takes nothing.
 
+The market maker's quote prices go on a tick grid here too (``on_grid``, ``passive_price``).
+
 Pure builders: no I/O, no clock, no state. Quantities arrive as Decimal; prices are rounded
 here, once, to what a venue accepts.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 
@@ -180,3 +183,35 @@ def issuer_request(
         reference_price=fair,
         venue=venue,
     )
+
+
+def passive_price(
+    price: Decimal | None, opposite: float, same: float, tick: Decimal, side: Side
+) -> Decimal | None:
+    """``price``, or where it would cross the book's ``opposite`` top, the best price that
+    rests: a tick inside it (without a tick: the book's ``same``-side top)."""
+    if price is None or not opposite > 0.0:
+        return price
+    crosses = float(price) >= opposite if side is Side.BUY else float(price) <= opposite
+    if not crosses:
+        return price
+    if tick <= 0:
+        return Decimal(repr(same)) if same > 0.0 else None
+    rounding = ROUND_FLOOR if side is Side.BUY else ROUND_CEILING
+    edge = on_grid(opposite, tick, rounding)
+    if edge is None:
+        return None
+    inside = edge - tick if side is Side.BUY else edge + tick
+    return inside if inside > 0 else None
+
+
+def on_grid(price: float, tick: Decimal, rounding: str) -> Decimal | None:
+    """``price`` as a Decimal on the ``tick`` grid (0: the float's own digits); None if not a
+    positive price."""
+    if not (price > 0.0 and math.isfinite(price)):
+        return None
+    exact = Decimal(repr(price))
+    if tick <= 0:
+        return exact
+    rounded = (exact / tick).quantize(Decimal(1), rounding=rounding) * tick
+    return rounded if rounded > 0 else None

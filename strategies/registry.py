@@ -36,7 +36,17 @@ def _cross_venue(settings: Settings) -> Strategy:
     return CrossVenueStrategy(settings)
 
 
-REGISTRY: dict[str, StrategyFactory] = {"mint_redeem": _mint_redeem, "cross_venue": _cross_venue}
+def _market_maker(settings: Settings) -> Strategy:
+    from strategies.market_maker import MarketMakerStrategy
+
+    return MarketMakerStrategy(settings)
+
+
+REGISTRY: dict[str, StrategyFactory] = {
+    "mint_redeem": _mint_redeem,
+    "cross_venue": _cross_venue,
+    "market_maker": _market_maker,
+}
 
 
 def is_import_path(name: str) -> bool:

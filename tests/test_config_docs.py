@@ -16,6 +16,8 @@ SECTIONS: list[type[BaseModel]] = [
     config.CrossVenueConfig,
     config.CrossVenuePair,
     config.InventoryBand,
+    config.MarketMakerConfig,
+    config.MarketMakerTokenConfig,
     config.RiskConfig,
     config.BacktestConfig,
     config.RunConfig,

@@ -56,6 +56,6 @@ def test_an_unknown_name_is_refused_when_the_config_loads(tmp_path: Path) -> Non
     with pytest.raises(ConfigError) as err:
         load_config(path)
     assert err.value.problems == [
-        f"{path}: strategy.name: unknown strategy 'momentum'; known: cross_venue, mint_redeem, or "
+        f"{path}: strategy.name: unknown strategy 'momentum'; known: cross_venue, market_maker, mint_redeem, or "
         "'module:ClassName'"
     ]

@@ -14,7 +14,10 @@ Passive fills, chosen by ``fill_model`` in the venue's config (ADR 0005):
   cancels come from ahead of us only as far as they must: hftbacktest's risk-averse queue).
 * ``intensity`` (only top of book): at each ``on_market`` step a resting order fills in full with
   probability ``min(1, lambda * dt)``, ``lambda = A * exp(-k * delta)``, ``delta`` its distance in bps
-  behind the same-side top, ``dt`` the seconds since its previous step.
+  behind the same-side top, ``dt`` the seconds since its previous step. With the venue's
+  ``intensity_distance = "mid_price"``, ``delta`` is instead its distance from the book's mid in
+  price units (0 at or through the mid), so that ``A`` and ``k`` mean what they mean in the
+  models the market maker quotes with (strategies/quoting.py).
 
 In both models a resting order also fills when the opposite side crosses its price, at its own
 price, against the crossing size. Passive fills pay the maker fee, aggressive ones the taker fee.
@@ -75,6 +78,7 @@ class SimExchange(SimOrderVenue):
         super().__init__(name, config, market, clock, latency)
         self._rng = rng
         self._intensity = config.fill_model == "intensity"
+        self._from_mid = config.intensity_distance == "mid_price"
         self._resting: dict[str, _Resting] = {}
         self._by_instrument: dict[str, dict[str, _Resting]] = {}
         # (instrument, is_bid level, price) -> (recorded size when taken, size taken)
@@ -277,12 +281,10 @@ class SimExchange(SimOrderVenue):
     def _intensity_step(self, r: _Resting, book: Book, now: int) -> None:
         dt_s = (now - r.last_step_ns) / NS_PER_S
         r.last_step_ns = now
-        top = book.top.bid if r.is_buy else book.top.ask
-        if not top > 0.0 or dt_s <= 0.0:  # no same-side top (nan) or no time passed
+        delta = _from_mid(r, book) if self._from_mid else _behind_top_bps(r, book)
+        if not delta >= 0.0 or dt_s <= 0.0:  # no price to measure from (nan) or no time passed
             return
-        behind = (top - r.price) if r.is_buy else (r.price - top)
-        delta_bps = max(behind, 0.0) / top * 1e4
-        lam = self.config.intensity_a * math.exp(-self.config.intensity_k * delta_bps)
+        lam = self.config.intensity_a * math.exp(-self.config.intensity_k * delta)
         if self._rng.random() < min(1.0, lam * dt_s):
             self._fill(r.order, r, r.remaining, to_decimal(r.price), maker=True)
 
@@ -309,3 +311,20 @@ class SimExchange(SimOrderVenue):
 
 
 _size = recorded_size
+
+
+def _behind_top_bps(r: _Resting, book: Book) -> float:
+    """Distance in bps behind the same-side top (0 at or through it; nan without that top)."""
+    top = book.top.bid if r.is_buy else book.top.ask
+    if not top > 0.0:
+        return math.nan
+    behind = (top - r.price) if r.is_buy else (r.price - top)
+    return max(behind, 0.0) / top * 1e4
+
+
+def _from_mid(r: _Resting, book: Book) -> float:
+    """Distance in price units from the book's mid (0 at or through it; nan without a mid)."""
+    mid = (book.top.bid + book.top.ask) * 0.5
+    if not mid > 0.0:
+        return math.nan
+    return max((mid - r.price) if r.is_buy else (r.price - mid), 0.0)
