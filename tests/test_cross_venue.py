@@ -607,3 +607,13 @@ def test_backtest_repairs_the_legs_that_ended_short(run: tuple[Backtest, int]) -
     assert short >= 10 and repaired >= 10
     assert abs(gap) < 50  # 250 tokens apart without the repair
     assert bool(given_up) == bool(pair.abandoned)
+    # one result per group: a repair's decision shares its group and does not start another
+    sent = [d for d in bt.engine.decisions if d.taken and d.reason.startswith("repair ")]
+    repaired_groups = {d.group_id for d in sent}
+    groups = [g.group_id for g in bt.record.groups]
+    assert repaired_groups and repaired_groups <= set(groups)
+    assert (
+        len(groups)
+        == len(set(groups))
+        == sum(d.taken and not d.reason.startswith("repair ") for d in bt.engine.decisions)
+    )
