@@ -18,7 +18,8 @@ adds:
   payment once, by the venue's id, oldest first (the ledger also books each id once, so a
   restart that reads the history again changes nothing);
 - ``watch``: a task that reports all three through ``VenueEvents`` (``on_perp_state``,
-  ``on_margin``, ``on_funding_payment``) every ``PerpPolling.period_s``; a failed round is one
+  ``on_margin``, ``on_funding_payment``) every ``PerpPolling.period_s`` (each state also to
+  ``on_state`` when set: the daemon's recorder); a failed round is one
   warning line without any secret, and the next comes after an exponential back-off
   (``Backoff``) until the venue answers again.
 
@@ -29,7 +30,7 @@ in a log line, a reason or a repr.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -114,6 +115,10 @@ class CcxtPerpVenue(CcxtExchange):
         self._funding_seen: dict[str, int] = {}  # payment id -> its time (ms), since the window
         self._funding_since_ms: int | None = None
         self._watcher: asyncio.Task[Any] | None = None
+        self.on_state: Callable[[PerpState], None] | None = None
+        """Also told each state the watch reports, after the engine (a recorder); its failure
+        is one error line, never a lost round."""
+        self._on_state_failed = False
 
     def __repr__(self) -> str:
         return f"CcxtPerpVenue({self.name!r}, {self.quirks.ccxt_id!r})"
@@ -222,9 +227,20 @@ class CcxtPerpVenue(CcxtExchange):
             return
         for state in states:
             events.on_perp_state(state)
+            self._tell_on_state(state)
         events.on_margin(margin)
         for payment in payments:
             events.on_funding_payment(payment)
+
+    def _tell_on_state(self, state: PerpState) -> None:
+        if self.on_state is None:
+            return
+        try:
+            self.on_state(state)
+        except Exception as exc:
+            if not self._on_state_failed:
+                self._on_state_failed = True
+                log.error("perp_state_hook_failed", venue=self.name, error=str(exc))
 
     async def _watch_loop(self) -> None:
         polling = self.perp_polling
