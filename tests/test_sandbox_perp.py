@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import time
 import urllib.request
@@ -216,3 +217,42 @@ def test_pegbot_record_records_the_perpetuals_states(sandbox: Path, tmp_path: Pa
         (r["event"]) for r in rows if r["kind"] == EventKind.CONNECTION and r["venue"] == "bperp"
     ]
     assert links == ["connected", "closed"]
+
+
+def test_a_premium_sold_while_the_broker_is_closed_is_hedged_on_the_perpetual(
+    sandbox: Path,
+) -> None:
+    """The flow is stopped (the market stays where the test puts it; this test runs last) and
+    the kraken book set 3 % over the broker's mid. While the broker is closed (the sandbox
+    broker follows the NYSE calendar, overnight included: a weekend) the sale's hedge must go to
+    the perpetual; while it is open the strategy routes by cost (ADR 0018), so the test then
+    asks only that the sale was hedged somewhere. Either way the ledger ends with the venue's
+    perpetual position."""
+    recorded = sandbox_json(sandbox)
+    for process in recorded["processes"]:
+        if process["name"] == "flow":
+            os.kill(process["pid"], signal.SIGTERM)
+    ends = recorded["endpoints"]
+    quote = call(f"{ends['broker']['control_url']}/sandbox/quote?symbol=AAPL")
+    mid = (float(quote["bid"]) + float(quote["ask"])) / 2
+    rich = [[f"{mid * 1.03 - 0.01 * i:.2f}", "5"] for i in range(5)]
+    asks = [[f"{mid * 1.035 + 0.01 * i:.2f}", "5"] for i in range(5)]
+    call(
+        f"{ends['exchange']['control_url']}/book", {"pair": "AAPLxUSD", "bids": rich, "asks": asks}
+    )
+    call(f"{ends['perp']['control_url']}/mark", {"symbol": "AAPLXUSDT", "mark": f"{mid:.2f}"})
+    run = pegbot(
+        "run", "--config", str(CONFIG), "--seconds", "15", "--port", "0",
+        env={"PEGBOT_SANDBOX__STATE": str(sandbox), "PEGBOT_SANDBOX__MANAGE": "false"},
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-2000:]
+    fills = run.events("fill")
+    sold = [f for f in fills if f["venue"] == "kraken" and f["side"] == "sell"]
+    hedges = [f for f in fills if f["role"] == "hedge"]
+    assert sold and hedges
+    if quote["session"] == "closed":
+        assert {f["venue"] for f in hedges} == {"bperp"}
+    _, end_positions, _ = asyncio.run(_account_now(sandbox))
+    (closed,) = run.events("ledger_closed")
+    ledger_position = {i: D(q) for i, q in closed["positions"]["bperp"].items() if D(q)}
+    assert ledger_position == {i: p.qty for i, p in end_positions.items()}
