@@ -15,10 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import time
-import urllib.request
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,20 +28,12 @@ from bot.model import FundingPayment, Order, OrderType, PerpPosition, Side, Time
 from connectors.exchanges.ccxt_perp import CcxtPerpVenue, PerpPolling
 from connectors.exchanges.venues import isolate_decimal_context
 from tests.conftest import REPO
-from tests.sandbox_world import PEGBOT, Outcome, pegbot, sandbox_json
+from tests.sandbox_world import PEGBOT, Outcome, control, pegbot, sandbox_json, set_a_premium
 
 CONFIG = REPO / "config" / "sandbox-perp.toml"
 INSTRUMENT = "AAPLx-PERP"
 pytest_plugins = ["tests.sandbox_world"]
 D = Decimal
-_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def call(url: str, body: dict[str, Any] | None = None) -> Any:
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with _LOCAL.open(request, timeout=10) as answer:
-        return json.loads(answer.read())
 
 
 def eventually(check: Any, what: str, guard_s: float = 30.0) -> Any:
@@ -110,11 +100,11 @@ def test_sandbox_up_starts_the_perpetual_whose_mark_follows_the_token_and_status
     depth_url = f"{exchange['url']}/0/public/Depth?pair={exchange['pair']}&count=1"
 
     def top() -> tuple[D, D]:
-        [book] = call(depth_url)["result"].values()
+        [book] = control(depth_url)["result"].values()
         return D(book["bids"][0][0]), D(book["asks"][0][0])
 
     def mark() -> D:
-        [ticker] = call(f"{perp['url']}/v5/market/tickers?category=linear")["result"]["list"]
+        [ticker] = control(f"{perp['url']}/v5/market/tickers?category=linear")["result"]["list"]
         return D(ticker["markPrice"])
 
     def mark_inside_a_steady_book() -> bool:
@@ -190,10 +180,10 @@ def _run_advancing_funding(sandbox: Path, perp: dict[str, Any], recording: Path)
         for line in process.stderr:
             lines.append(line)
             if line.startswith("{") and json.loads(line).get("event") == "trading":
-                answer = call(f"{perp['url']}/v5/market/tickers?category=linear")
+                answer = control(f"{perp['url']}/v5/market/tickers?category=linear")
                 [ticker] = answer["result"]["list"]
                 ahead = int(ticker["nextFundingTime"]) - int(answer["time"]) + 1
-                call(f"{perp['control_url']}/advance", {"ms": ahead})
+                control(f"{perp['control_url']}/advance", {"ms": ahead})
         stdout = process.stdout.read()
         code = process.wait(timeout=120)
     return Outcome(code, stdout, "".join(lines))
@@ -228,19 +218,10 @@ def test_a_premium_sold_while_the_broker_is_closed_is_hedged_on_the_perpetual(
     the perpetual; while it is open the strategy routes by cost (ADR 0018), so the test then
     asks only that the sale was hedged somewhere. Either way the ledger ends with the venue's
     perpetual position."""
-    recorded = sandbox_json(sandbox)
-    for process in recorded["processes"]:
-        if process["name"] == "flow":
-            os.kill(process["pid"], signal.SIGTERM)
-    ends = recorded["endpoints"]
-    quote = call(f"{ends['broker']['control_url']}/sandbox/quote?symbol=AAPL")
-    mid = (float(quote["bid"]) + float(quote["ask"])) / 2
-    rich = [[f"{mid * 1.03 - 0.01 * i:.2f}", "5"] for i in range(5)]
-    asks = [[f"{mid * 1.035 + 0.01 * i:.2f}", "5"] for i in range(5)]
-    call(
-        f"{ends['exchange']['control_url']}/book", {"pair": "AAPLxUSD", "bids": rich, "asks": asks}
-    )
-    call(f"{ends['perp']['control_url']}/mark", {"symbol": "AAPLXUSDT", "mark": f"{mid:.2f}"})
+    quote = set_a_premium(sandbox)
+    mid = (D(quote["bid"]) + D(quote["ask"])) / 2
+    perp = sandbox_json(sandbox)["endpoints"]["perp"]
+    control(f"{perp['control_url']}/mark", {"symbol": "AAPLXUSDT", "mark": f"{mid:.2f}"})
     run = pegbot(
         "run", "--config", str(CONFIG), "--seconds", "15", "--port", "0",
         env={"PEGBOT_SANDBOX__STATE": str(sandbox), "PEGBOT_SANDBOX__MANAGE": "false"},
