@@ -56,7 +56,8 @@ def sandbox_wallet_key() -> str:
 def sandbox_endpoints(settings: Settings) -> dict[str, Endpoint]:
     """Each configured venue's endpoint in the running sandbox (by kind: the broker sandbox
     serves every broker venue, the exchange sandbox every exchange venue, the perpetual sandbox
-    every perpetual venue, the chain every pool). Raises InputError when no sandbox runs in ``sandbox.state``."""
+    every perpetual venue, the chain every pool). Raises InputError when no sandbox runs in
+    ``sandbox.state``, or when it lacks the piece a venue needs."""
     from connectors.sandbox.launcher_state import SandboxState
 
     state = SandboxState.load(Path(settings.sandbox.state))
