@@ -21,7 +21,7 @@ from bot.errors import InputError
 from bot.ledger import Ledger
 from bot.live import live_adapters
 from bot.live_endpoints import Endpoint, config_problems, sandbox_endpoints, sandbox_wallet_key
-from bot.model import Order, OrderType, Side, TimeInForce
+from bot.model import FundingPayment, Order, OrderType, Side, TimeInForce
 from bot.node import Node
 from bot.sessions import SessionCalendar
 from connectors.exchanges.ccxt_perp import CcxtPerpVenue, PerpPolling
@@ -171,3 +171,35 @@ def test_a_run_opens_its_ledger_with_the_perpetual_position_the_venue_holds() ->
     assert ledger.position("bybit-perp", "AAPLx-PERP") == D(-3)
     equity = ledger.cash("bybit-perp") + ledger.position("bybit-perp", "AAPLx-PERP") * D(231)
     assert equity == venue.equity() == 100_000 - fee - 3 * (D(231) - D("229.95"))
+
+
+def test_funding_paid_before_the_connect_by_a_venue_clock_ahead_of_ours_is_not_read_again() -> None:
+    """The sandbox's clock runs ahead of ours once a test advanced it: a payment it stamped
+    later than our connect time, but before the connect by its own clock, is in the opening
+    balance already; only the next one is new."""
+
+    async def run() -> tuple[list[FundingPayment], list[FundingPayment]]:
+        isolate_decimal_context()
+        async with PerpSandbox(api_key="k", secret="s") as sandbox:
+            venue = sandbox.venue
+            venue.create_order(
+                {"symbol": "AAPLXUSDT", "side": "Buy", "orderType": "Market", "qty": "4"}
+            )
+            venue.advance(8 * 3600 * 1000 + 5)  # 08:00 settles; the venue is 8 h ahead of ours
+            perp = CcxtPerpVenue("bybit-perp", "bybit", perpetuals={"AAPLx-PERP": "AAPLXUSDT"},
+                                 settle="USDT", clock=SimClock(NOW_NS), api_key="k", secret="s",
+                                 base_url=sandbox.url)  # fmt: skip
+            await perp.connect()
+            try:
+                at_connect = await perp.new_funding_payments()
+                venue.advance(8 * 3600 * 1000)  # 16:00 settles
+                later = await perp.new_funding_payments()
+            finally:
+                await perp.close()
+            return at_connect, later
+
+    at_connect, later = asyncio.run(run())
+    assert at_connect == []
+    [payment] = later
+    assert payment.amount_usd == -4 * D(230) * D("0.0001")
+    assert payment.ts_ns == (1_767_225_600 + 16 * 3600) * 1_000_000_000

@@ -131,6 +131,12 @@ class CcxtPerpVenue(CcxtExchange):
             for instrument, market_id in self._tokens.items()
         }
 
+    async def connect(self) -> None:
+        """The token exchange's connect, then the start of the funding window (the connect)."""
+        await super().connect()
+        if self._funding_since_ms is None:
+            await self._start_funding_window()
+
     async def close(self) -> None:
         self._watcher = None  # its task is the session's: close cancels it
         await super().close()
@@ -176,11 +182,12 @@ class CcxtPerpVenue(CcxtExchange):
 
     async def new_funding_payments(self) -> list[FundingPayment]:
         """The funding payments not returned before, oldest first. The history is read from
-        ``_funding_since_ms``, which follows the newest payment seen (less one funding
-        interval of slack): Bybit answers at most 7 days from the time asked."""
+        ``_funding_since_ms`` (first: the venue's time now, less the lookback), which follows
+        the newest payment seen (less one funding interval of slack): Bybit answers at most 7
+        days from the time asked."""
         if self._funding_since_ms is None:
-            lookback_ms = int(self.perp_polling.funding_lookback_s * 1000)
-            self._funding_since_ms = max(0, self._now() // NS_PER_MS - lookback_ms)
+            await self._start_funding_window()
+        assert self._funding_since_ms is not None
         history = await self._session.ask("fetch_funding_history", None, self._funding_since_ms)
         by_symbol = {m.symbol: m for m in self.markets.values()}
         fresh = []
@@ -198,6 +205,23 @@ class CcxtPerpVenue(CcxtExchange):
             self._funding_since_ms = since
             self._funding_seen = {i: t for i, t in self._funding_seen.items() if t >= since}
         return fresh
+
+    async def _start_funding_window(self) -> None:
+        """The funding history is read from the connect, less the lookback, on the venue's
+        clock (ccxt's ``fetch_time``), which stamps the payments: a payment stamped after our
+        connect time by a venue clock ahead of ours (the sandbox's, once a test has advanced it)
+        was in the opening balance all the same. Ours where the venue gives none."""
+        now_ms = self._now() // NS_PER_MS
+        client = self._session.client
+        if client is not None and client.has.get("fetchTime"):
+            try:
+                stamp = await self._session.ask("fetch_time")
+            except Exception as exc:  # the first funding read will tell if the venue is down
+                log.warning("venue_time_unknown", venue=self.name, reason=self._session.reason(exc))
+            else:
+                now_ms = stamp if isinstance(stamp, int) and stamp > 0 else now_ms
+        lookback_ms = int(self.perp_polling.funding_lookback_s * 1000)
+        self._funding_since_ms = max(0, now_ms - lookback_ms)
 
     def _market(self, instrument: str) -> TokenMarket:
         market = self.markets.get(instrument)
