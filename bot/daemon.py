@@ -9,7 +9,9 @@ SIGTERM (or ``--seconds``). Start-up, in order:
 2. The node is assembled, ``/healthz`` is served, every venue and source connects (a part that
    cannot: its one-line error, exit 2, nothing traded).
 3. The ledger opens with what the venues hold: each account's cash at once, positions at the
-   first fair value (the strategy is not started before every holding has a mark).
+   first fair value (the strategy is not started before every holding has a mark); a
+   perpetual's open positions at the venue's mark, its cash the collateral less their entry
+   notional (``open_perpetual``).
 4. The engine starts: heartbeat, then every market event and venue answer as it comes.
 
 At exit: the strategy's ``on_stop``, the connectors closed, the book logged (``ledger_closed``:
@@ -34,8 +36,10 @@ from bot.config import Settings
 from bot.display import utc_text
 from bot.errors import InputError
 from bot.health import serve_health
+from bot.ledger import Ledger
+from bot.ledger.exact import exact
 from bot.logging import configure_logging, get_logger
-from bot.model import Currency
+from bot.model import Currency, VenueKind
 from bot.node import OPEN_CHECK_S, Node, calendar_around
 
 log = get_logger("pegbot.daemon")
@@ -199,7 +203,7 @@ class LiveRun:
 
     def _start_recording(self, node: Node) -> None:
         """Every source hands its events to the engine, then to the recorder; a pool's state
-        is recorded as it is loaded."""
+        is recorded as it is loaded, a perpetual's each time its watch reads it."""
         if self.record is None:
             return
         from bot.record.recorder import FeedRecorder
@@ -214,6 +218,9 @@ class LiveRun:
             source.bind(tee)
             if hasattr(source, "on_loaded"):
                 source.on_loaded = partial(self.recorder.pool_state, source.name)
+        for venue in node.venues.values():  # a live perpetual's marks and funding rates
+            if hasattr(venue, "on_state"):
+                venue.on_state = self.recorder.perp_state
 
     # ---- the opening book ----------------------------------------------------------------
     async def _open_ledger(self, stop: asyncio.Event) -> None:
@@ -223,6 +230,9 @@ class LiveRun:
         holdings: list[tuple[str, str, Decimal]] = []
         known = set(node.settings.stocks) | set(node.settings.tokens)
         for name, venue in node.venues.items():
+            if getattr(venue, "kind", None) is VenueKind.PERPETUAL:
+                await open_perpetual(node.ledger, name, venue)
+                continue
             balances = getattr(venue, "balances", None)
             if balances is None:
                 continue
@@ -313,6 +323,19 @@ class LiveRun:
 
         for line in down(Path(self.settings.sandbox.state)):
             log.info("sandbox", line=line)
+
+
+async def open_perpetual(ledger: Ledger, name: str, venue: Any) -> None:
+    """A perpetual account's opening book: each open position at the venue's mark, and as cash
+    the collateral less the positions' entry notional, so the ledger's equity (cash + qty x
+    mark) is the venue's (collateral + unrealised PnL) and later fills book as on any venue."""
+    margin = await venue.margin()
+    positions = await venue.positions()
+    with exact():
+        entry = sum((p.qty * p.entry_price for p in positions.values()), Decimal(0))
+        ledger.deposit_cash(name, margin.collateral_usd - entry)
+    for instrument, position in sorted(positions.items()):
+        ledger.deposit_position(name, instrument, position.qty, position.mark)
 
 
 def _book(node: Node) -> dict[str, Any]:

@@ -7,6 +7,7 @@ What this module may not do: read a secret's value into a log, an error or a rep
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -21,9 +22,10 @@ from bot.live_endpoints import (
 )
 from bot.model import IssuerModel, MintRedeemRequest, RequestKind
 from bot.node import Adapters, NodeParts
-from connectors.base import IssuerVenue, MarketDataSource, OrderVenue
+from connectors.base import ConnectionState, IssuerVenue, MarketDataSource, OrderVenue
 
 __all__ = [
+    "PerpStateSource",
     "PoolSource",
     "build_sources",
     "config_problems",
@@ -50,7 +52,9 @@ def build_sources(settings: Settings, clock: Any) -> list[MarketDataSource]:
         {},
         Ledger(),
     )
-    return live_adapters(parts, endpoints=endpoints_for(settings)).sources
+    adapters = live_adapters(parts, endpoints=endpoints_for(settings))
+    perps = [PerpStateSource(v) for v in adapters.venues.values() if hasattr(v, "perp_state")]
+    return [*adapters.sources, *perps]
 
 
 def live_adapters(parts: NodeParts, *, endpoints: dict[str, Endpoint]) -> Adapters:
@@ -226,15 +230,17 @@ def _ccxt(
 
 def _ccxt_perp(name: str, v: VenueConfig, end: Endpoint, clock: Any) -> OrderVenue:
     """The perpetual through ccxt (ADR 0019): the venue's contract ``perp_market_id`` traded as
-    the config's instrument. Its state, margin and funding are read once the run trades
-    (``LiveRun`` starts ``watch``), so the opening balance and the payments never overlap."""
+    the config's instrument (in the sandbox, by default, its Bybit contract). Its state, margin
+    and funding are read once the run trades (``LiveRun`` starts ``watch``), so the opening
+    balance and the payments never overlap."""
     from bot.perp.contracts import perp_contract
     from connectors.exchanges.ccxt_perp import CcxtPerpVenue, PerpPolling
 
+    market_id = v.perp_market_id or str(end.extra.get("market_id", ""))
     return CcxtPerpVenue(
         name,
-        v.ccxt_id or name,
-        perpetuals={perp_contract(name, v).instrument: v.perp_market_id},
+        v.ccxt_id or str(end.extra.get("ccxt_id", name)),
+        perpetuals={perp_contract(name, v).instrument: market_id},
         settle=v.settle_currency,
         clock=clock,
         api_key=end.key or None,
@@ -334,3 +340,54 @@ class PoolSource:
 
     async def close(self) -> None:
         await self.watcher.close()
+
+
+class PerpStateSource:
+    """A live perpetual as a source of ``pegbot record``: each instrument's state read every
+    ``perp_poll_s`` and handed to ``on_state`` (the recorder's ``perp_state``, set by
+    ``record_sources``); a failed read is one warning line and the next comes a period later.
+    Its margin and funding payments are the account's, not market data: not read here. (A
+    trading run gets the states from the venue's watch instead, bot/daemon.py.)"""
+
+    def __init__(self, venue: Any) -> None:
+        self.venue = venue
+        self.name = venue.name
+        self.on_state: Any = None
+        self._sink: Any = None
+        self._task: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        return f"PerpStateSource({self.name!r})"
+
+    def bind(self, sink: Any) -> None:
+        self._sink = sink
+
+    async def connect(self) -> None:
+        await self.venue.connect()
+        if self._sink is not None:
+            self._sink.on_connection(self.name, ConnectionState.CONNECTED)
+        self._task = asyncio.get_running_loop().create_task(self._poll())
+
+    async def _poll(self) -> None:
+        from bot.logging import get_logger
+
+        while True:
+            try:
+                for instrument in self.venue.markets:
+                    state = await self.venue.perp_state(instrument)
+                    if self.on_state is not None:
+                        self.on_state(state)
+            except Exception as exc:  # the venue is down or garbled: read again next period
+                get_logger("pegbot.record").warning(
+                    "perp_read_failed", source=self.name, error=type(exc).__name__
+                )
+            await asyncio.sleep(self.venue.perp_polling.period_s)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+        await self.venue.close()
+        if self._sink is not None:
+            self._sink.on_connection(self.name, ConnectionState.CLOSED)

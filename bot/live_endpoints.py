@@ -55,8 +55,9 @@ def sandbox_wallet_key() -> str:
 
 def sandbox_endpoints(settings: Settings) -> dict[str, Endpoint]:
     """Each configured venue's endpoint in the running sandbox (by kind: the broker sandbox
-    serves every broker venue, the exchange sandbox every exchange venue, the chain every
-    pool). Raises InputError when no sandbox runs in ``sandbox.state``."""
+    serves every broker venue, the exchange sandbox every exchange venue, the perpetual sandbox
+    every perpetual venue, the chain every pool). Raises InputError when no sandbox runs in
+    ``sandbox.state``, or when it lacks the piece a venue needs."""
     from connectors.sandbox.launcher_state import SandboxState
 
     state = SandboxState.load(Path(settings.sandbox.state))
@@ -77,10 +78,19 @@ def sandbox_endpoints(settings: Settings) -> dict[str, Endpoint]:
                 key=k.get("api_key", ""),
                 secret=k.get("secret_key", ""),
             )
-        elif v.kind == "exchange":
-            e, k = ends.get("exchange", {}), keys.get("exchange", {})
+        elif v.kind in ("exchange", "perpetual"):
+            piece = "perp" if v.kind == "perpetual" else "exchange"
+            e, k = ends.get(piece, {}), keys.get(piece, {})
+            if not e:
+                raise InputError(
+                    f"venues.{name}: the sandbox in {settings.sandbox.state} runs no {piece} "
+                    "(started before it had one?): restart it with `pegbot sandbox down` and `up`"
+                )
             out[name] = Endpoint(
-                url=e.get("url", ""), key=k.get("api_key", ""), secret=k.get("secret", "")
+                url=e.get("url", ""),
+                extra={"market_id": e["symbol"], "ccxt_id": "bybit"} if piece == "perp" else {},
+                key=k.get("api_key", ""),
+                secret=k.get("secret", ""),
             )
         else:
             c = ends.get("chain", {})
@@ -151,12 +161,6 @@ def config_problems(settings: Settings) -> list[str]:
 
     problems += route_problems(settings)
     if env == "sandbox":
-        problems += [
-            f"venues.{name}: the sandbox has no perpetual venue yet (connectors/sandbox/perp.py "
-            "is a test server)"
-            for name, v in settings.venues.items()
-            if v.kind == "perpetual"
-        ]
         return problems
     for name, v in settings.venues.items():
         where = f"venues.{name}"

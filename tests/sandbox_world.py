@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,6 +20,7 @@ import pytest
 from tests.conftest import REPO
 
 PEGBOT = Path(sys.executable).parent / "pegbot"
+_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 class Outcome(NamedTuple):
@@ -61,3 +64,32 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 def sandbox_json(state: Path) -> dict[str, Any]:
     return dict(json.loads((state / "sandbox.json").read_text()))
+
+
+def control(url: str, body: dict[str, Any] | None = None) -> Any:
+    """A sandbox control call (loopback, no keys, never a proxy): GET without a body, POST with
+    one; the answer's JSON ({} for none)."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    with _LOCAL.open(request, timeout=10) as resp:
+        text = resp.read()
+    return json.loads(text) if text.strip() else {}
+
+
+def set_a_premium(state: Path, premium: float = 0.03) -> dict[str, Any]:
+    """Stop the sandbox's flow generator (the market stays where the test puts it) and set the
+    kraken book ``premium`` over the broker's mid (5 levels a side, 5 AAPLx each); the broker's
+    quote, with its session, as it was read."""
+    recorded = sandbox_json(state)
+    for process in recorded["processes"]:
+        if process["name"] == "flow":
+            os.kill(process["pid"], signal.SIGTERM)
+    ends = recorded["endpoints"]
+    quote: dict[str, Any] = control(f"{ends['broker']['control_url']}/sandbox/quote?symbol=AAPL")
+    mid = (float(quote["bid"]) + float(quote["ask"])) / 2
+    bids = [[f"{mid * (1 + premium) - 0.01 * i:.2f}", "5"] for i in range(5)]
+    asks = [[f"{mid * (1 + premium + 0.005) + 0.01 * i:.2f}", "5"] for i in range(5)]
+    control(
+        f"{ends['exchange']['control_url']}/book", {"pair": "AAPLxUSD", "bids": bids, "asks": asks}
+    )
+    return quote

@@ -9,18 +9,14 @@ One sandbox (`pegbot sandbox up` in a temporary state folder) is shared by the m
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
-import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from bot.live import sandbox_wallet_key
 from tests.conftest import REPO
-from tests.sandbox_world import pegbot, sandbox_json
+from tests.sandbox_world import pegbot, sandbox_json, set_a_premium
 
 SANDBOX_CONFIG = REPO / "config" / "sandbox.toml"
 pytest_plugins = ["tests.sandbox_world"]
@@ -179,15 +175,6 @@ def test_a_paper_run_reaches_the_venues_its_config_names_with_keys_from_the_envi
         assert secret not in run.stderr and secret not in run.stdout
 
 
-def control(url: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A sandbox control call (loopback, no keys): GET without a body, POST with one."""
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        text = resp.read()
-    return dict(json.loads(text)) if text.strip() else {}
-
-
 def test_a_premium_on_the_exchange_is_sold_hedged_at_the_broker_and_minted_back(
     sandbox: Path, tmp_path: Path
 ) -> None:
@@ -195,18 +182,7 @@ def test_a_premium_on_the_exchange_is_sold_hedged_at_the_broker_and_minted_back(
     book is set 3 % over the broker's mid. In a broker session the daemon sells kraken's
     inventory, buys the hedge and mints the tokens back through the issuer service, each
     through the real clients; outside every session it stands aside."""
-    recorded = sandbox_json(sandbox)
-    for process in recorded["processes"]:
-        if process["name"] == "flow":
-            os.kill(process["pid"], signal.SIGTERM)
-    ends = recorded["endpoints"]
-    quote = control(f"{ends['broker']['control_url']}/sandbox/quote?symbol=AAPL")
-    mid = (float(quote["bid"]) + float(quote["ask"])) / 2
-    rich = [[f"{mid * 1.03 - 0.01 * i:.2f}", "5"] for i in range(5)]
-    asks = [[f"{mid * 1.035 + 0.01 * i:.2f}", "5"] for i in range(5)]
-    control(
-        f"{ends['exchange']['control_url']}/book", {"pair": "AAPLxUSD", "bids": rich, "asks": asks}
-    )
+    quote = set_a_premium(sandbox)
     recording = tmp_path / "recording"
     run = pegbot(
         "run", "--config", str(SANDBOX_CONFIG), "--seconds", "25", "--port", "0",

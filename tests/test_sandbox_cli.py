@@ -25,7 +25,7 @@ from connectors.sandbox.flow import PremiumWalk
 from connectors.sandbox.processes import start_time
 
 PEGBOT = Path(sys.executable).parent / "pegbot"
-PIECES = ["broker", "exchange", "chain", "anvil", "issuer", "flow"]
+PIECES = ["broker", "exchange", "chain", "perp", "anvil", "issuer", "flow"]
 
 
 class Outcome(NamedTuple):
@@ -95,6 +95,7 @@ def test_up_leaves_every_piece_running_and_prints_the_endpoints(
         ["exchange", endpoints["exchange"]["url"]],
         ["chain", endpoints["chain"]["url"]],
         ["issuer", endpoints["issuer"]["url"]],
+        ["perp", endpoints["perp"]["url"]],
         ["flow", "pool"],
     ]
     keys = record["credentials"]
@@ -244,7 +245,7 @@ def test_down_stops_exactly_the_recorded_processes(sandbox: tuple[Path, Outcome]
     processes = recorded(state)["processes"]
     down = pegbot("sandbox", "down", "--state", str(state))
     assert down.returncode == 0, down.stderr
-    in_stop_order = ["flow", "issuer", "broker", "exchange", "chain", "anvil"]
+    in_stop_order = ["flow", "issuer", "broker", "exchange", "perp", "chain", "anvil"]
     by_name = {p["name"]: p["pid"] for p in processes}
     stopped = ", ".join(f"{name} (pid {by_name[name]})" for name in in_stop_order)
     assert down.stdout == f"stopped {stopped}; removed {state}/sandbox.json\n"
@@ -258,6 +259,7 @@ def test_down_stops_exactly_the_recorded_processes(sandbox: tuple[Path, Outcome]
         "exchange.log",
         "flow.log",
         "issuer.log",
+        "perp.log",
     ]
     assert (state / "chain.log").read_text().splitlines()[-1] == "chain stopped"
     status = pegbot("sandbox", "status", "--state", str(state))

@@ -4,11 +4,11 @@ Every sink call becomes one row of the feed schema (bot/feeds/schema.py), the sa
 turns back into the same call: broker quotes are QUOTE rows at the stock's broker venue, exchange
 tops BOOK_TOP, book levels BOOK_SNAPSHOT (from a ``FLAG_FIRST`` row to its ``FLAG_LAST`` row) or
 BOOK_DELTA, trades TRADE, pool swaps POOL_SWAP, liquidity POOL_MINT / POOL_BURN, oracle rounds
-ORACLE, issuer events ISSUER, and connection changes CONNECTION (the state in ``event``, the
-detail in ``value``): a gap or a reconnect is in the recording where it happened. A daemon that
-records says when its strategy started (``run_started``, a RUN row). ``pool_state``
-records a pool's full state (POOL_STATE, what a replay builds its pool from) and should be called
-for every pool before its first swap.
+ORACLE, issuer events ISSUER, a perpetual's states PERP_STATE (``perp_state``), and connection
+changes CONNECTION (the state in ``event``, the detail in ``value``): a gap or a reconnect is in
+the recording where it happened. A daemon that records says when its strategy started
+(``run_started``, a RUN row). ``pool_state`` records a pool's full state (POOL_STATE, what a
+replay builds its pool from) and should be called for every pool before its first swap.
 
 Rows are written in receive order. ``ts_event`` is the time the source stamped; ``ts_recv`` is
 the same, raised to the previous row's when a source's stamp is older than a row already
@@ -42,6 +42,8 @@ from bot.clock import Clock
 from bot.feeds.schema import FLAG_FIRST, FLAG_LAST, RUN_STARTED, RUN_VENUE, EventKind
 from bot.logging import get_logger
 from bot.market import PoolMarket
+from bot.model import PerpState
+from bot.perp.feed import perp_state_value
 from bot.record.parts import PartFiles
 from connectors.base import ConnectionState
 
@@ -61,6 +63,7 @@ ORACLE = int(EventKind.ORACLE)
 ISSUER = int(EventKind.ISSUER)
 CONNECTION = int(EventKind.CONNECTION)
 RUN = int(EventKind.RUN)
+PERP_STATE = int(EventKind.PERP_STATE)
 
 POOL_FIELDS = ("sqrt_price_x96", "liquidity", "tick")
 """The state columns of a POOL_STATE row; every other field of ``pool_state``'s mapping goes
@@ -245,6 +248,13 @@ class FeedRecorder:
         for lower, upper, liquidity in ranges:
             self._row(ts, POOL_MINT, venue, instrument, tick_lower=lower, tick_upper=upper,
                       liquidity=str(liquidity))  # fmt: skip
+
+    def perp_state(self, state: PerpState) -> None:
+        """Record a perpetual's mark, index and funding as a PERP_STATE row (bot/perp/feed.py),
+        the row a replay turns back into the same ``PerpState`` (its time the receive time)."""
+        value = perp_state_value(state.mark, state.index, state.funding_rate, state.predicted_rate)
+        self._row(state.ts_ns, PERP_STATE, state.venue, state.instrument, price=float(state.mark),
+                  value=value, ts_effective=state.next_funding_ns)  # fmt: skip
 
     # ---- rotation and closing ----------------------------------------------------------------
 

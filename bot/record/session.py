@@ -13,6 +13,9 @@ POOL_STATE and the liquidity as POOL_MINT rows), so the pool's state comes befor
 (A ``PoolSource`` loads again as it connects: a swap between the two loads is not recorded, and
 the replayed pool catches up with the next recorded swap, which carries the price after it.)
 
+A perpetual's source (``bot.live.PerpStateSource``) has an ``on_state``: it is set to the
+recorder's ``perp_state``, so its states become PERP_STATE rows.
+
 What this module may not do: trade, or exit before the recorder has closed.
 """
 
@@ -64,6 +67,8 @@ async def record_sources(
     try:
         for source in sources:
             source.bind(sink or recorder)
+            if hasattr(source, "on_state"):  # a perpetual's states (bot.live.PerpStateSource)
+                source.on_state = recorder.perp_state
         for source in sources:
             if stop.is_set():
                 break

@@ -18,7 +18,8 @@ adds:
   payment once, by the venue's id, oldest first (the ledger also books each id once, so a
   restart that reads the history again changes nothing);
 - ``watch``: a task that reports all three through ``VenueEvents`` (``on_perp_state``,
-  ``on_margin``, ``on_funding_payment``) every ``PerpPolling.period_s``; a failed round is one
+  ``on_margin``, ``on_funding_payment``) every ``PerpPolling.period_s`` (each state also to
+  ``on_state`` when set: the daemon's recorder); a failed round is one
   warning line without any secret, and the next comes after an exponential back-off
   (``Backoff``) until the venue answers again.
 
@@ -29,7 +30,7 @@ in a log line, a reason or a repr.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -114,6 +115,10 @@ class CcxtPerpVenue(CcxtExchange):
         self._funding_seen: dict[str, int] = {}  # payment id -> its time (ms), since the window
         self._funding_since_ms: int | None = None
         self._watcher: asyncio.Task[Any] | None = None
+        self.on_state: Callable[[PerpState], None] | None = None
+        """Also told each state the watch reports, after the engine (a recorder); its failure
+        is one error line, never a lost round."""
+        self._on_state_failed = False
 
     def __repr__(self) -> str:
         return f"CcxtPerpVenue({self.name!r}, {self.quirks.ccxt_id!r})"
@@ -125,6 +130,12 @@ class CcxtPerpVenue(CcxtExchange):
             )
             for instrument, market_id in self._tokens.items()
         }
+
+    async def connect(self) -> None:
+        """The token exchange's connect, then the start of the funding window (the connect)."""
+        await super().connect()
+        if self._funding_since_ms is None:
+            await self._start_funding_window()
 
     async def close(self) -> None:
         self._watcher = None  # its task is the session's: close cancels it
@@ -171,11 +182,12 @@ class CcxtPerpVenue(CcxtExchange):
 
     async def new_funding_payments(self) -> list[FundingPayment]:
         """The funding payments not returned before, oldest first. The history is read from
-        ``_funding_since_ms``, which follows the newest payment seen (less one funding
-        interval of slack): Bybit answers at most 7 days from the time asked."""
+        ``_funding_since_ms`` (first: the venue's time now, less the lookback), which follows
+        the newest payment seen (less one funding interval of slack): Bybit answers at most 7
+        days from the time asked."""
         if self._funding_since_ms is None:
-            lookback_ms = int(self.perp_polling.funding_lookback_s * 1000)
-            self._funding_since_ms = max(0, self._now() // NS_PER_MS - lookback_ms)
+            await self._start_funding_window()
+        assert self._funding_since_ms is not None
         history = await self._session.ask("fetch_funding_history", None, self._funding_since_ms)
         by_symbol = {m.symbol: m for m in self.markets.values()}
         fresh = []
@@ -193,6 +205,23 @@ class CcxtPerpVenue(CcxtExchange):
             self._funding_since_ms = since
             self._funding_seen = {i: t for i, t in self._funding_seen.items() if t >= since}
         return fresh
+
+    async def _start_funding_window(self) -> None:
+        """The funding history is read from the connect, less the lookback, on the venue's
+        clock (ccxt's ``fetch_time``), which stamps the payments: a payment stamped after our
+        connect time by a venue clock ahead of ours (the sandbox's, once a test has advanced it)
+        was in the opening balance all the same. Ours where the venue gives none."""
+        now_ms = self._now() // NS_PER_MS
+        client = self._session.client
+        if client is not None and client.has.get("fetchTime"):
+            try:
+                stamp = await self._session.ask("fetch_time")
+            except Exception as exc:  # the first funding read will tell if the venue is down
+                log.warning("venue_time_unknown", venue=self.name, reason=self._session.reason(exc))
+            else:
+                now_ms = stamp if isinstance(stamp, int) and stamp > 0 else now_ms
+        lookback_ms = int(self.perp_polling.funding_lookback_s * 1000)
+        self._funding_since_ms = max(0, now_ms - lookback_ms)
 
     def _market(self, instrument: str) -> TokenMarket:
         market = self.markets.get(instrument)
@@ -222,9 +251,20 @@ class CcxtPerpVenue(CcxtExchange):
             return
         for state in states:
             events.on_perp_state(state)
+            self._tell_on_state(state)
         events.on_margin(margin)
         for payment in payments:
             events.on_funding_payment(payment)
+
+    def _tell_on_state(self, state: PerpState) -> None:
+        if self.on_state is None:
+            return
+        try:
+            self.on_state(state)
+        except Exception as exc:
+            if not self._on_state_failed:
+                self._on_state_failed = True
+                log.error("perp_state_hook_failed", venue=self.name, error=str(exc))
 
     async def _watch_loop(self) -> None:
         polling = self.perp_polling

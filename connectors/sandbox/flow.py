@@ -12,7 +12,9 @@ its own interval:
   account with the target as the price limit, so the trade's size is whatever moves the price
   there (at most ``max_trade_usd``);
 - **exchange**: replaces the AAPLx/USD book (``/sandbox/book``) with five seeded levels a side
-  around the broker's mid times its own premium walk; resting orders it crosses fill;
+  around the broker's mid times its own premium walk; resting orders it crosses fill; when the
+  perpetual sandbox runs (``DIR/perp.ready.json``), its mark follows: that book's centre, the
+  index the broker's mid (``/sandbox/mark``);
 - **broker**: while the broker has a session, now and then moves AAPL's quote by a seeded jump
   (the broker sandbox's control API, ``/sandbox/quote``); the quote walk goes on from there.
 
@@ -52,7 +54,7 @@ from connectors.sandbox.serve import (
     stop_on_signals,
     write_ready,
 )
-from connectors.sandbox.serve_exchange import seeded_book
+from connectors.sandbox.serve_exchange import CENT, seeded_book
 
 _LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
 
@@ -140,12 +142,22 @@ class FlowError(RuntimeError):
     """A piece of the sandbox did not answer as it should."""
 
 
-def read_ready(state: Path, piece: str) -> dict[str, Any]:
-    path = ready_path(state, piece)
+def json_or_none(path: Path) -> dict[str, Any] | None:
+    """A ready file's fields, None when there is none (a piece the sandbox may lack)."""
     try:
         fields: dict[str, Any] = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
     except (OSError, ValueError) as exc:
-        raise FlowError(f"{path}: {exc} (start the sandbox's {piece} first)") from None
+        raise FlowError(f"{path}: {exc}") from None
+    return fields
+
+
+def read_ready(state: Path, piece: str) -> dict[str, Any]:
+    path = ready_path(state, piece)
+    fields = json_or_none(path)
+    if fields is None:
+        raise FlowError(f"{path}: no such file (start the sandbox's {piece} first)")
     return fields
 
 
@@ -160,6 +172,8 @@ class Flow:
         self._symbol = broker["symbol"]
         exchange = read_ready(state, "exchange")
         self._book_url, self._pair = f"{exchange['control_url']}/book", exchange["pair"]
+        perp = json_or_none(ready_path(state, "perp"))
+        self._perp = (f"{perp['control_url']}/mark", perp["symbol"]) if perp else None
         self.pool = PoolTrader(read_ready(state, "chain"), rates.max_trade_usd)
         self._broker_rng = random.Random(f"{seed}:broker")
         self._exchange_rng = random.Random(f"{seed}:exchange")
@@ -204,9 +218,15 @@ class Flow:
 
     def step_exchange(self) -> None:
         premium, wick = self.exchange_premium.step()
-        mid = self.broker_quote().mid * Decimal(str(1 + premium / 10_000))
+        index = self.broker_quote().mid
+        mid = index * Decimal(str(1 + premium / 10_000))
         bids, asks = seeded_book(mid, self._exchange_rng)
         control_call(self._book_url, {"pair": self._pair, "bids": bids, "asks": asks})
+        if self._perp is not None:
+            mark_url, symbol = self._perp
+            control_call(
+                mark_url, {"symbol": symbol, "mark": str(mid.quantize(CENT)), "index": str(index)}
+            )
         if wick:
             _log(f"exchange wick: book around {mid:.2f} ({premium:+.1f} bps)")
 

@@ -1,8 +1,8 @@
 """``pegbot sandbox up|down|status``: the whole local sandbox as detached processes, recorded in a
 state folder (``.sandbox/`` by default).
 
-``up`` starts the broker, the exchange and the chain (``python -m connectors.sandbox.serve``) side
-by side, each in its own session with its output in ``<piece>.log``, waits (at most
+``up`` starts the broker, the exchange, the chain and the perpetual (``python -m
+connectors.sandbox.serve``) side by side, each in its own session with its output in ``<piece>.log``, waits (at most
 ``READY_TIMEOUT_S``) for each one's ready file, then starts the issuer (which deploys its contract
 on the chain and prices at the broker) and then the flow generator
 (``python -m connectors.sandbox.flow``), each once the one before is ready. It records every
@@ -47,7 +47,7 @@ from connectors.sandbox.launcher_state import (
 from connectors.sandbox.processes import RecordedProcess, start_time
 from connectors.sandbox.serve import ready_path
 
-SERVERS = ("broker", "exchange", "chain")
+SERVERS = ("broker", "exchange", "chain", "perp")
 READY_TIMEOUT_S = 60.0
 
 

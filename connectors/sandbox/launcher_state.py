@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +20,7 @@ from connectors.sandbox.processes import RecordedProcess, stop
 STATE_FILE = "sandbox.json"
 #: Stop order: the flow first (it trades on the others), then the issuer (it works on the chain
 #: and the broker), anvil last (the chain stops it).
-STOP_ORDER = ("flow", "issuer", "broker", "exchange", "chain", "anvil")
+STOP_ORDER = ("flow", "issuer", "broker", "exchange", "perp", "chain", "anvil")
 #: Ready-file fields that are keys: kept under ``credentials``, never printed.
 CREDENTIALS = ("api_key", "secret_key", "secret")
 
@@ -137,21 +138,29 @@ def endpoint_lines(sandbox: SandboxState) -> list[str]:
         f"({exchange['symbol']}); control {exchange['control_url']}",
         f"  chain     {chain['url']}  anvil, chain id {chain['chain_id']}; AAPLx/USDC 0.3 % pool "
         f"{pool['address']}; AAPLx {tokens['AAPLx']['address']}; USDC {tokens['USDC']['address']}",
-        *_issuer_lines(e),
+        *_optional_lines(e),
         f"  flow      pool every {rates['pool_interval_s']:g} s, exchange book every "
         f"{rates['exchange_interval_s']:g} s, broker every {rates['broker_interval_s']:g} s",
     ]
 
 
-def _issuer_lines(endpoints: dict[str, dict[str, Any]]) -> list[str]:
-    issuer = endpoints.get("issuer")
-    if issuer is None:  # a state recorded before the issuer was a piece
-        return []
-    return [
+#: The lines of the pieces that a state recorded before they were pieces lacks.
+_OPTIONAL_LINES: dict[str, Callable[[dict[str, Any]], str]] = {
+    "issuer": lambda issuer: (
         f"  issuer    {issuer['url']}  order processor {issuer['processor']} (AAPLx's issuer); "
         f"firm quotes POST /v1/quotes; delayed requests POST /v1/requests; "
         f"executes in '{issuer['sessions']['execute']}'"
-    ]
+    ),
+    "perp": lambda perp: (
+        f"  perp      {perp['url']}  Bybit v5 linear for ccxt, {perp['symbol']} (mark follows "
+        f"the exchange's AAPLx); funding every {perp['funding_interval_min']} min; control "
+        f"{perp['control_url']}"
+    ),
+}
+
+
+def _optional_lines(endpoints: dict[str, dict[str, Any]]) -> list[str]:
+    return [line(endpoints[piece]) for piece, line in _OPTIONAL_LINES.items() if piece in endpoints]
 
 
 def now_iso() -> str:

@@ -6,8 +6,8 @@ Answers are Bybit's envelope, HTTP 200 with ``{"retCode", "retMsg", "result", "r
 "time"}``; numbers are strings, times milliseconds of the venue's clock (``PerpVenue.now_ms``):
 
 - public GET ``/v5/market/instruments-info`` (category ``linear``; ``status=PreLaunch`` lists
-  none) and ``/v5/market/tickers`` (last, mark, index, bid/ask, ``fundingRate``,
-  ``nextFundingTime``);
+  none), ``/v5/market/tickers`` (last, mark, index, bid/ask, ``fundingRate``,
+  ``nextFundingTime``) and ``/v5/market/time`` (the venue's clock);
 - private, signed as Bybit signs v5 (headers ``X-BAPI-API-KEY``, ``X-BAPI-TIMESTAMP``,
   ``X-BAPI-RECV-WINDOW``, ``X-BAPI-SIGN`` = hex HMAC-SHA256 of timestamp + key + recv window +
   the query string of a GET or the JSON body of a POST): GET ``/v5/asset/coin/query-info``,
@@ -93,6 +93,7 @@ class PerpSandbox(LocalHttpServer):
         public: dict[str, Handler] = {
             "market/instruments-info": self._instruments,
             "market/tickers": self._tickers,
+            "market/time": self._time,
         }
         private: dict[str, Handler] = {
             "asset/coin/query-info": self._coins,
@@ -172,6 +173,10 @@ class PerpSandbox(LocalHttpServer):
             "list": [wire.instrument(c) for c in listed],
             "nextPageCursor": "",
         }
+
+    def _time(self, params: dict[str, Any]) -> dict[str, Any]:
+        now = self.venue.now_ms
+        return {"timeSecond": str(now // 1000), "timeNano": str(now * 1_000_000)}
 
     def _tickers(self, params: dict[str, Any]) -> dict[str, Any]:
         _linear(params)

@@ -4,6 +4,8 @@
     python -m connectors.sandbox.serve exchange --state DIR [--seed N] [--fair-value USD]
     python -m connectors.sandbox.serve chain    --state DIR [--fair-value USD]
     python -m connectors.sandbox.serve issuer   --state DIR [--execute-sessions RULE]
+    python -m connectors.sandbox.serve perp     --state DIR [--fair-value USD]
+                                                [--funding-interval-min N]
 
 Once a piece answers, it writes ``DIR/<piece>.ready.json`` (its endpoints, and the keys it
 accepts; created 0600, replaced atomically, so a reader never sees half a file) and prints one
@@ -14,8 +16,8 @@ line ``error: ...`` on stderr and exit 2. ``pegbot sandbox up`` starts these det
 (connectors/sandbox/launcher.py); the flow generator is ``connectors.sandbox.flow``.
 
 Keys: the broker's come from ``PEGBOT_SANDBOX_BROKER_KEY`` / ``PEGBOT_SANDBOX_BROKER_SECRET``,
-the exchange's from ``PEGBOT_SANDBOX_EXCHANGE_KEY`` / ``PEGBOT_SANDBOX_EXCHANGE_SECRET`` and the
-issuer's from ``PEGBOT_SANDBOX_ISSUER_KEY`` when set, otherwise they are made up at start. They
+the exchange's from ``PEGBOT_SANDBOX_EXCHANGE_KEY`` / ``PEGBOT_SANDBOX_EXCHANGE_SECRET``, the
+perpetual's from ``PEGBOT_SANDBOX_PERP_KEY`` / ``PEGBOT_SANDBOX_PERP_SECRET`` and the issuer's from ``PEGBOT_SANDBOX_ISSUER_KEY`` when set, otherwise they are made up at start. They
 are written to the ready file only, never printed.
 
 What this module may not do: import a piece's heavy modules before SIGTERM is handled (a stop
@@ -35,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-PIECES = ("broker", "exchange", "chain", "issuer")
+PIECES = ("broker", "exchange", "chain", "issuer", "perp")
 #: AAPL's opening mid on the broker, the AAPLx/USD book's centre and the pool's starting price.
 DEFAULT_FAIR_VALUE = "190"
 DEFAULT_SEED = 7
@@ -63,6 +65,12 @@ async def until_stop_signal() -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stopping.set)
     await stopping.wait()
+
+
+async def cancel(task: asyncio.Task[Any]) -> None:
+    """Cancel a piece's background task and wait until it has ended."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def ready_path(state: Path, piece: str) -> Path:
@@ -98,12 +106,18 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "--port",
         type=int,
         default=0,
-        help="broker/exchange/issuer port (0: a free one; not the chain)",
+        help="broker/exchange/issuer/perp port (0: a free one; not the chain)",
     )
     parser.add_argument(
         "--execute-sessions",
         default="24/5",
         help="issuer: when requests are executed (an IssuerSessionRule name)",
+    )
+    parser.add_argument(
+        "--funding-interval-min",
+        type=int,
+        default=480,
+        help="perp: minutes between funding settlements (Bybit's fundingInterval)",
     )
     return parser.parse_args(argv)
 
@@ -121,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             from connectors.sandbox.serve_exchange import run
         elif args.piece == "issuer":
             from connectors.sandbox.serve_issuer import run
+        elif args.piece == "perp":
+            from connectors.sandbox.serve_perp import run
         else:
             from connectors.sandbox.serve_chain import run
         code = run(args)

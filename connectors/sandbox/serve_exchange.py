@@ -24,7 +24,7 @@ from connectors.sandbox.exchange import DEFAULT_PAIRS, ExchangeSandbox
 from connectors.sandbox.exchange_chain import watch_chain_ready
 from connectors.sandbox.exchange_funding import Funding
 from connectors.sandbox.exchange_venue import SandboxVenue
-from connectors.sandbox.serve import fail, until_stop_signal, write_ready
+from connectors.sandbox.serve import cancel, fail, until_stop_signal, write_ready
 
 PAIR = "AAPLxUSD"
 BALANCES = {"ZUSD": "100000", "AAPLx": "100"}
@@ -113,7 +113,6 @@ async def _serve(sandbox: ExchangeSandbox, args: argparse.Namespace) -> int:
         )
         await until_stop_signal()
     finally:
-        deposits.cancel()
-        await asyncio.gather(deposits, return_exceptions=True)
+        await cancel(deposits)
         await sandbox.close()
     return 0
