@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.backtest.runner import Backtest
-from bot.config import VenueConfig
 from bot.logging import configure_logging
 from bot.model import LegRole, Order, OrderState, OrderType, RequestKind, Side, TimeInForce
 from bot.sessions import MarketSession, SessionCalendar
@@ -362,16 +361,11 @@ def test_the_hedge_route_follows_the_broker_session(tmp_path: Path) -> None:
     assert hedge_route(cfg, TOKEN, MarketSession.OVERNIGHT, True).kind is HedgeVenue.BROKER
     for session in (MarketSession.OVERNIGHT, MarketSession.CLOSED):
         assert hedge_route(cfg, TOKEN, session, False) == HedgeRoute(HedgeVenue.HOLD)
-    # a venue of kind "perpetual" (built apart; constructed here without validation) takes over
-    perp = VenueConfig.model_construct(kind="perpetual")  # type: ignore[arg-type]
-    tok = cfg.tokens[TOKEN].model_copy(update={"venues": ["kraken", "perp"]})
-    with_perp = cfg.model_copy(
-        update={"venues": {**cfg.venues, "perp": perp}, "tokens": {TOKEN: tok}}
+    # the token's perpetual the strategy may hedge on takes over while the broker is closed
+    assert hedge_route(cfg, TOKEN, MarketSession.CLOSED, False, "kperp") == HedgeRoute(
+        HedgeVenue.PERPETUAL, "kperp"
     )
-    assert hedge_route(with_perp, TOKEN, MarketSession.CLOSED, False) == HedgeRoute(
-        HedgeVenue.PERPETUAL, "perp"
-    )
-    assert hedge_route(with_perp, TOKEN, MarketSession.REGULAR, False).kind is HedgeVenue.BROKER
+    assert hedge_route(cfg, TOKEN, MarketSession.REGULAR, False, "kperp").kind is HedgeVenue.BROKER
 
 
 def test_closed_widening_is_the_hedge_cost_plus_the_risk_until_the_open() -> None:
@@ -382,10 +376,10 @@ def test_closed_widening_is_the_hedge_cost_plus_the_risk_until_the_open() -> Non
     tuesday_1000_et = mm_world.START_NS
     assert seconds_to_hedge(calendar, tuesday_1000_et, False) == 0
     hold, perp = HedgeRoute(HedgeVenue.HOLD), HedgeRoute(HedgeVenue.PERPETUAL, "perp")
-    assert closed_widening(HedgeRoute(HedgeVenue.BROKER), 0.1, 0.02, 9e9, 100.0, 5.0) == 0.0
-    assert closed_widening(perp, 0.1, 0.02, 3600.0, 200.0, 5.0) == pytest.approx(0.1, abs=1e-12)
-    # 200 x 5 bps + 0.5 x 0.1 x 0.02^2 x 3600 = 0.1 + 0.072
-    assert closed_widening(hold, 0.1, 0.02, 3600.0, 200.0, 5.0) == pytest.approx(0.172, abs=1e-12)
+    assert closed_widening(HedgeRoute(HedgeVenue.BROKER), 0.1, 0.02, 9e9, 0.05) == 0.0
+    assert closed_widening(perp, 0.1, 0.02, 3600.0, 0.1) == 0.1  # the hedge's cost, no risk
+    # the cost (200 x 5 bps = 0.1) + 0.5 x 0.1 x 0.02^2 x 3600 = 0.1 + 0.072
+    assert closed_widening(hold, 0.1, 0.02, 3600.0, 0.1) == pytest.approx(0.172, abs=1e-12)
 
 
 def test_quote_prices_land_on_the_grid_and_never_cross_the_book() -> None:
