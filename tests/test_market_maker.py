@@ -211,6 +211,40 @@ def test_kill_switch_pulls_the_quotes_at_once(tmp_path: Path) -> None:
     assert any(f.role is LegRole.QUOTE for f in bt.engine.fills if f.ts_ns < at)
 
 
+@pytest.mark.parametrize(("step", "reduces"), [(250, True), (100, False)])
+def test_under_the_kill_switch_only_risk_reducing_hedges_go_out(
+    tmp_path: Path, step: int, reduces: bool
+) -> None:
+    """The exchange takes 3 s to hear a cancel, so a quote fills after the kill switch; its
+    hedge goes out when it reduces the broker position (short 5 shares, a token sold: buy 1) and
+    is not sent when it would open one (flat, a token sold): nothing risk refuses either way."""
+    feed = mm_world.write_feed(tmp_path / "feed", 9, seconds=300)
+    cfg = mm_world.settings(tmp_path, feed.path, hedge=True, gamma=0.01, requote_bps=20.0)
+    slow = cfg.venues["kraken"].model_copy(update={"entry_latency_ms": 3000})
+    bt = Backtest(cfg.model_copy(update={"venues": {**cfg.venues, "kraken": slow}}))
+    at = int(feed.ts[step]) + NS // 2
+    bt.clock.schedule(at, lambda: bt.engine.engage_kill_switch("test"))
+    _run(bt)
+    _pulled_at(bt, at)
+    broker_then = sum((f.qty * int(f.side) for f in bt.engine.fills
+                       if f.venue == "alpaca" and f.ts_ns < at), Decimal(0))  # fmt: skip
+    late = [f for f in bt.engine.fills if f.ts_ns >= at and f.role is LegRole.QUOTE]
+    assert [(f.side, f.qty) for f in late] == [(Side.SELL, Decimal(1))]  # raced the cancel
+    hedges = [o for o in _hedges(bt) if o.created_ns >= at]
+    assert not bt.engine.risk.rejections  # nothing went out that risk refused
+    if reduces:
+        assert broker_then == -5
+        assert [(o.side, o.qty, o.state) for o in hedges] == [
+            (Side.BUY, Decimal(1), OrderState.FILLED)
+        ]
+        assert bt.ledger.position("alpaca", "AAPL") == -4  # hedged again: 24 tokens, 4 short
+        assert bt.ledger.position("kraken", TOKEN) == TARGET + 4
+    else:
+        assert broker_then == 0 and hedges == []  # a buy would open a position: not sent
+        assert bt.ledger.position("alpaca", "AAPL") == 0
+        assert bt.ledger.position("kraken", TOKEN) == TARGET - 1
+
+
 def test_stale_fair_value_pulls_the_quotes(tmp_path: Path) -> None:
     """The broker's quotes stop at 100 s while the book goes on: max_quote_age_s is 5."""
     feed = mm_world.write_feed(tmp_path / "feed", 6, seconds=300, quotes_until_s=100)
