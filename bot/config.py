@@ -238,6 +238,15 @@ class CrossVenueConfig(Strict):
         30.0, ge=0, description="each leg's worst price this far past its expected price"
     )
     swap_deadline_s: float = Field(60.0, gt=0, description="a pool leg reverts if later")
+    repair_attempts: int = Field(
+        3, ge=0, description="repair legs sent at most when a leg ends short (0: no repair)"
+    )
+    repair_max_loss_bps: float = Field(
+        100.0, ge=0, description="a repair's price, net of fees and gas, vs the filled leg's, bps"
+    )
+    repair_deadline_s: float = Field(
+        300.0, gt=0, description="how long after a leg ended short a repair is still tried"
+    )
 
 
 class MarketMakerTokenConfig(Strict):

@@ -18,7 +18,13 @@ every component recorded in a ``Decision``: both legs, both fees, gas, the net. 
 check can pass, the token holds (``Quiet`` bands): the engine passes over the prices inside them.
 
 A pair has at most one group in flight; it is free again when both legs have ended (a fill or
-an order's end: facts, never intents). Pure and synchronous: reads the context, returns intents.
+an order's end: facts, never intents) and the tokens its fills bought and sold balance. When a
+leg ends short (a swap reverted, an IOC canceled or filled in part), the pair repairs the
+difference: it trades it back on whichever of its venues does so cheapest now, re-priced
+exactly, within ``repair_max_loss_bps`` of what the filled leg paid (or fetched), at most
+``repair_attempts`` legs and for at most ``repair_deadline_s``; past those the imbalance is the
+rebalancer's. The balance follows fills only. Pure and synchronous: reads the context, returns
+intents.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from itertools import accumulate
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -59,6 +65,7 @@ NS = 1_000_000_000
 NEVER = sys.maxsize
 ACTION = "cross_venue"
 SEARCH_STEPS = 12  # ladder rungs of the search for a size that clears min_edge_bps
+SKIPS = frozenset(("stale", "limit", "edge"))  # decision codes that are skips
 HOLD_MIN_ROOM = 1e-6  # a hold whose bands would be narrower than 0.01 bps is not worth it
 
 
@@ -88,6 +95,35 @@ class PairView:
     legs_short: int = 0  # groups whose legs did not both fill in full
     seq: int = 0
     directions: tuple[tuple[VenueView, VenueView], ...] = field(default_factory=tuple)
+    # the fills of the pair's legs since its tokens last balanced: tokens and USD (fees and
+    # gas in), the repair's reference prices; only fills change them
+    bought: Decimal = Decimal(0)
+    cost: Decimal = Decimal(0)
+    sold: Decimal = Decimal(0)
+    proceeds: Decimal = Decimal(0)
+    short_since_ns: int = -1  # when no leg worked any more with the tokens apart (-1: none)
+    repairs: int = 0  # repair legs sent for the current imbalance
+    abandoned: Decimal = Decimal(0)  # imbalance given up to the rebalancer, tokens (+ = long)
+
+    @property
+    def gap(self) -> Decimal:
+        """Tokens bought less tokens sold by the pair's legs since they last balanced."""
+        return self.bought - self.sold
+
+    def book(self, fill: Fill) -> None:
+        """A fill of one of the pair's legs."""
+        usd = fill.qty * fill.price
+        if fill.side is Side.BUY:
+            self.bought += fill.qty
+            self.cost += usd + fill.fee_usd + fill.gas_usd
+        else:
+            self.sold += fill.qty
+            self.proceeds += usd - fill.fee_usd - fill.gas_usd
+
+    def balanced(self) -> None:
+        """The legs balance (or the rest is given up): a new imbalance starts from nothing."""
+        self.bought = self.cost = self.sold = self.proceeds = Decimal(0)
+        self.short_since_ns, self.repairs = -1, 0
 
 
 class Priced(NamedTuple):
@@ -119,6 +155,7 @@ class CrossVenueStrategy(Idle):
         self._pairs: dict[str, list[PairView]] = {}
         self._groups: dict[str, PairView] = {}
         self._order_cap = float(settings.risk.max_order_notional_usd)
+        self._collar = float(settings.risk.collar_bps) * 1e-4
         self._gas: dict[str, float] = {}
         self._fees: dict[str, float] = {}
         for pair in self.cfg.pairs:
@@ -152,9 +189,12 @@ class CrossVenueStrategy(Idle):
         out: list[Intent] = []
         busy: set[str] = set()  # venues a group of this call already trades on
         for pair in pairs:
-            if pair.group_id or pair.a.name in busy or pair.b.name in busy:
+            if pair.a.name in busy or pair.b.name in busy:
                 continue
-            intents = self._evaluate(ctx, pair)
+            if pair.group_id:  # in flight, or its legs ended apart and await a repair
+                intents = self._settle(ctx, pair) if pair.short_since_ns >= 0 else None
+            else:
+                intents = self._evaluate(ctx, pair)
             if intents:
                 out.extend(intents)
                 busy.update((pair.a.name, pair.b.name))
@@ -206,21 +246,29 @@ class CrossVenueStrategy(Idle):
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
         self._lift()
-        self._maybe_done(ctx, fill.group_id)
-        return None
+        pair = self._groups.get(fill.group_id)
+        if pair is None:
+            return None
+        pair.book(fill)
+        if not pair.group_id:  # a late fill of a group that had ended: repaired under its id
+            pair.group_id = fill.group_id
+        return self._settle(ctx, pair)
 
     def on_order(self, ctx: StrategyContext, order: Order) -> list[Intent] | None:
         self._lift()
         pair = self._groups.get(order.group_id)
-        if pair is not None and order.filled_qty < order.qty:
+        if pair is None or pair.group_id != order.group_id:
+            return None
+        if order.filled_qty < order.qty:
             pair.legs_short += 1
             reason = (
                 f"{order.side.name.lower()} leg on {order.venue} filled {order.filled_qty} of "
-                f"{order.qty} ({order.state.value}): inventory left to the rebalancer"
+                f"{order.qty} ({order.state.value}"
+                + (f": {order.reason}" if order.reason else "")
+                + ")"
             )
             self._record(ctx, pair, "leg_short", reason, None, taken=False, force=True)
-        self._maybe_done(ctx, order.group_id)
-        return None
+        return self._settle(ctx, pair)
 
     def _lift(self) -> None:
         """A fill or an order's end: every hold is lifted (ADR 0009)."""
@@ -229,12 +277,134 @@ class CrossVenueStrategy(Idle):
 
     # ---- deciding ------------------------------------------------------------------------------
 
-    def _maybe_done(self, ctx: StrategyContext, group_id: str) -> None:
-        """A group is over once none of its legs works any more (its fills are booked)."""
-        pair = self._groups.get(group_id)
-        if pair is not None and not ctx.open_orders(group_id):
-            del self._groups[group_id]
+    def _settle(self, ctx: StrategyContext, pair: PairView) -> list[Intent] | None:
+        """Once none of the group's legs works any more (its fills booked): free the pair if
+        the tokens bought and sold balance, else repair the difference."""
+        if ctx.open_orders(pair.group_id):
+            return None
+        gap = pair.gap
+        if abs(gap) < QTY_QUANTUM:  # balanced (a rest below the order quantum is dust)
+            if gap:
+                pair.abandoned += gap
+            if pair.repairs:
+                self._record(ctx, pair, "repaired", "legs balance again after "
+                             f"{pair.repairs} repair leg(s)", None, taken=False, force=True)  # fmt: skip
+            pair.balanced()
             pair.group_id = ""
+            return None
+        if pair.short_since_ns < 0:
+            pair.short_since_ns = ctx.now_ns
+        return self._repair(ctx, pair, gap)
+
+    def _repair(self, ctx: StrategyContext, pair: PairView, gap: Decimal) -> list[Intent] | None:
+        """Trade ``gap`` tokens back (sell them when long, buy them when short) on the pair's
+        venue that does it cheapest now, priced exactly, or give up past the attempts or the
+        deadline. The repair's worst price keeps it within ``repair_max_loss_bps`` of the
+        filled leg's price per token, fees and gas in, and inside the risk collar. After a
+        repair leg that ended short the next waits ``cooldown_s`` (the book it met must move)."""
+        cfg = self.cfg
+        now = ctx.now_ns
+        late = now - pair.short_since_ns > cfg.repair_deadline_s * NS
+        if pair.repairs >= cfg.repair_attempts or late:
+            cause = "the deadline passed" if late else f"{pair.repairs} repair leg(s)"
+            reason = f"repair given up after {cause}: {_signed(gap)} tokens left to the rebalancer"
+            self._record(ctx, pair, "abandoned", reason, None, taken=False, force=True)
+            pair.abandoned += gap
+            pair.balanced()
+            pair.group_id = ""
+            return None
+        if pair.repairs and now - pair.last_action_ns < cfg.cooldown_s * NS:
+            return None  # a wait is not a decision: it ends on its own
+        sell = gap > 0
+        side = Side.SELL if sell else Side.BUY
+        qty = abs(gap).quantize(QTY_QUANTUM, rounding=ROUND_DOWN)
+        # the filled leg's price per token, fees and gas in: what the repair is measured against
+        ref = float(pair.cost / pair.bought) if sell else float(pair.proceeds / pair.sold)
+        best: tuple[tuple[float, float], Leg, Decimal, tuple[float, ...]] | None = None
+        why: list[str] = []
+        for v in (pair.a, pair.b):
+            if self._stale(ctx, v):
+                continue
+            leg = self._leg(ctx, pair.token, v, not sell)
+            priced = self._repair_price(ctx, pair, leg, qty, ref)
+            if isinstance(priced, str):
+                why.append(priced)
+                continue
+            worst, numbers = priced
+            # the venue that closes the most of the gap, then the one that does it cheapest
+            rank = (numbers[0], numbers[4] if sell else -numbers[4])
+            if best is None or rank > best[0]:
+                best = (rank, leg, worst, numbers)
+        if best is None:
+            reason = f"repair of {_signed(gap)} tokens waits: {'; '.join(why) or 'stale books'}"
+            self._record(ctx, pair, "repair_wait", reason, None, taken=False)
+            return None
+        _, leg, worst, numbers = best
+        pair.repairs += 1
+        pair.last_action_ns = now
+        v = leg.venue
+        deadline = now + int(cfg.swap_deadline_s * NS)
+        q, usd = numbers[0], numbers[1]
+        qty = to_qty(q)
+        order = token_order(v.name, v.kind, pair.token, side, qty, worst, pair.group_id,
+                            _fair(ctx, pair.token, usd / q), deadline)  # fmt: skip
+        loss = numbers[6]
+        reason = (
+            f"repair {pair.repairs} of {cfg.repair_attempts}: {side.name.lower()} {qty} on "
+            f"{v.name} (legs {_signed(gap)} tokens apart), {loss:.1f} bps worse than the filled leg"
+        )
+        keys = ("qty", "usd", "fee", "gas", "per_token", "filled_leg_per_token", "loss_bps")
+        components = dict(zip(keys, numbers, strict=True))
+        self._record(ctx, pair, "repair", reason, None, taken=True, components=components)
+        if pair.last_decision is not None:
+            pair.last_decision.group_id = pair.group_id
+        return [order]
+
+    def _repair_price(
+        self, ctx: StrategyContext, pair: PairView, leg: Leg, qty: Decimal, ref: float
+    ) -> tuple[Decimal, tuple[float, ...]] | str:
+        """A repair of ``qty`` on ``leg``'s venue priced exactly: its worst price and
+        ``(qty, usd, fee, gas, per token, ref, loss bps)``, or why it cannot go there."""
+        cfg = self.cfg
+        sell = not leg.buy
+        name, q = leg.venue.name, float(qty)
+        filled, usd = _fill(leg, q)
+        if filled < q * (1.0 - 1e-9) and leg.pool is None:  # a book: what its depth shows
+            qty = to_qty(math.floor(filled / QTY_STEP + 1e-9) * QTY_STEP)
+            q = float(qty)
+            filled, usd = _fill(leg, q) if qty > 0 else (0.0, 0.0)
+        if not qty > 0 or filled < q * (1.0 - 1e-9):
+            return f"{name} cannot take {qty}"
+        fee, gas = usd * leg.fee, leg.gas
+        per = (usd - fee - gas) / q if sell else (usd + fee + gas) / q
+        loss = (ref - per if sell else per - ref) / ref * 1e4
+        if loss > cfg.repair_max_loss_bps:
+            return f"{name} {loss:.1f} bps worse than the filled leg > {cfg.repair_max_loss_bps:g}"
+        # the gross price at the loss limit, and slippage past the exact quote
+        limit = cfg.repair_max_loss_bps * 1e-4
+        bound = (
+            (ref * (1.0 - limit) + gas / q) / (1.0 - leg.fee)
+            if sell
+            else (ref * (1.0 + limit) - gas / q) / (1.0 + leg.fee)
+        )
+        side = Side.SELL if sell else Side.BUY
+        direction = Direction.PREMIUM if sell else Direction.DISCOUNT
+        expected = expected_price(ctx.market, leg.venue, direction, q, usd)
+        worst = worst_token_price(
+            protected_price(bound, expected, side, cfg.max_slippage_bps), side
+        )
+        fair = _fair(ctx, pair.token, usd / q)
+        if float(worst - Decimal(repr(fair))) * side > fair * self._collar:
+            return f"{name}'s price {worst} is outside the risk collar around {fair:.2f}"
+        ledger = ctx.ledger
+        if sell:
+            short = qty > ledger.position(name, pair.token) or float(ledger.cash(name)) < gas
+        else:
+            need = qty * worst * (1 + Decimal(repr(leg.fee))) + Decimal(repr(gas))
+            short = need > ledger.cash(name)
+        if short:
+            return f"{name} holds too few {'tokens' if sell else 'cash'}"
+        return worst, (q, usd, fee, gas, per, ref, loss)
 
     def _evaluate(self, ctx: StrategyContext, pair: PairView) -> list[Intent] | None:
         """The better direction of ``pair`` after the cheap check, sized and priced; taken
@@ -434,14 +604,16 @@ class CrossVenueStrategy(Idle):
     def _record(
         self, ctx: StrategyContext, pair: PairView, code: str, reason: str, priced: Priced | None,
         *, taken: bool, found: Optimum | None = None, force: bool = False,
+        components: dict[str, float] | None = None,
     ) -> None:  # fmt: skip
         """Record a decision; a skip with the same code as the pair's last one only counts."""
         last = pair.last_decision
         if not (taken or force) and last is not None and not last.taken and pair.last_code == code:
             last.repeats += 1
             return
-        components: dict[str, float] = {}
-        net = bps = qty = 0.0
+        components = dict(components or {})
+        net = bps = 0.0
+        qty = components.get("qty", 0.0)
         if priced is not None:
             qty, net, bps = priced.qty, priced.net, priced.bps
             components = {
@@ -461,7 +633,7 @@ class CrossVenueStrategy(Idle):
         decision = Decision(
             ts_ns=ctx.now_ns,
             token=pair.token,
-            action=ACTION if code in ("taken", "leg_short") else "skip",
+            action="skip" if code in SKIPS else ACTION,
             reason=reason,
             premium_bps=0.0,
             qty=qty,
@@ -512,6 +684,11 @@ def _fill(leg: Leg, qty: float) -> tuple[float, float]:
         except AmmRevert:
             return 0.0, 0.0
     return walk_levels(leg.levels, qty)
+
+
+def _signed(qty: Decimal) -> str:
+    """A token quantity with its sign, without trailing zeros: ``+18.1``, ``-22.8``."""
+    return f"{qty.normalize():+f}"
 
 
 def _fair(ctx: StrategyContext, token: str, fallback: float) -> float:

@@ -12,7 +12,9 @@ remembers how many tokens each group holds there.
 perpetual hedge to the broker, one ``Decision`` per step: a broker order of the same shares on the
 hedge's side first (role ``MIGRATE``), and on its fill (``on_migrate_fill``) a perpetual order
 closing as many tokens (role ``MIGRATE``); shares the perpetual no longer held by then (an
-unwind took them meanwhile) are sold back at the broker. ``MIGRATE`` fills do not move a group's
+unwind took them meanwhile) are sold back at the broker. A migration that is done keeps its
+facts: a fill of one of its orders reported after that (a late fill of an order that ended) opens
+it again, and its balance is restored like any other. ``MIGRATE`` fills do not move a group's
 hedge position (``arb_groups`` counts HEDGE and UNWIND only): the hedge is the same, held
 elsewhere. While the migration's orders work the net delta is one leg ahead, as with any hedge
 order working; the exposure monitor exempts it.
@@ -93,6 +95,7 @@ class PerpHedger:
         self.held: dict[str, Decimal] = {}  # group id -> signed tokens held on the perpetual
         self._token_of: dict[str, str] = {}  # group id -> token
         self._migrations: dict[str, _Migration] = {}  # group id -> the one under way
+        self._done: dict[str, _Migration] = {}  # group id -> its last one done (late fills)
 
     # ---- market ------------------------------------------------------------------------------
     def token_of(self, state: PerpState) -> str | None:
@@ -243,6 +246,7 @@ class PerpHedger:
             if intent is None:
                 continue
             self._migrations[group_id] = _Migration(token, side, shares, multipliers[token])
+            self._done.pop(group_id, None)  # a late fill of the last one now counts in this one
             out.append(intent)
             _record(ctx, token, group_id, shares,
                     f"{group_id}: hedge of {abs(tokens)} tokens moves from the perpetual to the "
@@ -253,8 +257,11 @@ class PerpHedger:
         self, ctx: StrategyContext, fill: Fill, open_orders: list[Order], broker_leg: BrokerLeg
     ) -> list[Intent]:
         """A fill of a migration's order: the balance between the broker and the perpetual
-        moves, and what restores it goes out (``_balance``)."""
+        moves, and what restores it goes out (``_balance``). A fill reported after its
+        migration was done (an order that ended, filled in part before that) opens it again."""
         m = self._migrations.get(fill.group_id)
+        if m is None and fill.group_id in self._done:
+            m = self._migrations[fill.group_id] = self._done.pop(fill.group_id)
         if self.is_perp(fill.venue):
             self.held[fill.group_id] = self.holds(fill.group_id) + fill.side * fill.qty
             if m is not None:
@@ -290,11 +297,16 @@ class PerpHedger:
     ) -> list[Intent]:  # fmt: skip
         """Restore the balance of a migration from its facts and its working orders: shares at
         the broker not yet closed on the perpetual are closed there (as far as it still holds
-        them; the rest sold back at the broker), tokens closed beyond what the broker moved are
-        moved there too. Done when nothing works, the broker leg is over and it balances."""
+        them; the rest sold back at the broker); tokens closed beyond what the broker moved are
+        opened again on the perpetual as far as it closed past what it held (late fills of a
+        close placed again), the rest moved to the broker too. Done when nothing works, the
+        broker leg is over and it balances."""
         working = [o for o in open_orders
                    if o.role is LegRole.MIGRATE and not o.state.is_terminal]  # fmt: skip
-        perp_working = sum((o.remaining for o in working if self.is_perp(o.venue)), ZERO)
+        perp_working = sum((o.remaining for o in working
+                            if self.is_perp(o.venue) and o.side is not m.side), ZERO)  # fmt: skip
+        perp_reopen = sum((o.remaining for o in working
+                           if self.is_perp(o.venue) and o.side is m.side), ZERO)  # fmt: skip
         broker_back = sum((o.remaining for o in working
                            if not self.is_perp(o.venue) and o.side is not m.side), ZERO)  # fmt: skip
         broker_forward = sum((o.remaining for o in working
@@ -302,10 +314,14 @@ class PerpHedger:
         mult = m.multiplier
         # the gap once the working closes and sales back fill (the broker leg still working is
         # not counted: the perpetual is closed on a broker fill, never ahead of it)
-        pending = m.gap - shares_for(perp_working, mult) - broker_back
+        pending = m.gap - shares_for(perp_working, mult) + shares_for(perp_reopen, mult)
+        pending -= broker_back
+        # tokens the perpetual holds on the hedge's side once its working orders fill (< 0: it
+        # closed past what it held)
+        hedge_held = self.holds(group_id) * m.side - perp_working + perp_reopen
         out: list[Intent] = []
         if pending > TOLERANCE:
-            closable = abs(self.holds(group_id)) - perp_working
+            closable = hedge_held
             tokens = min(pending / mult, max(closable, ZERO))
             order = self.order(m.token, m.side.opposite, tokens * mult, mult, LegRole.MIGRATE,
                                group_id, 0.0)  # fmt: skip
@@ -317,9 +333,16 @@ class PerpHedger:
                 if back is not None:
                     out.append(back)
         elif pending + broker_forward < -TOLERANCE:  # closed more than moved (a late fill)
-            more = broker_leg(m.token, m.side, -pending - broker_forward, LegRole.MIGRATE, group_id)
-            if more is not None:
-                out.append(more)
+            tokens = min(-pending / mult, max(-hedge_held, ZERO))
+            order = self.order(m.token, m.side, tokens * mult, mult, LegRole.MIGRATE, group_id, 0.0)
+            if order is not None:  # closed past what it held: opened again there
+                out.append(order)
+                pending += shares_for(order.qty, mult)
+            if pending + broker_forward < -TOLERANCE:
+                more = broker_leg(m.token, m.side, -pending - broker_forward, LegRole.MIGRATE,
+                                  group_id)  # fmt: skip
+                if more is not None:
+                    out.append(more)
         if out:
             what = ", ".join(f"{'buy' if o.side is Side.BUY else 'sell'} {o.qty} on {o.venue}"
                              for o in out if isinstance(o, PlaceOrder))  # fmt: skip
@@ -327,7 +350,7 @@ class PerpHedger:
                     f"{group_id}: {m.broker_net} shares moved to the broker, "
                     f"{m.perp_closed} tokens closed on the perpetual: {what}")  # fmt: skip
         elif not working and not m.forward_open and abs(m.gap) <= TOLERANCE:
-            del self._migrations[group_id]
+            self._done[group_id] = self._migrations.pop(group_id)
             _record(ctx, m.token, group_id, m.broker_net,
                     f"{group_id}: migration done, {m.broker_net} shares at the broker, "
                     f"{m.perp_closed} tokens closed on the perpetual")  # fmt: skip

@@ -39,6 +39,7 @@ from bot.ledger import Ledger
 from bot.market import IssuerState, MarketState
 from bot.model import (
     Fill,
+    LegRole,
     MintRedeemRequest,
     MultiplierStep,
     Order,
@@ -544,3 +545,39 @@ def test_perpetual_hedges_keep_the_net_delta_inside_the_budget_through_weekend_a
     Monday's migration to the broker, the invariant holds after every event."""
     world = _run(path, data, perp=True)
     assert world.ledger.position("kperp", PERP) == world.venues["kperp"].positions.get(PERP, ZERO)
+
+
+def test_a_late_perpetual_fill_after_the_migration_is_done_is_moved_too() -> None:
+    """The case hypothesis found: the perpetual close of a migration ends with half of it
+    reported filled late; the next timer closes the whole again and the migration is done; then
+    the late 30 tokens arrive. They are one more fact of that migration: it closed 30 tokens past
+    what the perpetual held, so they are sold there again; never left as an unhedged position."""
+    world = World(Path.REDEEM, perp=True)
+    for venue in ("kperp", "kraken"):  # the redeem's hedge and token leg expire: no trade
+        (w,) = world.venues[venue].working.values()
+        world.venues[venue].end(w, OrderState.EXPIRED, "day order expired")
+    world.advance(MS)
+    world.clock.advance_to(MONDAY_0930 - 5 * 3600 * NS - 30 * NS)
+    world.advance(30 * NS)  # 04:00: the inventory's hedge of 60 tokens starts moving
+    alpaca, kperp = world.venues["alpaca"], world.venues["kperp"]
+    (forward,) = alpaca.working.values()
+    assert (forward.order.side, forward.order.qty) == (Side.SELL, Decimal("61.2"))
+    alpaca.fill(forward, forward.remaining, Decimal("199.80"))
+    (close,) = kperp.working.values()
+    assert (close.order.side, close.order.qty) == (Side.BUY, Decimal(60))
+    kperp.end(close, OrderState.CANCELED, "canceled")  # ... and 30 of it were filled before
+    world.advance(MS)
+    world.advance(60 * NS)  # the next timer closes the 60 tokens again
+    (again,) = kperp.working.values()
+    assert (again.order.side, again.order.qty) == (Side.BUY, Decimal(60))
+    kperp.fill(again, again.remaining, Decimal("200.25"))
+    world.advance(MS)
+    assert not world.strategy.perp.restoring() and not alpaca.working  # migration done
+    world._late_fill(kperp, close, Decimal(30))  # the invariant is checked here
+    assert not alpaca.working
+    (back,) = kperp.working.values()
+    assert (back.order.side, back.order.qty, back.order.role) == (
+        Side.SELL, Decimal(30), LegRole.MIGRATE)  # fmt: skip
+    world.settle_all()
+    assert world.ledger.position("kperp", PERP) == ZERO
+    assert world.ledger.position("alpaca", "AAPL") == Decimal("-61.2")

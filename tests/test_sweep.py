@@ -158,7 +158,7 @@ def test_failed_cell_is_recorded_and_the_sweep_goes_on(tmp_path: Path, calm_feed
          'strategy.min_edge_bps = -5: strategy.min_edge_bps: Input should be greater than or '
          "equal to 0"),
         ('[grid]\n"strategy.name" = ["nope"]\n',
-         'strategy.name = "nope": strategy.name: unknown strategy \'nope\'; known: mint_redeem, '
+         'strategy.name = "nope": strategy.name: unknown strategy \'nope\'; known: cross_venue, market_maker, mint_redeem, '
          "or 'module:ClassName'"),
         ('[grid]\n"strategy.min_edge_bps.x" = [1]\n',
          'strategy.min_edge_bps.x = 1: strategy.min_edge_bps is a value, not a table'),

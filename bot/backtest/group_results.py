@@ -72,9 +72,11 @@ def group_results(
         cash[r.group_id] += (-1 if mint else 1) * r.price * r.qty - r.fee_usd
         held[r.group_id][r.token] += r.qty if mint else -r.qty
     out: list[GroupResult] = []
+    started: set[str] = set()
     for d in decisions:
-        if not d.taken or not d.group_id:
-            continue
+        if not d.taken or not d.group_id or d.group_id in started:
+            continue  # a later decision of a group (a repair leg) did not start it
+        started.add(d.group_id)
         holdings = held.get(d.group_id, {})
         value = sum((qty * marks.get(inst, ZERO) for inst, qty in holdings.items() if qty), ZERO)
         out.append(
