@@ -14,7 +14,10 @@ SIGTERM (or ``--seconds``). Start-up, in order:
    notional (``open_perpetual``).
 4. The engine starts: heartbeat, then every market event and venue answer as it comes.
 
-At exit: the strategy's ``on_stop``, the connectors closed, the book logged (``ledger_closed``:
+At exit: working quotes (orders of role ``quote``, the market maker's) are pulled first: the kill
+switch is engaged ("shutdown": the strategy cancels them, risk lets only reducing orders through)
+and the run waits up to ``QUOTES_PULL_S`` for the venues to confirm; then the strategy's
+``on_stop``, the connectors closed, the book logged (``ledger_closed``:
 cash, positions and what is in transit per account, as ``ledger_opened`` at the start) and a
 summary printed. The ``backtest`` environment (a paced replay of a feed) is
 bot/backtest/paced.py; this module does not import the backtest package for the others.
@@ -46,6 +49,7 @@ log = get_logger("pegbot.daemon")
 
 MARKS_TIMEOUT_S = 60.0  # the wait for a first quote of every stock held before the ledger opens
 CALENDAR_DAYS = 400  # the session calendar a live run is built with
+QUOTES_PULL_S = 10.0  # at exit, the wait for the venues to confirm the quotes' cancels
 
 
 def run_daemon(
@@ -185,6 +189,7 @@ class LiveRun:
                     await self._wait(stop)
             finally:
                 if self.trading:
+                    await self._pull_quotes(node)
                     node.engine.stop()
                 await node.close()
                 if self.recorder is not None:
@@ -194,6 +199,26 @@ class LiveRun:
             await runner.cleanup()
         self._print_summary()
         return 0
+
+    async def _pull_quotes(self, node: Node) -> None:
+        """Resting quotes do not outlive the run (module docstring): kill switch, then wait for
+        the venues' answers; what is still working after ``QUOTES_PULL_S`` is logged."""
+        from bot.model import LegRole
+
+        def quotes() -> list[str]:
+            return [o.client_id for o in node.engine.open_orders() if o.role is LegRole.QUOTE]
+
+        if not quotes():
+            return
+        node.engine.engage_kill_switch("shutdown")
+        deadline = time.monotonic() + QUOTES_PULL_S
+        while quotes() and time.monotonic() < deadline:
+            await asyncio.sleep(OPEN_CHECK_S)
+        left = quotes()
+        if left:
+            log.warning("quotes_left_working", client_ids=left)
+        else:
+            log.info("quotes_pulled")
 
     async def _wait(self, stop: asyncio.Event) -> None:
         try:

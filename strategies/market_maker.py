@@ -13,9 +13,15 @@ broker connection cancel both quotes at once. The inventory limit is hard: a quo
 if the inventory stays within ``max_inventory`` of the target even if every working quote on its
 side fills (cancels in flight count until the venue answers).
 
-Fills are hedged (``hedge``): the broker position follows the token inventory (a fact, never an
-intent), in the session's order form, at the venue ``strategies.mm_hedge.hedge_route`` chooses;
-an inventory beyond ``hedge_band`` is minted or redeemed back to the target.
+Fills are hedged (``hedge``): the hedge (broker shares plus the perpetual's tokens times the
+multiplier) follows the token inventory (a fact, never an intent), at the venue
+``strategies.mm_hedge.hedge_route`` chooses: the broker in the session's order form, else the
+token's perpetual (``strategy.perp_hedge``) when ``strategies.hedge_route.choose_hedge_venue``
+takes it on its cost and liquidation distance, placed and migrated to the broker at its open by
+``strategies.perp_hedge.PerpHedger`` (the mint/redeem strategy's mechanism). While no broker
+session hedges, each side widens by that hedge's expected cost. Under the kill switch only
+hedges that reduce their venue's position go out (what risk lets through). An inventory beyond
+``hedge_band`` is minted or redeemed back to the target.
 
 Synchronous and free of I/O: reads only the ``StrategyContext`` and returns intents.
 """
@@ -32,6 +38,7 @@ from bot.model import (
     LegRole,
     OrderState,
     OrderType,
+    PerpState,
     RequestKind,
     RequestState,
     Side,
@@ -39,6 +46,8 @@ from bot.model import (
 )
 from bot.sessions import MarketSession
 from strategies.base import Decision, Quiet
+from strategies.hedge_route import HedgeVenue as Chosen
+from strategies.hedge_route import PerpHedgeCost, choose_hedge_venue
 from strategies.legs import (
     QTY_QUANTUM,
     broker_order,
@@ -54,6 +63,7 @@ from strategies.mm_hedge import (
     hedge_route,
     seconds_to_hedge,
 )
+from strategies.perp_hedge import PerpHedger
 from strategies.quoting import model_quotes
 
 if TYPE_CHECKING:
@@ -61,6 +71,7 @@ if TYPE_CHECKING:
     from bot.intents import Intent
     from bot.model import Fill, MintRedeemRequest, Order
     from strategies.base import StrategyContext
+    from strategies.perp_hedge import BrokerLeg
 
 NS = 1_000_000_000
 ZERO = Decimal(0)
@@ -117,6 +128,8 @@ class MarketMakerStrategy:
         self._overnight = self.cfg.overnight_hedge and all(
             settings.venues[qt.broker].overnight_enabled for qt in self.tokens.values()
         )
+        # the perpetual hedge (ADR 0018), the mint/redeem strategy's mechanism
+        self.perp = PerpHedger(settings) if self.cfg.perp_hedge else None
 
     # ---- Strategy protocol -----------------------------------------------------------------
 
@@ -141,13 +154,25 @@ class MarketMakerStrategy:
 
     def on_fill(self, ctx: StrategyContext, fill: Fill) -> list[Intent] | None:
         qt = self._by_group.get(fill.group_id)
-        return self._refresh(ctx, qt) if qt is not None else None
+        if qt is None:
+            return None
+        if self.perp is not None and fill.role is LegRole.MIGRATE:
+            # the migration's next step (perp_hedge.py) is this fill's answer: nothing else
+            # looks at the hedge in this event, or it would step twice
+            orders = ctx.open_orders(qt.group_id)
+            out = self.perp.on_migrate_fill(ctx, fill, orders, self._migration_leg(ctx, qt))
+            return out + (self._refresh(ctx, qt, hedge=False) or []) or None
+        if self.perp is not None and self.perp.is_perp(fill.venue):
+            self.perp.as_shares(fill, ctx.tokens[qt.symbol].multiplier_at(ctx.now_ns))
+        return self._refresh(ctx, qt)
 
     def on_order(self, ctx: StrategyContext, order: Order) -> list[Intent] | None:
         qt = self._by_group.get(order.group_id)
         if qt is None:
             return None
         qt.canceling.discard(order.client_id)
+        if self.perp is not None and order.role is LegRole.MIGRATE and order.state.is_terminal:
+            self.perp.migration_order_ended(order.venue, order.side, order.group_id)
         if order.state is OrderState.REJECTED:  # a venue or risk refusal: wait before again
             retry = ctx.now_ns + self._retry_ns
             if order.role is LegRole.QUOTE:
@@ -171,6 +196,18 @@ class MarketMakerStrategy:
     def on_connection(self, ctx: StrategyContext, source: str, state: str) -> list[Intent] | None:
         return self._refresh_all(ctx)
 
+    def on_perp_state(self, ctx: StrategyContext, state: PerpState) -> list[Intent] | None:
+        """A perpetual's new mark: its implied quote follows it, and the token's quotes and
+        hedge are looked at again (its cost and fair value moved)."""
+        token = self.perp.token_of(state) if self.perp is not None else None
+        qt = self.tokens.get(token) if token is not None else None
+        if self.perp is None or qt is None:
+            return None
+        self.perp.on_perp_state(
+            state, qt.symbol, float(ctx.tokens[qt.symbol].multiplier_at(ctx.now_ns))
+        )
+        return self._refresh(ctx, qt)
+
     # ---- quoting ---------------------------------------------------------------------------
 
     def _refresh_all(self, ctx: StrategyContext) -> list[Intent] | None:
@@ -180,24 +217,27 @@ class MarketMakerStrategy:
         return out or None
 
     def _refresh(
-        self, ctx: StrategyContext, qt: QuotedToken, *, decide: bool = True
+        self, ctx: StrategyContext, qt: QuotedToken, *, decide: bool = True, hedge: bool = True
     ) -> list[Intent] | None:
         """Pull, keep, replace or place the quotes and the hedge; ``decide``: work out the
-        quotes anew (else work toward the last ones)."""
+        quotes anew (else work toward the last ones); ``hedge``: look at the hedge too."""
         now = ctx.now_ns
         working = ctx.open_orders(qt.group_id)
         quotes = [o for o in working if o.role is LegRole.QUOTE]
         reason, session = self._pull_reason(ctx, qt, now)
         if reason:
             self._record_pull(ctx, qt, now, reason)
-            return self._cancel(qt, quotes) or None
+            out = self._cancel(qt, quotes)
+            if ctx.kill_switch and hedge and qt.cfg.hedge:  # what risk lets through still goes
+                out.extend(self._reducing_hedge(ctx, qt, now, working))
+            return out or None
         assert session is not None
         qt.pulled = None
-        fair = ctx.market.quotes[qt.stock].mid * float(ctx.tokens[qt.symbol].multiplier_at(now))
-        route = hedge_route(self.settings, qt.symbol, session, self._overnight)
-        out: list[Intent] = []
-        if qt.cfg.hedge:
-            out.extend(self._hedge(ctx, qt, now, route, working, fair))
+        route = self._route(qt, session)
+        fair = self._fair(ctx, qt, now, route)
+        out = []
+        if qt.cfg.hedge and hedge:
+            out.extend(self._hedge(ctx, qt, now, route, working))
         out.extend(self._rebalance(ctx, qt, now, fair))
         to_open = 0.0
         if route.kind is not HedgeVenue.BROKER:
@@ -207,9 +247,10 @@ class MarketMakerStrategy:
                 self._record_pull(ctx, qt, now, "no hedging session within the calendar")
                 return self._cancel(qt, quotes) or None
         if decide or qt.fair != qt.fair:
-            cfg = qt.cfg
-            widening = closed_widening(route, cfg.gamma, cfg.sigma, to_open, fair,
-                                       cfg.closed_hedge_cost_bps)  # fmt: skip
+            widening = (
+                self._widening(ctx, qt, route, to_open, fair, Side.BUY),
+                self._widening(ctx, qt, route, to_open, fair, Side.SELL),
+            )
             qt.bid, qt.ask = self.quote_prices(ctx, qt, now, fair, widening)
             qt.fair = fair
         out.extend(self._place(ctx, qt, now, quotes, Side.BUY, qt.bid, qt.fair))
@@ -244,18 +285,19 @@ class MarketMakerStrategy:
         qt: QuotedToken,
         now: int,
         fair: float,
-        route_widening: float = 0.0,
+        widening: tuple[float, float] = (0.0, 0.0),
     ) -> tuple[Decimal | None, Decimal | None]:
-        """The bid and ask to stand now on the price grid (bid down, ask up). A quote that would
-        cross the venue's book rests at the best price that does not (quotes never take)."""
+        """The bid and ask to stand now on the price grid (bid down, ask up), each moved out by
+        its side's ``widening`` (USD). A quote that would cross the venue's book rests at the
+        best price that does not (quotes never take)."""
         cfg = qt.cfg
         inventory = ctx.ledger.position(qt.venue, qt.symbol) - cfg.target_inventory
         q = float(inventory / cfg.quote_size)
         horizon_ns = int(cfg.horizon_s * NS)
         tau = (horizon_ns - (now - qt.origin_ns) % horizon_ns) / NS
         quotes = model_quotes(cfg.model, fair, q, cfg.gamma, cfg.sigma, cfg.k, cfg.A, tau)
-        bid = on_grid(quotes.bid - route_widening, cfg.price_tick, ROUND_FLOOR)
-        ask = on_grid(quotes.ask + route_widening, cfg.price_tick, ROUND_CEILING)
+        bid = on_grid(quotes.bid - widening[0], cfg.price_tick, ROUND_FLOOR)
+        ask = on_grid(quotes.ask + widening[1], cfg.price_tick, ROUND_CEILING)
         book = ctx.market.books.get((qt.venue, qt.symbol))  # read only: ``book()`` would add one
         if book is None:
             return bid, ask
@@ -334,6 +376,79 @@ class MarketMakerStrategy:
 
     # ---- inventory: hedge and mint/redeem ----------------------------------------------------
 
+    def _route(self, qt: QuotedToken, session: MarketSession) -> HedgeRoute:
+        perpetual = ""
+        if self.perp is not None and qt.symbol in self.perp.contracts:
+            perpetual = self.perp.contracts[qt.symbol].venue
+        return hedge_route(self.settings, qt.symbol, session, self._overnight, perpetual)
+
+    def _fair(self, ctx: StrategyContext, qt: QuotedToken, now: int, route: HedgeRoute) -> float:
+        """The broker's mid times the multiplier; on the perpetual route its mark (per token),
+        when it has one: the stock's last quote is the close, the perpetual trades on."""
+        if route.kind is HedgeVenue.PERPETUAL and self.perp is not None:
+            found = self.perp.state(ctx, qt.symbol)
+            if found is not None:
+                return float(found[1].mark)
+        return ctx.market.quotes[qt.stock].mid * float(ctx.tokens[qt.symbol].multiplier_at(now))
+
+    def _perp_choice(
+        self, ctx: StrategyContext, qt: QuotedToken, hedge_side: Side, tokens: Decimal,
+        hold_s: float,
+    ) -> tuple[bool, str, PerpHedgeCost | None]:  # fmt: skip
+        """Whether a hedge of ``tokens`` on ``hedge_side`` goes on the perpetual while the broker
+        is closed: ``strategies.hedge_route.choose_hedge_venue`` on its cost over ``hold_s``,
+        its liquidation distance and the margin risk asks; with the reason and the cost."""
+        assert self.perp is not None
+        long_hedge = hedge_side is Side.BUY
+        cost = self.perp.cost(ctx, qt.symbol, long_hedge=long_hedge, tokens=float(tokens),
+                              hold_s=hold_s)  # fmt: skip
+        delta = float(tokens) if long_hedge else -float(tokens)
+        choice = choose_hedge_venue(
+            broker_open=False, perp_allowed=True, perp=cost, broker_cost_usd=0.0,
+            min_liquidation_distance=self.cfg.perp_min_liquidation_distance,
+            margin_ok=cost is not None and self.perp.margin_ok(ctx, qt.symbol, delta),
+        )  # fmt: skip
+        return choice.venue is Chosen.PERPETUAL, choice.reason, cost
+
+    def _widening(
+        self, ctx: StrategyContext, qt: QuotedToken, route: HedgeRoute, to_open: float,
+        fair: float, side: Side,
+    ) -> float:  # fmt: skip
+        """How far the quote of ``side`` moves out now: nothing while the broker hedges; the
+        expected cost per token of hedging its fill on the perpetual until the open (a buy is
+        hedged short there), not below zero; else ``closed_hedge_cost_bps`` of fair value and
+        the risk of holding until the open (``closed_widening``)."""
+        cfg = qt.cfg
+        if route.kind is HedgeVenue.PERPETUAL:
+            takes, _, cost = self._perp_choice(ctx, qt, side.opposite, cfg.quote_size, to_open)
+            if takes and cost is not None:
+                per_token = max(cost.total_usd, 0.0) / float(cfg.quote_size)
+                return closed_widening(route, cfg.gamma, cfg.sigma, to_open, per_token)
+            route = HedgeRoute(HedgeVenue.HOLD)
+        fixed = fair * cfg.closed_hedge_cost_bps * 1e-4
+        return closed_widening(route, cfg.gamma, cfg.sigma, to_open, fixed)
+
+    def _gap(self, ctx: StrategyContext, qt: QuotedToken, now: int, hedges: list[Order]) -> Decimal:
+        """Shares the hedge lacks: minus the tokens away from the target (at the venue and ours
+        in flight) times the multiplier, less what the broker and the perpetual hold and what
+        works there (perpetual tokens in shares). Facts and working orders only."""
+        ledger = ctx.ledger
+        multiplier = ctx.tokens[qt.symbol].multiplier_at(now)
+        exposure = (
+            ledger.position(qt.venue, qt.symbol)
+            + ledger.owned_in_flight(qt.symbol)
+            - qt.cfg.target_inventory
+        )
+        held = ledger.position(qt.broker, qt.stock) - ledger.deposited(qt.stock)
+        contract = self.perp.contracts.get(qt.symbol) if self.perp is not None else None
+        if contract is not None:
+            held += shares_for(ledger.position(contract.venue, contract.instrument), multiplier)
+        pending = ZERO
+        for o in hedges:
+            qty = o.remaining if o.venue == qt.broker else shares_for(o.remaining, multiplier)
+            pending += qty * int(o.side)
+        return -shares_for(exposure, multiplier) - held - pending
+
     def _hedge(
         self,
         ctx: StrategyContext,
@@ -341,51 +456,138 @@ class MarketMakerStrategy:
         now: int,
         route: HedgeRoute,
         working: list[Order],
-        fair: float,
     ) -> list[Intent]:
-        """Move the broker position to minus the token inventory away from the target (tokens
-        at the venue and ours in flight) times the multiplier: a function of facts only."""
+        """Move the hedge to minus the token inventory away from the target (``_gap``): at the
+        broker, or on the perpetual when the route and ``choose_hedge_venue`` say so; at the
+        broker's open a perpetual hedge migrates there first (``PerpHedger.migrations``)."""
         hedges = [o for o in working if o.role is LegRole.HEDGE]
         old = [o for o in hedges if now - o.created_ns >= self._reprice_ns]
         if old:  # an extended-hours limit the market left behind: placed anew at the mark
             return self._cancel(qt, old)
         if any(o.client_id in qt.canceling for o in hedges):
             return []
-        ledger = ctx.ledger
-        exposure = (
-            ledger.position(qt.venue, qt.symbol)
-            + ledger.owned_in_flight(qt.symbol)
-            - qt.cfg.target_inventory
-        )
-        target = -shares_for(exposure, ctx.tokens[qt.symbol].multiplier_at(now))
-        held = ledger.position(qt.broker, qt.stock) - ledger.deposited(qt.stock)
-        pending = sum((o.remaining * int(o.side) for o in hedges), ZERO)
-        gap = target - held - pending
+        perp = self.perp
+        if perp is not None and perp.migrating(qt.group_id):  # the same hedge, moving
+            if now < qt.hedge_retry_ns:
+                return []
+            return perp.rebalance(ctx, working, self._migration_leg(ctx, qt))
+        if (
+            perp is not None
+            and route.kind is HedgeVenue.BROKER
+            and self.cfg.perp_migrate_at_open
+            and perp.holds(qt.group_id)
+            and now >= qt.hedge_retry_ns
+        ):
+            multiplier = ctx.tokens[qt.symbol].multiplier_at(now)
+            moves = perp.migrations(ctx, {qt.symbol: multiplier}, self._migration_leg(ctx, qt))
+            if moves:
+                return moves
+        gap = self._gap(ctx, qt, now, hedges)
         if abs(gap) < qt.cfg.hedge_min_shares or now < qt.hedge_retry_ns:
             return []
-        if pending and (gap > 0) != (pending > 0):
+        pending = [o for o in hedges if (o.side is Side.BUY) != (gap > 0)]
+        if pending:
             return self._cancel(qt, hedges)  # the target turned: what works is now too much
-        if route.kind is not HedgeVenue.BROKER or route.form is None:
-            # HOLD: nothing takes a hedge now; PERPETUAL: where the perpetual hedge is wired in
-            return []
         side = Side.BUY if gap > 0 else Side.SELL
+        if route.kind is HedgeVenue.PERPETUAL:
+            return self._perp_hedge(ctx, qt, now, side, abs(gap))
+        if route.kind is not HedgeVenue.BROKER or route.form is None:
+            return []  # HOLD: nothing takes a hedge now
+        return self._broker_hedge(ctx, qt, now, route, side, abs(gap))
+
+    def _broker_hedge(
+        self, ctx: StrategyContext, qt: QuotedToken, now: int, route: HedgeRoute, side: Side,
+        shares: Decimal, role: LegRole = LegRole.HEDGE,
+    ) -> list[Intent]:  # fmt: skip
+        assert route.form is not None
         mark = ctx.market.quotes[qt.stock].mid
         self._record(
-            ctx, qt, now, "hedge", f"{side.name.lower()} {abs(gap)} {qt.stock} at {qt.broker}"
+            ctx, qt, now, "hedge", f"{side.name.lower()} {shares} {qt.stock} at {qt.broker}"
         )
-        return [
-            broker_order(
-                qt.broker,
-                qt.stock,
-                side,
-                abs(gap),
-                route.form,
-                mark,
-                self.cfg.hedge_slippage_bps,
-                LegRole.HEDGE,
-                qt.group_id,
-            )
-        ]
+        return [broker_order(qt.broker, qt.stock, side, shares, route.form, mark,
+                             self.cfg.hedge_slippage_bps, role, qt.group_id)]  # fmt: skip
+
+    def _perp_hedge(
+        self, ctx: StrategyContext, qt: QuotedToken, now: int, side: Side, shares: Decimal,
+        *, limit_tokens: Decimal | None = None,
+    ) -> list[Intent]:  # fmt: skip
+        """``shares`` worth of tokens on the perpetual (at most ``limit_tokens``), when
+        ``choose_hedge_venue`` takes it there; a decision with the cost's components."""
+        assert self.perp is not None
+        multiplier = ctx.tokens[qt.symbol].multiplier_at(now)
+        tokens = shares / multiplier
+        if limit_tokens is not None and tokens > limit_tokens:
+            tokens, shares = limit_tokens, limit_tokens * multiplier
+        try:
+            hold_s = seconds_to_hedge(ctx.sessions, now, self._overnight)
+        except ValueError:
+            return []
+        takes, why, cost = self._perp_choice(ctx, qt, side, tokens, hold_s)
+        found = self.perp.state(ctx, qt.symbol)
+        if not takes or cost is None or found is None:
+            return []  # held inside the limit until the broker opens (the quotes widened)
+        order = self.perp.order(qt.symbol, side, shares, multiplier, LegRole.HEDGE, qt.group_id,
+                                float(found[1].mark))  # fmt: skip
+        if order is None:  # under one contract: the broker takes it at the open
+            return []
+        ctx.record(Decision(
+            now, qt.symbol, "hedge", f"{side.name.lower()} {order.qty} {order.instrument} at "
+            f"{order.venue}: {why}", 0.0, qty=float(order.qty), edge_usd=-cost.total_usd,
+            components={**cost.components(), "perp_route": 1.0}, taken=True, group_id=qt.group_id,
+        ))  # fmt: skip
+        return [order]
+
+    def _reducing_hedge(
+        self, ctx: StrategyContext, qt: QuotedToken, now: int, working: list[Order]
+    ) -> list[Intent]:
+        """Under the kill switch: the part of the hedge that reduces its venue's position (the
+        orders risk still lets through, bot/risk.py), at the broker when its session takes it,
+        else on the perpetual; nothing that adds to a position."""
+        quote = ctx.market.quotes.get(qt.stock)
+        try:
+            session = ctx.sessions.session_at(now)
+        except ValueError:
+            return []
+        if quote is None or not quote.valid or now < qt.hedge_retry_ns:
+            return []
+        hedges = [o for o in working if o.role is LegRole.HEDGE]
+        if hedges or any(o.role is LegRole.MIGRATE for o in working):
+            return []  # one at a time: what works reduces already
+        gap = self._gap(ctx, qt, now, hedges)
+        if abs(gap) < qt.cfg.hedge_min_shares:
+            return []
+        side = Side.BUY if gap > 0 else Side.SELL
+        route = self._route(qt, session)
+        if route.kind is HedgeVenue.BROKER:
+            held = ctx.ledger.position(qt.broker, qt.stock)
+            if held == 0 or (held > 0) is (side is Side.BUY):
+                return []
+            return self._broker_hedge(ctx, qt, now, route, side, min(abs(gap), abs(held)))
+        contract = self.perp.contracts.get(qt.symbol) if self.perp is not None else None
+        if route.kind is not HedgeVenue.PERPETUAL or contract is None:
+            return []
+        held = ctx.ledger.position(contract.venue, contract.instrument)
+        if held == 0 or (held > 0) is (side is Side.BUY):
+            return []
+        return self._perp_hedge(ctx, qt, now, side, abs(gap), limit_tokens=abs(held))
+
+    def _migration_leg(self, ctx: StrategyContext, qt: QuotedToken) -> BrokerLeg:
+        """A migration's broker order in the session's form (None: no session takes it)."""
+
+        def leg(
+            token: str, side: Side, shares: Decimal, role: LegRole, group_id: str
+        ) -> PlaceOrder | None:
+            try:
+                route = self._route(qt, ctx.sessions.session_at(ctx.now_ns))
+            except ValueError:
+                return None
+            quote = ctx.market.quotes.get(qt.stock)
+            if route.form is None or quote is None or not quote.valid:
+                return None
+            return broker_order(qt.broker, qt.stock, side, shares, route.form, quote.mid,
+                                self.cfg.hedge_slippage_bps, role, group_id)  # fmt: skip
+
+        return leg
 
     def _rebalance(
         self, ctx: StrategyContext, qt: QuotedToken, now: int, fair: float

@@ -19,7 +19,7 @@ from bot.intents import PlaceOrder
 from bot.model import Fill, LegRole, MarginStatus, PerpState, Side
 from strategies.base import Decision
 from strategies.costs import Direction
-from strategies.hedge_route import HedgeVenue, choose_hedge_venue, perp_hedge_cost
+from strategies.hedge_route import HedgeVenue, choose_hedge_venue
 from strategies.legs import PERP_HEDGE, HedgeForm, shares_for
 
 if TYPE_CHECKING:
@@ -209,17 +209,10 @@ class PerpHedging:
         hold_s = edge.exposure.risk_s
         if self.cfg.perp_migrate_at_open:
             hold_s = min(hold_s, max(self._next_broker_open(ctx, now) - now, 0) / NS)
-        ledger = ctx.ledger
-        equity = float(ledger.cash(contract.venue)) + float(
-            ledger.position(contract.venue, contract.instrument) * state.mark
-        )
-        cost = perp_hedge_cost(
-            long_hedge=plan.direction is Direction.PREMIUM, tokens=edge.qty, state=state,
-            now_ns=now, hold_s=hold_s, interval_s=contract.funding_interval_s,
-            fee_bps=self.perp.fee_bps(st.symbol), spread_bps=self.perp.spread_bps(st.symbol),
-            basis_sigmas=self.cfg.perp_basis_sigmas, basis_vol_bps=self.cfg.perp_basis_vol_bps,
-            equity_usd=equity, maintenance_margin=float(contract.maintenance_margin),
-        )  # fmt: skip
+        cost = self.perp.cost(ctx, st.symbol, long_hedge=plan.direction is Direction.PREMIUM,
+                              tokens=edge.qty, hold_s=hold_s)  # fmt: skip
+        if cost is None:
+            return plan
         broker_cost = edge.broker_fee_usd + 2.0 * edge.unwind_spread_usd
         delta = edge.qty if plan.direction is Direction.PREMIUM else -edge.qty
         route = choose_hedge_venue(
@@ -248,18 +241,7 @@ class PerpHedging:
         above maintenance x (1 + ``perp_margin_buffer``), as risk will ask (a reducing trade
         always may)."""
         assert self.perp is not None
-        contract = self.perp.contracts.get(token)
-        state = ctx.market.perps.get(contract.instrument) if contract is not None else None
-        if contract is None or state is None:
-            return False
-        mark = float(state.mark)
-        held = float(ctx.ledger.position(contract.venue, contract.instrument))
-        after = held + delta
-        if abs(after) <= abs(held):
-            return True
-        equity = float(ctx.ledger.cash(contract.venue)) + held * mark
-        needed = abs(after) * mark * float(contract.maintenance_margin)
-        return equity >= needed * (1.0 + self.cfg.perp_margin_buffer)
+        return self.perp.margin_ok(ctx, token, delta)
 
     def _next_broker_open(self, ctx: StrategyContext, now: int) -> int:
         """When a broker session next takes a hedge (now if one does; far off if unknown)."""

@@ -5,8 +5,10 @@
 * the broker, when its session takes an order (``strategies.legs.hedge_form``: a DAY market
   order in regular hours, a DAY extended-hours limit before and after, overnight only when
   allowed);
-* else a perpetual on the token, when one of the token's venues is of kind ``"perpetual"``
-  (ADR 0016: the perpetual venue is being built apart; this branch is where it plugs in);
+* else the token's perpetual, when the strategy may hedge there (``strategy.perp_hedge`` and a
+  perpetual venue on the token, ``strategies.perp_hedge.PerpHedger``): whether a hedge of a
+  given side goes there is then ``strategies.hedge_route.choose_hedge_venue``'s decision on its
+  cost and liquidation distance, the one the mint/redeem strategy takes (ADR 0018);
 * else nowhere: the inventory is held inside its hard limit and the quotes widen
   (``closed_widening``).
 
@@ -42,27 +44,19 @@ class HedgeRoute:
     form: HedgeForm | None = None  # the broker's order form in this session
 
 
-def perpetual_venue(settings: Settings, token: str) -> str:
-    """The token's perpetual hedge venue ('' when none is configured)."""
-    tok = settings.tokens.get(token)
-    if tok is None:
-        return ""
-    for name in tok.venues:
-        venue = settings.venues.get(name)
-        if venue is not None and str(venue.kind) == HedgeVenue.PERPETUAL:
-            return name
-    return ""
-
-
 def hedge_route(
-    settings: Settings, token: str, session: MarketSession, overnight_allowed: bool
+    settings: Settings,
+    token: str,
+    session: MarketSession,
+    overnight_allowed: bool,
+    perpetual: str = "",
 ) -> HedgeRoute:
-    """Broker open -> broker; broker closed -> the token's perpetual if any, else hold."""
+    """Broker open -> broker; broker closed -> ``perpetual`` (the token's perpetual venue the
+    strategy may hedge on, '' for none) if any, else hold."""
     form = hedge_form(session, overnight_allowed)
     if form is not None:
         tok = settings.tokens[token]
         return HedgeRoute(HedgeVenue.BROKER, settings.stocks[tok.underlying].broker, form)
-    perpetual = perpetual_venue(settings, token)
     if perpetual:
         return HedgeRoute(HedgeVenue.PERPETUAL, perpetual)
     return HedgeRoute(HedgeVenue.HOLD)
@@ -85,16 +79,14 @@ def closed_widening(
     gamma: float,
     sigma: float,
     seconds_to_open: float,
-    fair: float,
-    hedge_cost_bps: float,
+    cost: float,
 ) -> float:
-    """What each side of the quote moves out while the broker cannot hedge (USD): the
-    hedge's cost (``hedge_cost_bps`` of fair value), and when nothing hedges, half of the
-    Avellaneda-Stoikov risk term over the time until the broker opens,
-    ``gamma sigma^2 seconds_to_open / 2``."""
+    """What one side of the quote moves out while the broker cannot hedge (USD): the hedge's
+    ``cost`` per token (the perpetual's expected cost, else ``closed_hedge_cost_bps`` of fair
+    value), and when nothing hedges, half of the Avellaneda-Stoikov risk term over the time
+    until the broker opens, ``gamma sigma^2 seconds_to_open / 2``."""
     if route.kind is HedgeVenue.BROKER:
         return 0.0
-    cost = fair * hedge_cost_bps * 1e-4
     if route.kind is HedgeVenue.PERPETUAL:
         return cost
     return cost + 0.5 * gamma * sigma * sigma * seconds_to_open

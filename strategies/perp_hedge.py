@@ -42,6 +42,7 @@ from bot.model import (
 )
 from bot.perp.contracts import perp_contracts
 from strategies.base import Decision
+from strategies.hedge_route import PerpHedgeCost, perp_hedge_cost
 from strategies.legs import shares_for
 
 if TYPE_CHECKING:
@@ -125,6 +126,53 @@ class PerpHedger:
 
     def spread_bps(self, token: str) -> float:
         return self._spread.get(token, 0.0) * 1e4
+
+    # ---- what a hedge there costs, and whether risk would take it -------------------------
+    def state(self, ctx: StrategyContext, token: str) -> tuple[PerpContract, PerpState] | None:
+        """The token's perpetual and its latest state (None: no perpetual, or no state yet)."""
+        contract = self.contracts.get(token)
+        state = ctx.market.perps.get(contract.instrument) if contract is not None else None
+        return (contract, state) if contract is not None and state is not None else None
+
+    def equity(self, ctx: StrategyContext, contract: PerpContract, state: PerpState) -> float:
+        """The perpetual account's margin equity: cash + position x mark."""
+        ledger = ctx.ledger
+        return float(ledger.cash(contract.venue)) + float(
+            ledger.position(contract.venue, contract.instrument) * state.mark
+        )
+
+    def cost(
+        self, ctx: StrategyContext, token: str, *, long_hedge: bool, tokens: float, hold_s: float
+    ) -> PerpHedgeCost | None:
+        """``strategies.hedge_route.perp_hedge_cost`` of ``tokens`` on the token's perpetual
+        for ``hold_s``, from its state, this account and the strategy's basis settings (None:
+        no perpetual state yet)."""
+        found = self.state(ctx, token)
+        if found is None:
+            return None
+        contract, state = found
+        return perp_hedge_cost(
+            long_hedge=long_hedge, tokens=tokens, state=state, now_ns=ctx.now_ns, hold_s=hold_s,
+            interval_s=contract.funding_interval_s, fee_bps=self.fee_bps(token),
+            spread_bps=self.spread_bps(token), basis_sigmas=self.cfg.perp_basis_sigmas,
+            basis_vol_bps=self.cfg.perp_basis_vol_bps, equity_usd=self.equity(ctx, contract, state),
+            maintenance_margin=float(contract.maintenance_margin),
+        )  # fmt: skip
+
+    def margin_ok(self, ctx: StrategyContext, token: str, delta: float) -> bool:
+        """Whether ``delta`` tokens more on the token's perpetual keep its margin equity at or
+        above maintenance x (1 + ``perp_margin_buffer``), as risk will ask (a reducing trade
+        always may)."""
+        found = self.state(ctx, token)
+        if found is None:
+            return False
+        contract, state = found
+        held = float(ctx.ledger.position(contract.venue, contract.instrument))
+        after = held + delta
+        if abs(after) <= abs(held):
+            return True
+        needed = abs(after) * float(state.mark) * float(contract.maintenance_margin)
+        return self.equity(ctx, contract, state) >= needed * (1.0 + self.cfg.perp_margin_buffer)
 
     # ---- orders and fills -----------------------------------------------------------------
     def order(

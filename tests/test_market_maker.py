@@ -18,7 +18,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.backtest.runner import Backtest
-from bot.config import VenueConfig
 from bot.logging import configure_logging
 from bot.model import LegRole, Order, OrderState, OrderType, RequestKind, Side, TimeInForce
 from bot.sessions import MarketSession, SessionCalendar
@@ -212,6 +211,40 @@ def test_kill_switch_pulls_the_quotes_at_once(tmp_path: Path) -> None:
     assert any(f.role is LegRole.QUOTE for f in bt.engine.fills if f.ts_ns < at)
 
 
+@pytest.mark.parametrize(("step", "reduces"), [(250, True), (100, False)])
+def test_under_the_kill_switch_only_risk_reducing_hedges_go_out(
+    tmp_path: Path, step: int, reduces: bool
+) -> None:
+    """The exchange takes 3 s to hear a cancel, so a quote fills after the kill switch; its
+    hedge goes out when it reduces the broker position (short 5 shares, a token sold: buy 1) and
+    is not sent when it would open one (flat, a token sold): nothing risk refuses either way."""
+    feed = mm_world.write_feed(tmp_path / "feed", 9, seconds=300)
+    cfg = mm_world.settings(tmp_path, feed.path, hedge=True, gamma=0.01, requote_bps=20.0)
+    slow = cfg.venues["kraken"].model_copy(update={"entry_latency_ms": 3000})
+    bt = Backtest(cfg.model_copy(update={"venues": {**cfg.venues, "kraken": slow}}))
+    at = int(feed.ts[step]) + NS // 2
+    bt.clock.schedule(at, lambda: bt.engine.engage_kill_switch("test"))
+    _run(bt)
+    _pulled_at(bt, at)
+    broker_then = sum((f.qty * int(f.side) for f in bt.engine.fills
+                       if f.venue == "alpaca" and f.ts_ns < at), Decimal(0))  # fmt: skip
+    late = [f for f in bt.engine.fills if f.ts_ns >= at and f.role is LegRole.QUOTE]
+    assert [(f.side, f.qty) for f in late] == [(Side.SELL, Decimal(1))]  # raced the cancel
+    hedges = [o for o in _hedges(bt) if o.created_ns >= at]
+    assert not bt.engine.risk.rejections  # nothing went out that risk refused
+    if reduces:
+        assert broker_then == -5
+        assert [(o.side, o.qty, o.state) for o in hedges] == [
+            (Side.BUY, Decimal(1), OrderState.FILLED)
+        ]
+        assert bt.ledger.position("alpaca", "AAPL") == -4  # hedged again: 24 tokens, 4 short
+        assert bt.ledger.position("kraken", TOKEN) == TARGET + 4
+    else:
+        assert broker_then == 0 and hedges == []  # a buy would open a position: not sent
+        assert bt.ledger.position("alpaca", "AAPL") == 0
+        assert bt.ledger.position("kraken", TOKEN) == TARGET - 1
+
+
 def test_stale_fair_value_pulls_the_quotes(tmp_path: Path) -> None:
     """The broker's quotes stop at 100 s while the book goes on: max_quote_age_s is 5."""
     feed = mm_world.write_feed(tmp_path / "feed", 6, seconds=300, quotes_until_s=100)
@@ -362,16 +395,11 @@ def test_the_hedge_route_follows_the_broker_session(tmp_path: Path) -> None:
     assert hedge_route(cfg, TOKEN, MarketSession.OVERNIGHT, True).kind is HedgeVenue.BROKER
     for session in (MarketSession.OVERNIGHT, MarketSession.CLOSED):
         assert hedge_route(cfg, TOKEN, session, False) == HedgeRoute(HedgeVenue.HOLD)
-    # a venue of kind "perpetual" (built apart; constructed here without validation) takes over
-    perp = VenueConfig.model_construct(kind="perpetual")  # type: ignore[arg-type]
-    tok = cfg.tokens[TOKEN].model_copy(update={"venues": ["kraken", "perp"]})
-    with_perp = cfg.model_copy(
-        update={"venues": {**cfg.venues, "perp": perp}, "tokens": {TOKEN: tok}}
+    # the token's perpetual the strategy may hedge on takes over while the broker is closed
+    assert hedge_route(cfg, TOKEN, MarketSession.CLOSED, False, "kperp") == HedgeRoute(
+        HedgeVenue.PERPETUAL, "kperp"
     )
-    assert hedge_route(with_perp, TOKEN, MarketSession.CLOSED, False) == HedgeRoute(
-        HedgeVenue.PERPETUAL, "perp"
-    )
-    assert hedge_route(with_perp, TOKEN, MarketSession.REGULAR, False).kind is HedgeVenue.BROKER
+    assert hedge_route(cfg, TOKEN, MarketSession.REGULAR, False, "kperp").kind is HedgeVenue.BROKER
 
 
 def test_closed_widening_is_the_hedge_cost_plus_the_risk_until_the_open() -> None:
@@ -382,10 +410,10 @@ def test_closed_widening_is_the_hedge_cost_plus_the_risk_until_the_open() -> Non
     tuesday_1000_et = mm_world.START_NS
     assert seconds_to_hedge(calendar, tuesday_1000_et, False) == 0
     hold, perp = HedgeRoute(HedgeVenue.HOLD), HedgeRoute(HedgeVenue.PERPETUAL, "perp")
-    assert closed_widening(HedgeRoute(HedgeVenue.BROKER), 0.1, 0.02, 9e9, 100.0, 5.0) == 0.0
-    assert closed_widening(perp, 0.1, 0.02, 3600.0, 200.0, 5.0) == pytest.approx(0.1, abs=1e-12)
-    # 200 x 5 bps + 0.5 x 0.1 x 0.02^2 x 3600 = 0.1 + 0.072
-    assert closed_widening(hold, 0.1, 0.02, 3600.0, 200.0, 5.0) == pytest.approx(0.172, abs=1e-12)
+    assert closed_widening(HedgeRoute(HedgeVenue.BROKER), 0.1, 0.02, 9e9, 0.05) == 0.0
+    assert closed_widening(perp, 0.1, 0.02, 3600.0, 0.1) == 0.1  # the hedge's cost, no risk
+    # the cost (200 x 5 bps = 0.1) + 0.5 x 0.1 x 0.02^2 x 3600 = 0.1 + 0.072
+    assert closed_widening(hold, 0.1, 0.02, 3600.0, 0.1) == pytest.approx(0.172, abs=1e-12)
 
 
 def test_quote_prices_land_on_the_grid_and_never_cross_the_book() -> None:
