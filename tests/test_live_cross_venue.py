@@ -21,8 +21,7 @@ import ccxt
 from connectors.evm.deploy import local_web3
 from connectors.sandbox.flow_pool import PoolTrader
 from tests.conftest import REPO
-from tests.sandbox_world import pegbot, sandbox_json
-from tests.test_live_run import control
+from tests.sandbox_world import control, pegbot, sandbox_json
 
 XV_CONFIG = REPO / "config" / "sandbox-xv.toml"
 pytest_plugins = ["tests.sandbox_world"]
