@@ -8,6 +8,7 @@ decides anything and never blocks: venues answer later through the engine's Venu
 from __future__ import annotations
 
 from collections.abc import Mapping
+from decimal import Decimal
 
 from bot.intents import CancelOrder, PlaceOrder, RequestMintRedeem, RequestTransfer
 from bot.journal import Journal, JournalEntry
@@ -19,6 +20,7 @@ from bot.model import (
     OrderUpdate,
     RequestState,
     RequestUpdate,
+    Side,
     Transfer,
     TransferState,
     TransferUpdate,
@@ -272,6 +274,14 @@ class Executor:
         if group_id is None:
             return list(self._open.values())
         return [o for o in self._open.values() if o.group_id == group_id]
+
+    def working_sells(self, venue: str, instrument: str) -> Decimal:
+        """What the working sell orders of ``instrument`` at ``venue`` may still sell."""
+        return sum(
+            (o.remaining for o in self._open.values()
+             if o.side is Side.SELL and o.venue == venue and o.instrument == instrument),
+            Decimal(0),
+        )  # fmt: skip
 
     def in_flight_requests(self, token: str | None = None) -> list[MintRedeemRequest]:
         return [

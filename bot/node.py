@@ -195,6 +195,11 @@ class Node:
             in_transit=self.ledger.in_transit,
         )
         self.engine.after_answer = lambda: self.exposure.observe(clock.now_ns())
+        # a token sale on an exchange or pool needs the tokens, less what working sells offer
+        self.risk.no_short = frozenset(
+            n for n, v in settings.venues.items() if v.kind in ("exchange", "pool")
+        )
+        self.risk.working_sells = self.engine.executor.working_sells
         for source in self.sources:
             source.bind(self.engine)
         self._instruments_of: dict[str, set[str]] = {}

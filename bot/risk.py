@@ -43,7 +43,7 @@ from decimal import Context, Decimal, localcontext
 from bot.config import RiskConfig
 from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem, RequestTransfer
 from bot.ledger import TransferView, debits
-from bot.model import MintRedeemRequest, PerpContract, RequestKind, RequestState
+from bot.model import MintRedeemRequest, PerpContract, RequestKind, RequestState, Side
 from strategies.base import LedgerView
 
 MarkFn = Callable[[str], Decimal | None]
@@ -94,6 +94,10 @@ class RiskEngine:
         self.mint_venues: dict[str, str] = dict(mint_venues or {})
         self.rejections: Counter[str] = Counter()
         self._kill_reason: str | None = None
+        # venues where a sale needs the tokens held (exchanges and pools: nothing is lent), and
+        # what working sells there already offer (the executor's); set by the node
+        self.no_short: frozenset[str] = frozenset()
+        self.working_sells: Callable[[str, str], Decimal] | None = None
         # in-flight exposure per (venue, token), valid for one ledger at one version: the
         # ledger hands out copies of its requests, which costs more than the rest of a check
         self._flight_of: tuple[LedgerView, int] | None = None
@@ -129,6 +133,14 @@ class RiskEngine:
         held = ledger.position(o.venue, o.instrument)
         if self._kill_reason is not None and not _reduces(held, o):
             return _reject("kill_switch", f"kill switch ({self._kill_reason}): only risk-reducing")
+        if o.side is Side.SELL and o.venue in self.no_short and self.working_sells is not None:
+            free = held - self.working_sells(o.venue, o.instrument)
+            if o.qty > free:
+                return _reject(
+                    "oversell",
+                    f"sell {o.qty} {o.instrument} at {o.venue}: {free} held and not already "
+                    "offered by working sells",
+                )
         fair = _fair_value(o.reference_price, mark, o.instrument)
         if fair is None:
             return _reject("no_fair_value", "no fair value to collar against")

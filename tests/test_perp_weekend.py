@@ -153,3 +153,25 @@ def test_a_thin_perpetual_account_sends_nothing_risk_would_refuse(feed: Path) ->
     # the starting inventory (about 69k USD) is more than 2,500 of collateral may hedge: it
     # waits for the broker's first session, and the exposure figures say so
     assert summary["exposure"]["AAPL"]["breaches"] == 1
+
+
+def test_no_token_is_sold_that_the_venue_does_not_hold_after_any_answer(feed: Path) -> None:
+    """With two arbitrages in flight, a second pool sale decided while the first swap waits for
+    inclusion once sold tokens the wallet no longer held (uniswap ended at -100 AAPLx): risk now
+    refuses a sale past what the venue holds less what working sells offer."""
+    bt = Backtest(_settings(True), feed=feed)
+    spot = [n for n, v in bt.settings.venues.items() if v.kind in ("exchange", "pool")]
+    observe = bt.engine.after_answer
+    lowest: dict[str, Decimal] = {}
+
+    def checked() -> None:
+        if observe is not None:
+            observe()
+        for venue in spot:
+            held = bt.ledger.position(venue, "AAPLx")
+            lowest[venue] = min(lowest.get(venue, held), held)
+
+    bt.engine.after_answer = checked
+    bt.run()
+    assert set(lowest) == set(spot) and all(q >= 0 for q in lowest.values()), lowest
+    assert bt.risk.rejections["oversell"] >= 1  # the sale it refused is the one that oversold

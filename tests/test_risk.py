@@ -227,3 +227,24 @@ def test_without_mint_venues_an_in_flight_mint_counts_at_every_venue(ledger: Led
     request_in_ledger(ledger, RequestKind.MINT, "1900", RequestState.PRICED)
     assert risk.check(buy("100", venue="bybit"), ledger).ok
     assert risk.check(buy("100.01", venue="bybit"), ledger).code == "max_position"
+
+
+# -- no sale of tokens a venue does not hold ----------------------------------------------------
+
+
+def test_a_sale_past_what_the_venue_holds_less_working_sells_is_refused(
+    risk: RiskEngine, ledger: Ledger
+) -> None:
+    ledger.deposit_position("kraken", TOKEN, D(100), D(100))
+    offered = {("kraken", TOKEN): D(30)}  # what working sells there still offer
+    risk.no_short = frozenset({"kraken"})
+    risk.working_sells = lambda venue, instrument: offered.get((venue, instrument), D(0))
+    assert risk.check(sell("70"), ledger) == RiskVerdict(True)
+    verdict = risk.check(sell("70.001"), ledger)
+    assert (verdict.ok, verdict.code) == (False, "oversell")
+    assert verdict.reason == (
+        "sell 70.001 AAPLx at kraken: 70 held and not already offered by working sells"
+    )
+    assert risk.rejections["oversell"] == 1
+    risk.no_short = frozenset()  # a venue that lends (a broker with short sales) is not held to it
+    assert risk.check(sell("70.001"), ledger) == RiskVerdict(True)
