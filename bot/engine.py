@@ -610,10 +610,13 @@ class Engine:
         if order is None:
             log.warning("unknown_order_update", client_id=update.client_id, venue=update.venue)
             return
-        if update.gas_usd and self._ledger.charge_gas(
-            update.venue, update.client_id, update.gas_usd
-        ):  # a reverted transaction pays its gas (once per order)
-            self.reverted_gas[order.group_id] += update.gas_usd
+        if update.gas_usd:
+            # a reverted transaction pays its gas (once per order); so do the mint and the
+            # withdrawal of a range order (ADR 0021), once per answer state
+            reverted = update.state in (OrderState.REJECTED, OrderState.EXPIRED)
+            gas_id = update.client_id if reverted else f"{update.client_id}:{update.state}"
+            if self._ledger.charge_gas(update.venue, gas_id, update.gas_usd) and reverted:
+                self.reverted_gas[order.group_id] += update.gas_usd
         if order.state in (OrderState.REJECTED, OrderState.CANCELED, OrderState.EXPIRED):
             log.info(
                 "order_done",

@@ -17,6 +17,7 @@ from bot.model import (
     MintRedeemRequest,
     Order,
     OrderState,
+    OrderType,
     OrderUpdate,
     RequestState,
     RequestUpdate,
@@ -77,6 +78,7 @@ class Executor:
                     "extended_hours": order.extended_hours,
                     "role": str(order.role),
                     "group": order.group_id,
+                    **({} if order.range_end is None else {"range_end": str(order.range_end)}),
                 },
             )
         )
@@ -121,6 +123,7 @@ class Executor:
             created_ns=now_ns,
             reference_price=intent.reference_price,
             deadline_ns=intent.deadline_ns,
+            range_end=intent.range_end,
         )
 
     def cancel(self, intent: CancelOrder, now_ns: int) -> None:
@@ -239,10 +242,19 @@ class Executor:
         return order
 
     def apply_fill(self, fill: Fill) -> Order | None:
-        """Add a fill to its order (the ledger dedupes by trade id before this is called)."""
+        """Add a fill to its order (the ledger dedupes by trade id before this is called).
+
+        A range order's fills go both ways (ADR 0021): ``filled_qty`` is its net conversion, it
+        never fills up by itself and rests until its cancel is answered.
+        """
         order = self.orders.get(fill.client_id)
         if order is None:
             return None
+        if order.order_type is OrderType.RANGE:
+            order.filled_qty += fill.qty if fill.side is order.side else -fill.qty
+            if not order.state.is_terminal and order.state is not OrderState.PENDING_CANCEL:
+                order.state = OrderState.PARTIALLY_FILLED
+            return order
         total = order.filled_qty + fill.qty
         order.avg_price = (order.avg_price * order.filled_qty + fill.price * fill.qty) / total
         order.filled_qty = total

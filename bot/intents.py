@@ -27,6 +27,7 @@ class PlaceOrder:
     group_id: str = ""
     reference_price: float = 0.0  # fair value the order was priced against, for the collar
     deadline_ns: int = 0  # a pool swap reverts if it lands later (0: none)
+    range_end: Decimal | None = None  # RANGE orders: the far edge of the range (ADR 0021)
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,10 @@ class Side(IntEnum):
 class OrderType(StrEnum):
     MARKET = "market"
     LIMIT = "limit"
+    # Liquidity over a price range on a pool, one-sided (ADR 0021): ``limit_price`` is the near
+    # edge, ``range_end`` the far one; it converts (fills) as swaps move the price through it, and
+    # back when they move it back. It rests until canceled (the position is withdrawn).
+    RANGE = "range"
 
 
 class TimeInForce(StrEnum):
@@ -183,6 +187,7 @@ class Order:
     reason: str = ""  # rejection or cancel reason
     reference_price: float = 0.0  # fair value / mid when decided: hedge slippage is measured to it
     deadline_ns: int = 0  # a swap that lands later reverts (0: no deadline)
+    range_end: Decimal | None = None  # RANGE: the far edge of the range (ADR 0021)
 
     @property
     def remaining(self) -> Decimal:

@@ -6,8 +6,14 @@ with ``bisect``; the search stops at the same 256-tick-spacing word boundaries a
 tick bitmap, because the contract computes a separate swap step at each such boundary and the step
 boundaries change the rounding.
 
-Not tracked: fee growth, protocol fees, oracle observations and per-owner positions (``burn`` only
-checks that the ticks hold the liquidity). None of them moves the price or the amounts.
+Fee growth is tracked once ``track_fees`` is called (a simulated range order needs it, ADR 0021):
+the global growth per unit of liquidity, each initialized tick's growth outside, and positions
+minted with an ``owner``, whose fees accrue as the contract's ``Position.update`` accrues them.
+Until then the swap loop skips that arithmetic, and a pool that never tracks fees swaps exactly as
+before. Tracking may start at any time: every tick's growth outside is then 0, which is the state
+of a pool whose fee growth was 0 until now. Not tracked: protocol fees, oracle observations, and
+positions minted without an owner (``burn`` then only checks that the ticks hold the liquidity).
+None of them moves the price or the amounts.
 
 The swap loop is the backtest's hot path: plain ints, locals, no allocation per step unless a tick
 is crossed. ``quote`` runs the same loop without writing the result back.
@@ -39,6 +45,7 @@ from bot.amm.tick_math import (
 
 __all__ = [
     "TICK_SPACING_BY_FEE",
+    "PositionClaim",
     "SwapResult",
     "V3Pool",
     "max_liquidity_per_tick",
@@ -48,6 +55,7 @@ __all__ = [
 ]
 
 _PIPS = 1_000_000
+_MOD256 = 1 << 256  # fee growth wraps as the contract's unchecked uint256 arithmetic does
 _LOWEST_LIMIT = MIN_SQRT_RATIO + 1  # "no limit" going down, as routers pass it
 _HIGHEST_LIMIT = MAX_SQRT_RATIO - 1
 
@@ -78,6 +86,54 @@ class SwapResult(NamedTuple):
     tick: int  # after the swap
     liquidity: int  # active liquidity after the swap
     ticks_crossed: tuple[int, ...]  # initialized ticks crossed, in crossing order
+    # with fee tracking: the input token's global fee growth after the swap, and at each crossing
+    fee_growth_x128: int = 0
+    growth_at_cross: tuple[int, ...] = ()
+
+
+class PositionClaim(NamedTuple):
+    """What an owned position would return if withdrawn now: the principal (rounded down, as a
+    burn rounds it) and the fees (collected, owed and accrued since the last update)."""
+
+    principal0: int
+    principal1: int
+    fees0: int
+    fees1: int
+
+    @property
+    def amount0(self) -> int:
+        return self.principal0 + self.fees0
+
+    @property
+    def amount1(self) -> int:
+        return self.principal1 + self.fees1
+
+
+class _Position:
+    """Position.Info of one owned position: its liquidity, the fee growth inside at its last
+    update and the tokens owed to it (fees and burned principal not yet collected)."""
+
+    __slots__ = ("tick_lower", "tick_upper", "liquidity", "inside0", "inside1", "owed0", "owed1")
+
+    def __init__(self, tick_lower: int, tick_upper: int) -> None:
+        self.tick_lower = tick_lower
+        self.tick_upper = tick_upper
+        self.liquidity = 0
+        self.inside0 = self.inside1 = self.owed0 = self.owed1 = 0
+
+    def copy(self) -> _Position:
+        other = _Position(self.tick_lower, self.tick_upper)
+        other.liquidity = self.liquidity
+        other.inside0, other.inside1 = self.inside0, self.inside1
+        other.owed0, other.owed1 = self.owed0, self.owed1
+        return other
+
+    def accrue(self, inside0: int, inside1: int) -> None:
+        """Fees since the last update at the current liquidity (mulDiv by Q128, as the contract;
+        the owed amounts wrap at uint128 there, which real fees never reach)."""
+        self.owed0 += ((inside0 - self.inside0) % _MOD256) * self.liquidity >> 128
+        self.owed1 += ((inside1 - self.inside1) % _MOD256) * self.liquidity >> 128
+        self.inside0, self.inside1 = inside0, inside1
 
 
 def max_liquidity_per_tick(tick_spacing: int) -> int:
@@ -100,6 +156,11 @@ class V3Pool:
         "_gross",
         "_net",
         "_max_per_tick",
+        "fee_growth_global0_x128",
+        "fee_growth_global1_x128",
+        "_outside",
+        "_positions",
+        "_tracking",
     )
 
     def __init__(
@@ -137,6 +198,11 @@ class V3Pool:
         self._gross: dict[int, int] = {}
         self._net: dict[int, int] = {}
         self._max_per_tick = max_liquidity_per_tick(tick_spacing)
+        self.fee_growth_global0_x128 = 0
+        self.fee_growth_global1_x128 = 0
+        self._outside: dict[int, tuple[int, int]] = {}  # tick -> fee growth outside (0, 1)
+        self._positions: dict[str, _Position] = {}
+        self._tracking = False
 
     def __repr__(self) -> str:
         return (
@@ -157,6 +223,11 @@ class V3Pool:
         other._gross = self._gross.copy()
         other._net = self._net.copy()
         other._max_per_tick = self._max_per_tick
+        other.fee_growth_global0_x128 = self.fee_growth_global0_x128
+        other.fee_growth_global1_x128 = self.fee_growth_global1_x128
+        other._outside = self._outside.copy()
+        other._positions = {k: p.copy() for k, p in self._positions.items()}
+        other._tracking = self._tracking
         return other
 
     # ---- initialized ticks -------------------------------------------------------------------
@@ -220,6 +291,7 @@ class V3Pool:
         if self._gross.pop(tick, None) is not None:
             del self._net[tick]
             del self._ticks[bisect_left(self._ticks, tick)]
+            self._outside.pop(tick, None)
 
     def _update_tick(self, tick: int, liquidity_delta: int, upper: bool) -> None:
         gross_before = self._gross.get(tick, 0)
@@ -233,15 +305,100 @@ class V3Pool:
         net = net - liquidity_delta if upper else net + liquidity_delta
         if gross_before == 0:
             insort(self._ticks, tick)
+            if self._tracking and tick <= self.tick:  # by convention all growth was below it
+                self._outside[tick] = (self.fee_growth_global0_x128, self.fee_growth_global1_x128)
         self._gross[tick] = gross_after
         self._net[tick] = net
 
     # ---- liquidity ---------------------------------------------------------------------------
 
-    def _modify_position(
-        self, tick_lower: int, tick_upper: int, liquidity_delta: int
+    # ---- fee growth (ADR 0021) ----------------------------------------------------------------
+
+    def track_fees(self) -> None:
+        """Start tracking fee growth (see the module docstring); it then stays on."""
+        self._tracking = True
+
+    @property
+    def tracks_fees(self) -> bool:
+        return self._tracking
+
+    def fee_growth_inside(self, tick_lower: int, tick_upper: int) -> tuple[int, int]:
+        """Tick.getFeeGrowthInside: fee growth per unit of liquidity inside the range (X128)."""
+        g0, g1 = self.fee_growth_global0_x128, self.fee_growth_global1_x128
+        lo0, lo1 = self._outside.get(tick_lower, (0, 0))
+        hi0, hi1 = self._outside.get(tick_upper, (0, 0))
+        if self.tick < tick_lower:
+            lo0, lo1 = g0 - lo0, g1 - lo1
+        if self.tick >= tick_upper:
+            hi0, hi1 = g0 - hi0, g1 - hi1
+        return (g0 - lo0 - hi0) % _MOD256, (g1 - lo1 - hi1) % _MOD256
+
+    def _position(self, owner: str, tick_lower: int, tick_upper: int) -> _Position:
+        position = self._positions.get(owner)
+        if position is None:
+            position = self._positions[owner] = _Position(tick_lower, tick_upper)
+        elif (position.tick_lower, position.tick_upper) != (tick_lower, tick_upper):
+            raise AmmRevert(
+                f"owner {owner} holds [{position.tick_lower}, {position.tick_upper}), "
+                f"not [{tick_lower}, {tick_upper})"
+            )
+        return position
+
+    def position_liquidity(self, owner: str) -> int:
+        position = self._positions.get(owner)
+        return 0 if position is None else position.liquidity
+
+    def claim(self, owner: str) -> PositionClaim:
+        """What burning all of ``owner``'s liquidity and collecting would return now."""
+        position = self._positions.get(owner)
+        if position is None:
+            return PositionClaim(0, 0, 0, 0)
+        probe = position.copy()
+        probe.accrue(*self.fee_growth_inside(position.tick_lower, position.tick_upper))
+        principal0, principal1 = self._amounts(
+            position.tick_lower, position.tick_upper, position.liquidity, round_up=False
+        )
+        return PositionClaim(principal0, principal1, probe.owed0, probe.owed1)
+
+    def collect(self, owner: str) -> tuple[int, int]:
+        """Collect everything owed to ``owner`` (fees and burned principal); a position with no
+        liquidity left is then forgotten."""
+        position = self._positions.get(owner)
+        if position is None:
+            return 0, 0
+        if position.liquidity:
+            position.accrue(*self.fee_growth_inside(position.tick_lower, position.tick_upper))
+        owed = position.owed0, position.owed1
+        position.owed0 = position.owed1 = 0
+        if position.liquidity == 0:
+            del self._positions[owner]
+        return owed
+
+    def _amounts(
+        self, tick_lower: int, tick_upper: int, liquidity: int, *, round_up: bool
     ) -> tuple[int, int]:
-        """UniswapV3Pool._modifyPosition; returns signed (amount0, amount1) owed to the pool."""
+        """Token amounts of ``liquidity`` over the range at the current price."""
+        sqrt_lower = get_sqrt_ratio_at_tick(tick_lower)
+        sqrt_upper = get_sqrt_ratio_at_tick(tick_upper)
+        if self.tick < tick_lower:
+            return get_amount0_delta(sqrt_lower, sqrt_upper, liquidity, round_up), 0
+        if self.tick < tick_upper:
+            return (
+                get_amount0_delta(self.sqrt_price_x96, sqrt_upper, liquidity, round_up),
+                get_amount1_delta(sqrt_lower, self.sqrt_price_x96, liquidity, round_up),
+            )
+        return 0, get_amount1_delta(sqrt_lower, sqrt_upper, liquidity, round_up)
+
+    # ---- liquidity ---------------------------------------------------------------------------
+
+    def _modify_position(
+        self, tick_lower: int, tick_upper: int, liquidity_delta: int, owner: str | None = None
+    ) -> tuple[int, int]:
+        """UniswapV3Pool._modifyPosition; returns signed (amount0, amount1) owed to the pool.
+
+        With an ``owner`` the position's fees accrue first, at the fee growth inside the ticks
+        before a burn clears them and after a mint initializes them (as the contract reads it).
+        """
         if tick_lower >= tick_upper:
             raise AmmRevert(f"TLU: tick_lower {tick_lower} >= tick_upper {tick_upper}")
         if tick_lower < MIN_TICK:
@@ -250,6 +407,11 @@ class V3Pool:
             raise AmmRevert(f"TUM: tick_upper {tick_upper} > MAX_TICK")
         self._check_tick(tick_lower)
         self._check_tick(tick_upper)
+        position = None if owner is None else self._position(owner, tick_lower, tick_upper)
+        if position is not None:
+            add_delta(position.liquidity, liquidity_delta)  # 'LS' burning more than it holds
+            if liquidity_delta <= 0 and self._tracking:
+                position.accrue(*self.fee_growth_inside(tick_lower, tick_upper))
         if liquidity_delta == 0:
             return 0, 0
         # Validate everything before the first write so a revert leaves the pool unchanged.
@@ -262,35 +424,40 @@ class V3Pool:
                 raise AmmRevert(f"LO: liquidity at tick {t} exceeds the per-tick maximum")
         self._update_tick(tick_lower, liquidity_delta, upper=False)
         self._update_tick(tick_upper, liquidity_delta, upper=True)
+        if position is not None:
+            if liquidity_delta > 0 and self._tracking:
+                position.accrue(*self.fee_growth_inside(tick_lower, tick_upper))
+            position.liquidity += liquidity_delta
 
-        sqrt_lower = get_sqrt_ratio_at_tick(tick_lower)
-        sqrt_upper = get_sqrt_ratio_at_tick(tick_upper)
         round_up = liquidity_delta > 0
-        size = abs(liquidity_delta)
-        amount0 = amount1 = 0
-        if self.tick < tick_lower:
-            amount0 = get_amount0_delta(sqrt_lower, sqrt_upper, size, round_up)
-        elif self.tick < tick_upper:
-            amount0 = get_amount0_delta(self.sqrt_price_x96, sqrt_upper, size, round_up)
-            amount1 = get_amount1_delta(sqrt_lower, self.sqrt_price_x96, size, round_up)
+        amount0, amount1 = self._amounts(tick_lower, tick_upper, abs(liquidity_delta),
+                                         round_up=round_up)  # fmt: skip
+        if tick_lower <= self.tick < tick_upper:
             self.liquidity = new_active
-        else:
-            amount1 = get_amount1_delta(sqrt_lower, sqrt_upper, size, round_up)
+        if position is not None and not round_up:  # burned principal is owed until collected
+            position.owed0 += amount0
+            position.owed1 += amount1
         return (amount0, amount1) if round_up else (-amount0, -amount1)
 
-    def mint(self, tick_lower: int, tick_upper: int, liquidity: int) -> tuple[int, int]:
+    def mint(
+        self, tick_lower: int, tick_upper: int, liquidity: int, owner: str | None = None
+    ) -> tuple[int, int]:
         """Add ``liquidity`` over ``[tick_lower, tick_upper)``; returns the token amounts owed to
-        the pool, rounded up as the contract does."""
+        the pool, rounded up as the contract does. With an ``owner`` the position is kept (fees
+        accrue to it while fees are tracked)."""
         if not 0 < liquidity <= MAX_UINT128:
             raise AmmRevert(f"mint: liquidity must be in (0, 2**128), got {liquidity}")
-        return self._modify_position(tick_lower, tick_upper, liquidity)
+        return self._modify_position(tick_lower, tick_upper, liquidity, owner)
 
-    def burn(self, tick_lower: int, tick_upper: int, liquidity: int) -> tuple[int, int]:
+    def burn(
+        self, tick_lower: int, tick_upper: int, liquidity: int, owner: str | None = None
+    ) -> tuple[int, int]:
         """Remove ``liquidity`` from ``[tick_lower, tick_upper)``; returns the token amounts owed
-        to the owner (positive), rounded down as the contract does."""
+        to the owner (positive), rounded down as the contract does. An owned position's amounts
+        are also owed to it until ``collect``."""
         if not 0 <= liquidity <= MAX_UINT128:
             raise AmmRevert(f"burn: liquidity must be in [0, 2**128), got {liquidity}")
-        amount0, amount1 = self._modify_position(tick_lower, tick_upper, -liquidity)
+        amount0, amount1 = self._modify_position(tick_lower, tick_upper, -liquidity, owner)
         return -amount0, -amount1
 
     # ---- swaps -------------------------------------------------------------------------------
@@ -302,9 +469,25 @@ class V3Pool:
 
         ``zero_for_one`` sells token0 (price falls). ``sqrt_price_limit_x96`` stops the swap at that
         price; ``None`` means no limit (one step inside the price bounds, as routers pass). The
-        pool's state is updated to the result.
+        pool's state is updated to the result, fee growth included while it is tracked.
         """
-        result = self.quote(zero_for_one, amount_specified, sqrt_price_limit_x96)
+        if not self._tracking:
+            result = self.quote(zero_for_one, amount_specified, sqrt_price_limit_x96)
+        else:
+            result = self._quote(zero_for_one, amount_specified, sqrt_price_limit_x96, True)
+            if zero_for_one:
+                growth_other = self.fee_growth_global1_x128
+                self.fee_growth_global0_x128 = result.fee_growth_x128
+            else:
+                growth_other = self.fee_growth_global0_x128
+                self.fee_growth_global1_x128 = result.fee_growth_x128
+            outside = self._outside
+            for tick, growth in zip(result.ticks_crossed, result.growth_at_cross, strict=True):
+                out0, out1 = outside.get(tick, (0, 0))  # Tick.cross
+                if zero_for_one:
+                    outside[tick] = ((growth - out0) % _MOD256, (growth_other - out1) % _MOD256)
+                else:
+                    outside[tick] = ((growth_other - out0) % _MOD256, (growth - out1) % _MOD256)
         self.sqrt_price_x96 = result.sqrt_price_x96
         self.tick = result.tick
         self.liquidity = result.liquidity
@@ -316,8 +499,11 @@ class V3Pool:
         Such a swap leaves the active liquidity as it is, so the pool's state after it is the
         recorded price and tick: the result of ``swap`` to that price limit, without its math.
         Returns False, changing nothing, when an initialized tick lies on the way (crossing
-        changes the liquidity: use ``swap``) or the price does not move.
+        changes the liquidity: use ``swap``) or the price does not move, and while fee growth is
+        tracked (the fees are in the swap's math).
         """
+        if self._tracking:
+            return False
         ticks = self._ticks
         if sqrt_price_x96 < self.sqrt_price_x96:  # price falls: crosses ticks in (tick, self.tick]
             i = bisect_right(ticks, tick)
@@ -396,6 +582,14 @@ class V3Pool:
         self, zero_for_one: bool, amount_specified: int, sqrt_price_limit_x96: int | None = None
     ) -> SwapResult:
         """What ``swap`` with the same arguments would return; the pool is not changed."""
+        return self._quote(zero_for_one, amount_specified, sqrt_price_limit_x96, False)
+
+    def _quote(
+        self, zero_for_one: bool, amount_specified: int, limit_x96: int | None, track: bool
+    ) -> SwapResult:
+        """The swap loop; ``track`` also sums the input token's fee growth (mulDiv of each step's
+        fee by Q128 over the active liquidity) and notes it at each crossing."""
+        sqrt_price_limit_x96 = limit_x96
         if amount_specified == 0:
             raise AmmRevert("AS: amount_specified is zero")
         sqrt_price = self.sqrt_price_x96
@@ -408,7 +602,7 @@ class V3Pool:
             if not sqrt_price < limit < MAX_SQRT_RATIO:
                 raise AmmRevert(f"SPL: price limit {limit} not in ({sqrt_price}, MAX_SQRT_RATIO)")
 
-        if amount_specified > 0:
+        if amount_specified > 0 and not track:
             fast = self._exact_input_within_range(zero_for_one, amount_specified, limit)
             if fast is not None:
                 return fast
@@ -422,6 +616,8 @@ class V3Pool:
         net_by_tick = self._net
         step_target = self._step_target
         crossed: list[int] | None = None
+        growth = self.fee_growth_global0_x128 if zero_for_one else self.fee_growth_global1_x128
+        at_cross: list[int] = []
 
         while remaining != 0 and sqrt_price != limit:
             step_start = sqrt_price
@@ -435,9 +631,13 @@ class V3Pool:
             else:
                 remaining += amount_out
                 calculated += amount_in + fee_amount
+            if track and liquidity > 0:
+                growth = (growth + (fee_amount << 128) // liquidity) % _MOD256
 
             if sqrt_price == sqrt_next:
                 if initialized:
+                    if track:
+                        at_cross.append(growth)
                     net = net_by_tick[tick_next]
                     liquidity = add_delta(liquidity, -net if zero_for_one else net)
                     if crossed is None:
@@ -452,5 +652,12 @@ class V3Pool:
         else:
             amount0, amount1 = calculated, amount_specified - remaining
         return SwapResult(
-            amount0, amount1, sqrt_price, tick, liquidity, () if crossed is None else tuple(crossed)
+            amount0,
+            amount1,
+            sqrt_price,
+            tick,
+            liquidity,
+            () if crossed is None else tuple(crossed),
+            growth if track else 0,
+            tuple(at_cross),
         )

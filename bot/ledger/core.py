@@ -196,10 +196,11 @@ class Ledger:
         self._seen_fills.add(key)
         return True
 
-    def charge_gas(self, venue: str, client_id: str, gas_usd: Decimal) -> bool:
-        """Charge the gas of a reverted transaction (no fill) to ``venue``'s cash, component
-        ``gas``; False (and no change) if that order's gas was charged before."""
-        return self._charge(venue, f"revert:{client_id}", gas_usd, gas=True)
+    def charge_gas(self, venue: str, gas_id: str, gas_usd: Decimal) -> bool:
+        """Charge gas paid without a fill (a reverted transaction, a range order's mint or
+        withdrawal) to ``venue``'s cash, component ``gas``; False (and no change) if ``gas_id``
+        was charged before."""
+        return self._charge(venue, f"gas:{gas_id}", gas_usd, gas=True)
 
     def charge_fee(self, venue: str, fee_id: str, amount_usd: Decimal) -> bool:
         """Charge a fee the venue took apart from any fill (``VenueFee``) to its cash, component
