@@ -1,0 +1,158 @@
+"""One-sided range orders on a Uniswap v3 pool: the ticks and liquidity of a RANGE order (ADR 0021).
+
+A range order is liquidity over a price range that lies wholly on one side of the pool's price, so
+it holds one token only: a SELL holds the tokenized stock above the price and turns into the quote
+as swaps push the price up through the range; a BUY holds the quote below the price and turns into
+the token as the price falls through it. The order names the range in the token's price (quote per
+token, display units): ``near`` is where conversion starts (a SELL's lowest price, a BUY's highest),
+``far`` where it is complete.
+
+``plan_range`` turns an order into ticks and liquidity with the contract's integer math: the range
+widens outward to the tick spacing; a SELL of ``qty`` tokens gets the liquidity that ``qty`` tokens
+buy over the range (LiquidityAmounts.getLiquidityForAmount0/1, rounded down), a BUY of ``qty``
+tokens the liquidity whose full conversion yields ``qty`` tokens, paid in the quote. The mint then
+takes the deposit, rounded up, as the contract does. The sim pool and the live pool venue both
+plan with it, so an order means the same range in both.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import Decimal
+
+from bot.amm.errors import AmmRevert
+from bot.amm.full_math import Q96, mul_div
+from bot.amm.sqrt_price_math import get_amount0_delta, get_amount1_delta
+from bot.amm.tick_math import MAX_TICK, MIN_TICK, get_sqrt_ratio_at_tick
+from bot.model import Side
+
+__all__ = [
+    "Conversion",
+    "RangePlan",
+    "conversion",
+    "liquidity_for_amount0",
+    "liquidity_for_amount1",
+    "plan_range",
+    "residue",
+]
+
+_LOG_TICK = math.log(1.0001)
+
+
+def liquidity_for_amount0(sqrt_a: int, sqrt_b: int, amount0: int) -> int:
+    """LiquidityAmounts.getLiquidityForAmount0: ``amount0 * sqrtA * sqrtB / Q96 / (sqrtB - sqrtA)``."""
+    lo, hi = min(sqrt_a, sqrt_b), max(sqrt_a, sqrt_b)
+    return mul_div(amount0, mul_div(lo, hi, Q96), hi - lo)
+
+
+def liquidity_for_amount1(sqrt_a: int, sqrt_b: int, amount1: int) -> int:
+    """LiquidityAmounts.getLiquidityForAmount1: ``amount1 * Q96 / (sqrtB - sqrtA)``."""
+    lo, hi = min(sqrt_a, sqrt_b), max(sqrt_a, sqrt_b)
+    return mul_div(amount1, Q96, hi - lo)
+
+
+@dataclass(frozen=True, slots=True)
+class RangePlan:
+    """Ticks and liquidity of a range order, and what the mint deposits (base units, rounded up
+    as the contract rounds a mint): only the token for a SELL, only the quote for a BUY."""
+
+    tick_lower: int
+    tick_upper: int
+    liquidity: int
+    deposit_token: int
+    deposit_quote: int
+
+
+def _raw_tick(price: Decimal, token_is_token0: bool, decimals0: int, decimals1: int) -> float:
+    """The (fractional) tick of a token price in quote per token, display units."""
+    p = float(price)
+    if not (p > 0 and math.isfinite(p)):
+        raise ValueError(f"range price must be positive, got {price}")
+    # the pool's raw price is token1 per token0 in base units
+    display_1_per_0 = p if token_is_token0 else 1.0 / p
+    return math.log(display_1_per_0 * 10.0 ** (decimals1 - decimals0)) / _LOG_TICK
+
+
+def plan_range(
+    side: Side,
+    qty_raw: int,
+    near: Decimal,
+    far: Decimal,
+    *,
+    token_is_token0: bool,
+    decimals0: int,
+    decimals1: int,
+    tick_spacing: int,
+    current_tick: int,
+) -> RangePlan:
+    """The range order for ``side`` and ``qty_raw`` token base units between ``near`` and
+    ``far``; ``AmmRevert`` when it would hold the pool's price or has no liquidity.
+
+    A range that holds token0 lies above the price (``current_tick < tick_lower``), one that holds
+    token1 at or below it (``current_tick >= tick_upper``), as the contract's mint reads it.
+    """
+    if qty_raw <= 0:
+        raise AmmRevert(f"range order qty must be positive, got {qty_raw} base units")
+    if (far - near) * side >= 0:
+        word = "above" if side is Side.SELL else "below"
+        raise AmmRevert(f"range end {far} must lie {word} the near edge {near}")
+    ticks = [_raw_tick(p, token_is_token0, decimals0, decimals1) for p in (near, far)]
+    lower = math.floor(min(ticks) / tick_spacing) * tick_spacing
+    upper = math.ceil(max(ticks) / tick_spacing) * tick_spacing
+    lower = max(lower, -(-MIN_TICK // tick_spacing) * tick_spacing)
+    upper = min(upper, (MAX_TICK // tick_spacing) * tick_spacing)
+    if upper <= lower:
+        upper = lower + tick_spacing
+    holds_token0 = (side is Side.SELL) == token_is_token0
+    if holds_token0 and not current_tick < lower:
+        raise AmmRevert(f"range [{lower}, {upper}) is not above the pool's tick {current_tick}")
+    if not holds_token0 and not current_tick >= upper:
+        raise AmmRevert(f"range [{lower}, {upper}) is not below the pool's tick {current_tick}")
+    sqrt_lower = get_sqrt_ratio_at_tick(lower)
+    sqrt_upper = get_sqrt_ratio_at_tick(upper)
+    # the liquidity that qty tokens make over the range (what a SELL deposits, a BUY receives)
+    if token_is_token0:
+        liquidity = liquidity_for_amount0(sqrt_lower, sqrt_upper, qty_raw)
+    else:
+        liquidity = liquidity_for_amount1(sqrt_lower, sqrt_upper, qty_raw)
+    if liquidity <= 0:
+        raise AmmRevert(f"range order of {qty_raw} base units has no liquidity over the range")
+    amount0 = get_amount0_delta(sqrt_lower, sqrt_upper, liquidity, True)
+    amount1 = get_amount1_delta(sqrt_lower, sqrt_upper, liquidity, True)
+    token_amount, quote_amount = (amount0, amount1) if token_is_token0 else (amount1, amount0)
+    if side is Side.SELL:
+        return RangePlan(lower, upper, liquidity, token_amount, 0)
+    return RangePlan(lower, upper, liquidity, 0, quote_amount)
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """Part of a range order turned from one token into the other: a fill of ``token`` base
+    units for ``quote`` base units (both positive); BUY when the order gained the token."""
+
+    side: Side
+    token: int
+    quote: int
+
+
+def conversion(token_delta: int, quote_delta: int) -> Conversion | None:
+    """The fill a change in a range order's claim amounts to, or None while it is not a trade
+    (no token moved, or both amounts moved the same way: rounding dust, to be carried)."""
+    if token_delta == 0 or (token_delta > 0) == (quote_delta > 0) or quote_delta == 0:
+        return None
+    side = Side.BUY if token_delta > 0 else Side.SELL
+    return Conversion(side, abs(token_delta), abs(quote_delta))
+
+
+def residue(token_delta: int, quote_delta: int) -> tuple[Conversion | None, int]:
+    """What a withdrawn range order leaves to book after its last conversion: a fill of the
+    token dust at price 0 (None when there is none) and the quote dust, gained (> 0) or lost,
+    booked apart from any fill. Together they make the ledger equal to what came back."""
+    trade = conversion(token_delta, quote_delta)
+    if trade is not None:
+        return trade, 0
+    if token_delta == 0:
+        return None, quote_delta
+    side = Side.BUY if token_delta > 0 else Side.SELL
+    return Conversion(side, abs(token_delta), 0), quote_delta
