@@ -23,13 +23,13 @@ looks with the value seen at the earlier one. No I/O; reads the ledger and the m
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from bot.config import Settings
 from bot.market import MarketState
-from bot.model import TokenizedStock
+from bot.model import Order, OrderState, Side, TokenizedStock
 from bot.perp.contracts import perps_of_token
 from bot.sessions import MarketSession, SessionCalendar
 from strategies.base import LedgerView
@@ -106,6 +106,11 @@ class ExposureMonitor:
             for token, contracts in perps_of_token(settings).items()
         }
         self._brokers = {sym: s.broker for sym, s in settings.stocks.items()}
+        # perpetual contract symbol -> the token it tracks (its quantities are in tokens)
+        self._perp_token = {
+            c.instrument: token for token, contracts in perps_of_token(settings).items()
+            for c in contracts
+        }  # fmt: skip
         self._tokens_of: dict[str, list[str]] = {sym: [] for sym in settings.stocks}
         for sym, tok in settings.tokens.items():
             self._tokens_of.setdefault(tok.underlying, []).append(sym)
@@ -144,6 +149,50 @@ class ExposureMonitor:
             if carry:
                 carried += self._ledger.deposited(token) * multiplier
         return net, carried
+
+    def shares_per_unit(self, instrument: str, now_ns: int) -> tuple[str, Decimal] | None:
+        """The stock an instrument moves the delta of, and shares per unit of it: 1 for the
+        stock, the multiplier for a token or a perpetual on it; None for anything else."""
+        if instrument in self._brokers:
+            return instrument, Decimal(1)
+        token = self._perp_token.get(instrument, instrument)
+        tok = self._tokens.get(token)
+        if tok is None or tok.underlying not in self._brokers:
+            return None
+        return tok.underlying, tok.multiplier_at(now_ns)
+
+    def order_effect(
+        self,
+        instrument: str,
+        side: Side,
+        qty: Decimal,
+        now_ns: int,
+        working: Iterable[Order] = (),
+    ) -> tuple[Decimal, Decimal] | None:
+        """(the stock's net delta less the carried one, with what ``working`` orders on it
+        moving the same way may still add; the change an order of ``qty`` on ``side`` of
+        ``instrument`` would make), in shares; None when the instrument moves no stock's delta.
+        Risk's kill switch lets an order through when it moves that delta toward zero
+        (bot/risk.py): orders already working the same way count against the room, so that all
+        of them filling cannot cross zero; those working the other way only add room, and those
+        whose cancel is in flight (quotes being pulled) are not counted."""
+        found = self.shares_per_unit(instrument, now_ns)
+        if found is None:
+            return None
+        stock, per_unit = found
+        net, carried = self.net_delta(stock, now_ns)
+        delta = net - carried
+        change = side * qty * per_unit
+        for o in working:
+            other = self.shares_per_unit(o.instrument, now_ns)
+            if (
+                other is not None
+                and other[0] == stock
+                and o.side * side > 0
+                and o.state is not OrderState.PENDING_CANCEL
+            ):
+                delta += o.side * o.remaining * other[1]
+        return delta, change
 
     # ---- looking -----------------------------------------------------------------------------
     def observe(self, now_ns: int, *, answer: bool = True) -> None:

@@ -200,6 +200,11 @@ class Node:
             n for n, v in settings.venues.items() if v.kind in ("exchange", "pool")
         )
         self.risk.working_sells = self.engine.executor.working_sells
+        # the kill switch lets through what moves a stock's net delta toward zero
+        executor = self.engine.executor
+        self.risk.delta_effect = lambda o: self.exposure.order_effect(
+            o.instrument, o.side, o.qty, clock.now_ns(), executor.open_orders()
+        )
         for source in self.sources:
             source.bind(self.engine)
         self._instruments_of: dict[str, set[str]] = {}

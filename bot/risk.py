@@ -98,6 +98,9 @@ class RiskEngine:
         # what working sells there already offer (the executor's); set by the node
         self.no_short: frozenset[str] = frozenset()
         self.working_sells: Callable[[str, str], Decimal] | None = None
+        # under the kill switch: (the stock's net delta with working orders, the order's change
+        # to it) in shares, None when the order moves no stock (bot/exposure.py); set by the node
+        self.delta_effect: Callable[[PlaceOrder], tuple[Decimal, Decimal] | None] | None = None
         # in-flight exposure per (venue, token), valid for one ledger at one version: the
         # ledger hands out copies of its requests, which costs more than the rest of a check
         self._flight_of: tuple[LedgerView, int] | None = None
@@ -131,7 +134,7 @@ class RiskEngine:
 
     def _check_order(self, o: PlaceOrder, ledger: LedgerView, mark: MarkFn) -> RiskVerdict:
         held = ledger.position(o.venue, o.instrument)
-        if self._kill_reason is not None and not _reduces(held, o):
+        if self._kill_reason is not None and not self._reduces_risk(held, o):
             return _reject("kill_switch", f"kill switch ({self._kill_reason}): only risk-reducing")
         if o.side is Side.SELL and o.venue in self.no_short and self.working_sells is not None:
             free = held - self.working_sells(o.venue, o.instrument)
@@ -266,6 +269,16 @@ class RiskEngine:
             if landing_mint or unpriced_redeem:
                 total += req.qty
         return total
+
+    def _reduces_risk(self, held: Decimal, o: PlaceOrder) -> bool:
+        """What the kill switch lets through: an order that moves its stock's net delta toward
+        zero without crossing it, when the delta is known (a hedge may open a broker position:
+        it reduces the risk); otherwise one that does so for the venue position."""
+        effect = self.delta_effect(o) if self.delta_effect is not None else None
+        if effect is None:
+            return _reduces(held, o)
+        delta, change = effect
+        return delta != 0 and (delta > 0) != (change > 0) and abs(change) <= abs(delta)
 
     def _lands_at(self, req: MintRedeemRequest, venue: str | None) -> bool:
         target = req.venue or self.mint_venues.get(req.issuer)

@@ -19,8 +19,8 @@ multiplier) follows the token inventory (a fact, never an intent), at the venue
 token's perpetual (``strategy.perp_hedge``) when ``strategies.hedge_route.choose_hedge_venue``
 takes it on its cost and liquidation distance, placed and migrated to the broker at its open by
 ``strategies.perp_hedge.PerpHedger`` (the mint/redeem strategy's mechanism). While no broker
-session hedges, each side widens by that hedge's expected cost. Under the kill switch only
-hedges that reduce their venue's position go out (what risk lets through). An inventory beyond
+session hedges, each side widens by that hedge's expected cost. Under the kill switch the hedge
+still goes out: it moves the stock's net delta toward zero, which is what risk lets through. An inventory beyond
 ``hedge_band`` is minted or redeemed back to the target.
 
 On a pool venue (``venue`` names a pool) the quotes are range liquidity around the pool price
@@ -593,9 +593,9 @@ class MarketMakerStrategy:
     def _reducing_hedge(
         self, ctx: StrategyContext, qt: QuotedToken, now: int, working: list[Order]
     ) -> list[Intent]:
-        """Under the kill switch: the part of the hedge that reduces its venue's position (the
-        orders risk still lets through, bot/risk.py), at the broker when its session takes it,
-        else on the perpetual; nothing that adds to a position."""
+        """Under the kill switch: the hedge of the inventory away from the target, which moves
+        the stock's net delta toward zero (what risk still lets through, bot/risk.py), at the
+        broker when its session takes it, else on the perpetual; one order at a time."""
         quote = ctx.market.quotes.get(qt.stock)
         try:
             session = ctx.sessions.session_at(now)
@@ -612,17 +612,10 @@ class MarketMakerStrategy:
         side = Side.BUY if gap > 0 else Side.SELL
         route = self._route(qt, session)
         if route.kind is HedgeVenue.BROKER:
-            held = ctx.ledger.position(qt.broker, qt.stock)
-            if held == 0 or (held > 0) is (side is Side.BUY):
-                return []
-            return self._broker_hedge(ctx, qt, now, route, side, min(abs(gap), abs(held)))
-        contract = self.perp.contracts.get(qt.symbol) if self.perp is not None else None
-        if route.kind is not HedgeVenue.PERPETUAL or contract is None:
-            return []
-        held = ctx.ledger.position(contract.venue, contract.instrument)
-        if held == 0 or (held > 0) is (side is Side.BUY):
-            return []
-        return self._perp_hedge(ctx, qt, now, side, abs(gap), limit_tokens=abs(held))
+            return self._broker_hedge(ctx, qt, now, route, side, abs(gap))
+        if route.kind is HedgeVenue.PERPETUAL:
+            return self._perp_hedge(ctx, qt, now, side, abs(gap))
+        return []
 
     def _migration_leg(self, ctx: StrategyContext, qt: QuotedToken) -> BrokerLeg:
         """A migration's broker order in the session's form (None: no session takes it)."""

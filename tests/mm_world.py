@@ -154,6 +154,7 @@ execute_sessions = "regular"
 [strategy]
 name = "market_maker"
 max_quote_age_s = 5
+hedge_initial_inventory = false  # the target inventory is carried, as the market maker holds it
 
 [strategy.market_maker.tokens.AAPLx]
 model = "{model}"

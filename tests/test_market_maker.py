@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.backtest.runner import Backtest
+from bot.intents import PlaceOrder
 from bot.logging import configure_logging
 from bot.model import LegRole, Order, OrderState, OrderType, RequestKind, Side, TimeInForce
 from bot.sessions import MarketSession, SessionCalendar
@@ -211,13 +212,15 @@ def test_kill_switch_pulls_the_quotes_at_once(tmp_path: Path) -> None:
     assert any(f.role is LegRole.QUOTE for f in bt.engine.fills if f.ts_ns < at)
 
 
-@pytest.mark.parametrize(("step", "reduces"), [(250, True), (100, False)])
-def test_under_the_kill_switch_only_risk_reducing_hedges_go_out(
-    tmp_path: Path, step: int, reduces: bool
+@pytest.mark.parametrize(("step", "broker_short"), [(250, True), (100, False)])
+def test_under_the_kill_switch_the_hedge_that_reduces_the_net_delta_goes_out(
+    tmp_path: Path, step: int, broker_short: bool
 ) -> None:
-    """The exchange takes 3 s to hear a cancel, so a quote fills after the kill switch; its
-    hedge goes out when it reduces the broker position (short 5 shares, a token sold: buy 1) and
-    is not sent when it would open one (flat, a token sold): nothing risk refuses either way."""
+    """The exchange takes 3 s to hear a cancel, so a quote fills after the kill switch: a token
+    sold leaves the stock's net delta one share short. Its hedge (buy 1) goes out whether it
+    reduces a short broker position (short 5) or opens one from flat: risk judges the stock's
+    net delta, not the broker position (before, the hedge from flat was held back and the
+    token sale stayed unhedged). Nothing risk refuses is sent, and nothing that adds delta."""
     feed = mm_world.write_feed(tmp_path / "feed", 9, seconds=300)
     cfg = mm_world.settings(tmp_path, feed.path, hedge=True, gamma=0.01, requote_bps=20.0)
     slow = cfg.venues["kraken"].model_copy(update={"entry_latency_ms": 3000})
@@ -232,17 +235,27 @@ def test_under_the_kill_switch_only_risk_reducing_hedges_go_out(
     assert [(f.side, f.qty) for f in late] == [(Side.SELL, Decimal(1))]  # raced the cancel
     hedges = [o for o in _hedges(bt) if o.created_ns >= at]
     assert not bt.engine.risk.rejections  # nothing went out that risk refused
-    if reduces:
-        assert broker_then == -5
-        assert [(o.side, o.qty, o.state) for o in hedges] == [
-            (Side.BUY, Decimal(1), OrderState.FILLED)
-        ]
-        assert bt.ledger.position("alpaca", "AAPL") == -4  # hedged again: 24 tokens, 4 short
-        assert bt.ledger.position("kraken", TOKEN) == TARGET + 4
-    else:
-        assert broker_then == 0 and hedges == []  # a buy would open a position: not sent
-        assert bt.ledger.position("alpaca", "AAPL") == 0
-        assert bt.ledger.position("kraken", TOKEN) == TARGET - 1
+    assert [(o.side, o.qty, o.state) for o in hedges] == [(Side.BUY, Decimal(1), OrderState.FILLED)]
+    assert broker_then == (-5 if broker_short else 0)
+    assert bt.ledger.position("alpaca", "AAPL") == broker_then + 1  # hedged again
+    assert bt.ledger.position("kraken", TOKEN) == TARGET + 4 if broker_short else TARGET - 1
+
+
+def test_under_the_kill_switch_an_order_that_adds_to_the_net_delta_is_refused(
+    tmp_path: Path,
+) -> None:
+    """Flat and hedged, a broker buy would open a long delta and a token sale a short one: the
+    kill switch refuses both (a sale of held tokens reduced the venue position, and passed)."""
+    feed = mm_world.write_feed(tmp_path / "feed", 9, seconds=300)
+    bt = _run(Backtest(mm_world.settings(tmp_path, feed.path, hedge=True)))
+    bt.engine.engage_kill_switch("test")
+    risk, ledger = bt.engine.risk, bt.ledger
+    buy = PlaceOrder("alpaca", "AAPL", Side.BUY, Decimal(1), reference_price=200.0)
+    sale = PlaceOrder("kraken", TOKEN, Side.SELL, Decimal(1), reference_price=200.0)
+    assert ledger.position("kraken", TOKEN) > 0  # the tokens are there to sell
+    assert risk.delta_effect is not None and risk.delta_effect(buy) == (0, 1)  # hedged: flat
+    assert risk.check(buy, ledger).code == "kill_switch"
+    assert risk.check(sale, ledger).code == "kill_switch"
 
 
 def test_stale_fair_value_pulls_the_quotes(tmp_path: Path) -> None:
