@@ -44,6 +44,7 @@ from bot.amm.ranges import pool_edges
 from bot.intents import CancelOrder, PlaceOrder
 from bot.model import (
     LegRole,
+    MarginStatus,
     OrderState,
     OrderType,
     PerpState,
@@ -100,6 +101,7 @@ class QuotedToken:
     group_id: str
     watch: Quiet
     on_pool: bool = False  # quotes are range orders on a pool (ADR 0021)
+    margin_call: bool = False  # its perpetual's account is under maintenance: hedge leaves it
     origin_ns: int = 0  # start of the first finite horizon
     canceling: set[str] = field(default_factory=set)
     quote_retry_ns: int = 0  # after a refused quote
@@ -234,6 +236,28 @@ class MarketMakerStrategy:
             state, qt.symbol, float(ctx.tokens[qt.symbol].multiplier_at(ctx.now_ns))
         )
         return self._refresh(ctx, qt)
+
+    def on_margin_call(self, ctx: StrategyContext, status: MarginStatus) -> list[Intent] | None:
+        """A perpetual account under maintenance: a decision for each token hedged there, and
+        its hedge moves to the broker as soon as a session takes it, whatever
+        ``perp_migrate_at_open`` says. Until then nothing adds to it (its margin check turns
+        the perpetual down: fills are held inside the inventory limit, the quotes widen)."""
+        if self.perp is None:
+            return None
+        out: list[Intent] = []
+        for qt in self.tokens.values():
+            contract = self.perp.contracts.get(qt.symbol)
+            if contract is None or contract.venue != status.venue:
+                continue
+            qt.margin_call = True
+            ctx.record(Decision(
+                ctx.now_ns, qt.symbol, "margin_call",
+                f"{status.venue}: equity {status.equity_usd:.2f} < maintenance "
+                f"{status.maintenance_usd:.2f} USD; the hedge moves to the broker", 0.0,
+                group_id=qt.group_id,
+            ))  # fmt: skip
+            out.extend(self._refresh(ctx, qt) or ())
+        return out or None
 
     # ---- quoting ---------------------------------------------------------------------------
 
@@ -527,7 +551,7 @@ class MarketMakerStrategy:
         if (
             perp is not None
             and route.kind is HedgeVenue.BROKER
-            and self.cfg.perp_migrate_at_open
+            and (self.cfg.perp_migrate_at_open or qt.margin_call)
             and perp.holds(qt.group_id)
             and now >= qt.hedge_retry_ns
         ):
@@ -535,6 +559,8 @@ class MarketMakerStrategy:
             moves = perp.migrations(ctx, {qt.symbol: multiplier}, self._migration_leg(ctx, qt))
             if moves:
                 return moves
+        if perp is not None and qt.margin_call and not perp.holds(qt.group_id):
+            qt.margin_call = False  # the perpetual holds none of this hedge any more
         gap = self._gap(ctx, qt, now, hedges)
         if abs(gap) < qt.cfg.hedge_min_shares or now < qt.hedge_retry_ns:
             return []

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,7 @@ from bot.backtest.runner import Backtest
 from bot.config import load_config
 from bot.feeds.synth import generate
 from bot.logging import configure_logging
-from bot.model import Fill, LegRole, Side
+from bot.model import Fill, LegRole, MarginStatus, Side
 from bot.sessions import EASTERN
 from strategies.market_maker import MarketMakerStrategy
 from strategies.mm_hedge import HedgeRoute, HedgeVenue, closed_widening, seconds_to_hedge
@@ -39,10 +40,15 @@ MON_PRE = _et(2026, 11, 30, 4, 0)  # the first session after the weekend that ta
 
 
 @pytest.fixture(scope="module")
-def bt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backtest]:
+def feed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("feeds") / "weekend-gap-perp"
+    generate("weekend-gap", 4, 7, out, perp=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def bt(feed: Path) -> Iterator[Backtest]:
     configure_logging("warning")
-    feed = tmp_path_factory.mktemp("feeds") / "weekend-gap-perp"
-    generate("weekend-gap", 4, 7, feed, perp=True)
     run = Backtest(load_config(CONFIG), feed=feed)
     run.run()
     yield run
@@ -145,3 +151,34 @@ def test_the_closed_market_widening_is_the_perpetual_hedges_expected_cost(bt: Ba
     # without a perpetual the same moment widens by the fixed cost and the risk until the open
     hold = closed_widening(HedgeRoute(HedgeVenue.HOLD), qt.cfg.gamma, qt.cfg.sigma, to_open, 0.0)
     assert hold == 0.5 * qt.cfg.gamma * qt.cfg.sigma**2 * to_open
+
+
+def test_a_margin_call_moves_the_hedge_to_the_broker_when_migration_at_open_is_off(
+    feed: Path,
+) -> None:
+    """With ``perp_migrate_at_open = false`` the weekend's perpetual hedge stays on the
+    perpetual past Monday's 04:00 open; a margin call at 10:00 ET moves it to the broker at
+    once, as recorded decisions, and half an hour later the perpetual is flat."""
+    configure_logging("warning")
+    s = load_config(CONFIG)
+    s = s.model_copy(update={"strategy": s.strategy.model_copy(
+        update={"perp_migrate_at_open": False})})  # fmt: skip
+    call_at = _et(2026, 11, 30, 10, 0)
+    run = Backtest(s, feed=feed)
+    held: dict[str, D] = {}
+
+    def look(name: str) -> None:
+        held[name] = run.ledger.position("kperp", "AAPLx-PERP")
+
+    status = MarginStatus("kperp", D(5000), D(400), D(455), call_at)
+    run.clock.schedule(call_at - NS, lambda: look("before"))
+    run.clock.schedule(call_at, lambda: run.engine.on_margin(status))
+    run.clock.schedule(call_at + 1800 * NS, lambda: look("after"))
+    run.run()
+    assert held["before"] != 0  # six hours after the open the perpetual still held the hedge
+    calls = [d for d in run.engine.decisions if d.action == "margin_call"]
+    assert len(calls) == 1 and calls[0].ts_ns == call_at
+    assert "400.00 < maintenance 455.00" in calls[0].reason
+    migrations = [d for d in run.engine.decisions if d.action == "migrate_hedge"]
+    assert migrations and all(d.ts_ns >= call_at for d in migrations)
+    assert held["after"] == 0
