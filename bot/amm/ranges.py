@@ -87,16 +87,17 @@ def plan_range(
     current_tick: int,
 ) -> RangePlan:
     """The range order for ``side`` and ``qty_raw`` token base units between ``near`` and
-    ``far``; ``AmmRevert`` when it would hold the pool's price or has no liquidity.
+    ``far``: ``ValueError`` for a malformed order, ``AmmRevert`` when the pool refuses it now
+    (the range holds the pool's price, or the amount makes no liquidity).
 
     A range that holds token0 lies above the price (``current_tick < tick_lower``), one that holds
     token1 at or below it (``current_tick >= tick_upper``), as the contract's mint reads it.
     """
     if qty_raw <= 0:
-        raise AmmRevert(f"range order qty must be positive, got {qty_raw} base units")
+        raise ValueError(f"range order qty must be positive, got {qty_raw} base units")
     if (far - near) * side >= 0:
         word = "above" if side is Side.SELL else "below"
-        raise AmmRevert(f"range end {far} must lie {word} the near edge {near}")
+        raise ValueError(f"range end {far} must lie {word} the near edge {near}")
     ticks = [_raw_tick(p, token_is_token0, decimals0, decimals1) for p in (near, far)]
     lower = math.floor(min(ticks) / tick_spacing) * tick_spacing
     upper = math.ceil(max(ticks) / tick_spacing) * tick_spacing

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from bot.clock import Clock
-from bot.model import Fill, Order, OrderState, OrderUpdate
+from bot.model import Fill, Order, OrderState, OrderUpdate, Side
 from bot.money import to_decimal
 
 
@@ -44,14 +44,16 @@ def execution(
     fee_usd: Decimal = Decimal(0),
     gas_usd: Decimal = Decimal(0),
     maker: bool = False,
+    side: Side | None = None,
 ) -> Fill:
-    """A fill of ``order`` now; ``trade_no`` makes the trade id unique per venue."""
+    """A fill of ``order`` now; ``trade_no`` makes the trade id unique per venue. ``side``
+    defaults to the order's (a range order also fills the other way, ADR 0021)."""
     return Fill(
         venue=venue,
         instrument=order.instrument,
         client_id=order.client_id,
         trade_id=f"{venue}-{trade_no}",
-        side=order.side,
+        side=order.side if side is None else side,
         qty=qty,
         price=price,
         ts_ns=clock.now_ns(),

@@ -25,12 +25,15 @@ from bot.model import (
     OrderUpdate,
     RequestUpdate,
     TransferUpdate,
+    VenueFee,
 )
 from connectors.base import VenueEvents
 
 NS_PER_MS = 1_000_000
 
-VenueAnswer = OrderUpdate | Fill | RequestUpdate | TransferUpdate | FundingPayment | MarginStatus
+VenueAnswer = (
+    OrderUpdate | Fill | RequestUpdate | TransferUpdate | FundingPayment | MarginStatus | VenueFee
+)
 
 
 class LatencyModel:
@@ -124,5 +127,7 @@ class VenueLink:
             events.on_funding_payment(item)
         elif isinstance(item, MarginStatus):
             events.on_margin(item)
+        elif isinstance(item, VenueFee):
+            events.on_venue_fee(item)
         else:
             events.on_request_update(item)
