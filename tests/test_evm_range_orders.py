@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from math import floor, log
 from typing import TYPE_CHECKING, Any
 
+import pytest
 from web3 import Web3
 
 from bot.amm.tick_math import get_sqrt_ratio_at_tick
@@ -34,7 +35,7 @@ from bot.model import (
 )
 from bot.money import from_base_units, money_context
 from connectors.evm.anvil import LOCAL_CHAIN_ID
-from connectors.evm.deploy import send
+from connectors.evm.deploy import deploy_ours, send
 from connectors.evm.keys import Signer
 from connectors.evm.pool_venue import PoolVenueSettings, UniswapV3Venue
 from connectors.evm.tx_manager import TxManager, TxSettings
@@ -161,8 +162,29 @@ def range_order(client_id: str, side: Side, qty: str, near: str, far: str) -> Or
     )
 
 
-def on_world(chain: LocalChain, scenario: Callable[[World], Awaitable[None]]) -> None:
+def with_stock_as(chain: LocalChain, token0: bool) -> LocalChain:
+    """The chain with a USDC whose address puts the stock first (``token0``) or second in its
+    pools: the session's if it does, else new ones deployed until one does (funded and approved
+    as the session's)."""
+    market = chain.market
+    usdc = market.usdc
+    while (int(market.stock.address, 16) < int(usdc.address, 16)) != token0:
+        usdc = deploy_ours(chain.w3, "CashToken", market.deployer, "USD Coin", "USDC", 6)
+    if usdc is market.usdc:
+        return chain
+    for account in (chain.liquidity_provider, chain.trader):
+        send(chain.w3, usdc.functions.mint(account, 2**200), market.deployer)
+        for spender in (market.liquidity_adder, market.uniswap.router):
+            send(chain.w3, usdc.functions.approve(spender.address, 2**256 - 1), account)
+    return replace(chain, market=replace(market, usdc=usdc))
+
+
+def on_world(
+    chain: LocalChain, scenario: Callable[[World], Awaitable[None]], stock_is_token0: bool
+) -> None:
+    chain = with_stock_as(chain, stock_is_token0)
     pool = deploy_stock_pool(chain)
+    assert pool.stock_is_token0 is stock_is_token0
     market, uniswap = chain.market, chain.market.uniswap
     signer = Signer(anvil_account(6))
     send(chain.w3, market.usdc.functions.mint(signer.address, 100_000 * USDC), market.deployer)
@@ -242,7 +264,10 @@ def check_books_balance(
     assert position[7] == position[10] == position[11] == 0  # no liquidity, nothing owed
 
 
-def test_a_sell_range_converts_up_back_down_and_withdraws_to_the_wei(chain: LocalChain) -> None:
+@pytest.mark.parametrize("stock_is_token0", [True, False])
+def test_a_sell_range_converts_up_back_down_and_withdraws_to_the_wei(
+    chain: LocalChain, stock_is_token0: bool
+) -> None:
     async def scenario(w: World) -> None:
         stock = w.chain.market.stock
         before = w.holdings()
@@ -280,10 +305,13 @@ def test_a_sell_range_converts_up_back_down_and_withdraws_to_the_wei(chain: Loca
         assert seen is not None and seen.state is OrderState.CANCELED
         assert seen.venue_order_id == str(record.token_id)
 
-    on_world(chain, scenario)
+    on_world(chain, scenario, stock_is_token0)
 
 
-def test_a_buy_range_converts_down_back_up_and_withdraws_to_the_wei(chain: LocalChain) -> None:
+@pytest.mark.parametrize("stock_is_token0", [True, False])
+def test_a_buy_range_converts_down_back_up_and_withdraws_to_the_wei(
+    chain: LocalChain, stock_is_token0: bool
+) -> None:
     async def scenario(w: World) -> None:
         usdc = w.chain.market.usdc
         before = w.holdings()
@@ -310,7 +338,7 @@ def test_a_buy_range_converts_down_back_up_and_withdraws_to_the_wei(chain: Local
         await state_is(w, "range-buy", OrderState.CANCELED)
         check_books_balance(w, "range-buy", before, w.holdings())
 
-    on_world(chain, scenario)
+    on_world(chain, scenario, stock_is_token0)
 
 
 def test_a_range_that_holds_the_price_is_refused_and_one_the_price_enters_reverts_with_gas(
@@ -365,4 +393,4 @@ def test_a_range_that_holds_the_price_is_refused_and_one_the_price_enters_revert
         assert after[:2] == before[:2]
         assert w.heard.fills == [] and w.heard.fees == []
 
-    on_world(chain, scenario)
+    on_world(chain, scenario, False)
