@@ -387,10 +387,35 @@ def test_a_range_that_holds_the_price_is_refused_and_one_the_price_enters_revert
         assert 101 < w.stock_price() < 104
         after = w.holdings()
         rejected = w.heard.updates[-1]
-        assert rejected.reason.startswith("mint reverted: ")
-        assert rejected.reason.endswith(f"({record.hashes[1]})")
+        plan = record.plan
+        assert plan is not None
+        assert rejected.reason == (
+            f"mint reverted: execution reverted ({record.hashes[1]}); range "
+            f"[{plan.tick_lower}, {plan.tick_upper}), pool's tick then {w.tick()}"
+        )
+        assert plan.tick_lower <= w.tick() < plan.tick_upper
         assert gas_wei(rejected) == before[2] - after[2] == w.cost_wei(record.hashes) > 0
         assert after[:2] == before[:2]
         assert w.heard.fills == [] and w.heard.fees == []
+
+    on_world(chain, scenario, False)
+
+
+def test_a_cancel_before_the_mint_is_mined_withdraws_it_once_minted(chain: LocalChain) -> None:
+    async def scenario(w: World) -> None:
+        before = w.holdings()
+        w.venue.submit_order(range_order("short-lived", Side.SELL, "2", "101", "104"))
+        w.venue.cancel_order("short-lived")  # before the range is even planned
+        await state_is(w, "short-lived", OrderState.CANCELED)
+        after = w.holdings()
+        check_books_balance(w, "short-lived", before, after)
+        # what the mint rounded up and the burn rounded down: the token dust, booked at price 0
+        (dust,) = w.heard.fills
+        record = w.venue.ranges.records["short-lived"]
+        assert (dust.side, dust.price, dust.trade_id) == (
+            Side.SELL, Decimal(0), f"{record.token_id}:withdrawal",
+        )  # fmt: skip
+        assert dust.qty == from_base_units(before[0] - after[0], 18) < Decimal("1e-15")
+        assert w.heard.fees == []
 
     on_world(chain, scenario, False)

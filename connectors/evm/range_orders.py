@@ -335,6 +335,12 @@ class RangeOrders:
         minted = increase_log(outcome.logs, self.npm) if outcome.succeeded else None
         if minted is None:
             why = await self._revert_reason(data, outcome)
+            try:  # a moved price is the usual cause: say where it was
+                slot0 = await venue.rpc.eth_call(venue.pool_address, SLOT0, outcome.block_number)
+                tick = word(slot0, 1, signed=True)
+                why += f"; range [{plan.tick_lower}, {plan.tick_upper}), pool's tick then {tick}"
+            except RpcError:
+                pass
             self._end(record, OrderState.REJECTED, f"mint reverted: {why}", record.mint_gas_wei)
             return
         record.token_id, record.liquidity, amount0, amount1 = minted
@@ -369,13 +375,15 @@ class RangeOrders:
             raise _Refused(f"approval of {amount} reverted ({outcome.tx_hash})")
 
     async def _revert_reason(self, data: str, outcome: TxOutcome) -> str:
-        """The node's reason, from the same call at the block before, and the hash."""
+        """The node's reason, from the same call on the state the transaction's block left
+        (what reverted it, such as a swap before it in the block, is in that state), and the
+        hash."""
         try:
             await self.venue.rpc.call(
                 "eth_call",
                 [
                     {"from": self.venue.txm.address, "to": self.npm, "data": data},
-                    hex(outcome.block_number - 1),
+                    hex(outcome.block_number),
                 ],
             )
             why = "reverted"
