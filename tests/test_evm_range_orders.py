@@ -419,3 +419,24 @@ def test_a_cancel_before_the_mint_is_mined_withdraws_it_once_minted(chain: Local
         assert w.heard.fees == []
 
     on_world(chain, scenario, False)
+
+
+def test_two_ranges_submitted_together_are_minted_one_after_the_other(chain: LocalChain) -> None:
+    """Each mint's approval is exactly its deposit: two at once must not spend each other's."""
+
+    async def scenario(w: World) -> None:
+        before = w.holdings()
+        w.venue.submit_order(range_order("first", Side.SELL, "2", "101", "103"))
+        w.venue.submit_order(range_order("second", Side.SELL, "3", "105", "108"))
+        await state_is(w, "first", OrderState.ACCEPTED)
+        await state_is(w, "second", OrderState.ACCEPTED)
+        records = w.venue.ranges.records
+        assert before[0] - w.holdings()[0] == sum(r.booked_token for r in records.values())
+        for client_id in ("first", "second"):
+            w.venue.cancel_order(client_id)
+        await state_is(w, "first", OrderState.CANCELED)
+        await state_is(w, "second", OrderState.CANCELED)
+        assert before[0] - w.holdings()[0] == sum(f.qty for f in w.heard.fills) * 10**18
+        assert before[1] == w.holdings()[1]
+
+    on_world(chain, scenario, False)

@@ -227,6 +227,9 @@ class RangeOrders:
         self._poller: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._last_block = -1
+        # one mint at a time, from its plan to its receipt: each approval is exactly one
+        # deposit, so a second approval before the first mint is mined would replace it
+        self._minting = asyncio.Lock()
 
     # ---- entry points (from the venue) -------------------------------------------------------
 
@@ -299,6 +302,18 @@ class RangeOrders:
             raise _Refused(f"range order refused: {exc}") from None
 
     async def _place(self, record: RangeRecord) -> None:
+        async with self._minting:
+            accepted = await self._mint(record)
+        if not accepted:
+            return
+        if record.cancel_requested:
+            await self._withdraw(record)
+            return
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
+
+    async def _mint(self, record: RangeRecord) -> bool:
+        """Plan, approve and mint; True once ACCEPTED was answered."""
         venue, order = self.venue, record.order
         try:
             plan = record.plan = await self.plan(order)
@@ -327,7 +342,7 @@ class RangeOrders:
             pending = await venue.txm.send(self.npm, data, tag=order.client_id)
         except (_Refused, TxError, RpcError, PoolCheckError) as exc:
             self._end(record, OrderState.REJECTED, str(exc), record.mint_gas_wei)
-            return
+            return False
         record.hashes.extend(pending.hashes)
         outcome = await venue.txm.wait(pending)
         record.hashes[:] = list(dict.fromkeys([*record.hashes, *outcome.hashes_sent]))
@@ -342,7 +357,7 @@ class RangeOrders:
             except RpcError:
                 pass
             self._end(record, OrderState.REJECTED, f"mint reverted: {why}", record.mint_gas_wei)
-            return
+            return False
         record.token_id, record.liquidity, amount0, amount1 = minted
         record.booked_token, record.booked_quote = venue.orient(amount0, amount1)
         record.booked_block = outcome.block_number
@@ -356,11 +371,7 @@ class RangeOrders:
                 minted=record.liquidity,
             )
         self._tell(record, OrderState.ACCEPTED, "", record.mint_gas_wei)
-        if record.cancel_requested:
-            await self._withdraw(record)
-            return
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
+        return True
 
     async def _approve(self, record: RangeRecord, token: str, amount: int) -> None:
         venue = self.venue
