@@ -31,6 +31,7 @@ from web3.logs import DISCARD
 from bot.amm.tick_math import get_sqrt_ratio_at_tick
 from bot.amm.v3_pool import TICK_SPACING_BY_FEE, V3Pool
 from connectors.evm.deploy import LiquidityRange, add_liquidity, create_pool, send
+from connectors.evm.v3_state import read_v3_pool
 
 if TYPE_CHECKING:
     from tests.evm_chain import LocalChain
@@ -121,10 +122,13 @@ def npm_liquidity(world: World, token_id: int) -> int:
 def check_fees(world: World) -> None:
     """The chain's fee growth, ticks and our positions' claims equal the kernel's, exactly."""
     pool, kernel = world.pool.functions, world.kernel
+    ticks = kernel.initialized_ticks  # the chain's, read through its tick bitmap, are the same
+    chain = read_v3_pool(world.chain.w3, world.pool.address, (ticks[0], ticks[-1]))
+    assert chain.initialized_ticks == ticks and chain.liquidity == kernel.liquidity
     assert pool.slot0().call()[:2] == [kernel.sqrt_price_x96, kernel.tick]
     assert pool.feeGrowthGlobal0X128().call() == kernel.fee_growth_global0_x128
     assert pool.feeGrowthGlobal1X128().call() == kernel.fee_growth_global1_x128
-    for tick in kernel.initialized_ticks:
+    for tick in ticks:
         info: Any = pool.ticks(tick).call()
         # the kernel keeps each tick's growth outside in _outside (0, 0 where nothing crossed)
         assert (info[0], info[1]) == kernel.tick_info(tick)
