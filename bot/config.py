@@ -268,7 +268,13 @@ class MarketMakerTokenConfig(Strict):
     horizon_s: float = Field(
         3600.0, gt=0, description="avellaneda_stoikov: length of each finite-horizon window"
     )
-    venue: str = Field("", description="exchange quoted on ('' = the token's first exchange)")
+    venue: str = Field(
+        "",
+        description="exchange quoted on, or a pool for range liquidity ('' = first exchange)",
+    )
+    range_width_bps: float = Field(
+        50.0, gt=0, description="pool venue: each range reaches this far past its quote"
+    )
     quote_size: Decimal = Field(Decimal(1), gt=0, description="tokens per quote: one lot")
     target_inventory: Decimal = Field(
         Decimal(0), ge=0, description="tokens at the venue that count as a flat book"
@@ -626,7 +632,7 @@ def _cross_check(s: Settings) -> list[str]:
 
 
 def _check_market_maker(s: Settings) -> list[str]:
-    """Each quoted token is known and its venue is an exchange that lists it."""
+    """Each quoted token is known and its venue is an exchange or a pool that lists it."""
     problems: list[str] = []
     for sym, mm in s.strategy.market_maker.tokens.items():
         where = f"strategy.market_maker.tokens.{sym}"
@@ -635,9 +641,10 @@ def _check_market_maker(s: Settings) -> list[str]:
             problems.append(f"{where}: unknown token '{sym}'")
             continue
         exchanges = [v for v in tok.venues if v in s.venues and s.venues[v].kind == "exchange"]
-        if mm.venue and mm.venue not in exchanges:
-            problems.append(f"{where}.venue: '{mm.venue}' is not an exchange listing {sym}")
-        elif not exchanges:
+        quotable = [v for v in tok.venues if v in s.venues and s.venues[v].kind == "pool"]
+        if mm.venue and mm.venue not in exchanges + quotable:
+            problems.append(f"{where}.venue: '{mm.venue}' is not an exchange or pool listing {sym}")
+        elif not mm.venue and not exchanges:
             problems.append(f"{where}: {sym} is listed on no exchange venue")
     return problems
 

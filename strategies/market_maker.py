@@ -23,6 +23,13 @@ session hedges, each side widens by that hedge's expected cost. Under the kill s
 hedges that reduce their venue's position go out (what risk lets through). An inventory beyond
 ``hedge_band`` is minted or redeemed back to the target.
 
+On a pool venue (``venue`` names a pool) the quotes are range liquidity around the pool price
+(ADR 0021): the ask is the near edge of a SELL range reaching ``range_width_bps`` above it, the
+bid that of a BUY range as far below, each kept wholly beside the pool's price
+(``bot.amm.ranges.pool_edges``); the pool's swaps fill them both ways, and inventory, hedge and
+mint/redeem follow those fills as they follow a book's. A replaced range is withdrawn first (gas
+for each mint and withdrawal: set ``requote_bps`` accordingly).
+
 Synchronous and free of I/O: reads only the ``StrategyContext`` and returns intents.
 """
 
@@ -33,6 +40,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import TYPE_CHECKING
 
+from bot.amm.ranges import pool_edges
 from bot.intents import CancelOrder, PlaceOrder
 from bot.model import (
     LegRole,
@@ -76,6 +84,7 @@ if TYPE_CHECKING:
 NS = 1_000_000_000
 ZERO = Decimal(0)
 GROUP_PREFIX = "mm-"
+_MAX_BACKOFF_NS = 1800 * NS
 
 
 @dataclass(slots=True)
@@ -90,11 +99,14 @@ class QuotedToken:
     issuer: str
     group_id: str
     watch: Quiet
+    on_pool: bool = False  # quotes are range orders on a pool (ADR 0021)
     origin_ns: int = 0  # start of the first finite horizon
     canceling: set[str] = field(default_factory=set)
     quote_retry_ns: int = 0  # after a refused quote
     hedge_retry_ns: int = 0  # after a refused hedge
     request_retry_ns: int = 0  # after a refused mint/redeem
+    # refusals in a row per kind ("quote", "hedge", "request"): each doubles the wait
+    refusals: dict[str, int] = field(default_factory=dict)
     pulled: Decision | None = None  # the last pull recorded (repeats collapse into it)
     # the quotes decided at the last market event, fill or connection change; an order's end
     # only works toward them (re-deciding there would chase the clock between answers)
@@ -121,8 +133,9 @@ class MarketMakerStrategy:
             venue = mm.venue or next(v for v in tok.venues if settings.venues[v].kind == "exchange")
             broker = settings.stocks[tok.underlying].broker
             qt = QuotedToken(
-                sym, mm, venue, broker, tok.underlying, tok.issuer, GROUP_PREFIX + sym, Quiet(sym)
-            )
+                sym, mm, venue, broker, tok.underlying, tok.issuer, GROUP_PREFIX + sym, Quiet(sym),
+                on_pool=settings.venues[venue].kind == "pool",
+            )  # fmt: skip
             self.tokens[sym] = qt
             self._by_group[qt.group_id] = qt
         self._overnight = self.cfg.overnight_hedge and all(
@@ -164,6 +177,7 @@ class MarketMakerStrategy:
             return out + (self._refresh(ctx, qt, hedge=False) or []) or None
         if self.perp is not None and self.perp.is_perp(fill.venue):
             self.perp.as_shares(fill, ctx.tokens[qt.symbol].multiplier_at(ctx.now_ns))
+        qt.refusals["quote" if fill.role is LegRole.QUOTE else "hedge"] = 0
         return self._refresh(ctx, qt)
 
     def on_order(self, ctx: StrategyContext, order: Order) -> list[Intent] | None:
@@ -174,11 +188,10 @@ class MarketMakerStrategy:
         if self.perp is not None and order.role is LegRole.MIGRATE and order.state.is_terminal:
             self.perp.migration_order_ended(order.venue, order.side, order.group_id)
         if order.state is OrderState.REJECTED:  # a venue or risk refusal: wait before again
-            retry = ctx.now_ns + self._retry_ns
             if order.role is LegRole.QUOTE:
-                qt.quote_retry_ns = retry
+                qt.quote_retry_ns = self._backoff(ctx, qt, "quote", order.reason)
             else:
-                qt.hedge_retry_ns = retry
+                qt.hedge_retry_ns = self._backoff(ctx, qt, "hedge", order.reason)
         return self._refresh(ctx, qt, decide=False)
 
     def on_request(self, ctx: StrategyContext, request: MintRedeemRequest) -> list[Intent] | None:
@@ -186,8 +199,22 @@ class MarketMakerStrategy:
         if qt is None:
             return None
         if request.state in (RequestState.REJECTED, RequestState.CANCELED):
-            qt.request_retry_ns = ctx.now_ns + self._retry_ns
+            qt.request_retry_ns = self._backoff(ctx, qt, "request", request.reason)
+        else:
+            qt.refusals["request"] = 0
         return self._refresh(ctx, qt)
+
+    def _backoff(self, ctx: StrategyContext, qt: QuotedToken, kind: str, reason: str) -> int:
+        """When to try ``kind`` again after a refusal: ``retry_s``, doubled for each refusal in
+        a row up to half an hour (an issuer out of cash would otherwise be asked every few
+        seconds for days); the refusal is a decision with its reason."""
+        n = qt.refusals.get(kind, 0)
+        qt.refusals[kind] = n + 1
+        wait = min(self._retry_ns << min(n, 20), max(self._retry_ns, _MAX_BACKOFF_NS))
+        ctx.record(Decision(ctx.now_ns, qt.symbol, f"{kind}_refused",
+                            f"{reason or 'refused'}; again in {wait / NS:.0f} s", 0.0,
+                            group_id=qt.group_id))  # fmt: skip
+        return ctx.now_ns + wait
 
     def on_timer(self, ctx: StrategyContext, name: str) -> list[Intent] | None:
         # quotes move on events only; the kill switch is one (bot.engine.engage_kill_switch)
@@ -298,6 +325,19 @@ class MarketMakerStrategy:
         quotes = model_quotes(cfg.model, fair, q, cfg.gamma, cfg.sigma, cfg.k, cfg.A, tau)
         bid = on_grid(quotes.bid - widening[0], cfg.price_tick, ROUND_FLOOR)
         ask = on_grid(quotes.ask + widening[1], cfg.price_tick, ROUND_CEILING)
+        pool = ctx.market.pools.get(qt.venue) if qt.on_pool else None
+        if pool is not None:  # a range rests wholly beside the pool's price (never takes)
+            info = pool.info
+            max_bid, min_ask = pool_edges(
+                pool.pool.tick, pool.pool.tick_spacing, token_is_token0=info.token_is_token0,
+                decimals0=info.decimals0, decimals1=info.decimals1,
+            )  # fmt: skip
+            floor_bid = on_grid(max_bid, cfg.price_tick, ROUND_FLOOR)
+            ceil_ask = on_grid(min_ask, cfg.price_tick, ROUND_CEILING)
+            return (
+                None if bid is None or floor_bid is None else min(bid, floor_bid),
+                None if ask is None or ceil_ask is None else max(ask, ceil_ask),
+            )
         book = ctx.market.books.get((qt.venue, qt.symbol))  # read only: ``book()`` would add one
         if book is None:
             return bid, ask
@@ -333,20 +373,33 @@ class MarketMakerStrategy:
             return []
         if not self._room(ctx, qt, quotes, side):
             return []
+        order_type, end = OrderType.LIMIT, None
+        if qt.on_pool:  # range liquidity from the price to range_width_bps beyond (ADR 0021)
+            order_type, end = OrderType.RANGE, self._range_end(qt, side, price)
         return [
             PlaceOrder(
                 venue=qt.venue,
                 instrument=qt.symbol,
                 side=side,
                 qty=qt.cfg.quote_size,
-                order_type=OrderType.LIMIT,
+                order_type=order_type,
                 limit_price=price,
                 tif=TimeInForce.GTC,
                 role=LegRole.QUOTE,
                 group_id=qt.group_id,
                 reference_price=fair,
+                range_end=end,
             )
         ]
+
+    @staticmethod
+    def _range_end(qt: QuotedToken, side: Side, near: Decimal) -> Decimal:
+        """The far edge of a pool quote's range: ``range_width_bps`` past ``near``, on the grid."""
+        width = Decimal(repr(qt.cfg.range_width_bps)) / 10_000
+        far = near * (1 + width) if side is Side.SELL else near * (1 - width)
+        end = on_grid(float(far), qt.cfg.price_tick, ROUND_CEILING if side is Side.SELL
+                      else ROUND_FLOOR)  # fmt: skip
+        return end if end is not None and end != near else far
 
     def _room(self, ctx: StrategyContext, qt: QuotedToken, quotes: list[Order], side: Side) -> bool:
         """Whether one more quote on ``side`` keeps the inventory inside its hard limit (and a

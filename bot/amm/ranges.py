@@ -34,6 +34,7 @@ __all__ = [
     "liquidity_for_amount0",
     "liquidity_for_amount1",
     "plan_range",
+    "pool_edges",
     "residue",
 ]
 
@@ -157,3 +158,22 @@ def residue(token_delta: int, quote_delta: int) -> tuple[Conversion | None, int]
         return None, quote_delta
     side = Side.BUY if token_delta > 0 else Side.SELL
     return Conversion(side, abs(token_delta), 0), quote_delta
+
+
+def pool_edges(
+    current_tick: int, tick_spacing: int, *, token_is_token0: bool, decimals0: int, decimals1: int
+) -> tuple[float, float]:
+    """The highest BUY and the lowest SELL near edge (token price, display units) whose range
+    ``plan_range`` puts wholly beside the pool's current tick: half a tick inside the spacing
+    boundaries around it, so that float rounding cannot move an edge onto the other side."""
+    below = (current_tick // tick_spacing) * tick_spacing - 0.5  # highest raw tick under it
+    above = (current_tick // tick_spacing + 1) * tick_spacing + 0.5  # lowest raw tick over it
+    scale = 10.0 ** (decimals0 - decimals1)
+
+    def token_price(raw_tick: float) -> float:
+        display_1_per_0 = math.exp(raw_tick * _LOG_TICK) * scale
+        return display_1_per_0 if token_is_token0 else 1.0 / display_1_per_0
+
+    if token_is_token0:  # the token's price rises with the tick
+        return token_price(below), token_price(above)
+    return token_price(above), token_price(below)
