@@ -22,6 +22,7 @@ from web3 import Web3
 
 from bot.amm.tick_math import get_sqrt_ratio_at_tick
 from bot.clock import LiveClock
+from bot.ledger import Ledger
 from bot.model import (
     Fill,
     Order,
@@ -262,6 +263,18 @@ def check_books_balance(
     assert all(u.venue_order_id == str(record.token_id) for u in updates)
     position = w.chain.market.uniswap.position_manager.functions.positions(record.token_id).call()
     assert position[7] == position[10] == position[11] == 0  # no liquidity, nothing owed
+
+    # the ledger, told what the engine tells it: the token exactly, the cash to 1e-40 USD
+    ledger = Ledger()
+    for fill in fills:
+        assert ledger.apply_fill(fill)
+    for fee in w.heard.fees:
+        assert ledger.charge_fee(fee.venue, fee.fee_id, fee.amount_usd)
+    for u in updates:  # the engine's rule: once per (client id, state) for a mint or withdrawal
+        assert ledger.charge_gas(u.venue, f"{u.client_id}:{u.state}", u.gas_usd)
+    gas_usd = Decimal(before[2] - after[2]) * ETH_USD / WEI_PER_ETH
+    assert ledger.position("uniswap", "TSLAx") == from_base_units(after[0] - before[0], 18)
+    assert abs(ledger.cash("uniswap") - (moved - gas_usd)) < Decimal("1e-40")
 
 
 @pytest.mark.parametrize("stock_is_token0", [True, False])
