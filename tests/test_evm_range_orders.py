@@ -18,9 +18,12 @@ from math import floor, log
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from web3 import Web3
 
 from bot.amm.tick_math import get_sqrt_ratio_at_tick
+from bot.amm.v3_pool import V3Pool
 from bot.clock import LiveClock
 from bot.ledger import Ledger
 from bot.model import (
@@ -39,8 +42,9 @@ from connectors.evm.anvil import LOCAL_CHAIN_ID
 from connectors.evm.deploy import deploy_ours, send
 from connectors.evm.keys import Signer
 from connectors.evm.pool_venue import PoolVenueSettings, UniswapV3Venue
+from connectors.evm.range_orders import principal
 from connectors.evm.tx_manager import TxManager, TxSettings
-from tests.evm_live import FEE, Pool, anvil_account, deadline, deploy_stock_pool, until
+from tests.evm_live import FEE, SPACING, Pool, anvil_account, deadline, deploy_stock_pool, until
 
 if TYPE_CHECKING:
     from tests.evm_chain import LocalChain
@@ -453,3 +457,29 @@ def test_two_ranges_submitted_together_are_minted_one_after_the_other(chain: Loc
         assert before[1] == w.holdings()[1]
 
     on_world(chain, scenario, False)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    tick=st.integers(-200_000, 200_000),
+    sub_tick=st.integers(0, 2**32 - 1),
+    offset=st.integers(-40, 40),
+    width=st.integers(1, 40),
+    liquidity=st.integers(1, 10**30),
+)
+def test_the_venue_s_principal_is_the_kernel_s_claim(
+    tick: int, sub_tick: int, offset: int, width: int, liquidity: int
+) -> None:
+    """What the venue computes from slot0 is what ``V3Pool.claim`` says a burn pays, the
+    price below, inside or above the range (or on its edge)."""
+    low, high = get_sqrt_ratio_at_tick(tick), get_sqrt_ratio_at_tick(tick + 1)
+    sqrt_price = low + (high - low) * sub_tick // 2**32
+    pool = V3Pool(FEE, SPACING, sqrt_price)
+    lower = (tick // SPACING + offset) * SPACING
+    upper = lower + width * SPACING
+    pool.mint(lower, upper, liquidity, owner="us")
+    claim = pool.claim("us")
+    assert principal(sqrt_price, pool.tick, lower, upper, liquidity) == (
+        claim.principal0,
+        claim.principal1,
+    )
