@@ -483,3 +483,29 @@ def test_the_venue_s_principal_is_the_kernel_s_claim(
         claim.principal0,
         claim.principal1,
     )
+
+
+def test_a_cancel_heard_with_the_acceptance_withdraws_once(chain: LocalChain) -> None:
+    """A strategy that cancels as it hears ACCEPTED (the engine calls ``cancel_order`` inside
+    ``on_order_update``) gets one withdrawal."""
+
+    async def scenario(w: World) -> None:
+        hear = w.heard.on_order_update
+
+        def cancel_on_acceptance(update: OrderUpdate) -> None:
+            hear(update)
+            if update.state is OrderState.ACCEPTED:
+                w.venue.cancel_order(update.client_id)
+
+        w.heard.on_order_update = cancel_on_acceptance  # type: ignore[method-assign]
+        before = w.holdings()
+        w.venue.submit_order(range_order("eager", Side.SELL, "1", "101", "104"))
+        w.venue.cancel_order("eager")  # and once before: both ask while the mint is in flight
+        await state_is(w, "eager", OrderState.CANCELED)
+        await asyncio.sleep(0.2)  # a second withdrawal would have been sent by now
+        record = w.venue.ranges.records["eager"]
+        tags = [v.tag for v in w.venue.txm.pending.values()]
+        assert tags == [] and len(record.hashes) == 3  # approval, mint, one withdrawal
+        check_books_balance(w, "eager", before, w.holdings())
+
+    on_world(chain, scenario, False)

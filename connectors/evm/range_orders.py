@@ -487,6 +487,8 @@ class RangeOrders:
     # ---- withdrawal -----------------------------------------------------------------------------
 
     async def _withdraw(self, record: RangeRecord) -> None:
+        if record.withdrawing or record.state.is_terminal:
+            return  # a cancel heard while ACCEPTED was being told asks twice: withdraw once
         venue = self.venue
         record.withdrawing = True
         deadline_s = venue.now_s() + int(venue.settings.default_deadline_s)
