@@ -133,6 +133,12 @@ class VenueConfig(Strict):
     quote_address: str = Field("", description="pool: the quote ERC-20's address (USDC)")
     router: str = Field("", description="pool: SwapRouter address")
     quoter: str = Field("", description="pool: QuoterV2 address")
+    position_manager: str = Field(
+        "", description="pool: NonfungiblePositionManager address (range orders; '': refused)"
+    )
+    range_poll_s: float = Field(
+        2.0, gt=0, description="pool (live): seconds between reads of resting range orders"
+    )
     confirmations: int = Field(1, ge=0, description="pool: blocks before a log counts")
     wallet_key: SecretRef | None = Field(None, description="pool: the wallet's private key")
     # the live perpetual venue through ccxt (ADR 0019; keys are api_key / api_secret)

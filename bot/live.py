@@ -256,7 +256,7 @@ def _pool(
     """The pool's swap venue and its watcher (connectors/evm): one transaction manager per
     wallet, the single writer of its nonces."""
     from connectors.evm.keys import _signer
-    from connectors.evm.pool_venue import UniswapV3Venue
+    from connectors.evm.pool_venue import PoolVenueSettings, UniswapV3Venue
     from connectors.evm.pool_watcher import V3PoolWatcher, WatcherSettings
     from connectors.evm.tx_manager import TxManager
 
@@ -284,6 +284,8 @@ def _pool(
         quote_address=quote_address,
         eth_usd=Decimal(str(v.eth_usd)),
         clock=parts.clock,
+        settings=PoolVenueSettings(range_poll_s=v.range_poll_s),
+        position_manager_address=end.position_manager,
     )
     watcher = V3PoolWatcher(
         name,

@@ -38,6 +38,7 @@ class Endpoint:
     pool_address: str = ""
     router: str = ""
     quoter: str = ""
+    position_manager: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     key: str = field(default="", repr=False)
     secret: str = field(default="", repr=False)
@@ -102,6 +103,7 @@ def sandbox_endpoints(settings: Settings) -> dict[str, Endpoint]:
                 pool_address=c.get("pool", {}).get("address", ""),
                 router=uni.get("router", ""),
                 quoter=uni.get("quoter", ""),
+                position_manager=uni.get("position_manager", ""),
                 extra=c,
                 wallet_key=sandbox_wallet_key(),
             )
@@ -133,6 +135,7 @@ def configured_endpoints(settings: Settings) -> dict[str, Endpoint]:
             pool_address=v.pool_address,
             router=v.router,
             quoter=v.quoter,
+            position_manager=v.position_manager,
             key=_secret(v.api_key, f"venues.{name}.api_key"),
             secret=_secret(v.api_secret, f"venues.{name}.api_secret"),
             wallet_key=_secret(v.wallet_key, f"venues.{name}.wallet_key"),

@@ -21,6 +21,9 @@ of the receipt's Swap log (trade id ``tx_hash:log_index``), or EXPIRED (mined af
 or REJECTED (reverted, or refused before sending) with ``gas_usd``: every transaction's
 ``gasUsed x effectiveGasPrice`` (+ ``l1Fee`` on rollups) x the ETH price, the approval's included.
 
+RANGE orders (liquidity over a range beside the price, ADR 0021) go through the
+NonfungiblePositionManager at ``position_manager_address``: ``connectors.evm.range_orders``.
+
 Hot-path reads (``slot0``, ``balanceOf``, QuoterV2 quotes) are pre-encoded JSON-RPC over one aiohttp
 session (``connectors.evm.jsonrpc``), not web3 calls.
 
@@ -38,7 +41,7 @@ from decimal import Decimal
 
 from bot.clock import Clock
 from bot.logging import get_logger
-from bot.model import Fill, Order, OrderState, OrderUpdate, Side, VenueKind
+from bot.model import Fill, Order, OrderState, OrderType, OrderUpdate, Side, VenueFee, VenueKind
 from bot.money import from_base_units, money_context, to_base_units
 from connectors.base import VenueEvents
 from connectors.evm.jsonrpc import JsonRpc, PreparedCall, RpcError
@@ -52,6 +55,7 @@ from connectors.evm.pool_reader import (
     check_pool,
     word,
 )
+from connectors.evm.range_orders import RangeOrders
 from connectors.evm.swap_calls import (
     SwapTerms,
     allowance_calldata,
@@ -76,6 +80,7 @@ class _Refused(Exception):
 class PoolVenueSettings:
     default_deadline_s: float = 120.0  # for an order without deadline_ns
     request_timeout_s: float = 10.0
+    range_poll_s: float = 2.0  # how often resting range orders' claims are read
 
 
 @dataclass(slots=True)
@@ -116,6 +121,7 @@ class UniswapV3Venue:
         eth_usd: Decimal | Callable[[], Decimal],
         clock: Clock,
         settings: PoolVenueSettings | None = None,
+        position_manager_address: str = "",
     ) -> None:
         self.name = name
         self.txm = txm
@@ -140,6 +146,7 @@ class UniswapV3Venue:
             quote: PreparedCall.eth_call(quote_address, BALANCE_OF + owner),
         }
         self._eth_balance = PreparedCall("eth_getBalance", [txm.address, "latest"])
+        self.ranges = RangeOrders(self, position_manager_address, self.settings.range_poll_s)
 
     def __repr__(self) -> str:
         return f"UniswapV3Venue({self.name!r}, {self.pool_address})"
@@ -167,21 +174,26 @@ class UniswapV3Venue:
         await self.txm.start()
 
     async def close(self) -> None:
+        await self.ranges.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.rpc.close()
         await self.txm.close()
         working = [c for c, r in self.records.items() if not r.state.is_terminal]
+        working += [c for c, r in self.ranges.records.items() if not r.state.is_terminal]
         if working:
             log.warning("closed_with_swaps", venue=self.name, client_ids=sorted(working))
 
     # ---- orders ------------------------------------------------------------------------------
 
     def submit_order(self, order: Order) -> None:
-        """Swap as a task; the answers come through ``VenueEvents``."""
-        if order.client_id in self.records:
+        """Swap (or mint a range order) as a task; the answers come through ``VenueEvents``."""
+        if order.client_id in self.records or order.client_id in self.ranges.records:
             log.warning("duplicate_submit", venue=self.name, client_id=order.client_id)
+            return
+        if order.order_type is OrderType.RANGE:
+            self.ranges.submit(order)
             return
         record = SwapRecord(replace(order))
         self.records[order.client_id] = record
@@ -190,7 +202,10 @@ class UniswapV3Venue:
         task.add_done_callback(self._tasks.discard)
 
     def cancel_order(self, client_id: str) -> None:
-        """A no-op: a sent swap cannot be called back (its deadline bounds it)."""
+        """Withdraw a range order; a no-op for a swap: a sent swap cannot be called back (its
+        deadline bounds it)."""
+        if self.ranges.cancel(client_id):
+            return
         log.info("cancel_of_swap_ignored", venue=self.name, client_id=client_id)
 
     def terms(self, order: Order) -> SwapTerms:
@@ -324,6 +339,53 @@ class UniswapV3Venue:
             why = str(exc).removeprefix("eth_call: ")
         return OrderState.REJECTED, f"swap reverted: {why} ({outcome.tx_hash})"
 
+    # ---- what range orders use ------------------------------------------------------------------
+
+    @property
+    def facts(self) -> PoolFacts:
+        if self._facts is None:
+            raise PoolCheckError(f"{self.name}: not connected")
+        return self._facts
+
+    @property
+    def token_is_token0(self) -> bool:
+        return self.facts.token0.lower() == self.token_address.lower()
+
+    def decimals(self) -> tuple[int, int]:
+        """(token decimals, quote decimals)."""
+        facts = self.facts
+        if self.token_is_token0:
+            return facts.decimals0, facts.decimals1
+        return facts.decimals1, facts.decimals0
+
+    def orient(self, amount0: int, amount1: int) -> tuple[int, int]:
+        """(token, quote) from (token0, token1) amounts."""
+        return (amount0, amount1) if self.token_is_token0 else (amount1, amount0)
+
+    def now_ns(self) -> int:
+        return self._clock.now_ns()
+
+    def now_s(self) -> int:
+        return self._clock.now_ns() // NS_PER_S
+
+    def tell_fill(self, fill: Fill) -> None:
+        if self._events is None:
+            log.error("unbound_venue", venue=self.name, client_id=fill.client_id)
+            return
+        self._events.on_fill(fill)
+
+    def tell_update(self, update: OrderUpdate) -> None:
+        if self._events is None:
+            log.error("unbound_venue", venue=self.name, client_id=update.client_id)
+            return
+        self._events.on_order_update(update)
+
+    def tell_fee(self, fee: VenueFee) -> None:
+        if self._events is None:
+            log.error("unbound_venue", venue=self.name, fee_id=fee.fee_id)
+            return
+        self._events.on_venue_fee(fee)
+
     def gas_usd(self, wei: int) -> Decimal:
         eth_usd = self._eth_usd() if callable(self._eth_usd) else self._eth_usd
         with money_context():
@@ -403,7 +465,7 @@ class UniswapV3Venue:
         after a restart the journal's transaction hashes are the record)."""
         record = self.records.get(client_id)
         if record is None:
-            return None
+            return self.ranges.view(client_id)
         order = replace(record.order, state=record.state, reason=record.reason)
         if record.swap_hashes:
             order.venue_order_id = record.swap_hashes[0]
