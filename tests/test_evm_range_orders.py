@@ -223,6 +223,10 @@ def on_world(
 
 async def state_is(w: World, client_id: str, state: OrderState) -> None:
     await until(lambda: state in w.heard.states(client_id), f"{client_id} {state}")
+    record = w.venue.ranges.records.get(client_id)
+    if state is OrderState.ACCEPTED and record is not None and record.plan is not None:
+        # offered the plan's desired amount, the manager minted exactly the planned liquidity
+        assert record.liquidity == record.plan.liquidity
 
 
 async def filled_at_block(w: World, client_id: str) -> Fill:
@@ -370,9 +374,12 @@ def test_a_range_that_holds_the_price_is_refused_and_one_the_price_enters_revert
         await state_is(w, "no-end", OrderState.REJECTED)
         reasons = {u.client_id: (u.reason, u.gas_usd) for u in w.heard.updates}
         tick = w.tick()
-        assert reasons["holds-price"][0].startswith("range order refused: range [")
-        # above or below in ticks, as the stock is token0 or token1
-        assert reasons["holds-price"][0].endswith(f" the pool's tick {tick}")
+        assert reasons["holds-price"][0].startswith(
+            "range order refused: the SELL range from 99 to 104 (ticks ["
+        )  # in the token's price whichever token the stock is
+        assert reasons["holds-price"][0].endswith(
+            f"is not wholly above the pool's price (tick {tick})"
+        )
         assert reasons["no-end"][0] == (
             "range order refused: range end 101 must lie above the near edge 101"
         )

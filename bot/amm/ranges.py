@@ -10,9 +10,11 @@ token, display units): ``near`` is where conversion starts (a SELL's lowest pric
 ``plan_range`` turns an order into ticks and liquidity with the contract's integer math: the range
 widens outward to the tick spacing; a SELL of ``qty`` tokens gets the liquidity that ``qty`` tokens
 buy over the range (LiquidityAmounts.getLiquidityForAmount0/1, rounded down), a BUY of ``qty``
-tokens the liquidity whose full conversion yields ``qty`` tokens, paid in the quote. The mint then
-takes the deposit, rounded up, as the contract does. The sim pool and the live pool venue both
-plan with it, so an order means the same range in both.
+tokens about the liquidity whose full conversion yields ``qty`` tokens, paid in the quote. The plan
+names the amount to offer (``desired``): the liquidity is what the NonfungiblePositionManager works
+out from that amount, so the live mint and the simulated one make the same position. The mint then
+takes the deposit, rounded up, as the contract does (never more than ``desired``). The sim pool and
+the live pool venue both plan with it, so an order means the same range in both.
 """
 
 from __future__ import annotations
@@ -55,14 +57,17 @@ def liquidity_for_amount1(sqrt_a: int, sqrt_b: int, amount1: int) -> int:
 
 @dataclass(frozen=True, slots=True)
 class RangePlan:
-    """Ticks and liquidity of a range order, and what the mint deposits (base units, rounded up
-    as the contract rounds a mint): only the token for a SELL, only the quote for a BUY."""
+    """Ticks and liquidity of a range order, the amount of the held token to offer the position
+    manager (``desired``; its liquidity for that amount is ``liquidity``), and what the mint
+    deposits (base units, rounded up as the contract rounds a mint): only the token for a SELL,
+    only the quote for a BUY."""
 
     tick_lower: int
     tick_upper: int
     liquidity: int
     deposit_token: int
     deposit_quote: int
+    desired: int
 
 
 def _raw_tick(price: Decimal, token_is_token0: bool, decimals0: int, decimals1: int) -> float:
@@ -107,25 +112,38 @@ def plan_range(
     if upper <= lower:
         upper = lower + tick_spacing
     holds_token0 = (side is Side.SELL) == token_is_token0
-    if holds_token0 and not current_tick < lower:
-        raise AmmRevert(f"range [{lower}, {upper}) is not above the pool's tick {current_tick}")
-    if not holds_token0 and not current_tick >= upper:
-        raise AmmRevert(f"range [{lower}, {upper}) is not below the pool's tick {current_tick}")
+    if (holds_token0 and not current_tick < lower) or (
+        not holds_token0 and not current_tick >= upper
+    ):
+        where = "above" if side is Side.SELL else "below"
+        raise AmmRevert(
+            f"the {side.name} range from {near} to {far} (ticks [{lower}, {upper})) is not "
+            f"wholly {where} the pool's price (tick {current_tick})"
+        )
     sqrt_lower = get_sqrt_ratio_at_tick(lower)
     sqrt_upper = get_sqrt_ratio_at_tick(upper)
+
+    def liquidity_of(amount: int, of_token0: bool) -> int:
+        if of_token0:
+            return liquidity_for_amount0(sqrt_lower, sqrt_upper, amount)
+        return liquidity_for_amount1(sqrt_lower, sqrt_upper, amount)
+
+    def amount_of(liquidity: int, of_token0: bool) -> int:
+        if of_token0:
+            return get_amount0_delta(sqrt_lower, sqrt_upper, liquidity, True)
+        return get_amount1_delta(sqrt_lower, sqrt_upper, liquidity, True)
+
     # the liquidity that qty tokens make over the range (what a SELL deposits, a BUY receives)
-    if token_is_token0:
-        liquidity = liquidity_for_amount0(sqrt_lower, sqrt_upper, qty_raw)
-    else:
-        liquidity = liquidity_for_amount1(sqrt_lower, sqrt_upper, qty_raw)
+    liquidity = liquidity_of(qty_raw, token_is_token0)
+    desired = qty_raw
+    if side is Side.BUY and liquidity > 0:  # offered in the quote: its liquidity for that amount
+        desired = amount_of(liquidity, not token_is_token0)
+        liquidity = liquidity_of(desired, not token_is_token0)
     if liquidity <= 0:
         raise AmmRevert(f"range order of {qty_raw} base units has no liquidity over the range")
-    amount0 = get_amount0_delta(sqrt_lower, sqrt_upper, liquidity, True)
-    amount1 = get_amount1_delta(sqrt_lower, sqrt_upper, liquidity, True)
-    token_amount, quote_amount = (amount0, amount1) if token_is_token0 else (amount1, amount0)
     if side is Side.SELL:
-        return RangePlan(lower, upper, liquidity, token_amount, 0)
-    return RangePlan(lower, upper, liquidity, 0, quote_amount)
+        return RangePlan(lower, upper, liquidity, amount_of(liquidity, token_is_token0), 0, desired)
+    return RangePlan(lower, upper, liquidity, 0, amount_of(liquidity, not token_is_token0), desired)
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,8 +6,8 @@ the simulated pool (``connectors.sim.pool``), both planned by ``bot.amm.ranges.p
 
 * **Mint.** The pool's ``slot0`` is read, the range planned (ticks, liquidity, deposit); the
   position manager is approved for exactly the deposit (only when the allowance is not already
-  that), then ``mint`` with the deposit desired of the held token and 0 of the other, minimums
-  0: if the price has moved into the range meanwhile the position manager computes no liquidity
+  that), then ``mint`` with the plan's ``desired`` amount of the held token (the manager works
+  out the plan's liquidity from it and takes the deposit) and 0 of the other, minimums 0: if the price has moved into the range meanwhile the position manager computes no liquidity
   and the mint reverts, so a range order never takes the other token. Answers: ACCEPTED once
   the mint's receipt is in (venue order id = the position's token id, from the receipt's
   IncreaseLiquidity log; ``gas_usd`` = the approval's and the mint's gas), or REJECTED with the
@@ -317,12 +317,15 @@ class RangeOrders:
         venue, order = self.venue, record.order
         try:
             plan = record.plan = await self.plan(order)
-            held, amount = (
+            held, deposit = (
                 (venue.token_address, plan.deposit_token)
                 if order.side is Side.SELL
                 else (venue.quote_address, plan.deposit_quote)
             )
-            await self._approve(record, held, amount)
+            # offered: the plan's desired amount, for which the manager works out exactly the
+            # plan's liquidity; it takes the deposit (at most that), so the approval is the deposit
+            amount = plan.desired
+            await self._approve(record, held, deposit)
             token_in_0 = held.lower() == venue.facts.token0.lower()
             deadline_s = (
                 order.deadline_ns // NS_PER_S
