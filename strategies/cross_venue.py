@@ -54,6 +54,7 @@ from strategies.cross_sizing import (
 from strategies.legs import QTY_QUANTUM, protected_price, to_qty, token_order, worst_token_price
 from strategies.opportunity import QTY_STEP, VenueView, expected_price
 from strategies.sizing import choose_size, choose_size_piecewise
+from strategies.taken_depth import TakenDepth
 
 if TYPE_CHECKING:
     from bot.config import CrossVenueConfig, Settings
@@ -158,6 +159,7 @@ class CrossVenueStrategy(Idle):
         self._collar = float(settings.risk.collar_bps) * 1e-4
         self._gas: dict[str, float] = {}
         self._fees: dict[str, float] = {}
+        self._taken = TakenDepth()  # what our orders took that the books do not show yet
         for pair in self.cfg.pairs:
             views = []
             for name in pair.venues:
@@ -348,6 +350,7 @@ class CrossVenueStrategy(Idle):
         qty = to_qty(q)
         order = token_order(v.name, v.kind, pair.token, side, qty, worst, pair.group_id,
                             _fair(ctx, pair.token, usd / q), deadline)  # fmt: skip
+        self._took(ctx, leg, q)
         loss = numbers[6]
         reason = (
             f"repair {pair.repairs} of {cfg.repair_attempts}: {side.name.lower()} {qty} on "
@@ -496,8 +499,15 @@ class CrossVenueStrategy(Idle):
     def _leg(self, ctx: StrategyContext, token: str, v: VenueView, buy: bool) -> Leg:
         if v.is_pool:
             return Leg(v, buy, 0.0, self._gas[v.name], ctx.market.pools[v.name], [])
-        book = ctx.market.books[v.key]
-        return Leg(v, buy, self._fees[v.name], 0.0, None, book.levels(not buy))
+        book = ctx.market.books[v.key]  # less what we took and the book still shows
+        levels = self._taken.levels(v.key, not buy, book.levels(not buy))
+        return Leg(v, buy, self._fees[v.name], 0.0, None, levels)
+
+    def _took(self, ctx: StrategyContext, leg: Leg, qty: float) -> None:
+        """An order of ``qty`` on ``leg``'s book goes out: note the depth it takes."""
+        if leg.pool is None:
+            book = ctx.market.books[leg.venue.key]
+            self._taken.note(leg.venue.key, not leg.buy, book.levels(not leg.buy), qty)
 
     def _limit(self, ctx: StrategyContext, token: str, buy: Leg, sell: Leg) -> tuple[float, str]:
         """The largest size both accounts allow, and the name of the bound: tokens held where
@@ -586,6 +596,8 @@ class CrossVenueStrategy(Idle):
         pair.group_id = group_id
         pair.last_action_ns = ctx.now_ns
         self._groups[group_id] = pair
+        self._took(ctx, buy, q)
+        self._took(ctx, sell, q)
         at = {
             "limit": f"the {bound} limit",
             "depth": "the depth walked",

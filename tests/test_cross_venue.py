@@ -42,6 +42,7 @@ from strategies.base import Decision
 from strategies.costs import Direction, gas_usd, token_fill_on_pool, walk_levels
 from strategies.cross_venue import CrossVenueStrategy
 from strategies.registry import build_strategy
+from strategies.taken_depth import TakenDepth
 from tests.conftest import REPO
 
 D = Decimal
@@ -495,6 +496,32 @@ def test_backtest_trades_between_the_pool_and_the_book_and_no_account_goes_negat
     # what the strategy predicted it would earn, against what its fills realized
     predicted = sum(d.edge_usd for d in taken)
     assert predicted > 0 and math.isfinite(predicted)
+
+
+def test_no_order_counts_book_depth_an_earlier_order_took(run: tuple[Backtest, int]) -> None:
+    """An IOC takes its levels at once, but they show in the book until the venue updates them:
+    sizing a second order against them counted the same size twice, and 7 of the example's 171
+    kraken IOCs came back short (6 with nothing), 18 trades needed repairs. The strategy now
+    sizes against the book less what it took (``strategies.taken_depth``): every IOC fills."""
+    bt, _ = run
+    iocs = [o for o in bt.engine.executor.orders.values() if o.venue == "kraken"]
+    assert len(iocs) > 100
+    assert [o for o in iocs if o.filled_qty != o.qty] == []
+
+
+def test_taken_depth_is_the_book_less_what_we_took_while_the_level_still_shows_it() -> None:
+    taken = TakenDepth()
+    asks = [(100.0, 5.0), (101.0, 3.0), (102.0, 10.0)]
+    taken.note("k", False, asks, 6.5)  # all of 100, 1.5 of 101
+    assert taken.levels("k", False, asks) == [(101.0, 1.5), (102.0, 10.0)]
+    assert taken.levels("k", True, asks) == asks  # the other side is untouched
+    taken.note("k", False, asks, 2.0)  # the rest of 101, then 0.5 of 102
+    assert taken.levels("k", False, asks) == [(102.0, 9.5)]
+    # the venue updates 101 (our take is in it now) and drops 100: those notes go
+    updated = [(101.0, 0.4), (102.0, 10.0)]
+    assert taken.levels("k", False, updated) == [(101.0, 0.4), (102.0, 9.5)]
+    assert len(taken) == 1
+    assert taken.levels("k", False, [(102.0, 8.0)]) == [(102.0, 8.0)] and len(taken) == 0
 
 
 def test_backtest_rebalancer_moves_the_drifted_inventory_over_the_configured_routes(
