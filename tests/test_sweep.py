@@ -275,6 +275,26 @@ def test_ctrl_c_stops_the_sweep_and_keeps_what_finished(tmp_path: Path, calm_fee
     assert 1 <= len(rows) < 8
     assert {row["status"] for row in rows} == {"ok"}
     assert "(interrupted)</h1>" in (out / "report.html").read_text()
+    # --resume keeps what finished as it was and runs only the rest
+    done = {row["cell"]: row for row in rows}
+    result = run_sweep(DEFAULT_CONFIG, grid, out, workers=2, resume=True)
+    assert (result.cells, result.ran) == (8, 8 - len(done))
+    resumed = pq.read_table(table).to_pylist()
+    assert [row["cell"] for row in resumed] == list(range(8))
+    assert {row["status"] for row in resumed} == {"ok"}
+    for row in resumed:
+        if row["cell"] in done:
+            assert row == done[row["cell"]]  # the same figures and wall time: not run again
+    # a table another config made is not resumed: one line, and nothing is touched
+    other = tmp_path / "other.toml"
+    other.write_text(DEFAULT_CONFIG.read_text().replace("min_edge_bps = 20", "min_edge_bps = 21"))
+    with pytest.raises(InputError, match=r"^--resume: cell 0 of .* was made by another grid or "
+                       r"config; pass --overwrite to start again$"):  # fmt: skip
+        run_sweep(other, grid, out, workers=2, resume=True)
+    assert pq.read_table(table).to_pylist() == resumed
+    assert (
+        sweep_cli("--grid", str(grid), "--out", str(out), "--resume", "--overwrite").returncode == 2
+    )
 
 
 def test_a_heat_map_square_is_the_mean_over_the_cells_at_its_values() -> None:

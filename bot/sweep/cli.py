@@ -4,7 +4,8 @@
 is one line, exit 2), prepares ``--out``, generates the synth feeds the cells need that the feed
 cache lacks, runs the cells on a process pool (or on Ray), writes each finished row into
 ``cells.parquet`` at once, and ends with ``report.html``. A progress bar goes to stderr when it is
-a terminal; ``--progress`` elsewhere writes a line per finished cell instead. Exit 0 when every cell ran, 1 when some failed (their errors
+a terminal; ``--progress`` elsewhere writes a line per finished cell instead. ``--resume`` keeps
+the cells an earlier run of the same grid and config finished and runs the rest. Exit 0 when every cell ran, 1 when some failed (their errors
 are in the table and the report).
 
 ``add_parser(group)`` registers the command on pegbot's click group (bot/cli.py). Heavy modules
@@ -32,6 +33,7 @@ class SweepResult:
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     cells: int = 0
+    ran: int = 0  # cells run now (less than ``cells`` when resumed)
     wall_seconds: float = 0.0
 
     @property
@@ -49,29 +51,37 @@ def run_sweep(
     feeds: Path = DEFAULT_FEEDS,
     overwrite: bool = False,
     progress: bool = False,
+    resume: bool = False,
 ) -> SweepResult:
-    """Plan, run and record a sweep (see the module docstring)."""
+    """Plan, run and record a sweep (see the module docstring); ``resume`` keeps the cells
+    ``out``'s table says ran and runs the rest (``bot.sweep.table.finished_rows``)."""
     from bot.backtest.cli_run import prepare_out
     from bot.sweep.grid import feed_dir, load_grid, plan
     from bot.sweep.report import write_sweep_report
     from bot.sweep.run import execute, make_feeds, ray_module
-    from bot.sweep.table import CellTable
+    from bot.sweep.table import CellTable, finished_rows
 
     grid = load_grid(grid_path)
     cells = plan(config_path, grid, grid_path, feeds)
     if ray_address:
         ray_module()  # before --out is touched
-    prepare_out(out, overwrite=overwrite)
+    kept = finished_rows(out, grid, cells) if resume else []
+    prepare_out(out, overwrite=overwrite or resume)
+    done = {row["cell"] for row in kept}
+    cells_left = [c for c in cells if c.index not in done]
     missing = [
         (scenario, grid.days, seed, path)
-        for scenario, seed in dict.fromkeys((c.scenario, c.seed) for c in cells if c.scenario)
+        for scenario, seed in dict.fromkeys((c.scenario, c.seed) for c in cells_left if c.scenario)
         if not ((path := feed_dir(feeds, scenario, grid.days, seed)) / "manifest.json").exists()
     ]
     make_feeds(missing, workers if not ray_address else os.cpu_count() or 1)
-    result = SweepResult(cells=len(cells))
+    result = SweepResult(cells=len(cells), ran=len(cells_left))
     table = CellTable(out, grid)
+    for row in kept:  # what ran before stays as it was
+        table.add(row)
+        result.rows.append(row)
     watch = time.perf_counter()
-    bar = _Progress(len(cells)) if progress else None
+    bar = _Progress(len(cells_left)) if progress else None
 
     def on_row(row: dict[str, Any]) -> None:
         table.add(row)
@@ -83,7 +93,7 @@ def run_sweep(
     try:
         if bar is not None:
             bar.start()
-        execute(cells, workers=workers, ray_address=ray_address, on_row=on_row)
+        execute(cells_left, workers=workers, ray_address=ray_address, on_row=on_row)
     except KeyboardInterrupt:
         table.close()  # what finished stays readable, and is reported
         write_sweep_report(result.rows, grid, out, title=title + " (interrupted)")
@@ -175,6 +185,8 @@ def add_parser(group: click.Group) -> click.Command:
     @click.option("--feeds", type=click.Path(path_type=Path), default=DEFAULT_FEEDS,
                   show_default=True, help="cache of the synth feeds the scenarios need")  # fmt: skip
     @click.option("--overwrite", is_flag=True, help="replace the sweep files in a non-empty --out")
+    @click.option("--resume", is_flag=True,
+                  help="keep the cells --out's cells.parquet says ran, run the rest")  # fmt: skip
     @click.option("--progress/--no-progress", default=None,
                   help="progress on stderr: a bar on a terminal, else a line per cell "
                        "[default: when stderr is a terminal]")  # fmt: skip
@@ -186,12 +198,15 @@ def add_parser(group: click.Group) -> click.Command:
         out: Path,
         feeds: Path,
         overwrite: bool,
+        resume: bool,
         progress: bool | None,
     ) -> None:
         """Backtest over a grid of config values, scenarios and seeds; writes cells.parquet and
         report.html into --out."""
         if workers is not None and ray_address:
             raise click.UsageError("give --workers or --ray, not both")
+        if overwrite and resume:
+            raise click.UsageError("give --overwrite or --resume, not both")
         result = run_sweep(
             config_path,
             grid_path,
@@ -201,14 +216,18 @@ def add_parser(group: click.Group) -> click.Command:
             feeds=feeds,
             overwrite=overwrite,
             progress=sys.stderr.isatty() if progress is None else progress,
+            resume=resume,
         )
-        per_minute = result.cells / result.wall_seconds * 60 if result.wall_seconds else 0.0
+        per_minute = result.ran / result.wall_seconds * 60 if result.wall_seconds else 0.0
         where = (
             f"on Ray at {ray_address}" if ray_address else f"on {workers or os.cpu_count()} workers"
         )
+        kept = (
+            f", {result.cells - result.ran} kept from before" if result.ran < result.cells else ""
+        )
         click.echo(
-            f"swept {result.cells} cells ({result.failed} failed) in {result.wall_seconds:.1f} s "
-            f"{where}: {per_minute:.1f} backtests/minute"
+            f"swept {result.cells} cells ({result.failed} failed{kept}) in "
+            f"{result.wall_seconds:.1f} s {where}: {per_minute:.1f} backtests/minute"
         )
         for line in strategy_lines(result.rows):
             click.echo(line)

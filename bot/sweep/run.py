@@ -12,6 +12,7 @@ cell's result (the row holds the summary's figures as the run made them).
 
 from __future__ import annotations
 
+import hashlib
 import signal
 import time
 from collections.abc import Callable, Sequence
@@ -65,6 +66,12 @@ def run_cell(cell: Cell) -> Row:
     return row
 
 
+def settings_digest(cell: Cell) -> str:
+    """A short hash of ``cell``'s whole validated config: equal configs, equal digests."""
+    text = cell.settings.model_dump_json()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _row(cell: Cell, error: str = "") -> Row:
     """A row naming ``cell``, "ok" without ``error``, "failed" with it (no figures yet)."""
     return {
@@ -73,6 +80,7 @@ def _row(cell: Cell, error: str = "") -> Row:
         "scenario": cell.scenario,
         "feed": str(cell.feed),
         "seed": cell.seed,
+        "settings": settings_digest(cell),
         "params": cell.params,
         "status": "failed" if error else "ok",
         "error": error,

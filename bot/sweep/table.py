@@ -10,7 +10,10 @@ types are stored as JSON text), ``status`` ("ok" / "failed"), ``error``, then th
 
 Each finished cell is written and flushed as its own row group, so an interrupted sweep leaves a
 readable table of what finished (``CellTable.close``); a complete one is rewritten in cell order
-(``CellTable.finish``).
+(``CellTable.finish``). ``finished_rows`` reads such a table back for ``--resume``: the rows that
+ran ("ok") of the same cells, checked against the plan (the grid's keys, each cell's strategy,
+scenario, seed, values and settings digest: the ``settings`` column, a hash of the cell's whole
+validated config), so that a resumed table never mixes two configs.
 
 What this module may not do: compute a figure (it stores the rows ``bot.sweep.run`` returns).
 """
@@ -26,8 +29,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from bot.sweep.grid import Grid
-from bot.sweep.run import Row
+from bot.errors import InputError
+from bot.sweep.grid import Cell, Grid
+from bot.sweep.run import Row, settings_digest
 
 TABLE_FILE = "cells.parquet"
 USD = pa.decimal128(24, 6)
@@ -37,6 +41,7 @@ HEAD: tuple[tuple[str, pa.DataType], ...] = (
     ("scenario", pa.string()),
     ("feed", pa.string()),
     ("seed", pa.int64()),
+    ("settings", pa.string()),
 )
 TAIL: tuple[tuple[str, pa.DataType], ...] = (
     ("status", pa.string()),
@@ -111,3 +116,52 @@ class CellTable:
         pq.write_table(table, tmp)
         os.replace(tmp, self.path)
         return table
+
+
+def finished_rows(out: Path, grid: Grid, cells: list[Cell]) -> list[Row]:
+    """The "ok" rows of ``out``'s cells.parquet for ``--resume``, as ``run_cell`` returned
+    them; InputError (one line) when it is unreadable or was made by another grid or config."""
+    path = out / TABLE_FILE
+    if not path.exists():
+        return []
+    try:
+        table = pq.read_table(path)
+    except (OSError, pa.ArrowException) as exc:
+        raise InputError(
+            f"--resume: {path} cannot be read ({str(exc).splitlines()[0]}); "
+            "pass --overwrite to start again"
+        ) from None
+    if table.schema.names != schema(grid).names:
+        raise InputError(
+            f"--resume: {path} has other columns than this grid's; pass --overwrite to start again"
+        )
+    by_index = {c.index: c for c in cells}
+    rows: list[Row] = []
+    for flat in table.to_pylist():
+        if flat["status"] != "ok":
+            continue  # run again
+        cell = by_index.get(flat["cell"])
+        expected = None if cell is None else _planned(cell, table.schema)
+        got = {k: flat[k] for k in ("strategy", "scenario", "seed", "settings", *grid.params)}
+        if cell is None or got != expected:
+            raise InputError(
+                f"--resume: cell {flat['cell']} of {path} was made by another grid or config; "
+                "pass --overwrite to start again"
+            )
+        row = {k: v for k, v in flat.items() if k not in grid.params}
+        row["params"] = cell.params
+        rows.append(row)
+    return rows
+
+
+def _planned(cell: Cell, kinds: pa.Schema) -> dict[str, Any]:
+    """How ``cell``'s naming columns read back from the table."""
+    planned: dict[str, Any] = {
+        "strategy": cell.strategy,
+        "scenario": cell.scenario,
+        "seed": cell.seed,
+        "settings": settings_digest(cell),
+    }
+    for key, value in cell.params.items():
+        planned[key] = _cell_value(value, kinds.field(key).type)
+    return planned
