@@ -5,18 +5,20 @@
 #   docker run -v $PWD/config/paper-alpaca.toml:/app/config/paper.toml:ro -e APCA_API_KEY_ID ... \
 #     pegbot --config config/paper.toml
 # The local sandbox (anvil, solc-js, the Uniswap artifacts from npm) is not in the image: `make run`
-# runs it on the host.
+# runs it on the host. Ray (`pegbot sweep --ray`, docs/sweep.md) is an optional extra; an image
+# that sweeps on a cluster is built with it: docker build --build-arg EXTRAS="--extra ray" .
 
 FROM python:3.11-slim AS build
+ARG EXTRAS=""
 ENV UV_PYTHON_DOWNLOADS=never UV_LINK_MODE=copy UV_COMPILE_BYTECODE=1
 RUN pip install --no-cache-dir uv
 WORKDIR /app
 COPY pyproject.toml uv.lock README.md ./
-RUN uv sync --frozen --no-dev --no-install-project
+RUN uv sync --frozen --no-dev --no-install-project $EXTRAS
 COPY bot ./bot
 COPY strategies ./strategies
 COPY connectors ./connectors
-RUN uv sync --frozen --no-dev
+RUN uv sync --frozen --no-dev $EXTRAS
 
 FROM python:3.11-slim AS runtime
 RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin pegbot
