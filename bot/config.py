@@ -431,6 +431,12 @@ class RunConfig(Strict):
     state: Path = Field(
         Path(".pegbot"), description="live runs: the daemon's state (operator transfers/)"
     )
+    history: int = Field(
+        10_000,
+        ge=100,
+        description="live runs: decisions, fills, answers and ended orders kept in memory "
+        "(the journal and logs keep all); a backtest keeps everything",
+    )
 
 
 class SandboxConfig(Strict):

@@ -161,6 +161,7 @@ class LiveRun:
             calendar,
             partial(live_adapters, endpoints=endpoints),
             id_prefix=run_prefix(now),
+            history=settings.run.history,  # a long-lived daemon keeps the last ones in memory
         )
         runner, bound = await serve_health(self._status, settings, self.port)
         try:
@@ -292,8 +293,8 @@ class LiveRun:
             "engine_alive": self.trading,
             "environment": self.settings.run.environment,
             "time": utc_text(node.clock.now_ns()),
-            "fills": len(node.engine.fills),
-            "decisions": len(node.engine.decisions),
+            "fills": node.engine.counters["trades"],
+            "decisions": node.engine.counters["decisions"],
             "disconnected": disconnected,
             "config": str(self.config_path),
         }
@@ -315,7 +316,7 @@ class LiveRun:
         print(f"{self.settings.run.environment} run of {wall:,.1f} s: pnl {pnl_text}")
         c = engine.counters
         print(
-            f"decisions {len(engine.decisions)} ({sum(d.taken for d in engine.decisions)} taken)  "
+            f"decisions {c['decisions']} ({c['decisions_taken']} taken)  "
             f"trades {c['trades']}  mints {c['mints']}  redeems {c['redeems']}  "
             f"hedges {c['hedges']}  transfers {c['transfers']}  "
             f"open orders {len(engine.executor.open_orders())}"

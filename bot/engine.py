@@ -14,8 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections import Counter, defaultdict, deque
+from collections.abc import Callable, Iterable, Mapping, MutableSequence
 from decimal import Decimal
 from typing import Any
 
@@ -111,10 +111,14 @@ class Engine:
         transfers: Mapping[str, TransferVenue] | None = None,
         rebalancer: Rebalancer | None = None,
         id_prefix: str = "pb",
+        history: int | None = None,
     ) -> None:
         """``transfers``: route name -> the venue that carries it; ``rebalancer``: the policy
         asked for transfers (None: nothing moves unless a strategy asks); ``id_prefix`` starts
-        every client id (a live run's own, so a venue that keeps old ids never sees one again)."""
+        every client id (a live run's own, so a venue that keeps old ids never sees one again);
+        ``history``: how many decisions, fills and answers (and ended orders) stay in memory, the
+        oldest dropped first (None: all, as a backtest needs; a long-lived daemon keeps the last
+        ``run.history``, and ``counters`` keeps the totals)."""
         self.settings = settings
         self.clock = clock
         self._sessions = sessions
@@ -124,16 +128,17 @@ class Engine:
         self._ledger = ledger
         self.risk = risk
         self.strategy = strategy
-        self.executor = Executor(venues, issuers, journal, id_prefix, transfer_venues=transfers)
+        self.executor = Executor(venues, issuers, journal, id_prefix, transfer_venues=transfers,
+                                 retain_ended=history)  # fmt: skip
         self._rebalancer = rebalancer
-        self.transfer_log: list[tuple[Transfer, TransferUpdate]] = []
-        self.decisions: list[Decision] = []
+        self.transfer_log: MutableSequence[tuple[Transfer, TransferUpdate]] = _kept(history)
+        self.decisions: MutableSequence[Decision] = _kept(history)
         self._unlogged: list[Decision] = []  # taken decisions, logged once their intents are out
         self.counters: Counter[str] = Counter()
-        self.fills: list[Fill] = []
+        self.fills: MutableSequence[Fill] = _kept(history)
         self.reverted_gas: defaultdict[str, Decimal] = defaultdict(Decimal)  # group -> gas
-        self.request_log: list[tuple[MintRedeemRequest, RequestUpdate]] = []
-        self.funding_log: list[FundingPayment] = []
+        self.request_log: MutableSequence[tuple[MintRedeemRequest, RequestUpdate]] = _kept(history)
+        self.funding_log: MutableSequence[FundingPayment] = _kept(history)
         self.margins: dict[str, MarginStatus] = {}  # perpetual venue -> its latest margin
         # called after every venue answer once the strategy has acted on it (exposure checks)
         self.after_answer: Callable[[], None] | None = None
@@ -232,6 +237,9 @@ class Engine:
 
     def record(self, decision: Decision) -> None:
         self.decisions.append(decision)
+        self.counters["decisions"] += 1
+        if decision.taken:
+            self.counters["decisions_taken"] += 1
         if decision.taken and log.is_enabled_for(logging.INFO):
             self._unlogged.append(decision)  # written after its intents reach the executor
 
@@ -818,3 +826,8 @@ class Engine:
                 self._mark_memo.clear()
             mark = self._mark_memo[price] = Decimal(repr(round(price, 6)))
         return mark
+
+
+def _kept(history: int | None) -> MutableSequence[Any]:
+    """A list (everything kept), or the last ``history`` items."""
+    return [] if history is None else deque(maxlen=history)

@@ -7,6 +7,7 @@ decides anything and never blocks: venues answer later through the engine's Venu
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
 from decimal import Decimal
 
@@ -41,7 +42,11 @@ class Executor:
         id_prefix: str = "pb",
         *,
         transfer_venues: Mapping[str, TransferVenue] | None = None,
+        retain_ended: int | None = None,
     ) -> None:
+        """``retain_ended``: how many ended orders stay in ``orders`` (the oldest ended first
+        leave; None: all). A late answer for one that left still reaches the ledger through
+        the engine, which books fills by trade id whatever the order."""
         self.venues = venues
         self.issuers = issuers
         self.transfer_venues = dict(transfer_venues or {})
@@ -52,6 +57,8 @@ class Executor:
         self._open: dict[str, Order] = {}
         self._prefix = id_prefix
         self._seq = 0
+        self._retain = retain_ended
+        self._ended: deque[str] = deque()
 
     def _next_id(self, kind: str) -> str:
         self._seq += 1
@@ -94,6 +101,7 @@ class Executor:
         order.reason = reason
         self.journal.append(JournalEntry(now_ns, "rejected", order.client_id, {"reason": reason}))
         self.orders[order.client_id] = order
+        self._ended_now(order.client_id)
         return order
 
     def reject_request(
@@ -239,6 +247,7 @@ class Executor:
             order.reason = update.reason
         if order.state.is_terminal:
             self._open.pop(order.client_id, None)
+            self._ended_now(order.client_id)
         return order
 
     def apply_fill(self, fill: Fill) -> Order | None:
@@ -260,7 +269,8 @@ class Executor:
         order.filled_qty = total
         if order.filled_qty >= order.qty:
             order.state = OrderState.FILLED
-            self._open.pop(order.client_id, None)
+            if self._open.pop(order.client_id, None) is not None:
+                self._ended_now(order.client_id)
         elif order.state is not OrderState.PENDING_CANCEL:
             order.state = OrderState.PARTIALLY_FILLED
         return order
@@ -281,6 +291,17 @@ class Executor:
         if update.reason:
             req.reason = update.reason
         return req
+
+    def _ended_now(self, client_id: str) -> None:
+        """An order ended: with ``retain_ended``, the oldest ended orders past it leave."""
+        if self._retain is None:
+            return
+        self._ended.append(client_id)
+        while len(self._ended) > self._retain:
+            old = self._ended.popleft()
+            order = self.orders.get(old)
+            if order is not None and order.state.is_terminal:
+                del self.orders[old]
 
     def open_orders(self, group_id: str | None = None) -> list[Order]:
         if group_id is None:

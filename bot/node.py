@@ -133,7 +133,9 @@ class Node:
         strategy: Strategy | None = None,
         journal: Journal | None = None,
         id_prefix: str = "pb",
+        history: int | None = None,
     ) -> None:
+        """``history``: what the engine keeps in memory (``Engine``'s; None: everything)."""
         self.settings = settings
         self.clock = clock
         self.calendar = calendar
@@ -184,6 +186,7 @@ class Node:
             transfers=self.adapters.transfers,
             rebalancer=Rebalancer(settings.rebalance, settings.transfers),
             id_prefix=id_prefix,
+            history=history,
         )
         self.exposure = ExposureMonitor(
             settings,

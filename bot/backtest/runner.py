@@ -80,11 +80,13 @@ class Backtest:
         strategy: Callable[[Settings], Strategy] | None = None,
         window_start_ns: int | None = None,
         window_end_ns: int | None = None,
+        history: int | None = None,
     ) -> None:
         """``strategy`` builds the strategy from the settings (default: the one
         ``strategy.name`` names); ``window_start_ns``/``window_end_ns`` limit the replay to that
         window of the feed (``FeedReader``: state rows before the start are applied at the
-        start)."""
+        start); ``history`` bounds what the engine keeps in memory as a daemon's does (None:
+        everything, which the record and report need)."""
         self.settings = settings
         self.feed_path = Path(feed or settings.backtest.feed)
         self.reader = FeedReader(self.feed_path, start_ns=window_start_ns, end_ns=window_end_ns)
@@ -105,6 +107,7 @@ class Backtest:
             calendar_around(start_ns, end_ns),
             partial(sim_adapters, seed=seed),
             strategy=strategy(settings) if strategy is not None else None,
+            history=history,
         )
         node = self.node
         self.calendar = node.calendar
