@@ -2,6 +2,9 @@
 # Python comes from the machine (3.11+; never downloaded). uv comes from PATH, or is installed with
 # pip into the project venv. Dependencies come from the committed uv.lock; the local chain's npm
 # packages (anvil, solc-js, the Uniswap v3 artifacts) from the committed package-lock.json.
+# The installed packages are compiled to bytecode once, at setup: uv does not, and where
+# PYTHONDONTWRITEBYTECODE is set Python never writes it, so every process the tests start (the
+# daemon, each sandbox piece) compiled ccxt, web3 and the rest again, ~10 s of CPU each.
 
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV := .venv
@@ -17,7 +20,7 @@ $(VPY):
 
 $(VENV)/.synced: pyproject.toml uv.lock | $(VPY)
 	@command -v uv >/dev/null 2>&1 || [ -x $(VENV)/bin/uv ] || $(VPY) -m pip install -q uv
-	$(UV) sync --frozen --inexact --extra ray --python $(VPY)
+	$(UV) sync --frozen --inexact --extra ray --compile-bytecode --python $(VPY)
 	@touch $@
 
 # npm ci writes node_modules/.package-lock.json: the target is rebuilt only when the lock changes.
@@ -32,8 +35,10 @@ setup: $(VENV)/.synced node_modules/.package-lock.json
 run: setup
 	$(VENV)/bin/pegbot run --config config/sandbox.toml
 
+# Two workers (pytest-xdist), a whole test module at a time (module fixtures start one sandbox per
+# module); the modules with slow tests are handed out first (tests/conftest.py).
 test: setup
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 bench: setup
 	$(VPY) -m bench.run

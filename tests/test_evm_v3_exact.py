@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from math import floor, log
 from typing import TYPE_CHECKING
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from web3.contract import Contract
@@ -254,6 +255,7 @@ def check_swaps_to_the_wei(
     return results
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=pool_specs, swaps=st.lists(swap_specs, min_size=1, max_size=3))
 def test_kernel_quotes_and_swaps_as_quoter_v2_and_the_router_do(

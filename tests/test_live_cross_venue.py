@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import ccxt
+import pytest
 
 from connectors.evm.deploy import local_web3
 from connectors.sandbox.flow_pool import PoolTrader
@@ -25,6 +26,7 @@ from tests.sandbox_world import control, pegbot, sandbox_json
 
 XV_CONFIG = REPO / "config" / "sandbox-xv.toml"
 pytest_plugins = ["tests.sandbox_world"]
+pytestmark = pytest.mark.slow  # a sandbox and daemons: run first (tests/conftest.py)
 
 
 def _book(url: str, price: float, bid_over: float, ask_over: float) -> None:

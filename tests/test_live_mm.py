@@ -24,6 +24,7 @@ from tests.sandbox_world import PEGBOT, Outcome, sandbox_json
 
 CONFIG = REPO / "config" / "sandbox-mm.toml"
 pytest_plugins = ["tests.sandbox_world"]
+pytestmark = pytest.mark.slow  # a sandbox and daemons: run first (tests/conftest.py)
 RUN_S = 20.0  # quoting before SIGINT
 
 

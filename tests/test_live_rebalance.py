@@ -25,6 +25,7 @@ from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
 from web3 import Web3
 
 from bot.config import load_config
@@ -35,6 +36,7 @@ from tests.sandbox_world import Outcome, pegbot, sandbox_json
 from tests.test_live_transfers import exchange_holds, onchain_aapl
 
 pytest_plugins = ["tests.sandbox_world"]
+pytestmark = pytest.mark.slow  # a sandbox and daemons: run first (tests/conftest.py)
 
 D = Decimal
 PEGBOT = Path(sys.executable).parent / "pegbot"

@@ -20,6 +20,7 @@ from tests.sandbox_world import pegbot, sandbox_json, set_a_premium
 
 SANDBOX_CONFIG = REPO / "config" / "sandbox.toml"
 pytest_plugins = ["tests.sandbox_world"]
+pytestmark = pytest.mark.slow  # a sandbox and daemons: run first (tests/conftest.py)
 
 
 def test_a_sandbox_run_connects_opens_the_ledger_from_the_accounts_and_leaves_a_running_sandbox(

@@ -38,6 +38,7 @@ from tests.evm_live import until
 from tests.test_ccxt_transfers import Told
 
 pytest_plugins = ["tests.sandbox_world"]
+pytestmark = pytest.mark.slow  # a sandbox and daemons: run first (tests/conftest.py)
 
 D = Decimal
 PEGBOT = Path(sys.executable).parent / "pegbot"

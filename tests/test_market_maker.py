@@ -132,6 +132,7 @@ def _outcome(tmp: Path, feed: Path, model: str) -> tuple[float, float]:
     return float(bt.record.summary["strategy_pnl_usd"]), rms
 
 
+@pytest.mark.slow
 def test_inventory_models_have_lower_pnl_variance_and_tighter_inventory(tmp_path: Path) -> None:
     """Avellaneda-Stoikov and GLFT against the same spread without skew, on six seeded paths
     each, in the sim's intensity model with the parameters the strategy quotes with."""

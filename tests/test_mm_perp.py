@@ -26,6 +26,7 @@ from strategies.market_maker import MarketMakerStrategy
 from strategies.mm_hedge import HedgeRoute, HedgeVenue, closed_widening, seconds_to_hedge
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # a four-day backtest: run first (tests/conftest.py)
 D = Decimal
 NS = 1_000_000_000
 CONFIG = REPO / "config" / "market_maker_perp.toml"

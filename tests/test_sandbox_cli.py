@@ -25,6 +25,7 @@ from connectors.sandbox.flow import PremiumWalk
 from connectors.sandbox.processes import start_time
 
 PEGBOT = Path(sys.executable).parent / "pegbot"
+pytestmark = pytest.mark.slow  # sandboxes: run first (tests/conftest.py)
 PIECES = ["broker", "exchange", "chain", "perp", "anvil", "issuer", "flow"]
 
 

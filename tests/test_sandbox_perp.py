@@ -21,6 +21,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from bot.clock import LiveClock
 from bot.feeds.io import FeedReader
 from bot.feeds.schema import EventKind
@@ -33,6 +35,7 @@ from tests.sandbox_world import PEGBOT, Outcome, control, pegbot, sandbox_json, 
 CONFIG = REPO / "config" / "sandbox-perp.toml"
 INSTRUMENT = "AAPLx-PERP"
 pytest_plugins = ["tests.sandbox_world"]
+pytestmark = pytest.mark.slow  # a sandbox and daemons: run first (tests/conftest.py)
 D = Decimal
 
 

@@ -106,6 +106,7 @@ def test_a_cell_is_the_backtest_of_its_config_feed_and_seed(
     assert "mean strategy PnL (USD)" in html and "columns: strategy.min_edge_bps" in html
 
 
+@pytest.mark.slow
 def test_same_table_on_pool_one_worker_and_ray(tmp_path: Path, sweep_feeds: Path) -> None:
     grid = grid_file(tmp_path, TINY.replace("[5, 25]", "[5]"))
     pool = run_sweep(DEFAULT_CONFIG, grid, tmp_path / "pool", workers=2, feeds=sweep_feeds)
