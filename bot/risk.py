@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 
 from bot.config import RiskConfig
+from bot.exposure import TOLERANCE_SHARES
 from bot.intents import CancelOrder, Intent, PlaceOrder, RequestMintRedeem, RequestTransfer
 from bot.ledger import TransferView, debits
 from bot.model import MintRedeemRequest, PerpContract, RequestKind, RequestState, Side
@@ -272,13 +273,19 @@ class RiskEngine:
 
     def _reduces_risk(self, held: Decimal, o: PlaceOrder) -> bool:
         """What the kill switch lets through: an order that moves its stock's net delta toward
-        zero without crossing it, when the delta is known (a hedge may open a broker position:
+        zero without crossing it (by more than ``TOLERANCE_SHARES`` of rounding), when the delta
+        is known (a hedge may open a broker position:
         it reduces the risk); otherwise one that does so for the venue position."""
         effect = self.delta_effect(o) if self.delta_effect is not None else None
         if effect is None:
             return _reduces(held, o)
         delta, change = effect
-        return delta != 0 and (delta > 0) != (change > 0) and abs(change) <= abs(delta)
+        # past zero by no more than share rounding (a hedge is whole millionths of a share)
+        return (
+            delta != 0
+            and (delta > 0) != (change > 0)
+            and (abs(change) <= abs(delta) + TOLERANCE_SHARES)
+        )
 
     def _lands_at(self, req: MintRedeemRequest, venue: str | None) -> bool:
         target = req.venue or self.mint_venues.get(req.issuer)

@@ -202,7 +202,11 @@ def test_a_premium_on_the_exchange_is_sold_hedged_at_the_broker_and_minted_back(
         for e in map(json.loads, filter(lambda x: x.startswith("{"), run.stderr.splitlines()))
         if e.get("event") in ("decision", "risk_rejected", "order_done", "connection")
     ][-12:]
-    assert sum(float(f["qty"]) for f in hedged) == pytest.approx(sum(float(f["qty"]) for f in sold))
+    # what the hedge followed, if it did not (every fill: venue, side, quantity, role)
+    trail = [(f["venue"], f["side"], f["qty"], f["role"]) for f in fills]
+    assert sum(float(f["qty"]) for f in hedged) == pytest.approx(
+        sum(float(f["qty"]) for f in sold)
+    ), trail
     states = [(u["kind"], u["state"]) for u in run.events("request_update")]
     assert ("mint", "accepted") in states
     # the run's recording replays in a backtest that opens with what the run opened with

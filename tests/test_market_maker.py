@@ -272,14 +272,7 @@ def test_under_the_kill_switch_an_order_that_adds_to_the_net_delta_is_refused(
     "qty",
     [
         Decimal("0.500749012345678901"),  # hedged by 0.500749 shares: under the net delta
-        pytest.param(
-            Decimal("0.500749962123456789"),  # hedged by 0.500750 shares: past it by 4e-8
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known bug: shares_for rounds the hedge half-even to 1e-6 shares, and "
-                "the kill switch refuses a hedge that passes the net delta at all",
-            ),
-        ),
+        Decimal("0.500749962123456789"),  # hedged by 0.500750 shares: past it by 4e-8
     ],
 )
 def test_under_the_kill_switch_a_fill_of_a_fraction_of_a_token_is_hedged(
@@ -289,8 +282,9 @@ def test_under_the_kill_switch_a_fill_of_a_fraction_of_a_token_is_hedged(
     withdrawal, as the daemon pulls the quotes at exit, is booked under the kill switch: its
     hedge must still go out (ADR 0022). Flat and hedged, a sale of ``qty`` tokens leaves the net
     delta short by exactly ``qty``; the hedge is ``qty`` to a millionth of a share, which when
-    rounded up moves the delta past zero, and risk refuses it: that inventory stays unhedged
-    (seen on the sandbox: tests/test_live_mm_pool.py before it avoided a conversion at exit)."""
+    rounded up moves the delta past zero by less than the share rounding risk allows
+    (``TOLERANCE_SHARES``). Risk refused it before, and that inventory stayed unhedged (seen on
+    the sandbox: tests/test_live_mm_pool.py)."""
     feed = mm_world.write_feed(tmp_path / "feed", 9, seconds=300)
     bt = _run(Backtest(mm_world.settings(tmp_path, feed.path, hedge=True)))
     bt.engine.engage_kill_switch("test")
