@@ -10,7 +10,7 @@ unpriced mint owns nothing yet, a priced redeem nothing any more (``TrackedReque
 The invariant (DESIGN.md, "Legs and capital"): the net delta, less the *carried* delta, stays
 inside the unhedged budget except while an order on the stock or its tokens works, and never
 longer than ``hedge_deadline_s``. The carried delta is the starting inventory (the ledger's
-deposits) when it is not hedged (``strategy.hedge_initial_inventory`` off), and until the
+deposits: the tokens and the broker's opening shares) when it is not hedged (``strategy.hedge_initial_inventory`` off), and until the
 broker's first session takes a hedge when it is. An *excursion* is a stretch of time outside the
 budget; it is a *breach* if, after a venue answer the strategy has acted on, no such order was
 working, or if it lasted longer than the deadline.
@@ -143,6 +143,8 @@ class ExposureMonitor:
         net = self._ledger.position(self._brokers[stock], stock)
         carried = ZERO
         carry = not self._hedges_inventory or self._hedgeable_since is None
+        if carry:  # the opening book, the broker's position in it too
+            carried += self._ledger.deposited(stock)
         for token in self._tokens_of.get(stock, ()):
             multiplier = self._tokens[token].multiplier_at(now_ns)
             net += self.token_delta(token) * multiplier

@@ -508,7 +508,9 @@ class MarketMakerStrategy:
     def _gap(self, ctx: StrategyContext, qt: QuotedToken, now: int, hedges: list[Order]) -> Decimal:
         """Shares the hedge lacks: minus the tokens away from the target (at the venue and ours
         in flight) times the multiplier, less what the broker and the perpetual hold and what
-        works there (perpetual tokens in shares). Facts and working orders only."""
+        works there (perpetual tokens in shares). Facts and working orders only. A broker
+        position the run opened with counts as hedge: after a restart it is the hedge of the
+        tokens the run opened with away from the target (counted apart, they were hedged twice)."""
         ledger = ctx.ledger
         multiplier = ctx.tokens[qt.symbol].multiplier_at(now)
         exposure = (
@@ -516,7 +518,7 @@ class MarketMakerStrategy:
             + ledger.owned_in_flight(qt.symbol)
             - qt.cfg.target_inventory
         )
-        held = ledger.position(qt.broker, qt.stock) - ledger.deposited(qt.stock)
+        held = ledger.position(qt.broker, qt.stock)  # an opening position is a hedge from before
         contract = self.perp.contracts.get(qt.symbol) if self.perp is not None else None
         if contract is not None:
             held += shares_for(ledger.position(contract.venue, contract.instrument), multiplier)

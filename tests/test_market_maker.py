@@ -486,3 +486,20 @@ def test_quote_prices_land_on_the_grid_and_never_cross_the_book() -> None:
     assert passive_price(Decimal("100.05"), 100.03, 100.01, Decimal(0), Side.BUY) == Decimal(
         "100.01"
     )
+
+
+def test_after_a_restart_the_opening_broker_position_counts_as_the_hedge(tmp_path: Path) -> None:
+    """A run that stopped with 0.893 tokens over the target and 0.893 shares short opens with
+    both (the daemon deposits every venue position): that is a hedged book, and nothing is
+    hedged again. The hedge counted only its own fills, and sold 0.893 shares a second time."""
+    feed = mm_world.write_feed(tmp_path / "feed", 9, seconds=300)
+    bt = Backtest(mm_world.settings(tmp_path, feed.path, hedge=True))
+    bt.ledger.deposit_position("kraken", TOKEN, Decimal("0.893"), Decimal(100))
+    bt.ledger.deposit_position("alpaca", "AAPL", Decimal("-0.893"), Decimal(100))
+    _run(bt)
+    tokens = bt.ledger.position("kraken", TOKEN) - TARGET
+    shares = bt.ledger.position("alpaca", "AAPL")
+    assert any(f.role is LegRole.QUOTE for f in bt.engine.fills)  # it traded: hedges followed
+    assert abs(tokens + shares) <= Decimal("0.01")  # hedge_min_shares: hedged once, not twice
+    summary = bt.record.summary["exposure"]["AAPL"]
+    assert summary["breaches"] == 0
