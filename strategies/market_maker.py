@@ -18,8 +18,10 @@ multiplier) follows the token inventory (a fact, never an intent), at the venue
 ``strategies.mm_hedge.hedge_route`` chooses: the broker in the session's order form, else the
 token's perpetual (``strategy.perp_hedge``) when ``strategies.hedge_route.choose_hedge_venue``
 takes it on its cost and liquidation distance, placed and migrated to the broker at its open by
-``strategies.perp_hedge.PerpHedger`` (the mint/redeem strategy's mechanism). While no broker
-session hedges, each side widens by that hedge's expected cost. Under the kill switch the hedge
+``strategies.perp_hedge.PerpHedger`` (the mint/redeem strategy's mechanism); with the broker
+open, the perpetual takes a hedge when it is cheaper than the broker by ``_KEEP_MARGIN`` and
+keeps it until the broker is as much cheaper (``_open_perp_hedge``, ``_perp_keeps``). While no
+broker session hedges, each side widens by that hedge's expected cost. Under the kill switch the hedge
 still goes out: it moves the stock's net delta toward zero, which is what risk lets through. An inventory beyond
 ``hedge_band`` is minted or redeemed back to the target.
 
@@ -86,6 +88,10 @@ NS = 1_000_000_000
 ZERO = Decimal(0)
 GROUP_PREFIX = "mm-"
 _MAX_BACKOFF_NS = 1800 * NS
+# while the broker is open the perpetual takes a hedge when it is cheaper than the broker by
+# this factor, and keeps it until the broker is cheaper by as much: estimates that hover around
+# equal (the broker's spread moves with every quote) would move hedges back and forth
+_KEEP_MARGIN = 1.25
 
 
 @dataclass(slots=True)
@@ -470,22 +476,50 @@ class MarketMakerStrategy:
 
     def _perp_choice(
         self, ctx: StrategyContext, qt: QuotedToken, hedge_side: Side, tokens: Decimal,
-        hold_s: float,
+        hold_s: float, broker_cost: float | None = None, *, adds: bool = True,
     ) -> tuple[bool, str, PerpHedgeCost | None]:  # fmt: skip
-        """Whether a hedge of ``tokens`` on ``hedge_side`` goes on the perpetual while the broker
-        is closed: ``strategies.hedge_route.choose_hedge_venue`` on its cost over ``hold_s``,
-        its liquidation distance and the margin risk asks; with the reason and the cost."""
+        """Whether a hedge of ``tokens`` on ``hedge_side`` goes (or stays) on the perpetual:
+        ``strategies.hedge_route.choose_hedge_venue`` on its cost over ``hold_s``, its
+        liquidation distance and the margin risk asks (``adds``: the hedge is new); while the
+        broker is closed (``broker_cost`` None), or against the broker's ``broker_cost`` while
+        it is open; with the reason and the cost."""
         assert self.perp is not None
         long_hedge = hedge_side is Side.BUY
         cost = self.perp.cost(ctx, qt.symbol, long_hedge=long_hedge, tokens=float(tokens),
                               hold_s=hold_s)  # fmt: skip
-        delta = float(tokens) if long_hedge else -float(tokens)
+        delta = (float(tokens) if long_hedge else -float(tokens)) if adds else 0.0
         choice = choose_hedge_venue(
-            broker_open=False, perp_allowed=True, perp=cost, broker_cost_usd=0.0,
+            broker_open=broker_cost is not None, perp_allowed=True, perp=cost,
+            broker_cost_usd=broker_cost or 0.0,
             min_liquidation_distance=self.cfg.perp_min_liquidation_distance,
             margin_ok=cost is not None and self.perp.margin_ok(ctx, qt.symbol, delta),
         )  # fmt: skip
         return choice.venue is Chosen.PERPETUAL, choice.reason, cost
+
+    def _broker_cost(self, ctx: StrategyContext, qt: QuotedToken, shares: Decimal) -> float:
+        """What a hedge of ``shares`` costs at the broker in and out: the commission on both
+        legs and the quote's spread (half of it each way)."""
+        quote = ctx.market.quotes[qt.stock]
+        commission = float(self.settings.venues[qt.broker].commission_per_share_usd)
+        return float(shares) * (2.0 * commission + max(quote.ask - quote.bid, 0.0))
+
+    def _perp_keeps(self, ctx: StrategyContext, qt: QuotedToken, now: int) -> bool:
+        """While the broker is open: whether what the perpetual holds of this hedge is cheaper
+        to keep there over ``horizon_s`` than at the broker (then it does not migrate, and a
+        hedge placed there because it was cheaper does not come straight back)."""
+        assert self.perp is not None
+        held = self.perp.holds(qt.group_id)
+        if not held:
+            return False
+        multiplier = ctx.tokens[qt.symbol].multiplier_at(now)
+        tokens = abs(held)
+        side = Side.BUY if held > 0 else Side.SELL
+        keeps, _, _ = self._perp_choice(
+            ctx, qt, side, tokens, qt.cfg.horizon_s,
+            self._broker_cost(ctx, qt, shares_for(tokens, multiplier)) * _KEEP_MARGIN,
+            adds=False,
+        )  # fmt: skip
+        return keeps
 
     def _widening(
         self, ctx: StrategyContext, qt: QuotedToken, route: HedgeRoute, to_open: float,
@@ -556,6 +590,7 @@ class MarketMakerStrategy:
             and (self.cfg.perp_migrate_at_open or qt.margin_call)
             and perp.holds(qt.group_id)
             and now >= qt.hedge_retry_ns
+            and (qt.margin_call or not self._perp_keeps(ctx, qt, now))
         ):
             multiplier = ctx.tokens[qt.symbol].multiplier_at(now)
             moves = perp.migrations(ctx, {qt.symbol: multiplier}, self._migration_leg(ctx, qt))
@@ -574,7 +609,37 @@ class MarketMakerStrategy:
             return self._perp_hedge(ctx, qt, now, side, abs(gap))
         if route.kind is not HedgeVenue.BROKER or route.form is None:
             return []  # HOLD: nothing takes a hedge now
+        if perp is not None and qt.symbol in perp.contracts and not qt.margin_call:
+            open_perp = self._open_perp_hedge(ctx, qt, now, side, abs(gap))
+            if open_perp:
+                return open_perp
         return self._broker_hedge(ctx, qt, now, route, side, abs(gap))
+
+    def _open_perp_hedge(
+        self, ctx: StrategyContext, qt: QuotedToken, now: int, side: Side, shares: Decimal
+    ) -> list[Intent]:
+        """While the broker is open, the perpetual takes a hedge that takes off what it holds of
+        this hedge (as far as it holds), or one that leaves it holding a hedge cheaper to keep
+        there than at the broker (the whole holding compared, so that what is placed is also
+        what ``_perp_keeps`` keeps); else nothing (the broker takes it)."""
+        assert self.perp is not None
+        held = self.perp.holds(qt.group_id)
+        multiplier = ctx.tokens[qt.symbol].multiplier_at(now)
+        if held and (held > 0) != (side is Side.BUY):  # would take off what the perpetual holds
+            if not self._perp_keeps(ctx, qt, now):
+                return []  # the broker is the cheaper holder: the migration moves that one
+            return self._perp_hedge(ctx, qt, now, side, shares, limit_tokens=abs(held),
+                                    broker_cost=math.inf,
+                                    reason="takes off part of the perpetual's hedge, cheaper "
+                                    "to hold there than at the broker")  # fmt: skip
+        total = abs(held) + shares / multiplier
+        # cheaper by the margin: costs near equal would move hedges back and forth
+        broker = self._broker_cost(ctx, qt, shares_for(total, multiplier)) / _KEEP_MARGIN
+        keeps, why, _ = self._perp_choice(ctx, qt, side, total, qt.cfg.horizon_s, broker)
+        if not keeps:
+            return []
+        return self._perp_hedge(ctx, qt, now, side, shares, broker_cost=math.inf,
+                                reason=f"broker open, the hedge of {total} tokens: {why}")  # fmt: skip
 
     def _broker_hedge(
         self, ctx: StrategyContext, qt: QuotedToken, now: int, route: HedgeRoute, side: Side,
@@ -590,20 +655,28 @@ class MarketMakerStrategy:
 
     def _perp_hedge(
         self, ctx: StrategyContext, qt: QuotedToken, now: int, side: Side, shares: Decimal,
-        *, limit_tokens: Decimal | None = None,
+        *, limit_tokens: Decimal | None = None, broker_cost: float | None = None,
+        reason: str | None = None,
     ) -> list[Intent]:  # fmt: skip
         """``shares`` worth of tokens on the perpetual (at most ``limit_tokens``), when
-        ``choose_hedge_venue`` takes it there; a decision with the cost's components."""
+        ``choose_hedge_venue`` takes it there: held until the broker's next session while it
+        is closed, or, while it is open (``broker_cost``: the broker's cost of the same hedge),
+        over ``horizon_s`` when that is cheaper than the broker; a decision with the cost's
+        components."""
         assert self.perp is not None
         multiplier = ctx.tokens[qt.symbol].multiplier_at(now)
         tokens = shares / multiplier
         if limit_tokens is not None and tokens > limit_tokens:
             tokens, shares = limit_tokens, limit_tokens * multiplier
-        try:
-            hold_s = seconds_to_hedge(ctx.sessions, now, self._overnight)
-        except ValueError:
-            return []
-        takes, why, cost = self._perp_choice(ctx, qt, side, tokens, hold_s)
+        if broker_cost is not None:
+            hold_s = qt.cfg.horizon_s
+        else:
+            try:
+                hold_s = seconds_to_hedge(ctx.sessions, now, self._overnight)
+            except ValueError:
+                return []
+        takes, why, cost = self._perp_choice(ctx, qt, side, tokens, hold_s, broker_cost)
+        why = reason or why
         found = self.perp.state(ctx, qt.symbol)
         if not takes or cost is None or found is None:
             return []  # held inside the limit until the broker opens (the quotes widened)
