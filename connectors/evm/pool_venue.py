@@ -165,7 +165,16 @@ class UniswapV3Venue:
         account's nonce and, with a position manager, withdraw the ranges an earlier run left
         in this pool (``connectors.evm.orphan_ranges``: before the balances are read, so the
         book opens with what came back). ``PoolCheckError`` (``OrphanRangeError`` when one
-        cannot be withdrawn) or ``TxError``, one line."""
+        cannot be withdrawn) or ``TxError``, one line; what it opened is closed then (the node
+        closes only the parts that connected)."""
+        try:
+            await self._connect()
+        except BaseException:
+            await self.rpc.close()
+            await self.txm.close()
+            raise
+
+    async def _connect(self) -> None:
         try:
             await check_chain(self.rpc, self.chain_id)
             facts = await check_pool(self.rpc, self.pool_address, "latest")
