@@ -25,9 +25,10 @@ from web3.logs import DISCARD
 from bot.clock import LiveClock
 from bot.money import from_base_units
 from connectors.evm.anvil import LOCAL_CHAIN_ID
-from connectors.evm.deploy import create_pool, send
+from connectors.evm.deploy import create_pool, deploy_uniswap, send
 from connectors.evm.keys import Signer
 from connectors.evm.orphan_ranges import OrphanRangeError
+from connectors.evm.pool_reader import PoolCheckError
 from connectors.evm.pool_venue import UniswapV3Venue
 from connectors.evm.range_orders import MAX_UINT128, principal
 from connectors.evm.tx_manager import TxManager, TxSettings
@@ -49,6 +50,7 @@ pytest_plugins = ["tests.evm_chain"]
 
 ETH_USD = Decimal("3000")
 MAX_UINT256 = 2**256 - 1
+ZERO_ADDRESS = "0x" + "0" * 40
 OTHER_FEE = 500  # the same pair's 0.05 % pool: another pool, ticks spaced 10
 
 
@@ -111,9 +113,11 @@ def restart(
     pool: Pool,
     wallet: Wallet,
     check: Callable[[UniswapV3Venue], Awaitable[None]],
+    position_manager: str = "",
 ) -> None:
     """A fresh venue for the wallet on ``pool``, as the restarted daemon builds it; ``check``
-    runs with it (it connects itself) and it is closed after."""
+    runs with it (it connects itself) and it is closed after. ``position_manager``: the
+    chain's by default."""
     market, uniswap = chain.market, chain.market.uniswap
 
     async def main() -> None:
@@ -129,7 +133,7 @@ def restart(
             quoter_address=uniswap.quoter.address, token="TSLAx",
             token_address=market.stock.address, quote="USDC", quote_address=market.usdc.address,
             eth_usd=ETH_USD, clock=LiveClock(),
-            position_manager_address=uniswap.position_manager.address,
+            position_manager_address=position_manager or uniswap.position_manager.address,
         )  # fmt: skip
         venue.bind(Heard())
         try:
@@ -275,3 +279,38 @@ def test_a_range_that_cannot_be_withdrawn_stops_the_start_naming_it(chain: Local
     restart(chain, pool, wallet, check)
     assert wallet.position(stuck) == position
     assert wallet.holdings(pool) == before
+
+
+@pytest.mark.parametrize("manager", ["another factory's", "not one"])
+def test_a_position_manager_of_another_pool_is_refused_at_connect(
+    chain: LocalChain, manager: str
+) -> None:
+    """A configured position manager must serve the pool's factory (else its mints and its
+    sweep are in other pools); an address that is none is refused in one line too."""
+    pool = deploy_stock_pool(chain)
+    wallet = Wallet(chain)
+    deployer = chain.market.deployer
+    if manager == "not one":
+        address = chain.market.stock.address  # an ERC-20: balanceOf, no factory()
+        expected = (
+            f"uniswap: {address} (position_manager) is no NonfungiblePositionManager "
+            "(factory() or balanceOf(address): eth_call: execution reverted)"
+        )
+    else:
+        factory = deploy_uniswap(chain.w3, "UniswapV3Factory", deployer)
+        weth = chain.market.uniswap.weth.address
+        npm = deploy_uniswap(
+            chain.w3, "NonfungiblePositionManager", deployer, factory.address, weth, ZERO_ADDRESS
+        )
+        address = npm.address
+        expected = (
+            f"uniswap: position manager {address} serves factory {factory.address}, the pool's "
+            f"is {chain.market.uniswap.factory.address}"
+        )
+
+    async def check(venue: UniswapV3Venue) -> None:
+        with pytest.raises(PoolCheckError) as refused:
+            await venue.connect()
+        assert str(refused.value) == expected
+
+    restart(chain, pool, wallet, check, position_manager=address)

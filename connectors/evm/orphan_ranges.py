@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 
 from bot.logging import get_logger
 from bot.money import from_base_units
-from connectors.evm.jsonrpc import RpcError
+from connectors.evm.jsonrpc import RpcError, RpcUnavailable
 from connectors.evm.pool_reader import (
     BALANCE_OF,
     PoolCheckError,
@@ -115,17 +115,25 @@ async def find_orphans(venue: UniswapV3Venue, npm: str) -> list[Position]:
     """The wallet's positions in the venue's pool with liquidity or tokens owed, at one block
     (``PoolCheckError``: the chain cannot be read, or ``npm`` serves another factory)."""
     rpc, facts, owner = venue.rpc, venue.facts, venue.txm.address
+    not_one = f"{venue.name}: {npm} (position_manager) is no NonfungiblePositionManager"
     try:
         block = int(await rpc.call("eth_blockNumber"), 16)
         at = hex(block)
-        answers = await rpc.batch(
-            [
-                ("eth_call", [{"to": npm, "data": FACTORY}, at]),
-                ("eth_call", [{"to": venue.pool_address, "data": FACTORY}, at]),
-                ("eth_call", [{"to": npm, "data": BALANCE_OF + address_argument(owner)}, at]),
-            ]
-        )
+        try:
+            answers = await rpc.batch(
+                [
+                    ("eth_call", [{"to": npm, "data": FACTORY}, at]),
+                    ("eth_call", [{"to": venue.pool_address, "data": FACTORY}, at]),
+                    ("eth_call", [{"to": npm, "data": BALANCE_OF + address_argument(owner)}, at]),
+                ]
+            )
+        except RpcUnavailable:
+            raise
+        except RpcError as exc:  # the node answered: a call reverted
+            raise PoolCheckError(f"{not_one} (factory() or balanceOf(address): {exc})") from None
         npm_factory, pool_factory, count = (bytes.fromhex(a[2:]) for a in answers)
+        if len(npm_factory) != 32 or len(count) != 32:
+            raise PoolCheckError(f"{not_one} (no factory() or balanceOf(address))")
         if address_word(npm_factory) != address_word(pool_factory):
             raise PoolCheckError(
                 f"{venue.name}: position manager {npm} serves factory "
