@@ -7,7 +7,9 @@ SIGTERM (or ``--seconds``). Start-up, in order:
 1. ``sandbox`` with ``sandbox.manage``: a sandbox is started in ``sandbox.state`` unless one runs
    there already; only one this run started is stopped at exit.
 2. The node is assembled, ``/healthz`` is served, every venue and source connects (a part that
-   cannot: its one-line error, exit 2, nothing traded).
+   cannot: its one-line error, exit 2, nothing traded). A pool venue with a position manager
+   withdraws, as it connects, the range orders an earlier run left resting (a crash:
+   ``connectors/evm/orphan_ranges.py``), so the balances below include what they held.
 3. The ledger opens with what the venues hold: each account's cash at once, positions at the
    first fair value (the strategy is not started before every holding has a mark); a
    perpetual's open positions at the venue's mark, its cash the collateral less their entry

@@ -16,6 +16,7 @@ the last read), SIGINT: the withdrawals return what the reads booked, to the rou
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -26,7 +27,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from connectors.evm.deploy import local_web3
+from connectors.evm.deploy import local_web3, send
 from connectors.evm.node_packages import uniswap_artifact
 from connectors.sandbox.flow import Flow, FlowRates
 from tests.conftest import REPO
@@ -334,3 +335,103 @@ def test_the_market_maker_quotes_the_sandbox_pool_with_ranges_and_withdraws_them
     # a fill's price is the quote over the qty to 50 digits: the booked cash is the USDC moved
     # to far below a base unit
     assert abs(cash_moved + gas_usd - usdc_moved) < Decimal("1e-12")
+
+
+ERC20_APPROVE = [
+    {"name": "approve", "type": "function", "stateMutability": "nonpayable",
+     "inputs": [{"name": "s", "type": "address"}, {"name": "v", "type": "uint256"}],
+     "outputs": [{"name": "", "type": "bool"}]},
+]  # fmt: skip
+OPEN_WAIT_S = 30.0  # for the daemon to connect, withdraw the range and open its ledger
+
+
+def test_a_range_a_crash_left_is_withdrawn_before_the_ledger_opens(sandbox: Path) -> None:
+    """The wallet holds a resting range no run knows of (minted straight through the position
+    manager, as a killed daemon leaves one): the next `pegbot run` withdraws it before its
+    ledger opens, so the book opens with what came back."""
+    chain = Chain(sandbox_json(sandbox)["endpoints"]["chain"])
+    w3, info = chain.w3, chain.info
+    token0, token1 = (w3.to_checksum_address(info["pool"][t]) for t in ("token0", "token1"))
+    tick = int(chain.pool.functions.slot0().call()[1])
+    lower = (tick // SPACING + 3) * SPACING  # above the price: it holds token0 only
+    amount = 2 * 10**18 if chain.stock_is_token0 else 200 * 10**6
+    erc20 = w3.eth.contract(address=token0, abi=ERC20_APPROVE)
+    send(w3, erc20.functions.approve(chain.npm.address, amount), chain.wallet)
+    deadline_s = int(w3.eth.get_block("latest")["timestamp"]) + 600
+    params = (
+        token0, token1, 3000, lower, lower + 2 * SPACING, amount, 0, 0, 0, chain.wallet,
+        deadline_s,
+    )  # fmt: skip
+    send(w3, chain.npm.functions.mint(params), chain.wallet)
+    (left,) = [i for i in chain.token_ids() if chain.position(i)[7]]
+    held = chain.holdings()  # with the range's deposit out of the wallet
+
+    daemon = Daemon(sandbox)
+    try:
+        deadline = time.monotonic() + OPEN_WAIT_S
+        while time.monotonic() < deadline and daemon.proc.poll() is None:
+            if daemon.so_far().events("ledger_opened"):
+                break
+            time.sleep(0.1)
+    finally:
+        run = daemon.stop()
+    assert run.returncode == 0, run.stderr[-3000:]
+    (withdrawn,) = run.events("orphan_range_withdrawn")
+    assert withdrawn["token_id"] == left
+    assert (withdrawn["tick_lower"], withdrawn["tick_upper"]) == (lower, lower + 2 * SPACING)
+    p = chain.position(left)
+    assert p[7] == p[10] == p[11] == 0
+    back = {asset: Decimal(amount) for asset, amount in withdrawn["back"].items()}
+    assert back["AAPLx" if chain.stock_is_token0 else "USD"] > 0
+    # the ledger opened with the wallet's balances after the withdrawal: what it held, and
+    # what came back
+    (opened,) = run.events("ledger_opened")
+    aaplx = Decimal(held["AAPLx"]).scaleb(-18) + back["AAPLx"]
+    assert Decimal(opened["positions"]["uniswap"]["AAPLx"]) == aaplx
+    assert Decimal(opened["cash"]["uniswap"]) == Decimal(held["USDC"]).scaleb(-6) + back["USD"]
+    events = [json.loads(line)["event"] for line in run.stderr.splitlines() if line[:1] == "{"]
+    assert events.index("orphan_range_withdrawn") < events.index("ledger_opened")
+
+
+def test_a_range_that_cannot_be_withdrawn_stops_the_daemon_before_it_trades(
+    sandbox: Path,
+) -> None:
+    """The same, with no ETH in the wallet for the withdrawal's gas: one line naming the
+    position, exit 2, no ledger opened, the range still resting."""
+    chain = Chain(sandbox_json(sandbox)["endpoints"]["chain"])
+    w3, info = chain.w3, chain.info
+    token0, token1 = (w3.to_checksum_address(info["pool"][t]) for t in ("token0", "token1"))
+    lower = (int(chain.pool.functions.slot0().call()[1]) // SPACING + 4) * SPACING
+    amount = 10**18 if chain.stock_is_token0 else 100 * 10**6
+    erc20 = w3.eth.contract(address=token0, abi=ERC20_APPROVE)
+    send(w3, erc20.functions.approve(chain.npm.address, amount), chain.wallet)
+    deadline_s = int(w3.eth.get_block("latest")["timestamp"]) + 600
+    params = (
+        token0, token1, 3000, lower, lower + SPACING, amount, 0, 0, 0, chain.wallet, deadline_s,
+    )  # fmt: skip
+    send(w3, chain.npm.functions.mint(params), chain.wallet)
+    (left,) = [i for i in chain.token_ids() if chain.position(i)[7]]
+    resting = chain.position(left)
+    eth = w3.eth.get_balance(chain.wallet)
+    w3.provider.make_request("anvil_setBalance", [chain.wallet, "0x0"])  # type: ignore[arg-type]
+    try:
+        daemon = Daemon(sandbox)
+        try:
+            daemon.proc.wait(timeout=OPEN_WAIT_S)
+        finally:
+            run = daemon.stop()
+    finally:
+        w3.provider.make_request("anvil_setBalance", [chain.wallet, hex(eth)])  # type: ignore[arg-type]
+    assert run.returncode == 2, run.stderr[-3000:]
+    error = run.stderr.strip().splitlines()[-1]
+    assert error.startswith(
+        "error: cannot connect uniswap: uniswap: a range left by an earlier run could not be "
+        "withdrawn, so the book would miss what it holds; nothing is traded (withdraw it by "
+        f"hand, or move it out of the wallet, and start again): position {left} (ticks "
+        f"[{lower}, {lower + SPACING}), liquidity {resting[7]}): refused: "
+    ), error
+    (failed,) = run.events("orphan_range_not_withdrawn")
+    assert failed["token_id"] == left
+    assert not run.events("ledger_opened") and not run.events("trading")
+    assert chain.position(left) == resting
+    assert "Unclosed" not in run.stderr  # the venue closed what its failed connect opened

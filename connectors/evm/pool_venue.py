@@ -23,6 +23,8 @@ or REJECTED (reverted, or refused before sending) with ``gas_usd``: every transa
 
 RANGE orders (liquidity over a range beside the price, ADR 0021) go through the
 NonfungiblePositionManager at ``position_manager_address``: ``connectors.evm.range_orders``.
+Those an earlier run left resting (a crash) are withdrawn at ``connect``, before the book opens:
+``connectors.evm.orphan_ranges``.
 
 Hot-path reads (``slot0``, ``balanceOf``, QuoterV2 quotes) are pre-encoded JSON-RPC over one aiohttp
 session (``connectors.evm.jsonrpc``), not web3 calls.
@@ -45,6 +47,7 @@ from bot.model import Fill, Order, OrderState, OrderType, OrderUpdate, Side, Ven
 from bot.money import from_base_units, money_context, to_base_units
 from connectors.base import VenueEvents
 from connectors.evm.jsonrpc import JsonRpc, PreparedCall, RpcError
+from connectors.evm.orphan_ranges import Withdrawn, withdraw_orphans
 from connectors.evm.pool_reader import (
     BALANCE_OF,
     SLOT0,
@@ -147,6 +150,7 @@ class UniswapV3Venue:
         }
         self._eth_balance = PreparedCall("eth_getBalance", [txm.address, "latest"])
         self.ranges = RangeOrders(self, position_manager_address, self.settings.range_poll_s)
+        self.orphans_withdrawn: list[Withdrawn] = []  # at connect: ranges an earlier run left
 
     def __repr__(self) -> str:
         return f"UniswapV3Venue({self.name!r}, {self.pool_address})"
@@ -157,8 +161,20 @@ class UniswapV3Venue:
         self._events = events
 
     async def connect(self) -> None:
-        """Check the chain and the pool (its tokens must be ``token`` and ``quote``) and read
-        the account's nonce. ``PoolCheckError`` or ``TxError``, one line."""
+        """Check the chain and the pool (its tokens must be ``token`` and ``quote``), read the
+        account's nonce and, with a position manager, withdraw the ranges an earlier run left
+        in this pool (``connectors.evm.orphan_ranges``: before the balances are read, so the
+        book opens with what came back). ``PoolCheckError`` (``OrphanRangeError`` when one
+        cannot be withdrawn) or ``TxError``, one line; what it opened is closed then (the node
+        closes only the parts that connected)."""
+        try:
+            await self._connect()
+        except BaseException:
+            await self.rpc.close()
+            await self.txm.close()
+            raise
+
+    async def _connect(self) -> None:
         try:
             await check_chain(self.rpc, self.chain_id)
             facts = await check_pool(self.rpc, self.pool_address, "latest")
@@ -172,6 +188,8 @@ class UniswapV3Venue:
             )
         self._facts = facts
         await self.txm.start()
+        if self.ranges.npm:
+            self.orphans_withdrawn = await withdraw_orphans(self, self.ranges.npm)
 
     async def close(self) -> None:
         await self.ranges.close()

@@ -85,6 +85,7 @@ def _topic(signature: str) -> str:
 
 
 INCREASE_LIQUIDITY_TOPIC = _topic("IncreaseLiquidity(uint256,uint128,uint256,uint256)")
+DECREASE_LIQUIDITY_TOPIC = _topic("DecreaseLiquidity(uint256,uint128,uint256,uint256)")
 COLLECT_TOPIC = _topic("Collect(uint256,address,uint256,uint256)")
 
 
@@ -130,6 +131,13 @@ def multicall_calldata(calls: Iterable[str]) -> str:
     return MULTICALL + encode(["bytes[]"], [[bytes.fromhex(c[2:]) for c in calls]]).hex()
 
 
+def withdrawal_calldata(token_id: int, liquidity: int, recipient: str, deadline_s: int) -> str:
+    """One ``multicall``: ``decreaseLiquidity`` of ``liquidity`` (left out when 0: the manager
+    refuses a decrease of nothing) and ``collect`` of everything to ``recipient``."""
+    calls = [decrease_calldata(token_id, liquidity, deadline_s)] if liquidity else []
+    return multicall_calldata([*calls, collect_calldata(token_id, recipient)])
+
+
 def positions_calldata(token_id: int) -> str:
     return POSITIONS + token_id.to_bytes(32, "big").hex()
 
@@ -169,6 +177,16 @@ def collect_log(logs: Iterable[Mapping[str, Any]], npm: str, token_id: int) -> t
         if tid == token_id:
             paid0, paid1 = paid0 + amount0, paid1 + amount1
     return paid0, paid1
+
+
+def decrease_log(logs: Iterable[Mapping[str, Any]], npm: str, token_id: int) -> tuple[int, int]:
+    """What the receipt's DecreaseLiquidity logs of ``token_id`` took out of the pool (the
+    principal, owed to the position until collected), (amount0, amount1)."""
+    out0 = out1 = 0
+    for tid, (_liquidity, amount0, amount1) in _npm_logs(logs, npm, DECREASE_LIQUIDITY_TOPIC):
+        if tid == token_id:
+            out0, out1 = out0 + amount0, out1 + amount1
+    return out0, out1
 
 
 def principal(
@@ -352,7 +370,7 @@ class RangeOrders:
         record.mint_gas_wei += outcome.cost_wei
         minted = increase_log(outcome.logs, self.npm) if outcome.succeeded else None
         if minted is None:
-            why = await self._revert_reason(data, outcome)
+            why = await self.revert_reason(data, outcome)
             try:  # a moved price is the usual cause: say where it was
                 slot0 = await venue.rpc.eth_call(venue.pool_address, SLOT0, outcome.block_number)
                 tick = word(slot0, 1, signed=True)
@@ -388,7 +406,7 @@ class RangeOrders:
         if not outcome.succeeded:
             raise _Refused(f"approval of {amount} reverted ({outcome.tx_hash})")
 
-    async def _revert_reason(self, data: str, outcome: TxOutcome) -> str:
+    async def revert_reason(self, data: str, outcome: TxOutcome) -> str:
         """The node's reason, from the same call on the state the transaction's block left
         (what reverted it, such as a swap before it in the block, is in that state), and the
         hash."""
@@ -495,12 +513,7 @@ class RangeOrders:
         venue = self.venue
         record.withdrawing = True
         deadline_s = venue.now_s() + int(venue.settings.default_deadline_s)
-        data = multicall_calldata(
-            [
-                decrease_calldata(record.token_id, record.liquidity, deadline_s),
-                collect_calldata(record.token_id, venue.txm.address),
-            ]
-        )
+        data = withdrawal_calldata(record.token_id, record.liquidity, venue.txm.address, deadline_s)
         client_id = record.order.client_id
         try:
             pending = await venue.txm.send(self.npm, data, tag=f"{client_id}/withdraw")
@@ -515,7 +528,7 @@ class RangeOrders:
         record.withdrawal_gas_wei += outcome.cost_wei
         if not outcome.succeeded:
             record.withdrawing = False
-            why = await self._revert_reason(data, outcome)
+            why = await self.revert_reason(data, outcome)
             log.error("range_withdrawal_reverted", venue=venue.name, client_id=client_id, why=why)
             if self._poller is None or self._poller.done():
                 self._poller = asyncio.get_running_loop().create_task(self._poll_loop())
