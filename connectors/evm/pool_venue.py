@@ -279,12 +279,22 @@ class UniswapV3Venue:
         state, reason = await self._why_reverted(terms, outcome)
         self._end(record, state, reason)
 
-    async def _approve(self, record: SwapRecord, token: str, amount: int) -> None:
-        query = allowance_calldata(self.txm.address, self.router_address)
+    async def approve_exactly(
+        self, token: str, spender: str, amount: int, tag: str
+    ) -> TxOutcome | None:
+        """Approve ``spender`` for exactly ``amount`` of ``token``, unless that is its allowance
+        already: the approval's outcome (None: nothing was sent)."""
+        query = allowance_calldata(self.txm.address, spender)
         if word(await self.rpc.eth_call(token, query), 0) == amount:
+            return None
+        data = approve_calldata(spender, amount)
+        return await self.txm.execute(token, data, tag=tag)
+
+    async def _approve(self, record: SwapRecord, token: str, amount: int) -> None:
+        tag = f"{record.order.client_id}/approve"
+        outcome = await self.approve_exactly(token, self.router_address, amount, tag)
+        if outcome is None:
             return
-        data = approve_calldata(self.router_address, amount)
-        outcome = await self.txm.execute(token, data, tag=f"{record.order.client_id}/approve")
         record.hashes.append(outcome.tx_hash)
         record.gas_wei += outcome.cost_wei
         if not outcome.succeeded:

@@ -57,7 +57,6 @@ from bot.model import Fill, Order, OrderState, OrderUpdate, Side, VenueFee
 from bot.money import from_base_units, money_context, to_base_units
 from connectors.evm.jsonrpc import RpcError
 from connectors.evm.pool_reader import SLOT0, PoolCheckError, selector, word
-from connectors.evm.swap_calls import allowance_calldata, approve_calldata
 from connectors.evm.tx_manager import TxError, TxOutcome
 
 if TYPE_CHECKING:
@@ -395,12 +394,10 @@ class RangeOrders:
         return True
 
     async def _approve(self, record: RangeRecord, token: str, amount: int) -> None:
-        venue = self.venue
-        query = allowance_calldata(venue.txm.address, self.npm)
-        if word(await venue.rpc.eth_call(token, query), 0) == amount:
+        tag = f"{record.order.client_id}/approve"
+        outcome = await self.venue.approve_exactly(token, self.npm, amount, tag)
+        if outcome is None:
             return
-        data = approve_calldata(self.npm, amount)
-        outcome = await venue.txm.execute(token, data, tag=f"{record.order.client_id}/approve")
         record.hashes.append(outcome.tx_hash)
         record.mint_gas_wei += outcome.cost_wei
         if not outcome.succeeded:
