@@ -83,9 +83,10 @@ def test_replay_options_are_refused_for_a_live_environment(sandbox: Path) -> Non
     )
 
 
-def paper_config(tmp_path: Path, state: Path) -> Path:
+def paper_config(tmp_path: Path, state: Path, strategy: str = "") -> Path:
     """config/paper-alpaca.example.toml's shape, pointed at the sandbox's servers and chain (a
-    paper run reaches whatever URLs its config names), keys from the environment."""
+    paper run reaches whatever URLs its config names), keys from the environment; ``strategy``:
+    a config's ``[strategy]`` tables (default: the mint/redeem strategy's defaults)."""
     ends = sandbox_json(state)["endpoints"]
     broker, chain, issuer = ends["broker"], ends["chain"], ends["issuer"]
     text = f"""
@@ -127,6 +128,7 @@ pool_address = "{chain["pool"]["address"]}"
 router = "{chain["uniswap"]["router"]}"
 quoter = "{chain["uniswap"]["quoter"]}"
 quote_address = "{chain["tokens"]["USDC"]["address"]}"
+position_manager = "{chain["uniswap"]["position_manager"]}"
 confirmations = 0
 wallet_key = {{ env = "TEST_WALLET_KEY" }}
 
@@ -138,28 +140,26 @@ deliver_to = "uniswap"
 cash_account = "uniswap"
 """
     path = tmp_path / "paper.toml"
-    path.write_text(text)
+    path.write_text(text + strategy)
     return path
+
+
+def strategy_tables(config: str) -> str:
+    """A shipped config's ``[strategy]`` tables, as they stand (up to its ``[risk]``)."""
+    text = (REPO / "config" / config).read_text()
+    return "\n" + text[text.index("[strategy]") : text.index("[risk]")]
 
 
 def test_a_paper_run_reaches_the_venues_its_config_names_with_keys_from_the_environment(
     sandbox: Path, tmp_path: Path
 ) -> None:
     config = paper_config(tmp_path, sandbox)
-    keys = sandbox_json(sandbox)["credentials"]
     missing = pegbot("config", "check", str(config))
     assert missing.returncode == 2
     assert missing.stderr.splitlines()[0] == (
         f"{config}: venues.alpaca.api_key: secret environment variable TEST_APCA_KEY is not set"
     )
-    env = {
-        "TEST_APCA_KEY": keys["broker"]["api_key"],
-        "TEST_APCA_SECRET": keys["broker"]["secret_key"],
-        "TEST_KRAKEN_KEY": keys["exchange"]["api_key"],
-        "TEST_KRAKEN_SECRET": keys["exchange"]["secret"],
-        "TEST_WALLET_KEY": sandbox_wallet_key(),
-        "TEST_ISSUER_KEY": keys["issuer"]["api_key"],
-    }
+    env = paper_env(sandbox)
     run = pegbot("run", "--config", str(config), "--seconds", "3", "--port", "0", env=env)
     assert run.returncode == 0, run.stderr[-2000:]
     (started,) = run.events("daemon_started")
@@ -292,3 +292,34 @@ def test_bad_input_is_one_line_naming_it_and_nothing_trades(
     assert len(errors) == 1 and named in errors[0], run.stderr[-1500:]
     assert "Traceback" not in run.stderr
     assert not run.events("trading") and not run.events("fill")
+
+
+@pytest.mark.parametrize(
+    ("config", "strategy", "quotes"),
+    [
+        ("sandbox-mm.toml", "MarketMakerStrategy", "kraken"),
+        ("sandbox-mm-pool.toml", "MarketMakerStrategy", "uniswap"),
+        ("sandbox-xv.toml", "CrossVenueStrategy", ""),
+    ],
+)
+def test_the_new_strategies_run_in_paper_as_the_mint_redeem_strategy_does(
+    sandbox: Path, tmp_path: Path, config: str, strategy: str, quotes: str
+) -> None:
+    """Each strategy of issue 9 with its sandbox config's parameters, in a paper run (keys from
+    the environment, every venue reached at the URL its config names: here the sandbox's, as
+    Alpaca's paper API and a real exchange and node would be): it trades, a market maker's
+    quotes rest on its venue and are pulled at exit, and no key reaches the logs."""
+    path = paper_config(tmp_path, sandbox, strategy_tables(config))
+    env = paper_env(sandbox)
+    run = pegbot("run", "--config", str(path), "--seconds", "8", "--port", "0", env=env)
+    assert run.returncode == 0, run.stderr[-2000:]
+    (started,) = run.events("daemon_started")
+    assert started["environment"] == "paper"
+    (trading,) = run.events("trading")
+    assert trading["strategy"] == strategy
+    if quotes:  # quotes rested on their venue and were withdrawn at exit, none left working
+        pulled = [o for o in run.events("order_done") if o["state"] == "canceled"]
+        assert pulled and {o["venue"] for o in pulled} == {quotes}, run.stderr[-1500:]
+        assert run.events("quotes_pulled") and not run.events("quotes_left_working")
+    for secret in env.values():  # keys never reach the logs or the summary
+        assert secret not in run.stderr and secret not in run.stdout
