@@ -269,11 +269,20 @@ def feed_import(kind: str, src: Path, out: Path, verify: bool, overwrite: bool) 
 @click.option("--out", required=True, type=click.Path(path_type=Path))
 @click.option("--overwrite", is_flag=True, help="replace an existing feed in --out")
 @click.option("--perp", is_flag=True, help="add a perpetual on the token (docs/perpetual.md)")
-def synth(scenario: str, days: int, seed: int, out: Path, overwrite: bool, perp: bool) -> None:
+@click.option("--perp-index", type=click.Choice(["underlying", "token"]), default="underlying",
+              show_default=True, help="what the perpetual's index follows: the stock's value, or "
+              "the token's own 24/7 price (docs/perpetual.md)")  # fmt: skip
+def synth(
+    scenario: str, days: int, seed: int, out: Path, overwrite: bool, perp: bool, perp_index: str
+) -> None:
     """Generate a seeded synthetic feed for a tokenized stock (docs/synth.md)."""
     from bot.feeds.synth import generate
 
-    result = generate(scenario, days, seed, out, overwrite=overwrite, perp=perp)
+    if perp_index != "underlying" and not perp:
+        raise click.UsageError("--perp-index needs --perp")
+    result = generate(
+        scenario, days, seed, out, overwrite=overwrite, perp=perp, perp_index=perp_index
+    )
     for line in result.messages:
         click.echo(line)
 

@@ -344,3 +344,31 @@ def test_segmented_cumsum_restarts_at_each_segment() -> None:
     values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
     segments = np.array([0, 0, 1, 1, 1])
     assert segmented_cumsum(values, segments).tolist() == [1.0, 3.0, 3.0, 7.0, 12.0]
+
+
+def test_a_perpetual_indexed_on_the_token_follows_its_exchange_mid(tmp_path: Path) -> None:
+    """``--perp-index token``: the perpetual's index is the token's own 24/7 price (its exchange
+    mid, the weekend premium in it) instead of the stock's bridged value; nothing else in the
+    feed changes."""
+    generate("weekend-gap", 4, 7, tmp_path / "u", perp=True)
+    generate("weekend-gap", 4, 7, tmp_path / "t", perp=True, perp_index="token")
+    rows = {name: list(FeedReader(tmp_path / name).iter_rows()) for name in ("u", "t")}
+
+    def others(feed: list[dict[str, Any]]) -> list[str]:  # repr: nan == nan
+        return [repr(r) for r in feed if r["kind"] != EventKind.PERP_STATE]
+
+    assert others(rows["u"]) == others(rows["t"])
+    book = [(r["ts_event"], (r["bid_px"] + r["ask_px"]) / 2) for r in rows["t"]
+            if r["kind"] == EventKind.BOOK_TOP]  # fmt: skip
+    book_ts = np.array([ts for ts, _ in book])
+    states = {name: [r for r in rows[name] if r["kind"] == EventKind.PERP_STATE] for name in rows}
+    apart = 0
+    for u, t in zip(states["u"], states["t"], strict=True):
+        i = int(np.searchsorted(book_ts, t["ts_event"], side="right")) - 1
+        index = float(json.loads(t["value"])["index"])
+        if i >= 0:
+            assert index == pytest.approx(book[i][1], abs=5e-5)  # to the row's 4 decimals
+        apart += abs(index - float(json.loads(u["value"])["index"])) > 1.0
+    assert apart > 100  # over the weekend the token's price is far from the stock's value
+    with pytest.raises(InputError, match="perp index must be 'underlying' or 'token'"):
+        generate("weekend-gap", 4, 7, tmp_path / "x", perp=True, perp_index="spot")

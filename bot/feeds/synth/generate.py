@@ -72,12 +72,14 @@ def generate(
     start: date | None = None,
     overwrite: bool = False,
     perp: bool = False,
+    perp_index: str = "underlying",
 ) -> SynthResult:
     """Write ``days`` days of ``scenario`` from ``start`` (00:00 ET) to the feed directory ``out``.
 
     ``start`` defaults to the scenario's ``default_start``. ``perp`` adds a perpetual on the
     token (``bot.feeds.synth.perp``) drawn from a generator of its own: every other row stays as
-    it was. Raises InputError for an unknown
+    it was; ``perp_index`` "token" makes its index the token's exchange mid instead of the
+    stock's value. Raises InputError for an unknown
     scenario, ``days < 1``, a negative seed, or a weekend-gap window without a weekend reopen;
     FeedError if ``out`` already holds a feed and ``overwrite`` is false.
     """
@@ -86,6 +88,8 @@ def generate(
         raise InputError(f"days must be at least 1, got {days}")
     if seed < 0:
         raise InputError(f"seed must be a non-negative integer, got {seed}")
+    if perp_index not in ("underlying", "token"):
+        raise InputError(f"perp index must be 'underlying' or 'token', got '{perp_index}'")
     first = spec.default_start if start is None else start
     calendar = SessionCalendar(first, first + timedelta(days=days - 1))
     timeline = Timeline.from_calendar(calendar)
@@ -110,10 +114,11 @@ def generate(
     ]
     if perp:  # the fourth child of the seed: the other three streams are untouched
         rng_perp = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(3,)))
-        sources.append(simulate_perp(timeline, underlying, plan, rng_perp))
+        token_mid = exchange.mid_at if perp_index == "token" else None
+        sources.append(simulate_perp(timeline, underlying, plan, rng_perp, token_mid=token_mid))
     source = f"synth:{spec.name} days={days} seed={seed} start={first.isoformat()}"
     if perp:
-        source += " perp"
+        source += " perp" + (" index=token" if perp_index == "token" else "")
     with FeedWriter(Path(out), source=source, overwrite=overwrite) as writer:
         _write_merged(writer, sources, timeline.start_ns)
         events = writer.close()

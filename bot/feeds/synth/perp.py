@@ -5,7 +5,10 @@ underlying's mid while it is quoted and, across a stretch without quotes (a week
 a geometric bridge from the last mid before it to the first mid after it that moves as
 ``(1 - exp(-h / tau)) / (1 - exp(-H / tau))`` (``h`` hours into the ``H``-hour stretch, ``tau``
 ``PerpParams.discovery_tau_h``): the perpetual discovers over the weekend most of the move the
-stock shows at the reopen. The mark is the index times ``1 + b(t)``, ``b`` an Ornstein-Uhlenbeck
+stock shows at the reopen. With ``token_mid`` (``pegbot synth --perp-index token``) the index is
+instead the token's own 24/7 price, its exchange mid, premium and all: a perpetual whose index is
+the token's trading, against which a premium cannot be hedged away (ADR 0018 explains why the
+default follows the stock). The mark is the index times ``1 + b(t)``, ``b`` an Ornstein-Uhlenbeck
 basis (``basis_bps`` stationary std-dev, ``basis_tau_s``); the funding rate per interval is
 ``base_rate + basis_to_rate * b`` clamped to ``+- rate_cap``, paid at multiples of
 ``funding_interval_s`` since the epoch. Rows every ``step_s`` seconds, all week.
@@ -16,6 +19,7 @@ not change when a perpetual is added), or read the wall clock.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
@@ -58,8 +62,10 @@ def simulate_perp(
     plan: IssuerPlan,
     rng: np.random.Generator,
     params: PerpParams | None = None,
+    token_mid: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, object]:
-    """The PERP_STATE rows as feed columns (see the module docstring)."""
+    """The PERP_STATE rows as feed columns (see the module docstring); ``token_mid(ts)``: the
+    token's price at each ``ts``, when the index follows the token."""
     p = params or PerpParams()
     step = int(p.step_s * NS_PER_S)
     ts = np.arange(timeline.start_ns + step, timeline.end_ns, step, dtype=np.int64)
@@ -73,6 +79,8 @@ def simulate_perp(
     weight = np.clip(-np.expm1(-h / p.discovery_tau_h) / -np.expm1(-span / p.discovery_tau_h), 0, 1)
     weight = np.where(ts < quotes[0], 0.0, weight)
     index = mid[before] * (mid[after] / mid[before]) ** weight * plan.multiplier_at(ts)
+    if token_mid is not None:
+        index = token_mid(ts)
     basis = ornstein_uhlenbeck(rng, ts, p.basis_bps * 1e-4, p.basis_tau_s)
     mark = index * (1.0 + basis)
     rate = np.clip(p.base_rate + p.basis_to_rate * basis, -p.rate_cap, p.rate_cap)
