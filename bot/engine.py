@@ -131,6 +131,10 @@ class Engine:
         self.executor = Executor(venues, issuers, journal, id_prefix, transfer_venues=transfers,
                                  retain_ended=history)  # fmt: skip
         self._rebalancer = rebalancer
+        # what transfers may take: the ledger less what working orders may still take (the
+        # rebalancer's levels, and risk's overdraw check)
+        self._spendable = Spendable(ledger, self.executor)
+        risk.committed = self.executor.committed
         self.transfer_log: MutableSequence[tuple[Transfer, TransferUpdate]] = _kept(history)
         self.decisions: MutableSequence[Decision] = _kept(history)
         self._unlogged: list[Decision] = []  # taken decisions, logged once their intents are out
@@ -766,7 +770,7 @@ class Engine:
     def _rebalance(self) -> None:
         """Ask the rebalancer for transfers (at once empty while the book is unchanged)."""
         if self._rebalancer is not None:
-            self._act(self._rebalancer.plan(self._ledger, self._now()))
+            self._act(self._rebalancer.plan(self._spendable, self._now()))
 
     def request_cash_account(self, issuer: str) -> str:
         """The account that pays for ``issuer``'s mints and is paid for its redeems."""
@@ -831,3 +835,26 @@ class Engine:
 def _kept(history: int | None) -> MutableSequence[Any]:
     """A list (everything kept), or the last ``history`` items."""
     return [] if history is None else deque(maxlen=history)
+
+
+class Spendable:
+    """The ledger as a transfer sees it (risk's overdraw check, the rebalancer's levels): what
+    an account holds less what its unsent transfers will take (``Ledger.available``) and less
+    what its working orders may still take (``Executor.committed``), so that a transfer never
+    moves away the tokens a working sale offers or the cash a working buy will pay."""
+
+    __slots__ = ("_ledger", "_executor")
+
+    def __init__(self, ledger: Ledger, executor: Executor) -> None:
+        self._ledger = ledger
+        self._executor = executor
+
+    @property
+    def version(self) -> int:
+        return self._ledger.version
+
+    def available(self, account: str, asset: str) -> Decimal:
+        return self._ledger.available(account, asset) - self._executor.committed(account, asset)
+
+    def open_transfers(self) -> list[Transfer]:
+        return self._ledger.open_transfers()

@@ -14,6 +14,7 @@ from decimal import Decimal
 from bot.intents import CancelOrder, PlaceOrder, RequestMintRedeem, RequestTransfer
 from bot.journal import Journal, JournalEntry
 from bot.model import (
+    Currency,
     Fill,
     MintRedeemRequest,
     Order,
@@ -26,6 +27,7 @@ from bot.model import (
     Transfer,
     TransferState,
     TransferUpdate,
+    VenueKind,
 )
 from connectors.base import IssuerVenue, OrderVenue, TransferVenue
 
@@ -315,6 +317,24 @@ class Executor:
              if o.side is Side.SELL and o.venue == venue and o.instrument == instrument),
             Decimal(0),
         )  # fmt: skip
+
+    def committed(self, venue: str, asset: str) -> Decimal:
+        """What working orders at ``venue`` may still take of ``asset``: the tokens its working
+        sells offer, or ("USD") what its working buys may pay (the rest at the limit, else at
+        the price they were decided at). A perpetual's orders take margin, not the notional."""
+        if asset != Currency.USD:
+            return self.working_sells(venue, asset)
+        place = self.venues.get(venue)
+        if place is not None and place.kind is VenueKind.PERPETUAL:
+            return Decimal(0)
+        total = Decimal(0)
+        for o in self._open.values():
+            if o.venue == venue and o.side is Side.BUY:
+                price = o.limit_price
+                total += o.remaining * (
+                    price if price is not None else Decimal(repr(o.reference_price))
+                )
+        return total
 
     def in_flight_requests(self, token: str | None = None) -> list[MintRedeemRequest]:
         return [

@@ -102,6 +102,9 @@ class RiskEngine:
         # under the kill switch: (the stock's net delta with working orders, the order's change
         # to it) in shares, None when the order moves no stock (bot/exposure.py); set by the node
         self.delta_effect: Callable[[PlaceOrder], tuple[Decimal, Decimal] | None] | None = None
+        # what working orders at a venue may still take of an asset (the executor's): a
+        # transfer may not move it away; set by the engine
+        self.committed: Callable[[str, str], Decimal] | None = None
         # in-flight exposure per (venue, token), valid for one ledger at one version: the
         # ledger hands out copies of its requests, which costs more than the rest of a check
         self._flight_of: tuple[LedgerView, int] | None = None
@@ -225,6 +228,8 @@ class RiskEngine:
             return _reject("no_balances", "no account balances to check a transfer against")
         for asset, amount in debits(t.asset, t.amount, t.fee_usd, t.fee_tokens).items():
             available = ledger.available(t.source, asset)
+            if self.committed is not None:  # what working orders there may still take
+                available -= self.committed(t.source, asset)
             if amount > available:
                 return _reject(
                     "overdraw",

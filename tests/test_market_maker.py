@@ -18,7 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.backtest.runner import Backtest
-from bot.intents import PlaceOrder
+from bot.engine import Spendable
+from bot.intents import PlaceOrder, RequestTransfer
 from bot.logging import configure_logging
 from bot.model import (
     Fill,
@@ -503,3 +504,33 @@ def test_after_a_restart_the_opening_broker_position_counts_as_the_hedge(tmp_pat
     assert abs(tokens + shares) <= Decimal("0.01")  # hedge_min_shares: hedged once, not twice
     summary = bt.record.summary["exposure"]["AAPL"]
     assert summary["breaches"] == 0
+
+
+def test_a_transfer_never_moves_what_a_working_order_may_still_take(tmp_path: Path) -> None:
+    """Tokens a working sale offers, and cash a working buy will pay, are not there to transfer:
+    risk's overdraw check and the rebalancer's levels (``Spendable``) see the account less
+    what its working orders may take (``Executor.committed``)."""
+    feed = mm_world.write_feed(tmp_path / "feed", 9, seconds=300)
+    bt = _run(Backtest(mm_world.settings(tmp_path, feed.path, hedge=True)))
+    engine, ledger = bt.engine, bt.ledger
+    executor = engine.executor
+    # what the market maker's own quotes take already, then two orders more
+    tokens0, usd0 = executor.committed("kraken", TOKEN), executor.committed("kraken", "USD")
+    held, cash = ledger.position("kraken", TOKEN), ledger.cash("kraken")
+    move = RequestTransfer("r", TOKEN, held - tokens0, "kraken", "alpaca")
+    pay = RequestTransfer("r", "USD", cash - usd0, "kraken", "alpaca")
+    assert engine.risk.check(move, ledger).ok and engine.risk.check(pay, ledger).ok
+    sale = PlaceOrder("kraken", TOKEN, Side.SELL, Decimal(3), OrderType.LIMIT, Decimal(10_000),
+                      tif=TimeInForce.GTC, reference_price=10_000.0)  # fmt: skip
+    buy = PlaceOrder("kraken", TOKEN, Side.BUY, Decimal(2), OrderType.LIMIT, Decimal(1),
+                     tif=TimeInForce.GTC, reference_price=1.0)  # fmt: skip
+    executor.place(sale, bt.clock.now_ns())
+    executor.place(buy, bt.clock.now_ns())
+    assert executor.committed("kraken", TOKEN) == tokens0 + 3
+    assert executor.committed("kraken", "USD") == usd0 + 2
+    refused = engine.risk.check(move, ledger)
+    assert refused.code == "overdraw" and f"{held - tokens0 - 3} available" in refused.reason
+    assert engine.risk.check(pay, ledger).code == "overdraw"
+    spendable = Spendable(ledger, executor)
+    assert spendable.available("kraken", TOKEN) == held - tokens0 - 3
+    assert spendable.available("kraken", "USD") == cash - usd0 - 2
