@@ -10,8 +10,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -49,6 +51,45 @@ def pegbot(*args: str, env: dict[str, str] | None = None, timeout: float = 240) 
         env={**os.environ, **(env or {})},
     )
     return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+def pegbot_until(
+    *args: str,
+    done: Callable[[Outcome], bool],
+    env: dict[str, str] | None = None,
+    timeout: float = 120,
+) -> Outcome:
+    """``pegbot ARGS`` in the background, its log read as it comes, stopped with SIGINT once
+    ``done`` holds for the log so far (or after ``timeout`` seconds): the run as it ended. A run
+    waits on what it must see, not on a fixed time that a loaded machine may not fit in."""
+    proc = subprocess.Popen(  # noqa: S603 (our own console script)
+        [str(PEGBOT), *args], cwd=REPO, env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lines: list[str] = []
+
+    def read() -> None:
+        assert proc.stderr is not None
+        lines.extend(proc.stderr)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if done(Outcome(-1, "", "".join(list(lines)))):
+            break
+        time.sleep(0.25)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(timeout=10)
+    assert proc.stdout is not None
+    return Outcome(proc.returncode, proc.stdout.read(), "".join(lines))
 
 
 @pytest.fixture(scope="module")

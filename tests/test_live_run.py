@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from bot.live import sandbox_wallet_key
 from tests.conftest import REPO
-from tests.sandbox_world import pegbot, sandbox_json, set_a_premium
+from tests.sandbox_world import Outcome, pegbot, pegbot_until, sandbox_json, set_a_premium
 
 SANDBOX_CONFIG = REPO / "config" / "sandbox.toml"
 pytest_plugins = ["tests.sandbox_world"]
@@ -185,16 +186,33 @@ def test_a_premium_on_the_exchange_is_sold_hedged_at_the_broker_and_minted_back(
     through the real clients; outside every session it stands aside."""
     quote = set_a_premium(sandbox)
     recording = tmp_path / "recording"
-    run = pegbot(
-        "run", "--config", str(SANDBOX_CONFIG), "--seconds", "25", "--port", "0",
-        "--record", str(recording),
-        env={"PEGBOT_SANDBOX__STATE": str(sandbox), "PEGBOT_SANDBOX__MANAGE": "false"},
-    )  # fmt: skip
+    env = {"PEGBOT_SANDBOX__STATE": str(sandbox), "PEGBOT_SANDBOX__MANAGE": "false"}
+    args = ("run", "--config", str(SANDBOX_CONFIG), "--port", "0", "--record", str(recording))
+    if quote["session"] == "closed":
+        run = pegbot(*args, "--seconds", "25", env=env)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.events("fill") == []
+        return
+    settled: list[float] = []
+
+    def sold_hedged_and_minted(so_far: Outcome) -> bool:
+        """The sale, its whole hedge and the mint's acceptance are in the log (then 2 s more
+        for answers on their way): the run waits for them, as long as a loaded machine needs."""
+        fills = so_far.events("fill")
+        sold = sum(float(f["qty"]) for f in fills
+                   if f["instrument"] == "AAPLx" and f["side"] == "sell")  # fmt: skip
+        hedged = sum(float(f["qty"]) for f in fills
+                     if f["venue"] == "alpaca" and f["role"] == "hedge")  # fmt: skip
+        minted = any((u["kind"], u["state"]) == ("mint", "accepted")
+                     for u in so_far.events("request_update"))  # fmt: skip
+        if not (sold > 0 and minted and abs(hedged - sold) < 1e-6):
+            return False
+        settled.append(time.monotonic())
+        return time.monotonic() - settled[0] > 2.0
+
+    run = pegbot_until(*args, done=sold_hedged_and_minted, env=env, timeout=120)
     assert run.returncode == 0, run.stderr[-2000:]
     fills = run.events("fill")
-    if quote["session"] == "closed":
-        assert fills == []
-        return
     # the hedge follows every token sale, on the book or the pool (whichever the premium is on
     # when the daemon looks: the broker's mid moves on, the pool may show one too)
     sold = [f for f in fills if f["instrument"] == "AAPLx" and f["side"] == "sell"]
